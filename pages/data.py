@@ -1,0 +1,118 @@
+"""Data: upload a folder or zip of class sub-folders (or take the sample) -> a checked Dataset."""
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from tl_core import data
+from ui import charts, state
+from ui.text import t
+from ui.widgets import image_grid, user_errors
+
+THUMBS_PER_CLASS = 12
+
+
+def _signature(files) -> str:
+    # name + size identifies an upload well enough to not re-ingest it on every rerun
+    h = hashlib.sha1()
+    for f in files:
+        h.update(f"{f.name}\0{f.size}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def _ingest(files) -> None:
+    sig = _signature(files)
+    if st.session_state.get("upload_sig") == sig:
+        return
+    cfg = state.config()
+    # a fresh folder per upload: a running job may still be reading the previous one
+    workdir = state.workspace() / "uploads" / sig
+    with st.spinner(t("data_checking", n=len(files))), user_errors():
+        pairs = [(f.name, f.getvalue()) for f in files]
+        state.set_dataset(data.ingest_uploads(pairs, workdir, val_fraction=cfg.val_fraction, seed=cfg.seed))
+        st.session_state.upload_sig = sig
+
+
+def _use_sample() -> None:
+    cfg = state.config()
+    with st.spinner(t("data_checking_sample")), user_errors():
+        state.set_dataset(data.load_dataset(state.SAMPLE_DIR, val_fraction=cfg.val_fraction, seed=cfg.seed))
+        st.session_state.upload_sig = "sample"
+
+
+def sources() -> None:
+    folder_tab, zip_tab, sample_tab = st.tabs([t("data_tab_folder"), t("data_tab_zip"), t("data_tab_sample")])
+    with folder_tab:
+        files = st.file_uploader(t("data_folder_label"), accept_multiple_files="directory",
+                                 help=t("data_folder_help"), key="upload_dir")
+        if files:
+            _ingest(files)
+    with zip_tab:
+        z = st.file_uploader(t("data_zip_label"), type=["zip"], help=t("data_zip_help"), key="upload_zip")
+        if z is not None:
+            _ingest([z])
+    with sample_tab:
+        st.write(t("data_sample_text"))
+        if st.button(t("data_sample_button"), type="primary", key="use_sample"):
+            _use_sample()
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def _thumb(path: str):
+    return data.load_rgb(path, short_side=96)
+
+
+def overview(ds) -> None:
+    counts = ds.counts()
+    n_train, n_val = len(ds.train), len(ds.val)
+    c1, c2, c3 = st.columns(3)
+    c1.metric(t("data_classes"), len(ds.classes))
+    c2.metric(t("data_train_images"), n_train)
+    c3.metric(t("data_val_images"), n_val)
+    st.caption(t("data_split_given") if ds.split_given else
+               t("data_split_made", pct=round(100 * n_val / max(1, n_train + n_val))))
+    labels = {"train": t("train"), "val": t("val")}
+    st.plotly_chart(charts.class_counts(counts, t("data_counts_title"), labels), key="counts_chart")
+    table = pd.DataFrame([{t("class"): c, t("train"): v["train"], t("val"): v["val"]} for c, v in counts.items()])
+    st.dataframe(table, hide_index=True)
+
+
+def report(ds) -> None:
+    for w in ds.report.warnings:
+        st.warning(w)
+    if ds.report.duplicates:
+        with st.expander(t("data_duplicates", n=len(ds.report.duplicates))):
+            for group in ds.report.duplicates:
+                st.write(" · ".join(group))
+    skipped = ds.report.skipped
+    with st.expander(t("data_skipped", n=len(skipped)), expanded=bool(skipped) and len(skipped) <= 20):
+        if skipped:
+            st.dataframe(pd.DataFrame([{t("file"): s.name, t("reason"): s.reason} for s in skipped]),
+                         hide_index=True)
+        else:
+            st.write(t("data_none_skipped"))
+
+
+def thumbnails(ds) -> None:
+    st.subheader(t("data_examples"))
+    tabs = st.tabs(ds.classes)
+    for label, tab in enumerate(tabs):
+        items = [it for it in ds.train + ds.val if it.label == label][:THUMBS_PER_CLASS]
+        with tab:
+            image_grid([_thumb(it.path) for it in items], [""] * len(items), columns=THUMBS_PER_CLASS // 2, width=96)
+
+
+st.title(t("data_title"))
+st.write(t("data_intro"))
+sources()
+ds = state.dataset()
+if ds is None:
+    st.info(t("data_none_yet"))
+else:
+    st.success(t("data_loaded", k=len(ds.classes), n=len(ds.train) + len(ds.val)))
+    overview(ds)
+    report(ds)
+    thumbnails(ds)
+    st.page_link("pages/model.py", label=t("go_model"), icon="🧠")

@@ -1,0 +1,103 @@
+"""Evaluate: how good is a finished run, where does it go wrong, and how do runs compare."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from tl_core import runs
+from ui import charts
+from ui.text import t
+from ui.widgets import finished_runs, image_grid, pick_run, run_label, user_errors
+
+MAX_MISTAKES = 24
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _evaluation(run_dir: str, mtime: float):
+    # mtime in the key: a run folder rewritten in place is evaluated again
+    return runs.evaluation(run_dir)
+
+
+def _mtime(run_dir) -> float:
+    from pathlib import Path
+
+    p = Path(run_dir) / "run.json"
+    return p.stat().st_mtime if p.exists() else 0.0
+
+
+def metrics(info, ev) -> None:
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric(t("ev_accuracy"), f"{ev.accuracy:.1%}")
+    c2.metric(t("ev_val_loss"), f"{info.metrics.get('val/loss', float('nan')):.3f}")
+    c3.metric(t("ev_backbone"), info.config.backbone)
+    c4.metric(t("ev_strategy"), t("strat_" + info.config.strategy))
+    pretrained = info.config.pretrained
+    if pretrained.startswith("run:"):
+        st.caption(t("ev_lineage_run", parent=pretrained[4:].rstrip("/").rsplit("/", 1)[-1]))
+    else:
+        st.caption(t("ev_lineage", source=t(f"m_weights_{pretrained}") if pretrained in ("hub", "none") else pretrained))
+
+
+def confusion(ev) -> None:
+    normalise = st.toggle(t("ev_normalise"), key="ev_norm", help=t("ev_normalise_help"))
+    labels = {"pred": t("ev_pred"), "true": t("ev_true")}
+    st.plotly_chart(charts.confusion(ev.confusion, ev.classes, normalise, labels), key="confusion")
+
+
+def per_class(ev) -> None:
+    df = pd.DataFrame(ev.per_class).rename(columns={
+        "class": t("class"), "precision": t("ev_precision"), "recall": t("ev_recall"), "f1": "F1",
+        "support": t("ev_support")})
+    st.dataframe(df, hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in (t("ev_precision"), t("ev_recall"), "F1")})
+    st.caption(t("ev_per_class_help"))
+
+
+def mistakes(ev) -> None:
+    wrong = sorted(ev.misclassified, key=lambda m: -m["confidence"])[:MAX_MISTAKES]
+    st.subheader(t("ev_mistakes", n=len(ev.misclassified)))
+    if not wrong:
+        st.success(t("ev_no_mistakes"))
+        return
+    from tl_core.data import load_rgb
+
+    images = [load_rgb(m["path"], short_side=128) for m in wrong]
+    caps = [t("ev_mistake_cap", true=m["true"], pred=m["pred"], conf=m["confidence"]) for m in wrong]
+    image_grid(images, caps, columns=6, width=120)
+
+
+def compare() -> None:
+    all_runs = finished_runs()
+    if len(all_runs) < 2:
+        st.info(t("ev_compare_need"))
+        return
+    picked = st.multiselect(t("ev_compare_pick"), range(len(all_runs)), default=[0, 1], key="ev_compare",
+                            format_func=lambda i: run_label(all_runs[i]))
+    chosen = [all_runs[i] for i in picked]
+    rows = {r.name: charts.epoch_rows(runs.read_events(r.dir)) for r in chosen}
+    labels = {"epoch": t("chart_epoch")}
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.compare(rows, "val/acc", t("ev_compare_acc"), labels), key="cmp_acc")
+    c2.plotly_chart(charts.compare(rows, "val/loss", t("ev_compare_loss"), labels), key="cmp_loss")
+    table = [{t("ev_run"): r.name, t("ev_backbone"): r.config.backbone, t("ev_strategy"): t("strat_" + r.config.strategy),
+              t("ev_accuracy"): r.metrics.get("val/acc"), t("ev_val_loss"): r.metrics.get("val/loss"),
+              t("ev_epochs"): r.config.epochs} for r in chosen]
+    st.dataframe(pd.DataFrame(table), hide_index=True)
+
+
+st.title(t("eval_title"))
+one, many = st.tabs([t("ev_tab_one"), t("ev_tab_compare")])
+with one:
+    info = pick_run("ev_pick", key="ev_run")
+    if info is not None:
+        with st.spinner(t("ev_working")), user_errors():
+            ev = _evaluation(str(info.dir), _mtime(info.dir))
+            metrics(info, ev)
+            left, right = st.columns(2)
+            with left:
+                confusion(ev)
+            with right:
+                per_class(ev)
+            mistakes(ev)
+with many:
+    compare()

@@ -1,0 +1,220 @@
+"""Model: pick a backbone, where its weights come from, how much of it trains, and the knobs."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from tl_core import catalog, weights
+from tl_core.config import AUGMENTATIONS, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from ui import advisor, state
+from ui.text import t
+from ui.widgets import finished_runs, image_grid, run_label, user_errors
+
+LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+BATCHES = [8, 16, 32, 64, 128, 256]
+
+
+def _seed_from(cfg: RunConfig) -> None:
+    """Put the saved config back into the widgets (Streamlit drops them on page change)."""
+    curated = [b.name for b in catalog.CURATED]
+    state.seed_widget("m_source", "shortlist" if cfg.backbone in curated else "search")
+    state.seed_widget("m_backbone", cfg.backbone if cfg.backbone in curated else curated[0])
+    state.seed_widget("m_query", "" if cfg.backbone in curated else cfg.backbone)
+    kind = cfg.pretrained if cfg.pretrained in ("hub", "none") else ("run" if cfg.pretrained.startswith("run:") else "file")
+    state.seed_widget("m_weights", kind)
+    for key, value in (("m_strategy", cfg.strategy), ("m_unfreeze", max(1, cfg.unfreeze)), ("m_epochs", cfg.epochs),
+                       ("m_batch", cfg.batch_size), ("m_imgsize", cfg.image_size), ("m_lr", cfg.lr),
+                       ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
+                       ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
+                       ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device)):
+        state.seed_widget(key, value)
+
+
+def gallery() -> str:
+    """The curated shortlist as a table, or a search over every timm pretrained name."""
+    source = st.radio(t("m_source"), ["shortlist", "search"], key="m_source", horizontal=True,
+                      format_func=lambda s: t(f"m_source_{s}"))
+    if source == "shortlist":
+        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
+                               t("m_col_top1"): b.top1, t("m_col_speed"): b.speed_hint, t("m_col_why"): b.why}
+                              for b in catalog.CURATED])
+        st.dataframe(table, hide_index=True, column_config={
+            t("m_col_params"): st.column_config.NumberColumn(format="%.2f M"),
+            t("m_col_top1"): st.column_config.NumberColumn(format="%.1f %%")})
+        st.caption(t("m_top1_source"))
+        return st.selectbox(t("m_backbone"), [b.name for b in catalog.CURATED], key="m_backbone")
+    query = st.text_input(t("m_query"), key="m_query", placeholder="convnext, vit_small, efficientnet...")
+    found = catalog.search(query, limit=50) if query else []
+    if not found:
+        st.info(t("m_search_none") if query else t("m_search_hint"))
+        return state.config().backbone
+    return st.selectbox(t("m_search_results", n=len(found)), found, key="m_search_pick")
+
+
+def _save_weights_file(upload) -> None:
+    path = state.workspace() / "weights" / state.safe_name(upload.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.stat().st_size != upload.size:
+        path.write_bytes(upload.getvalue())
+    st.session_state.weights_file = str(path)
+
+
+def _hub_status(backbone: str) -> None:
+    status = weights.cache_status(backbone)
+    if status.cached:
+        st.success(t("m_hub_cached", mb=status.size_bytes / 1e6, where=status.cache_dir))
+        return
+    st.info(status.message or t("m_hub_not_cached"))
+    if st.button(t("m_hub_fetch"), key="m_fetch"):
+        bar = st.progress(0.0, text=t("m_hub_fetching"))
+
+        def progress(done, total):  # called on this script thread by weights.fetch
+            bar.progress(min(1.0, done / total) if total else 0.0, text=t("m_hub_fetch_mb", mb=done / 1e6))
+
+        with user_errors():
+            weights.fetch(backbone, progress=progress)
+            st.rerun()
+
+
+def weights_source(backbone: str) -> str:
+    kinds = ["hub", "file", "run", "none"]
+    kind = st.radio(t("m_weights"), kinds, key="m_weights", format_func=lambda k: t(f"m_weights_{k}"),
+                    horizontal=True)
+    if kind == "hub":
+        if hasattr(weights, "cache_status"):
+            _hub_status(backbone)
+        return "hub"
+    if kind == "file":
+        upload = st.file_uploader(t("m_weights_upload"), type=["safetensors"], key="m_weights_file")
+        if upload is not None:
+            _save_weights_file(upload)
+        path = st.session_state.get("weights_file")
+        if not path:
+            st.info(t("m_weights_need_file"))
+            return "none"
+        st.caption(t("m_weights_using", name=path.rsplit("/", 1)[-1]))
+        return path
+    if kind == "run":
+        runs = finished_runs()
+        if not runs:
+            st.info(t("no_runs"))
+            return "none"
+        i = st.selectbox(t("m_weights_pick_run"), range(len(runs)), key="m_weights_run",
+                         format_func=lambda i: run_label(runs[i]))
+        return f"run:{runs[i].dir}"
+    return "none"
+
+
+def _images_per_class(ds) -> int:
+    counts = ds.counts()
+    return min(v["train"] + v["val"] for v in counts.values())
+
+
+def advice(ds) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{t('adv_title')}**")
+        if ds is not None:
+            n = _images_per_class(ds)
+            st.caption(t("adv_count_from_data", n=n))
+        else:
+            n = st.number_input(t("adv_count"), 1, 100_000, 50, key="adv_n")
+        similar = st.radio(t("adv_similar"), [True, False], key="adv_similar", horizontal=True,
+                           format_func=lambda s: t("yes") if s else t("no"), help=t("adv_similar_help"))
+        strategy, why = advisor.recommend(int(n), similar)
+        st.markdown(t("adv_result", strategy=t(f"strat_{strategy}")) + " " + t(why))
+        st.caption(t("adv_threshold", n=advisor.SMALL_PER_CLASS))
+        st.button(t("adv_apply"), key="adv_apply", on_click=st.session_state.__setitem__,
+                  args=("m_strategy", strategy))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _param_counts(cfg_json: str, num_classes: int) -> tuple[int, int]:
+    # builds the model once per (config, classes); pretrained "none" so nothing downloads
+    cfg = RunConfig.from_dict(json.loads(cfg_json)).replace(pretrained="none")
+    return catalog.trainable_params(cfg, num_classes)
+
+
+def strategy(backbone: str) -> tuple[str, int]:
+    choice = st.radio(t("m_strategy"), STRATEGIES, key="m_strategy", format_func=lambda s: t(f"strat_{s}"))
+    st.info(t(f"strat_{choice}_explain"), icon="💡")
+    unfreeze = st.session_state.m_unfreeze
+    if choice == "partial":
+        stages = max(1, catalog.num_stages(backbone))
+        st.session_state.m_unfreeze = min(unfreeze, stages)
+        unfreeze = st.slider(t("m_unfreeze"), 1, stages, key="m_unfreeze", help=t("m_unfreeze_help"))
+    return choice, unfreeze
+
+
+def advanced(ds) -> dict:
+    with st.expander(t("m_advanced")):
+        c1, c2, c3 = st.columns(3)
+        kw = dict(
+            epochs=c1.number_input(t("m_epochs"), 1, 500, key="m_epochs"),
+            batch_size=c2.selectbox(t("m_batch"), BATCHES, key="m_batch"),
+            image_size=c3.number_input(t("m_imgsize"), 0, 1024, step=16, key="m_imgsize", help=t("m_imgsize_help")),
+            lr=c1.select_slider(t("m_lr"), LRS, key="m_lr", format_func=lambda v: f"{v:g}", help=t("m_lr_help")),
+            optimizer=c2.selectbox(t("m_opt"), OPTIMIZERS, key="m_opt"),
+            early_stop_patience=c3.number_input(t("m_patience"), 0, 100, key="m_patience", help=t("m_patience_help")),
+            head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
+            device=c2.selectbox(t("m_device"), ["auto", "cpu", "cuda"], key="m_device"),
+        )
+        if kw["head"] == "mlp":
+            kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
+            kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
+        kw["augment"] = st.radio(t("m_augment"), AUGMENTATIONS, key="m_augment", horizontal=True,
+                                 format_func=lambda a: t(f"m_augment_{a}"))
+        st.caption(t(f"m_augment_{kw['augment']}_explain"))
+        if st.button(t("m_preview"), key="m_preview"):
+            _preview(state.config().replace(augment=kw["augment"]), ds)
+    return kw
+
+
+def _preview(cfg: RunConfig, ds) -> None:
+    from tl_core.transforms import preview_augmentations
+
+    path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.png")))
+    with st.spinner(t("m_preview_working")), user_errors():
+        images = preview_augmentations(cfg, path, n=8)
+        image_grid(images, [""] * len(images), columns=8, width=96)
+
+
+def summary(cfg: RunConfig, num_classes: int) -> None:
+    with st.spinner(t("m_counting")), user_errors():
+        trainable, total = _param_counts(json.dumps(cfg.to_dict()), num_classes)
+        st.metric(t("m_trainable"), f"{trainable:,}", help=t("m_trainable_help"))
+        st.progress(trainable / max(1, total), text=t("m_trainable_of", pct=trainable / max(1, total), total=total))
+
+
+st.title(t("model_title"))
+st.write(t("model_intro"))
+ds = state.dataset()
+num_classes = len(ds.classes) if ds is not None else 2
+_seed_from(state.config())
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader(t("m_step_backbone"))
+    backbone = gallery()
+    st.subheader(t("m_step_weights"))
+    pretrained = weights_source(backbone)
+with right:
+    advice(ds)
+    st.subheader(t("m_step_strategy"))
+    strategy_name, unfreeze = strategy(backbone)
+values = advanced(ds)
+if strategy_name == "scratch":
+    st.caption(t("m_scratch_note"))
+try:
+    cfg = state.config().replace(backbone=backbone, pretrained=pretrained, strategy=strategy_name,
+                                 unfreeze=int(unfreeze), **values)
+except ConfigError as e:
+    st.error(str(e), icon="⚠️")
+else:
+    state.set_config(cfg)
+    with right:
+        summary(cfg, num_classes)
+    if ds is None:
+        st.info(t("m_no_data"))
+    st.page_link("pages/train.py", label=t("go_train"), icon="🏋️")

@@ -1,0 +1,64 @@
+"""Predict: give the trained model new images; see its top guesses and where it looked."""
+from __future__ import annotations
+
+import streamlit as st
+
+from tl_core import runs
+from tl_core.data import load_rgb
+from ui import charts
+from ui.text import t
+from ui.widgets import pick_run, user_errors
+
+TOP_K = 5
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _predictor(run_dir: str):
+    # a loaded model is reused across reruns and sessions; the run folder never changes once finished
+    return runs.load_run(run_dir)
+
+
+def _inputs() -> list[tuple[str, bytes]]:
+    upload_tab, camera_tab = st.tabs([t("pr_tab_upload"), t("pr_tab_camera")])
+    with upload_tab:
+        files = st.file_uploader(t("pr_upload"), type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
+                                 accept_multiple_files=True, key="pr_files")
+    with camera_tab:
+        shot = st.camera_input(t("pr_camera"), key="pr_camera")
+    items = [(f.name, f.getvalue()) for f in files or []]
+    if shot is not None:
+        items.append((t("pr_camera_name"), shot.getvalue()))
+    return items
+
+
+def show(predictor, name: str, raw: bytes, gradcam: bool) -> None:
+    with st.container(border=True):
+        try:
+            image = load_rgb(raw)
+        except Exception:  # any decode failure is the user's file, not our bug
+            st.error(t("pr_bad_image", name=name))
+            return
+        pairs = predictor.top_k([image], k=min(TOP_K, len(predictor.classes)))[0]
+        best, prob = pairs[0]
+        st.markdown(t("pr_result", name=name, cls=best, prob=prob))
+        c1, c2, c3 = st.columns([1, 1, 2])
+        c1.image(image, caption=t("pr_input"), width="stretch")
+        if gradcam:
+            with st.spinner(t("pr_gradcam_working")):
+                c2.image(predictor.gradcam(image), caption=t("pr_gradcam_cap", cls=best), width="stretch")
+        c3.plotly_chart(charts.top_k(pairs, t("pr_topk")), key=f"topk_{name}_{len(raw)}")
+
+
+st.title(t("predict_title"))
+info = pick_run("pr_pick", key="pr_run")
+if info is not None:
+    gradcam = st.toggle(t("pr_gradcam"), value=True, key="pr_gradcam", help=t("pr_gradcam_help"))
+    items = _inputs()
+    if not items:
+        st.info(t("pr_none_yet"))
+    with user_errors():
+        if items:
+            with st.spinner(t("pr_loading")):
+                predictor = _predictor(str(info.dir))
+            for name, raw in items:
+                show(predictor, name, raw, gradcam)

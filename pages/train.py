@@ -1,0 +1,97 @@
+"""Train: start or stop a Job and watch it live; a refresh or restart replays its events."""
+from __future__ import annotations
+
+import streamlit as st
+
+from tl_core.events import EpochEnd, Failed, Finished, Note, Started, Stopped
+from ui import charts, state
+from ui.text import t
+from ui.widgets import job_events, progress_line, status_of, user_errors
+
+ACTIVE = ("queued", "running")
+CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step")
+
+
+def start(cfg, ds) -> None:
+    with user_errors():
+        job = state.job_manager().submit(cfg, ds, state.runs_root())
+        state.set_job(job)
+
+
+def controls(job, cfg, ds) -> None:
+    active = job is not None and job.status in ACTIVE
+    c1, c2, _ = st.columns([1, 1, 4])
+    if c1.button(t("train_start"), type="primary", disabled=active or ds is None, key="train_start"):
+        start(cfg, ds)
+        st.rerun()
+    if c2.button(t("train_stop"), disabled=not active, key="train_stop"):
+        job.stop()
+        st.toast(t("train_stopping"))
+
+
+def header(events, status: str, job) -> None:
+    started = next((e for e in events if isinstance(e, Started)), None)
+    if status == "queued":
+        st.info(t("train_queued", pos=job.queue_position()), icon="⏳")
+    if started:
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric(t("train_device"), started.device)
+        c2.metric(t("train_images"), f"{started.n_train} / {started.n_val}")
+        c3.metric(t("train_trainable"), f"{started.trainable_params:,}")
+        ips = next((e.images_per_s for e in reversed(events) if hasattr(e, "images_per_s") and e.images_per_s), 0.0)
+        c4.metric(t("train_ips"), f"{ips:,.0f}")
+
+
+def outcome(events) -> None:
+    for e in events:
+        if isinstance(e, Note):
+            st.caption("ℹ️ " + e.message)
+    last = events[-1] if events else None
+    if isinstance(last, Finished):
+        acc = last.metrics.get("val/acc", 0.0)
+        st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds), icon="✅")
+        st.page_link("pages/evaluate.py", label=t("go_evaluate"), icon="📊")
+    elif isinstance(last, Stopped):
+        st.warning(t("train_stopped", epoch=last.epoch), icon="⏹️")
+    elif isinstance(last, Failed):
+        st.error(last.message, icon="⚠️")
+        if last.detail:
+            with st.expander(t("train_details")):
+                st.code(last.detail)
+
+
+def live(job, run_dir) -> None:
+    """Everything that changes while a run goes: polled once a second by the fragment below."""
+    events = job_events(job, run_dir)
+    status = status_of(job, events)
+    header(events, status, job)
+    if status in ACTIVE:
+        frac, text = progress_line(events)
+        st.progress(frac, text=text)
+    labels = {k: t(f"chart_{k}") for k in CURVE_LABELS}
+    rows = charts.epoch_rows(events)
+    if rows:
+        st.plotly_chart(charts.curves(rows, labels), key="curves")
+    if any(getattr(e, "phase", "") == "train" for e in events):
+        st.plotly_chart(charts.step_loss(events, labels), key="steps")
+    outcome(events)
+    if status not in ACTIVE and st.session_state.get("train_polling"):
+        # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling
+        st.session_state.train_polling = False
+        st.rerun(scope="app")
+
+
+st.title(t("train_title"))
+cfg, ds = state.config(), state.dataset()
+if ds is None:
+    st.info(t("train_need_data"))
+    st.page_link("pages/data.py", label=t("go_data"), icon="🗂️")
+st.caption(t("train_summary", backbone=cfg.backbone, strategy=t(f"strat_{cfg.strategy}"),
+             epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch_size))
+job, run_dir = state.current_job()
+controls(job, cfg, ds)
+if job is not None or run_dir is not None:
+    st.caption(t("train_run_folder", path=str(run_dir)))
+    polling = job is not None and job.status in ACTIVE
+    st.session_state.train_polling = polling
+    st.fragment(run_every=1.0 if polling else None)(live)(job, run_dir)

@@ -1,0 +1,87 @@
+"""RunConfig: everything that defines a training run, as plain JSON-able values."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
+OPTIMIZERS = ("adamw", "sgd", "rmsprop")
+HEADS = ("linear", "mlp")
+AUGMENTATIONS = ("none", "light", "strong")
+
+
+class ConfigError(ValueError):
+    """A configuration a user asked for that cannot run; the message says why."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Frozen, JSON round-trip via to_dict/from_dict."""
+
+    backbone: str = "resnet18"
+    # hub | none | a path to .safetensors/.pth | run:<run folder>
+    pretrained: str = "hub"
+    strategy: str = "feature_extraction"
+    unfreeze: int = 1  # stages unfrozen by the partial strategy, counted from the top
+    head: str = "linear"
+    head_hidden: int = 1024  # seed 000: GAP -> Dense(1024) -> softmax
+    head_dropout: float = 0.2
+    optimizer: str = "adamw"
+    lr: float = 1e-3  # head learning rate; the backbone gets lr * backbone_lr_mult
+    backbone_lr_mult: float = 0.1
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    epochs: int = 10
+    batch_size: int = 32
+    image_size: int = 0  # 0: the backbone's own input size
+    augment: str = "light"
+    label_smoothing: float = 0.0
+    early_stop_patience: int = 0  # epochs without val-loss improvement; 0 = off
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # only used on CUDA
+    channels_last: bool = True  # only used on CUDA
+    feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        checks = [
+            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
+            (self.augment in AUGMENTATIONS, f"augment must be one of {', '.join(AUGMENTATIONS)}"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch size must be at least 1"),
+            (self.lr > 0, "learning rate must be positive"),
+            (self.unfreeze >= 0, "unfreeze must be 0 or more stages"),
+            (0 < self.val_fraction < 1, "val_fraction must be between 0 and 1"),
+            (self.image_size == 0 or 32 <= self.image_size <= 1024, "image size must be 32..1024 (or 0 for the model's own)"),
+            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
+            (bool(self.backbone), "choose a backbone"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @property
+    def uses_pretrained(self) -> bool:
+        return self.strategy != "scratch" and self.pretrained != "none"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        d = dict(d)
+        return cls(**d)
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)

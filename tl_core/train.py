@@ -1,0 +1,303 @@
+"""train(cfg, dataset, stop) -> Iterator[Event]: the one training loop. No threads, no UI."""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import ConfigError, RunConfig
+from .data import DataError, Dataset
+from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
+from .model import build_model, count_params
+from .strategies import apply_strategy, set_train_mode
+from .transforms import ImageDataset, eval_transform, preprocess_for, train_transform
+from .weights import WeightsError
+
+
+class StopRequested(Exception):
+    """Raised inside the loop when the stop flag is set; train() turns it into Stopped."""
+
+
+def pick_device(cfg: RunConfig) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("CUDA was asked for but no GPU is available; choose device auto or cpu")
+    if cfg.device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def configure_threads() -> int:
+    """One intra-op thread per usable core (affinity-aware: containers often allow fewer)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def user_message(e: BaseException) -> str:
+    """One sentence for the user; the traceback goes to Failed.detail."""
+    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower():
+        return ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
+                "and start again.")
+    if isinstance(e, (DataError, ConfigError, WeightsError, FloatingPointError)):
+        return str(e)
+    return f"Training failed: {type(e).__name__}: {e}"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(cfg: RunConfig, steps_per_epoch: int):
+    """Linear warm-up, then cosine decay to 1% of the peak, per optimizer step."""
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    total = max(1, cfg.epochs * steps_per_epoch)
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return f
+
+
+def make_optimizer(cfg: RunConfig, groups: list[dict]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+class Run:
+    """What one training run holds: model, optimizer, best checkpoint, timings."""
+
+    def __init__(self, cfg: RunConfig, dataset: Dataset, run_dir: Path | None, stop):
+        if not dataset.val:
+            raise DataError("the dataset has no validation images; add more images per class")
+        self.cfg, self.dataset, self.run_dir, self.stop = cfg, dataset, run_dir, stop
+        self.classes = list(dataset.classes)
+        self.device = pick_device(cfg)
+        self.threads = configure_threads()
+        seed_everything(cfg.seed)
+        self.model = build_model(cfg, len(self.classes))
+        self.pp = preprocess_for(self.model, cfg.image_size)
+        self.groups = apply_strategy(self.model, cfg)
+        self.model.to(self.device)
+        if self.cuda and cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
+        self.best_key = (-1.0, math.inf)
+        self.stale_epochs, self.best_val_loss = 0, math.inf
+        self.t0 = time.perf_counter()
+        if run_dir is not None:
+            from .checkpoint import save_preprocess
+
+            save_preprocess(run_dir, self.pp)
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self):
+        if self.cuda and self.cfg.amp:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext()
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise StopRequested()
+
+    def started(self, steps_per_epoch: int) -> Started:
+        trainable, total = count_params(self.model)
+        return Started(str(self.device), self.classes, len(self.dataset.train), len(self.dataset.val),
+                       trainable, total, self.cfg.epochs, steps_per_epoch, self.cfg.strategy, self.cfg.backbone)
+
+    def end_epoch(self, metrics: dict, val_items: list, seconds: float) -> EpochEnd:
+        """Track the best epoch (val accuracy, then val loss) and save its checkpoint."""
+        key = (metrics["val/acc"], -metrics["val/loss"])
+        is_best = key > (self.best_key[0], -self.best_key[1])
+        if is_best:
+            self.best_key = (metrics["val/acc"], metrics["val/loss"])
+            self.best_epoch, self.best_metrics = self.epoch, dict(metrics)
+            self._save_best(val_items)
+        if metrics["val/loss"] < self.best_val_loss - 1e-4:
+            self.best_val_loss, self.stale_epochs = metrics["val/loss"], 0
+        else:
+            self.stale_epochs += 1
+        return EpochEnd(self.epoch, metrics, is_best, seconds)
+
+    def _save_best(self, val_items: list) -> None:
+        if self.run_dir is None:
+            return
+        from .checkpoint import save_model
+        from .runs import write_json_atomic
+
+        save_model(self.run_dir, self.model, self.cfg, self.classes)
+        write_json_atomic(self.run_dir / "val_predictions.json", {"classes": self.classes, "items": val_items})
+
+    def should_stop_early(self) -> bool:
+        p = self.cfg.early_stop_patience
+        return p > 0 and self.stale_epochs >= p
+
+    def finished(self) -> Finished:
+        return Finished(self.best_metrics, self.best_epoch, round(time.perf_counter() - self.t0, 3))
+
+
+class ImageLoop:
+    """Epochs over image batches: partial, full, scratch, and feature extraction without cache."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        cfg, ds, pp = run.cfg, run.dataset, run.pp
+        # a final batch of 1 breaks BatchNorm in train mode; drop it only then
+        drop_last = len(ds.train) % cfg.batch_size == 1
+        gen = torch.Generator().manual_seed(cfg.seed)
+        kw = loader_kwargs(run)
+        self.train_loader = torch.utils.data.DataLoader(
+            ImageDataset(ds.train, pp, train_transform(pp, cfg.augment)), batch_size=cfg.batch_size,
+            shuffle=True, drop_last=drop_last, generator=gen, **kw)
+        self.val_loader = torch.utils.data.DataLoader(
+            ImageDataset(ds.val, pp, eval_transform(pp)), batch_size=cfg.batch_size, **kw)
+        self.steps_per_epoch = len(self.train_loader)
+        self.optimizer = make_optimizer(cfg, run.groups)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.steps_per_epoch))
+        self.step_seconds: list[float] = []
+
+    def prepare(self):
+        return
+        yield  # nothing to precompute
+
+    def _eta(self, epoch: int, step: int) -> float | None:
+        if not self.step_seconds:
+            return None
+        per_step = sum(self.step_seconds[-50:]) / len(self.step_seconds[-50:])
+        val_steps = len(self.val_loader)
+        left = (self.run.cfg.epochs - epoch) * (self.steps_per_epoch + val_steps) + (self.steps_per_epoch - step) + val_steps
+        return per_step * left
+
+    def _to_device(self, x, y):
+        run = self.run
+        x = x.to(run.device, non_blocking=True)
+        if run.cuda and run.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(run.device, non_blocking=True)
+
+    def train_epoch(self, epoch: int):
+        run = self.run
+        set_train_mode(run.model)
+        loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
+        for step, (x, y) in enumerate(self.train_loader, 1):
+            run.check_stop()
+            t = time.perf_counter()
+            x, y = self._to_device(x, y)
+            with run.autocast():
+                logits = run.model(x)
+                loss = run.loss_fn(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"the loss became {loss.item()} at epoch {epoch}, step {step}: lower the learning rate")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            n = y.numel()
+            loss_sum += loss.item() * n
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += n
+            self.step_seconds.append(time.perf_counter() - t)
+            yield Progress("train", epoch, step, self.steps_per_epoch, loss.item(),
+                           seen / (time.perf_counter() - t_epoch), self._eta(epoch, step))
+        return {"train/loss": loss_sum / max(1, seen), "train/acc": correct / max(1, seen),
+                "images_per_s": seen / (time.perf_counter() - t_epoch),
+                "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def validate(self, epoch: int):
+        run = self.run
+        run.model.eval()
+        outputs = []
+        with torch.inference_mode():
+            for step, (x, y) in enumerate(self.val_loader, 1):
+                run.check_stop()
+                x, y = self._to_device(x, y)
+                with run.autocast():
+                    logits = run.model(x).float()
+                outputs.append((logits.cpu(), y.cpu()))
+                yield Progress("val", epoch, step, len(self.val_loader))
+        return val_metrics(run, outputs)
+
+
+def loader_kwargs(run: Run) -> dict:
+    # On CPU the decoded-image cache (transforms.DecodedCache) makes loading cheap after epoch 1,
+    # and worker processes would compete with the model for the same cores: no workers.
+    # On CUDA, forked workers keep the GPU fed; fork (not spawn) so Streamlit's page script is
+    # not re-run in each worker.
+    if not run.cuda:
+        return {"num_workers": 0}
+    workers = max(1, min(8, run.threads - 1))
+    return {"num_workers": workers, "pin_memory": True, "persistent_workers": True,
+            "multiprocessing_context": "fork"}
+
+
+def val_metrics(run: Run, outputs: list) -> tuple[dict, list]:
+    logits = torch.cat([o[0] for o in outputs])
+    y = torch.cat([o[1] for o in outputs])
+    loss = nn.functional.cross_entropy(logits, y).item()
+    acc = (logits.argmax(1) == y).float().mean().item()
+    probs = logits.softmax(1)
+    items = [{"path": it.path, "true": it.label, "probs": [round(p, 5) for p in row]}
+             for it, row in zip(run.dataset.val, probs.tolist())]
+    return {"val/loss": loss, "val/acc": acc}, items
+
+
+def _epochs(run: Run, loop):
+    yield from loop.prepare()
+    for epoch in range(1, run.cfg.epochs + 1):
+        run.epoch = epoch
+        t = time.perf_counter()
+        train_m = yield from loop.train_epoch(epoch)
+        val_m, val_items = yield from loop.validate(epoch)
+        yield run.end_epoch({**train_m, **val_m}, val_items, round(time.perf_counter() - t, 3))
+        if run.should_stop_early():
+            yield Note(f"Stopped early: validation loss has not improved for "
+                       f"{run.cfg.early_stop_patience} epochs; the best epoch ({run.best_epoch}) is kept.")
+            break
+    yield run.finished()
+
+
+def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None, run_dir: Path | None = None):
+    """Train `cfg` on `dataset`, yielding plain events; ends with Finished, Stopped or Failed.
+
+    With `run_dir`, the best checkpoint (by val accuracy) and its validation predictions are
+    written there as soon as they improve, so a run that stops or fails keeps its best model.
+    """
+    stop = stop or threading.Event()
+    run = None
+    try:
+        run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
+        if cfg.strategy == "feature_extraction" and cfg.feature_cache:
+            from .features import FeatureLoop
+
+            loop = FeatureLoop(run)
+        else:
+            loop = ImageLoop(run)
+        yield run.started(loop.steps_per_epoch)
+        yield from _epochs(run, loop)
+    except StopRequested:
+        yield Stopped(run.epoch if run else 0)
+    except Exception as e:  # every failure becomes an event with a sentence; nothing dies silently
+        yield Failed(user_message(e), traceback.format_exc())

@@ -1,0 +1,92 @@
+"""Plotly figure builders shared by the pages. Inputs are plain lists/dicts (events, metrics)."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from tl_core.events import EpochEnd, Progress
+
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=320, legend=dict(orientation="h", y=-0.2))
+
+
+def class_counts(counts: dict, title: str, labels: dict) -> go.Figure:
+    """Stacked train/val bars per class, from Dataset.counts()."""
+    classes = list(counts)
+    fig = go.Figure()
+    for split in ("train", "val"):
+        fig.add_bar(name=labels[split], x=classes, y=[counts[c][split] for c in classes])
+    fig.update_layout(barmode="stack", title=title, **_LAYOUT)
+    return fig
+
+
+def epoch_rows(events) -> list[dict]:
+    return [{"epoch": e.epoch, **e.metrics} for e in events if isinstance(e, EpochEnd)]
+
+
+def curves(rows: list[dict], labels: dict) -> go.Figure:
+    """Loss and accuracy per epoch, train vs val, side by side."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(labels["loss"], labels["acc"]))
+    epochs = [r["epoch"] for r in rows]
+    for col, metric in ((1, "loss"), (2, "acc")):
+        for split, dash in (("train", "solid"), ("val", "dash")):
+            ys = [r.get(f"{split}/{metric}") for r in rows]
+            fig.add_scatter(x=epochs, y=ys, mode="lines+markers", name=f"{labels[split]} {labels[metric]}",
+                            line=dict(dash=dash), row=1, col=col)
+    fig.update_xaxes(title_text=labels["epoch"], dtick=1)
+    fig.update_layout(**_LAYOUT)
+    return fig
+
+
+def smoothed_steps(events, beta: float = 0.9) -> tuple[list[int], list[float], list[float]]:
+    """Per-step training loss and its bias-corrected EMA (beta 0.9 ~ a 10-step window)."""
+    xs, raw, smooth = [], [], []
+    avg = 0.0
+    for e in events:
+        if isinstance(e, Progress) and e.phase == "train" and e.loss is not None:
+            avg = beta * avg + (1 - beta) * e.loss
+            xs.append(len(xs) + 1)
+            raw.append(e.loss)
+            smooth.append(avg / (1 - beta ** len(xs)))
+    return xs, raw, smooth
+
+
+def step_loss(events, labels: dict) -> go.Figure:
+    xs, raw, smooth = smoothed_steps(events)
+    fig = go.Figure()
+    fig.add_scatter(x=xs, y=raw, mode="lines", name=labels["raw"], opacity=0.3)
+    fig.add_scatter(x=xs, y=smooth, mode="lines", name=labels["smoothed"])
+    fig.update_layout(title=labels["step_loss"], xaxis_title=labels["step"], **_LAYOUT)
+    return fig
+
+
+def confusion(matrix: list[list[int]], classes: list[str], normalise: bool, labels: dict) -> go.Figure:
+    if normalise:
+        z = [[v / max(1, sum(row)) for v in row] for row in matrix]
+        text = [[f"{v:.0%}" for v in row] for row in z]
+    else:
+        z, text = matrix, [[str(v) for v in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(z=z, x=classes, y=classes, text=text, texttemplate="%{text}",
+                               colorscale="Blues", showscale=False))
+    fig.update_layout(xaxis_title=labels["pred"], yaxis_title=labels["true"],
+                      yaxis=dict(autorange="reversed"), **{**_LAYOUT, "height": 140 + 40 * len(classes)})
+    return fig
+
+
+def compare(runs: dict[str, list[dict]], metric: str, title: str, labels: dict) -> go.Figure:
+    """One line per run for `metric` (e.g. "val/acc") against epoch."""
+    fig = go.Figure()
+    for name, rows in runs.items():
+        fig.add_scatter(x=[r["epoch"] for r in rows], y=[r.get(metric) for r in rows],
+                        mode="lines+markers", name=name)
+    fig.update_layout(title=title, xaxis_title=labels["epoch"], **_LAYOUT)
+    return fig
+
+
+def top_k(pairs: list[tuple[str, float]], title: str) -> go.Figure:
+    names = [p[0] for p in pairs][::-1]  # best on top
+    probs = [p[1] for p in pairs][::-1]
+    fig = go.Figure(go.Bar(x=probs, y=names, orientation="h", text=[f"{p:.1%}" for p in probs],
+                           textposition="auto"))
+    fig.update_layout(title=title, xaxis=dict(range=[0, 1], tickformat=".0%"),
+                      **{**_LAYOUT, "height": 120 + 36 * len(pairs)})
+    return fig

@@ -1,0 +1,122 @@
+"""Small pieces of UI that more than one page uses."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import streamlit as st
+
+from tl_core.config import ConfigError
+from tl_core.data import DataError
+from tl_core.events import EpochEnd, Failed, Finished, Progress, Started, Stopped
+from tl_core.export import ExportError
+from tl_core.weights import WeightsError
+from ui import state
+from ui.text import t
+
+USER_ERRORS = (DataError, ConfigError, WeightsError, ExportError)
+
+
+@contextmanager
+def user_errors():
+    """Turn errors a user can cause into a sentence on the page; anything else still raises."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        st.error(str(e), icon="⚠️")
+
+
+def status_of(job, events) -> str:
+    """The run's state as one of queued/running/finished/stopped/failed, job or replay."""
+    if job is not None:
+        return job.status
+    last = events[-1] if events else None
+    return {Finished: "finished", Stopped: "stopped", Failed: "failed"}.get(type(last), "stopped")
+
+
+def job_events(job, run_dir) -> list:
+    if job is not None:
+        return job.events()
+    from tl_core.runs import read_events  # replay after a server restart
+
+    return read_events(run_dir) if run_dir else []
+
+
+def sidebar_status() -> None:
+    """Dataset, chosen model and the last run, in a few lines at the bottom of the sidebar."""
+    with st.sidebar:
+        st.divider()
+        ds = state.dataset()
+        if ds is not None:
+            n = len(ds.train) + len(ds.val)
+            st.caption(t("side_data", n=n, k=len(ds.classes)))
+        else:
+            st.caption(t("side_no_data"))
+        cfg = state.config()
+        st.caption(t("side_model", backbone=cfg.backbone, strategy=t(f"strat_{cfg.strategy}")))
+        job, run_dir = state.current_job()
+        if job is None and run_dir is None:
+            st.caption(t("side_no_run"))
+            return
+        events = job_events(job, run_dir)
+        status = status_of(job, events)
+        epochs = [e for e in events if isinstance(e, EpochEnd)]
+        line = t("side_run", status=t(f"status_{status}"))
+        if epochs:
+            line += " · " + t("side_val_acc", acc=epochs[-1].metrics.get("val/acc", 0.0), epoch=epochs[-1].epoch)
+        st.caption(line)
+
+
+def image_grid(images: list, captions: list[str], columns: int = 6, width: int = 110) -> None:
+    """Images in rows of `columns`, each with a caption under it."""
+    for start in range(0, len(images), columns):
+        cols = st.columns(columns)
+        for col, img, cap in zip(cols, images[start:start + columns], captions[start:start + columns]):
+            col.image(img, caption=cap, width=width)
+
+
+def progress_line(events) -> tuple[float, str]:
+    """-> (fraction done, one-line text) from the latest Progress/Started events."""
+    started = next((e for e in events if isinstance(e, Started)), None)
+    prog = next((e for e in reversed(events) if isinstance(e, Progress)), None)
+    if prog is None:
+        return 0.0, t("prog_starting")
+    frac = prog.step / prog.total if prog.total else 0.0
+    if prog.phase == "train" and started:
+        # whole-run fraction: finished epochs plus this epoch's share
+        frac = ((prog.epoch - 1) + frac) / max(1, started.epochs)
+    eta = t("prog_eta", eta=_fmt_seconds(prog.eta_s)) if prog.eta_s is not None else ""
+    text = t("prog_line", phase=t(f"phase_{prog.phase}"), epoch=prog.epoch, step=prog.step,
+             total=prog.total, ips=prog.images_per_s) + eta
+    return min(1.0, max(0.0, frac)), text
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 60}:{s % 60:02d}" if s >= 60 else f"{s}s"
+
+
+def run_label(info) -> str:
+    acc = info.metrics.get("val/acc") if info.metrics else None
+    acc_txt = f" · {acc:.1%}" if isinstance(acc, (int, float)) else ""
+    return f"{info.name} · {info.config.backbone} · {t('strat_' + info.config.strategy)}{acc_txt}"
+
+
+def finished_runs():
+    from tl_core.runs import list_runs
+
+    return [r for r in list_runs(state.runs_root()) if r.status == "finished"]
+
+
+def pick_run(label_key: str, key: str):
+    """Selectbox over finished runs, newest first; defaults to this session's last run."""
+    runs = finished_runs()
+    if not runs:
+        st.info(t("no_runs"))
+        st.page_link("pages/train.py", label=t("go_train"), icon="🏋️")
+        return None
+    names = [r.name for r in runs]
+    _, last = state.current_job()
+    index = names.index(last.name) if last is not None and last.name in names else 0
+    choice = st.selectbox(t(label_key), range(len(runs)), index=index, key=key,
+                          format_func=lambda i: run_label(runs[i]))
+    return runs[choice]
