@@ -2,7 +2,8 @@
 
 With a linear head the folder is a plain timm checkpoint:
     timm.create_model(arch, num_classes=n, pretrained=True,
-                      pretrained_cfg_overlay=dict(file="model.safetensors"))
+                      pretrained_cfg_overlay=dict(file="model.safetensors", num_classes=n))
+(num_classes in the overlay too: otherwise timm drops the classifier as a different head)
 """
 from __future__ import annotations
 

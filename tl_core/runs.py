@@ -17,7 +17,8 @@ from pathlib import Path
 from . import events as ev
 from .config import RunConfig
 
-RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = "Running", "Finished", "Stopped", "Failed", "Interrupted"
+QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
+    "Queued", "Running", "Finished", "Stopped", "Failed", "Interrupted")
 _TERMINAL_STATUS = {"Finished": FINISHED, "Stopped": STOPPED, "Failed": FAILED}
 
 
@@ -46,7 +47,7 @@ def _versions() -> dict:
 
 
 def create_run(root: str | Path, cfg: RunConfig, classes: list, dataset_dict: dict | None = None) -> Path:
-    """Make a new run folder with run.json (status Running) and return it."""
+    """Make a new run folder with run.json (status Queued) and return it."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -54,7 +55,7 @@ def create_run(root: str | Path, cfg: RunConfig, classes: list, dataset_dict: di
     run_dir = root / f"{stamp}-{cfg.backbone.replace('/', '_')}-{cfg.strategy}-{secrets.token_hex(4)}"
     run_dir.mkdir()
     info = {
-        "status": RUNNING, "config": cfg.to_dict(), "classes": classes, "metrics": {},
+        "status": QUEUED, "config": cfg.to_dict(), "classes": classes, "metrics": {},
         "created": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
         "parent": cfg.pretrained[4:] if cfg.pretrained.startswith("run:") else None,
         "versions": _versions(),
@@ -110,6 +111,10 @@ def record(run_dir: Path, events):
         yield event
 
 
+def mark_running(run_dir: Path) -> None:
+    _update(run_dir, status=RUNNING, started=time.time())
+
+
 def _update(run_dir: Path, **fields) -> None:
     info = read_json(run_dir / "run.json")
     info.update(fields)
@@ -142,10 +147,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def run_status(info: dict, live: set | None = None) -> str:
-    """Running only while the process that writes the run is alive; else Interrupted."""
+def run_status(info: dict) -> str:
+    """Running/Queued only while the process that owns the run is alive; else Interrupted."""
     status = info.get("status", INTERRUPTED)
-    if status != RUNNING:
+    if status not in (RUNNING, QUEUED):
         return status
     same_host = info.get("host") == socket.gethostname()
     if same_host and not _pid_alive(int(info.get("pid", -1))):

@@ -1,0 +1,98 @@
+"""The backbone gallery: a curated shortlist with published figures, and search over all of timm.
+
+Figures are timm's own published results (github.com/huggingface/pytorch-image-models,
+results/results-imagenet.csv and benchmark-infer-fp32-nchw-pt240-cpu-i7_12700h-dynamo.csv,
+batch 1 on an i7-12700H), copied here so the gallery works offline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import timm
+
+from .config import RunConfig
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    name: str
+    params_m: float
+    input_size: int
+    top1: float | None  # ImageNet-1k top-1 of the default pretrained tag, %
+    cpu_img_s: float | None  # CPU inference images/s (batch 1, i7-12700H), a speed hint
+    speed_hint: str
+    why: str
+
+
+CURATED = [
+    BackboneInfo("test_vit3", 0.93, 160, 56.9, None, "tiny: seconds on any CPU",
+                 "A toy ViT with real ImageNet weights: for classrooms and quick experiments."),
+    BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, "tiny: seconds on any CPU",
+                 "A toy ConvNeXt with real ImageNet weights: the fastest way to see the whole flow."),
+    BackboneInfo("mobilenetv3_large_100", 5.48, 224, 75.8, 135.1, "fast on CPU",
+                 "Built for phones: the best accuracy per second on a laptop CPU."),
+    BackboneInfo("efficientnet_b0", 5.29, 224, 77.7, 93.6, "fast on CPU",
+                 "Small and accurate; a good default when you have a few hundred images."),
+    BackboneInfo("resnet18", 11.69, 224, 71.5, 62.2, "moderate on CPU",
+                 "The classic transfer-learning backbone of the PyTorch tutorial; robust and well understood."),
+    BackboneInfo("resnet50", 25.56, 224, 80.4, 30.5, "slow on CPU, fine on GPU",
+                 "The standard workhorse: noticeably better features, four times the compute of resnet18."),
+    BackboneInfo("convnext_tiny", 28.59, 224, 84.2, 26.6, "slow on CPU, fine on GPU",
+                 "A modern CNN with ImageNet-12k pretraining: the strongest features in this list."),
+    BackboneInfo("vit_small_patch16_224", 22.05, 224, 81.4, 26.7, "slow on CPU, fine on GPU",
+                 "A Vision Transformer pretrained on ImageNet-21k; transfers well to unusual images."),
+]
+
+# timm's test_* architectures: random-init, tiny, offline; used by tests and the scratch baseline.
+TINY_OFFLINE = ["test_resnet", "test_vit", "test_efficientnet", "test_convnext2", "test_vit3"]
+
+
+@lru_cache(maxsize=1)
+def _all_names() -> tuple[str, ...]:
+    return tuple(sorted(set(timm.list_models()) | {n.split(".")[0] for n in timm.list_pretrained()}))
+
+
+def search(query: str, limit: int = 50) -> list[str]:
+    """Every timm architecture (and pretrained tag) whose name contains all words of `query`."""
+    words = query.lower().split()
+    names = _all_names() + tuple(timm.list_pretrained())
+    hits = [n for n in dict.fromkeys(names) if all(w in n.lower() for w in words)]
+    # names that start with the first word first: "vit small" -> vit_small_* before convit_small
+    hits.sort(key=lambda n: (not n.lower().startswith(words[0]) if words else False, n))
+    return hits[:limit]
+
+
+def is_known(name: str) -> bool:
+    return timm.is_model(name.split(".")[0])
+
+
+@lru_cache(maxsize=64)
+def _meta_model(backbone: str):
+    from .model import create_for_preview
+
+    return create_for_preview(backbone)
+
+
+def trainable_params(cfg: RunConfig, num_classes: int) -> tuple[int, int]:
+    """(trainable, total) parameters for cfg's strategy; computed on the meta device (no memory)."""
+    import copy
+
+    from .model import count_params, install_head
+    from .strategies import apply_strategy
+
+    model = copy.deepcopy(_meta_model(cfg.backbone))
+    model.reset_classifier(num_classes)
+    install_head(model, cfg, num_classes)
+    apply_strategy(model, cfg)
+    return count_params(model)
+
+
+def num_stages(backbone: str) -> int:
+    from .strategies import num_stages as stages
+
+    return stages(_meta_model(backbone))
+
+
+def input_size(backbone: str) -> int:
+    return int(_meta_model(backbone).pretrained_cfg.get("input_size", (3, 224, 224))[-1])

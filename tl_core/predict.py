@@ -1,0 +1,86 @@
+"""Predictor: a run's best model with the exact preprocessing used in training; Grad-CAM."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import load_model
+from .data import _to_rgb, load_rgb
+from .transforms import eval_transform
+
+
+class Predictor:
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.model, self.cfg, self.classes, self.pp = load_model(self.run_dir)
+        self.transform = eval_transform(self.pp)
+
+    def prepare(self, image) -> Image.Image:
+        """Path, bytes or file object: decoded exactly as in training. A PIL image: resized likewise."""
+        if isinstance(image, Image.Image):
+            img = _to_rgb(image)
+            scale = self.pp.scale_size / min(img.size)
+            return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+        if hasattr(image, "read"):
+            image = image.read()
+        return load_rgb(image if isinstance(image, (bytes, bytearray)) else str(image), self.pp.scale_size)
+
+    def tensor(self, images: list) -> torch.Tensor:
+        return torch.stack([self.transform(self.prepare(im)) for im in images])
+
+    def probabilities(self, images: list) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.model(self.tensor(images)).softmax(1)
+
+    def top_k(self, images: list, k: int = 5) -> list[list[tuple[str, float]]]:
+        """For each image, the k most likely classes with their probabilities, best first."""
+        probs = self.probabilities(images)
+        k = min(k, len(self.classes))
+        values, idx = probs.topk(k, dim=1)
+        return [[(self.classes[i], round(float(v), 6)) for v, i in zip(vs, ids)]
+                for vs, ids in zip(values.tolist(), idx.tolist())]
+
+    def gradcam(self, image, class_index: int | None = None) -> Image.Image:
+        """The image (as the model saw it) with a heat map of where the evidence for the class was."""
+        img = self.transform.transforms[0](self.prepare(image))  # centre crop, as the model saw it
+        cam = self.cam(image, class_index)
+        heat = Image.fromarray(_colormap(cam)).resize(img.size, Image.BILINEAR)
+        return Image.blend(img, heat, 0.45)
+
+    def cam(self, image, class_index: int | None = None) -> np.ndarray:
+        """Grad-CAM on the backbone's last feature map; works for CNN maps and ViT token grids."""
+        x = self.tensor([image])
+        with torch.enable_grad():
+            feats = self.model.forward_features(x)
+            feats.retain_grad()
+            logits = self.model.forward_head(feats)
+            idx = int(logits.argmax(1)) if class_index is None else class_index
+            self.model.zero_grad(set_to_none=True)
+            logits[0, idx].backward()
+        a, g = feats[0].detach(), feats.grad[0]
+        a, g = self._as_map(a), self._as_map(g)
+        cam = torch.relu((g.mean(dim=(1, 2))[:, None, None] * a).sum(0))
+        cam = cam / cam.max() if cam.max() > 0 else cam
+        return cam.numpy()
+
+    def _as_map(self, t: torch.Tensor) -> torch.Tensor:
+        """-> (C, H, W): CNNs give that already; ViTs give tokens (N, C) with prefix tokens first."""
+        if t.ndim == 3:
+            nf = getattr(self.model, "num_features", None)
+            return t.permute(2, 0, 1) if t.shape[-1] == nf and t.shape[0] != nf else t  # NHWC models
+        t = t[getattr(self.model, "num_prefix_tokens", 0):]
+        side = int(math.isqrt(t.shape[0]))
+        return t[: side * side].T.reshape(t.shape[1], side, side)
+
+
+def _colormap(cam: np.ndarray) -> np.ndarray:
+    """A 'jet'-like colour map (blue -> green -> red) without matplotlib."""
+    c = np.clip(cam, 0, 1)
+    r = np.clip(1.5 - np.abs(4 * c - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * c - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * c - 1), 0, 1)
+    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
