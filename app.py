@@ -1,12 +1,6 @@
 """TL Studio: fine-tune an image classifier in the browser. Router and sidebar only."""
 from __future__ import annotations
 
-import os
-
-# The hub must be told it is offline before timm/huggingface_hub are imported anywhere.
-if os.environ.get("TL_OFFLINE"):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import streamlit as st
 
 from ui import state
@@ -15,17 +9,22 @@ from ui.widgets import sidebar_status
 
 st.set_page_config(page_title="TL Studio", page_icon="🧪", layout="wide")
 
+# The folder is app_pages/, not pages/: with a pages/ folder Streamlit 1.67 serves a first
+# request for a sub-URL (a bookmark, a refresh after a restart) in its old multipage mode, which
+# runs the page without this router: no sidebar status, no language, no job reattach
+# (streamlit/runtime/pages_manager.py uses_pages_directory, script_runner._mpa_v1).
 PAGES = [
-    ("pages/data.py", "nav_data", "🗂️"),
-    ("pages/model.py", "nav_model", "🧠"),
-    ("pages/train.py", "nav_train", "🏋️"),
-    ("pages/evaluate.py", "nav_evaluate", "📊"),
-    ("pages/predict.py", "nav_predict", "🔮"),
-    ("pages/export.py", "nav_export", "📦"),
+    ("app_pages/data.py", "nav_data", ":material/photo_library:"),
+    ("app_pages/model.py", "nav_model", ":material/neurology:"),
+    ("app_pages/train.py", "nav_train", ":material/model_training:"),
+    ("app_pages/evaluate.py", "nav_evaluate", ":material/analytics:"),
+    ("app_pages/predict.py", "nav_predict", ":material/image_search:"),
+    ("app_pages/export.py", "nav_export", ":material/download:"),
 ]
 
 with st.sidebar:
-    st.selectbox("🌐", list(LANGUAGES), format_func=LANGUAGES.get, key="lang", label_visibility="collapsed")
+    st.selectbox("Language / Idioma", list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
+                 label_visibility="collapsed")
 
 # url_path stays English so links and bookmarks survive a language switch
 pg = st.navigation([st.Page(path, title=t(key), icon=icon, url_path=key[4:]) for path, key, icon in PAGES])

@@ -175,9 +175,9 @@ def _safe_parts(name: str) -> list[str] | None:
     return [unicodedata.normalize("NFC", p) for p in parts]
 
 
-def _junk_reason(parts: list[str]) -> str | None:
+def _junk_reason(parts: list[str], is_dir: bool = False) -> str | None:
     lowered = [p.lower() for p in parts]
-    if any(p in JUNK_DIRS for p in lowered[:-1]):
+    if any(p in JUNK_DIRS for p in (lowered if is_dir else lowered[:-1])):
         return "system folder (e.g. __MACOSX, .ipynb_checkpoints)"
     if lowered[-1] in JUNK_NAMES or parts[-1].startswith("._"):
         return "system file (e.g. .DS_Store, Thumbs.db)"
@@ -248,7 +248,7 @@ def extract_zip(zip_source, dest: Path, limits: IngestLimits, report: Report) ->
 def _find_root(folder: Path) -> Path:
     """Descend through single wrapper folders (mydata/ -> mydata/cats, mydata/dogs)."""
     for _ in range(MAX_DEPTH):
-        entries = [p for p in folder.iterdir() if not _junk_reason([p.name])]
+        entries = [p for p in folder.iterdir() if not _junk_reason([p.name], p.is_dir())]
         dirs = [p for p in entries if p.is_dir() and not p.is_symlink()]
         files = [p for p in entries if p.is_file()]
         if len(dirs) == 1 and not files:
@@ -284,8 +284,9 @@ def _scan_classes(split_root: Path, report: Report, limits: IngestLimits, base: 
     found: dict[str, list] = {}
     for entry in sorted(split_root.iterdir()):
         rel = entry.relative_to(base).as_posix()
-        if _junk_reason([entry.name]):
-            report.skipped.append(Skipped(rel, _junk_reason([entry.name])))
+        junk = _junk_reason([entry.name], entry.is_dir())
+        if junk:
+            report.skipped.append(Skipped(rel, junk))
         elif entry.is_symlink():
             report.skipped.append(Skipped(rel, "symbolic link (not followed)"))
         elif entry.is_file():

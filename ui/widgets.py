@@ -22,7 +22,7 @@ def user_errors():
     try:
         yield
     except USER_ERRORS as e:
-        st.error(str(e), icon="⚠️")
+        st.error(str(e), icon=":material/error:")
 
 
 def status_of(job, events) -> str:
@@ -104,7 +104,8 @@ def run_label(info) -> str:
 def finished_runs():
     from tl_core.runs import list_runs
 
-    return [r for r in list_runs(state.runs_root()) if r.status == "finished"]
+    # run.json spells statuses "Finished"; the Job spells them "finished"
+    return [r for r in list_runs(state.runs_root()) if r.status.lower() == "finished"]
 
 
 def pick_run(label_key: str, key: str):
@@ -112,7 +113,7 @@ def pick_run(label_key: str, key: str):
     runs = finished_runs()
     if not runs:
         st.info(t("no_runs"))
-        st.page_link("pages/train.py", label=t("go_train"), icon="🏋️")
+        st.page_link("app_pages/train.py", label=t("go_train"), icon=":material/model_training:")
         return None
     names = [r.name for r in runs]
     _, last = state.current_job()

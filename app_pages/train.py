@@ -32,7 +32,7 @@ def controls(job, cfg, ds) -> None:
 def header(events, status: str, job) -> None:
     started = next((e for e in events if isinstance(e, Started)), None)
     if status == "queued":
-        st.info(t("train_queued", pos=job.queue_position()), icon="⏳")
+        st.info(t("train_queued", pos=job.queue_position()), icon=":material/hourglass_top:")
     if started:
         c1, c2, c3, c4 = st.columns(4)
         c1.metric(t("train_device"), started.device)
@@ -45,16 +45,16 @@ def header(events, status: str, job) -> None:
 def outcome(events) -> None:
     for e in events:
         if isinstance(e, Note):
-            st.caption("ℹ️ " + e.message)
+            st.caption(e.message)
     last = events[-1] if events else None
     if isinstance(last, Finished):
         acc = last.metrics.get("val/acc", 0.0)
-        st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds), icon="✅")
-        st.page_link("pages/evaluate.py", label=t("go_evaluate"), icon="📊")
+        st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds), icon=":material/check_circle:")
+        st.page_link("app_pages/evaluate.py", label=t("go_evaluate"), icon=":material/analytics:")
     elif isinstance(last, Stopped):
-        st.warning(t("train_stopped", epoch=last.epoch), icon="⏹️")
+        st.warning(t("train_stopped", epoch=last.epoch), icon=":material/stop_circle:")
     elif isinstance(last, Failed):
-        st.error(last.message, icon="⚠️")
+        st.error(last.message, icon=":material/error:")
         if last.detail:
             with st.expander(t("train_details")):
                 st.code(last.detail)
@@ -85,7 +85,7 @@ st.title(t("train_title"))
 cfg, ds = state.config(), state.dataset()
 if ds is None:
     st.info(t("train_need_data"))
-    st.page_link("pages/data.py", label=t("go_data"), icon="🗂️")
+    st.page_link("app_pages/data.py", label=t("go_data"), icon=":material/photo_library:")
 st.caption(t("train_summary", backbone=cfg.backbone, strategy=t(f"strat_{cfg.strategy}"),
              epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch_size))
 job, run_dir = state.current_job()

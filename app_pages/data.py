@@ -115,4 +115,4 @@ else:
     overview(ds)
     report(ds)
     thumbnails(ds)
-    st.page_link("pages/model.py", label=t("go_model"), icon="🧠")
+    st.page_link("app_pages/model.py", label=t("go_model"), icon=":material/neurology:")

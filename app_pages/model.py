@@ -16,9 +16,15 @@ LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 BATCHES = [8, 16, 32, 64, 128, 256]
 
 
+def _shortlist() -> list[str]:
+    # the curated gallery plus timm's tiny test_* models: offline, random-init, seconds on a CPU
+    names = [b.name for b in catalog.CURATED]
+    return names + [n for n in getattr(catalog, "TINY_OFFLINE", []) if n not in names]
+
+
 def _seed_from(cfg: RunConfig) -> None:
     """Put the saved config back into the widgets (Streamlit drops them on page change)."""
-    curated = [b.name for b in catalog.CURATED]
+    curated = _shortlist()
     state.seed_widget("m_source", "shortlist" if cfg.backbone in curated else "search")
     state.seed_widget("m_backbone", cfg.backbone if cfg.backbone in curated else curated[0])
     state.seed_widget("m_query", "" if cfg.backbone in curated else cfg.backbone)
@@ -44,7 +50,7 @@ def gallery() -> str:
             t("m_col_params"): st.column_config.NumberColumn(format="%.2f M"),
             t("m_col_top1"): st.column_config.NumberColumn(format="%.1f %%")})
         st.caption(t("m_top1_source"))
-        return st.selectbox(t("m_backbone"), [b.name for b in catalog.CURATED], key="m_backbone")
+        return st.selectbox(t("m_backbone"), _shortlist(), key="m_backbone", help=t("m_tiny_help"))
     query = st.text_input(t("m_query"), key="m_query", placeholder="convnext, vit_small, efficientnet...")
     found = catalog.search(query, limit=50) if query else []
     if not found:
@@ -138,7 +144,7 @@ def _param_counts(cfg_json: str, num_classes: int) -> tuple[int, int]:
 
 def strategy(backbone: str) -> tuple[str, int]:
     choice = st.radio(t("m_strategy"), STRATEGIES, key="m_strategy", format_func=lambda s: t(f"strat_{s}"))
-    st.info(t(f"strat_{choice}_explain"), icon="💡")
+    st.info(t(f"strat_{choice}_explain"), icon=":material/lightbulb:")
     unfreeze = st.session_state.m_unfreeze
     if choice == "partial":
         stages = max(1, catalog.num_stages(backbone))
@@ -210,11 +216,11 @@ try:
     cfg = state.config().replace(backbone=backbone, pretrained=pretrained, strategy=strategy_name,
                                  unfreeze=int(unfreeze), **values)
 except ConfigError as e:
-    st.error(str(e), icon="⚠️")
+    st.error(str(e), icon=":material/error:")
 else:
     state.set_config(cfg)
     with right:
         summary(cfg, num_classes)
     if ds is None:
         st.info(t("m_no_data"))
-    st.page_link("pages/train.py", label=t("go_train"), icon="🏋️")
+    st.page_link("app_pages/train.py", label=t("go_train"), icon=":material/model_training:")

@@ -26,7 +26,7 @@ def safetensors_download(run_dir: Path) -> None:
             st.session_state[key] = export.zip_folder(result.path)
     if key in st.session_state:
         st.download_button(t("ex_st_button"), st.session_state[key], file_name=f"{run_dir.name}-safetensors.zip",
-                           mime="application/zip", key="dl_st", icon="⬇️")
+                           mime="application/zip", key="dl_st", icon=":material/download:")
 
 
 def onnx_download(run_dir: Path) -> None:
@@ -41,16 +41,16 @@ def onnx_download(run_dir: Path) -> None:
             status.update(label=t("ex_onnx_done"), state="complete")
     if key in st.session_state:
         data, diff = st.session_state[key]
-        st.success(t("ex_onnx_parity", diff=diff), icon="✅")
+        st.success(t("ex_onnx_parity", diff=diff), icon=":material/check_circle:")
         st.download_button(t("ex_onnx_button"), data, file_name=f"{run_dir.name}.onnx",
-                           mime="application/octet-stream", key="dl_onnx", icon="⬇️")
+                           mime="application/octet-stream", key="dl_onnx", icon=":material/download:")
 
 
 def settings_download(run_dir: Path) -> None:
     st.markdown(f"**{t('ex_json_title')}**")
     st.caption(t("ex_json_help"))
     st.download_button(t("ex_json_button"), (run_dir / "run.json").read_bytes(), file_name="run.json",
-                       mime="application/json", key="dl_json", icon="⬇️")
+                       mime="application/json", key="dl_json", icon=":material/download:")
 
 
 def snippet(run_dir: Path) -> None:

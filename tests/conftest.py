@@ -1,0 +1,55 @@
+"""Shared fixtures: generated images only (no downloads, no ../shared)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+# Tests never touch the network; must be set before timm/huggingface_hub are imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pytest  # noqa: E402
+
+from tl_core.config import RunConfig  # noqa: E402
+from tl_core.synthetic import make_shapes_dataset  # noqa: E402
+
+TINY = dict(backbone="test_resnet", pretrained="none", image_size=48, batch_size=16)
+
+
+@pytest.fixture(autouse=True)
+def _feature_cache(tmp_path_factory, monkeypatch):
+    # each test session gets its own feature cache, so cache hits are the test's own doing
+    monkeypatch.setenv("TL_CACHE", str(tmp_path_factory.getbasetemp() / "tl_cache"))
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory) -> Path:
+    """3 learnable classes (shape + colour), 24 images each, 48 px."""
+    return make_shapes_dataset(tmp_path_factory.mktemp("shapes") / "shapes", per_class=24, size=48,
+                               colour_coded=True, fmt="jpg")
+
+
+@pytest.fixture(scope="session")
+def shapes(shapes_dir):
+    from tl_core.data import load_dataset
+
+    return load_dataset(shapes_dir)
+
+
+@pytest.fixture(scope="session")
+def pretrained_run(shapes, tmp_path_factory) -> Path:
+    """A test_resnet trained from scratch: the 'pretrained' starting point of transfer tests."""
+    from tl_core import runs
+    from tl_core.train import train
+
+    cfg = RunConfig(strategy="scratch", epochs=5, lr=3e-3, **TINY)
+    root = tmp_path_factory.mktemp("runs")
+    run_dir = runs.create_run(root, cfg, shapes.classes, shapes.to_dict())
+    events = list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
+    assert type(events[-1]).__name__ == "Finished", events[-1]
+    return run_dir
+
+
+def tiny_cfg(**kw) -> RunConfig:
+    return RunConfig(**{**TINY, **kw})

@@ -1,0 +1,169 @@
+"""Real-browser walk-through: Debian Chromium driven by Playwright against `streamlit run app.py`.
+
+Sample dataset -> tiny model with feature extraction -> train (chart) -> evaluate -> predict one
+image -> download the ONNX file. Screenshots of every page go to docs/screenshots/.
+Skipped only when /usr/bin/chromium is absent (Debian package `chromium`; never `playwright install`).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium at /usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = {**os.environ, "TL_RUNS": str(tmp / "runs"), "TL_WORKSPACE": str(tmp / "workspace"),
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    log = open(tmp / "streamlit.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        yield url, tmp
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1300}, accept_downloads=True)
+        pg = context.new_page()
+        pg.set_default_timeout(30_000)
+        yield pg
+        browser.close()
+
+
+def settle(page, ms: int = 600) -> None:
+    """Wait until Streamlit's 'Running...' indicator is gone (the script run has finished)."""
+    page.wait_for_timeout(ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+    page.wait_for_timeout(300)
+
+
+def goto(page, name: str) -> None:
+    # sidebar links switch pages inside the session; page.goto would start a new session
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+    settle(page)
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def choose(page, label: str, option: str) -> None:
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+    box.click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).click()
+    settle(page)
+
+
+@pytest.fixture
+def debug_shot(page):
+    yield
+    # on failure the last screen says more than the traceback
+    page.screenshot(path=str(Path(os.environ.get("TMPDIR", "/tmp")) / "tl_browser_last.png"), full_page=True)
+
+
+def test_walk_through(server, page, debug_shot):
+    url, tmp = server
+    page.goto(url + "/")  # the first page (Data) is served at the root
+    page.get_by_text("Your images").first.wait_for()
+    settle(page)
+
+    page.get_by_role("tab", name="Sample dataset").click()
+    page.get_by_role("button", name="Use the sample dataset").click()
+    page.get_by_text("Ready: 120 images in 3 classes").wait_for()
+    page.get_by_test_id("stPlotlyChart").first.wait_for()
+    settle(page)
+    shot(page, "data")
+
+    goto(page, "Model")
+    choose(page, "Backbone", "test_resnet")
+    page.get_by_test_id("stRadio").filter(has_text="Start from").get_by_text("Nothing (random)").click()
+    settle(page)
+    page.get_by_test_id("stRadio").filter(has_text="Strategy").get_by_text("Feature extraction").click()
+    settle(page)
+    page.get_by_text("Parameters that will train").wait_for()
+    shot(page, "model")
+
+    goto(page, "Train")
+    page.get_by_text("test_resnet · Feature extraction").first.wait_for()
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Finished:").wait_for(timeout=180_000)
+    page.get_by_test_id("stPlotlyChart").first.wait_for()  # loss/accuracy curves
+    settle(page)
+    shot(page, "train")
+
+    goto(page, "Evaluate")
+    page.get_by_text("Mistakes (").first.wait_for()
+    page.get_by_test_id("stPlotlyChart").first.wait_for()
+    settle(page)
+    shot(page, "evaluate")
+
+    goto(page, "Predict")
+    image = next((ROOT / "assets" / "sample" / "circle").glob("*.png"))
+    page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(image))
+    page.get_by_text(f"{image.name}:").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_text("Top guesses").first.wait_for()
+    shot(page, "predict")
+
+    goto(page, "Export")
+    page.get_by_role("button", name="Make the ONNX file").click()
+    page.get_by_text("largest difference").wait_for(timeout=120_000)
+    settle(page)
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download ONNX").click()
+    target = tmp / "model.onnx"
+    info.value.save_as(target)
+    assert info.value.suggested_filename.endswith(".onnx")
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(target)))
+    shot(page, "export")

@@ -1,0 +1,114 @@
+import json
+import threading
+
+import torch
+
+from tl_core import events as ev
+from tl_core import runs
+from tl_core.predict import Predictor
+from tl_core.train import train
+from tl_core.transforms import DECODED
+
+from conftest import tiny_cfg
+
+
+def _types(events):
+    return [type(e).__name__ for e in events]
+
+
+def test_event_order_and_plain_data(shapes):
+    events = list(train(tiny_cfg(strategy="scratch", epochs=2), shapes))
+    names = [n for n in _types(events) if n != "Progress"]
+    assert names == ["Started", "EpochEnd", "EpochEnd", "Finished"]
+    assert _types(events).index("Progress") == 1
+    for e in events:
+        json.dumps(ev.to_dict(e))  # plain data only: no tensors
+    metrics = events[-2].metrics
+    assert set(metrics) >= {"train/loss", "train/acc", "val/loss", "val/acc", "lr"}
+
+
+def test_stop_mid_epoch_keeps_a_loadable_best_checkpoint(shapes, tmp_path):
+    stop = threading.Event()
+    seen = []
+    for e in train(tiny_cfg(strategy="scratch", epochs=5), shapes, stop, run_dir=tmp_path):
+        seen.append(e)
+        if isinstance(e, ev.Progress) and e.phase == "train" and e.epoch == 2 and e.step == 1:
+            stop.set()
+    assert isinstance(seen[-1], ev.Stopped) and seen[-1].epoch == 2
+    assert sum(isinstance(e, ev.EpochEnd) for e in seen) == 1
+    (tmp_path / "run.json").write_text(json.dumps({"config": tiny_cfg(strategy="scratch").to_dict(),
+                                                   "classes": shapes.classes}))
+    assert len(Predictor(tmp_path).top_k([shapes.val[0].path])[0]) == 3
+
+
+def test_exception_inside_the_loop_fails_with_the_message_and_keeps_the_best(shapes_dir, tmp_path):
+    """A training image corrupted after epoch 1 (e.g. a disk error) ends the run as Failed."""
+    import shutil
+
+    from tl_core.data import load_dataset
+
+    shutil.copytree(shapes_dir, tmp_path / "data")
+    ds = load_dataset(tmp_path / "data")
+    cfg = tiny_cfg(strategy="scratch", epochs=3)
+    run_dir = runs.create_run(tmp_path / "runs", cfg, ds.classes)
+    out = []
+    for e in runs.record(run_dir, train(cfg, ds, run_dir=run_dir)):
+        out.append(e)
+        if isinstance(e, ev.EpochEnd):
+            for item in ds.train:
+                open(item.path, "wb").write(b"garbage")
+            DECODED._items.clear()
+            DECODED.used = 0
+    failed = out[-1]
+    assert isinstance(failed, ev.Failed), failed
+    assert "cannot identify image file" in failed.message and "Traceback" in failed.detail
+    assert runs.read_run(run_dir).status == "Failed"
+    assert len(Predictor(run_dir).top_k([tmp_path / "data" / "circle" / "circle_0000.jpg"])[0]) == 3
+
+
+def test_nan_loss_fails_with_a_sentence(shapes):
+    events = list(train(tiny_cfg(strategy="scratch", epochs=1, lr=1e30, optimizer="sgd"), shapes))
+    assert isinstance(events[-1], ev.Failed) and "lower the learning rate" in events[-1].message
+
+
+def test_feature_cache_second_run_skips_the_backbone(shapes, pretrained_run, tmp_path):
+    cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=3, lr=1e-2)
+    first = list(train(cfg, shapes))
+    second = list(train(cfg, shapes))
+    assert any(isinstance(e, ev.Progress) and e.phase == "features" for e in first)
+    assert not any(isinstance(e, ev.Progress) and e.phase == "features" for e in second)
+    assert first[-1].metrics["val/acc"] == second[-1].metrics["val/acc"] >= 0.9
+    other = list(train(cfg.replace(pretrained="none"), shapes))  # different weights: a cache miss
+    assert any(isinstance(e, ev.Progress) and e.phase == "features" for e in other)
+
+
+def test_cached_features_equal_the_backbone_output(shapes, pretrained_run):
+    from tl_core.features import FeatureCache, model_key
+    from tl_core.model import build_model, pooled_features
+    from tl_core.transforms import eval_transform, load_rgb, preprocess_for
+
+    cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=1)
+    list(train(cfg, shapes))
+    model = build_model(cfg, 3).eval()
+    pp = preprocess_for(model, cfg.image_size)
+    item = shapes.val[0]
+    with torch.inference_mode():
+        direct = pooled_features(model, eval_transform(pp)(load_rgb(item.path, pp.scale_size))[None])[0]
+    cached = FeatureCache(model_key(model, pp)).features[item.sha1]
+    torch.testing.assert_close(cached, direct, atol=1e-5, rtol=1e-4)
+
+
+def test_save_load_gives_identical_logits(shapes, tmp_path):
+    from tl_core.checkpoint import load_model, save_model
+    from tl_core.model import build_model
+
+    cfg = tiny_cfg(strategy="scratch", head="mlp", head_hidden=16)
+    model = build_model(cfg, 3).eval()
+    save_model(tmp_path, model, cfg, shapes.classes)
+    (tmp_path / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "classes": shapes.classes}))
+    (tmp_path / "preprocess.json").write_text(json.dumps(
+        {"input_size": 48, "scale_size": 50, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bicubic"}))
+    loaded = load_model(tmp_path)[0]
+    x = torch.randn(4, 3, 48, 48)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))

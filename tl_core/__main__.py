@@ -1,0 +1,185 @@
+"""CLI: python -m tl_core train|predict|export|runs|weights ..."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from .config import STRATEGIES, ConfigError, RunConfig
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a classifier on a folder (or zip) of class folders")
+    p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--strategy", choices=STRATEGIES, default="feature_extraction")
+    p.add_argument("--unfreeze", type=int, default=1, help="stages unfrozen by --strategy partial")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--image-size", type=int, default=0, help="0: the backbone's own size")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR")
+    p.add_argument("--head", choices=["linear", "mlp"], default="linear")
+    p.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default="adamw")
+    p.add_argument("--augment", choices=["none", "light", "strong"], default="light")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--early-stop", type=int, default=0, help="patience in epochs; 0 = off")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--out", default="runs", help="the folder that holds run folders")
+
+
+def _config(a) -> RunConfig:
+    return RunConfig(backbone=a.backbone, pretrained=a.pretrained, strategy=a.strategy, unfreeze=a.unfreeze,
+                     epochs=a.epochs, batch_size=a.batch_size, image_size=a.image_size, lr=a.lr, head=a.head,
+                     optimizer=a.optimizer, augment=a.augment, label_smoothing=a.label_smoothing,
+                     early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device)
+
+
+def _print_report(ds) -> None:
+    counts = ", ".join(f"{c} ({n['train']} train + {n['val']} val)" for c, n in ds.counts().items())
+    print(f"classes: {counts}", file=sys.stderr)
+    for s in ds.report.skipped:
+        print(f"skipped {s.name}: {s.reason}", file=sys.stderr)
+    for w in ds.report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+
+
+class _Bars:
+    """tqdm bars: one for feature extraction, one per epoch."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self.tqdm, self.bar, self.key = tqdm, None, None
+
+    def show(self, e) -> None:
+        from .events import EpochEnd, Note, Progress
+
+        if isinstance(e, Progress) and e.phase in ("features", "train"):
+            key = (e.phase, e.epoch)
+            if key != self.key:
+                self.close()
+                desc = "features" if e.phase == "features" else f"epoch {e.epoch}"
+                self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="img" if e.phase == "features" else "step",
+                                               file=sys.stderr, leave=True), key
+            self.bar.n = e.step
+            self.bar.set_postfix_str(f"loss {e.loss:.4f}" if e.loss is not None else "", refresh=True)
+        elif isinstance(e, EpochEnd):
+            self.close()
+            m = e.metrics
+            print(f"epoch {e.epoch}: train loss {m['train/loss']:.4f} acc {m['train/acc']:.3f} | "
+                  f"val loss {m['val/loss']:.4f} acc {m['val/acc']:.3f}{' *' if e.is_best else ''}", file=sys.stderr)
+        elif isinstance(e, Note):
+            print(e.message, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar, self.key = None, None
+
+
+def cmd_train(a) -> int:
+    from . import runs
+    from .data import load_dataset
+    from .events import Failed, Finished, Stopped
+    from .train import train
+
+    cfg = _config(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix=".upload-", dir=out)  # a zip is extracted here, nowhere else
+    ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    _print_report(ds)
+    run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
+    runs.mark_running(run_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: end as Stopped, keep the best model
+    bars, last = _Bars(), None
+    for e in runs.record(run_dir, train(cfg, ds, stop, run_dir)):
+        bars.show(e)
+        last = e
+    bars.close()
+    result = {"run_dir": str(run_dir), "status": type(last).__name__}
+    if isinstance(last, Finished):
+        result.update({"val/acc": last.metrics.get("val/acc"), "val/loss": last.metrics.get("val/loss"),
+                       "best_epoch": last.best_epoch, "train_seconds": last.train_seconds})
+    elif isinstance(last, (Failed, Stopped)):
+        result["message"] = last.message
+    print(json.dumps(result))
+    return 0 if isinstance(last, Finished) else 1
+
+
+def cmd_predict(a) -> int:
+    from .runs import load_run
+
+    predictor = load_run(a.run_dir)
+    for image in a.images:
+        print(json.dumps({"image": image, "top_k": predictor.top_k([image], a.top_k)[0]}))
+    return 0
+
+
+def cmd_export(a) -> int:
+    from .export import export_run
+
+    result = export_run(a.run_dir, a.format, a.out)
+    print(f"verified: max abs difference of probabilities vs the torch model = {result.max_abs_diff:.2e}",
+          file=sys.stderr)
+    print(json.dumps({"path": result.path, "format": a.format, "max_abs_diff": result.max_abs_diff}))
+    return 0
+
+
+def cmd_runs(a) -> int:
+    from .runs import list_runs
+
+    for r in list_runs(a.root):
+        print(json.dumps({"run_dir": r.dir, "status": r.status, "backbone": r.config.backbone,
+                          "strategy": r.config.strategy, "val/acc": r.metrics.get("val/acc"), "parent": r.parent}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tl_core", description="TL Studio: transfer learning for images")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    p = sub.add_parser("predict", help="top-k classes for images with a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=5)
+    p = sub.add_parser("export", help="export a run as safetensors (timm) or ONNX, verified")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("runs", help="list the runs in a folder")
+    p.add_argument("root", nargs="?", default="runs")
+    from . import weights
+
+    if hasattr(weights, "add_cli"):
+        weights.add_cli(sub)
+    return parser
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs}
+
+
+def main(argv=None) -> int:
+    from .data import DataError
+    from .export import ExportError
+    from .weights import WeightsError
+
+    a = build_parser().parse_args(argv)
+    handler = COMMANDS.get(a.command) or getattr(a, "handler", None)
+    try:
+        return handler(a)
+    except (DataError, ConfigError, WeightsError, ExportError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
