@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from .config import RunConfig
-from .model import install_head
+from .model import fit_input_size, install_head
 from .runs import read_json, write_bytes_atomic, write_json_atomic
 from .transforms import Preprocess
 
@@ -49,6 +49,7 @@ def load_model(run_dir: Path) -> tuple[torch.nn.Module, RunConfig, list, Preproc
     cfg = RunConfig.from_dict(info["config"])
     classes = info["classes"]
     model = timm.create_model(cfg.backbone, pretrained=False, num_classes=len(classes))
+    fit_input_size(model, cfg.image_size)
     install_head(model, cfg, len(classes))
     model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
     pp = Preprocess.from_dict(json.loads((run_dir / "preprocess.json").read_text()))

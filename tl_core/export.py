@@ -97,7 +97,14 @@ def _timm_reload(folder: Path, pred: Predictor) -> torch.nn.Module:
     n = len(pred.classes)
     # num_classes in the overlay too: otherwise timm treats the classifier as a different head and drops it
     overlay = dict(file=str(folder / "model.safetensors"), num_classes=n)
-    return timm.create_model(pred.cfg.backbone, pretrained=True, num_classes=n, pretrained_cfg_overlay=overlay).eval()
+    return timm.create_model(pred.cfg.backbone, pretrained=True, num_classes=n, pretrained_cfg_overlay=overlay,
+                             **_size_kwargs(pred)).eval()
+
+
+def _size_kwargs(pred: Predictor) -> dict:
+    """Fixed-size models (ViT) trained at another size must be created at that size."""
+    fixed = pred.model.pretrained_cfg.get("fixed_input_size")
+    return {"img_size": pred.pp.input_size} if fixed else {}
 
 
 def zip_folder(path: str | Path) -> bytes:
@@ -175,7 +182,7 @@ _TIMM_RUNNER = '''
 import timm
 import torch
 
-MODEL = timm.create_model("{backbone}", num_classes=len(CLASSES), pretrained=True,
+MODEL = timm.create_model("{backbone}", num_classes=len(CLASSES), pretrained=True,{size_kwargs}
                           pretrained_cfg_overlay=dict(file="model.safetensors",
                                                               num_classes=len(CLASSES))).eval()
 
@@ -193,6 +200,9 @@ def inference_snippet(run_dir: str | Path, fmt: str = "onnx") -> str:
     run_dir = Path(run_dir)
     info = read_json(run_dir / "run.json")
     pp = read_json(run_dir / "preprocess.json")
-    runner = _ONNX_RUNNER if fmt == "onnx" else _TIMM_RUNNER.format(backbone=info["config"]["backbone"])
+    fixed = read_json(run_dir / "config.json").get("pretrained_cfg", {}).get("fixed_input_size")
+    size_kwargs = f" img_size={pp['input_size']}," if fixed else ""
+    runner = _ONNX_RUNNER if fmt == "onnx" else _TIMM_RUNNER.format(backbone=info["config"]["backbone"],
+                                                                     size_kwargs=size_kwargs)
     return _SNIPPET.format(run_name=run_dir.name, classes=info["classes"], scale_size=pp["scale_size"],
                            input_size=pp["input_size"], mean=list(pp["mean"]), std=list(pp["std"]), runner=runner)

@@ -48,7 +48,18 @@ def build_model(cfg: RunConfig, num_classes: int) -> nn.Module:
     from .weights import create_backbone
 
     model = create_backbone(cfg, num_classes)
+    fit_input_size(model, cfg.image_size)
     return install_head(model, cfg, num_classes)
+
+
+def fit_input_size(model: nn.Module, image_size: int) -> None:
+    """ViT/Swin-style models fix their input size; resample their position embeddings to ours."""
+    native = model.pretrained_cfg.get("input_size", (3, 0, 0))[-1]
+    if image_size and image_size != native and model.pretrained_cfg.get("fixed_input_size"):
+        if not hasattr(model, "set_input_size"):
+            raise ValueError(f"{model.pretrained_cfg.get('architecture')} only accepts {native} px images; "
+                             f"set the image size to {native} (or 0 for the model's own)")
+        model.set_input_size(img_size=image_size)
 
 
 def create_for_preview(backbone: str) -> nn.Module:

@@ -52,17 +52,28 @@ class Predictor:
         return Image.blend(img, heat, 0.45)
 
     def cam(self, image, class_index: int | None = None) -> np.ndarray:
-        """Grad-CAM on the backbone's last feature map; works for CNN maps and ViT token grids."""
-        x = self.tensor([image])
-        with torch.enable_grad():
-            feats = self.model.forward_features(x)
-            feats.retain_grad()
-            logits = self.model.forward_head(feats)
-            idx = int(logits.argmax(1)) if class_index is None else class_index
-            self.model.zero_grad(set_to_none=True)
-            logits[0, idx].backward()
-        a, g = feats[0].detach(), feats.grad[0]
-        a, g = self._as_map(a), self._as_map(g)
+        """Grad-CAM: gradient-weighted activations of the last feature map, normalised to 0..1.
+
+        CNNs use the backbone's output map. Token models (ViT) pool the class token, so their
+        final patch tokens get no gradient: they use the tokens entering the last block instead.
+        """
+        captured = {}
+        blocks = getattr(self.model, "blocks", None)
+        hook = None
+        if isinstance(blocks, torch.nn.Sequential) and getattr(self.model, "num_prefix_tokens", 0):
+            hook = blocks[-1].register_forward_pre_hook(lambda m, args: captured.setdefault("a", args[0]))
+        try:
+            with torch.enable_grad():
+                x = self.tensor([image]).requires_grad_(True)  # gradients flow even if weights are frozen
+                feats = self.model.forward_features(x)
+                act = captured.get("a", feats)
+                logits = self.model.forward_head(feats)
+                idx = int(logits.argmax(1)) if class_index is None else class_index
+                grad = torch.autograd.grad(logits[0, idx], act)[0]
+        finally:
+            if hook is not None:
+                hook.remove()
+        a, g = self._as_map(act[0].detach()), self._as_map(grad[0])
         cam = torch.relu((g.mean(dim=(1, 2))[:, None, None] * a).sum(0))
         cam = cam / cam.max() if cam.max() > 0 else cam
         return cam.numpy()
