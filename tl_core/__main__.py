@@ -9,7 +9,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .config import STRATEGIES, ConfigError, RunConfig
+from .config import DEFAULT_LR, STRATEGIES, ConfigError, RunConfig
 
 
 def _train_parser(sub) -> None:
@@ -21,7 +21,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--image-size", type=int, default=0, help="0: the backbone's own size")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="head learning rate (default: by strategy)")
     p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR")
     p.add_argument("--head", choices=["linear", "mlp"], default="linear")
     p.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default="adamw")
@@ -36,7 +36,8 @@ def _train_parser(sub) -> None:
 
 def _config(a) -> RunConfig:
     return RunConfig(backbone=a.backbone, pretrained=a.pretrained, strategy=a.strategy, unfreeze=a.unfreeze,
-                     epochs=a.epochs, batch_size=a.batch_size, image_size=a.image_size, lr=a.lr, head=a.head,
+                     epochs=a.epochs, batch_size=a.batch_size, image_size=a.image_size,
+                     lr=a.lr or DEFAULT_LR[a.strategy], head=a.head,
                      optimizer=a.optimizer, augment=a.augment, label_smoothing=a.label_smoothing,
                      early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device)
 

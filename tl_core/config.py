@@ -8,6 +8,10 @@ STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 HEADS = ("linear", "mlp")
 AUGMENTATIONS = ("none", "light", "strong")
+# Head learning rate by strategy. Feature extraction trains a linear head on cached features,
+# a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
+# dataset (46% val), at 1e-2..5e-2 it reached 58-71% in under a second (measured, CPU).
+DEFAULT_LR = {"feature_extraction": 1e-2, "partial": 1e-3, "full": 1e-3, "scratch": 3e-3}
 
 
 class ConfigError(ValueError):
