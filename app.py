@@ -29,5 +29,5 @@ with st.sidebar:
 # url_path stays English so links and bookmarks survive a language switch
 pg = st.navigation([st.Page(path, title=t(key), icon=icon, url_path=key[4:]) for path, key, icon in PAGES])
 state.sync_job_param()
-sidebar_status()
 pg.run()
+sidebar_status()  # after the page, so it shows what the page just did (e.g. a dataset loaded)

@@ -26,16 +26,18 @@ def _mtime(run_dir) -> float:
 
 
 def metrics(info, ev) -> None:
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3 = st.columns([1, 1, 2])
     c1.metric(t("ev_accuracy"), f"{ev.accuracy:.1%}")
     c2.metric(t("ev_val_loss"), f"{info.metrics.get('val/loss', float('nan')):.3f}")
-    c3.metric(t("ev_backbone"), info.config.backbone)
-    c4.metric(t("ev_strategy"), t("strat_" + info.config.strategy))
-    pretrained = info.config.pretrained
-    if pretrained.startswith("run:"):
-        st.caption(t("ev_lineage_run", parent=pretrained[4:].rstrip("/").rsplit("/", 1)[-1]))
-    else:
-        st.caption(t("ev_lineage", source=t(f"m_weights_{pretrained}") if pretrained in ("hub", "none") else pretrained))
+    cfg = info.config
+    with c3:
+        st.markdown(f"**{cfg.backbone}** · {t('strat_' + cfg.strategy)} · {t('ev_epochs')}: {cfg.epochs}")
+        if cfg.pretrained.startswith("run:"):
+            # lineage: this run started from another run's weights
+            st.caption(t("ev_lineage_run", parent=cfg.pretrained[4:].rstrip("/").rsplit("/", 1)[-1]))
+        else:
+            source = t(f"m_weights_{cfg.pretrained}") if cfg.pretrained in ("hub", "none") else cfg.pretrained
+            st.caption(t("ev_lineage", source=source))
 
 
 def confusion(ev) -> None:
@@ -79,9 +81,9 @@ def compare() -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.compare(rows, "val/acc", t("ev_compare_acc"), labels), key="cmp_acc")
     c2.plotly_chart(charts.compare(rows, "val/loss", t("ev_compare_loss"), labels), key="cmp_loss")
-    table = [{t("ev_run"): r.name, t("ev_backbone"): r.config.backbone, t("ev_strategy"): t("strat_" + r.config.strategy),
-              t("ev_accuracy"): r.metrics.get("val/acc"), t("ev_val_loss"): r.metrics.get("val/loss"),
-              t("ev_epochs"): r.config.epochs} for r in chosen]
+    table = [{t("ev_run"): r.name, t("ev_backbone"): r.config.backbone,
+              t("ev_strategy"): t("strat_" + r.config.strategy), t("ev_accuracy"): r.metrics.get("val/acc"),
+              t("ev_val_loss"): r.metrics.get("val/loss"), t("ev_epochs"): r.config.epochs} for r in chosen]
     st.dataframe(pd.DataFrame(table), hide_index=True)
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import streamlit as st
 
 from tl_core import catalog, weights
-from tl_core.config import AUGMENTATIONS, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ui import advisor, state
 from ui.text import t
 from ui.widgets import finished_runs, image_grid, run_label, user_errors
@@ -28,10 +29,14 @@ def _seed_from(cfg: RunConfig) -> None:
     state.seed_widget("m_source", "shortlist" if cfg.backbone in curated else "search")
     state.seed_widget("m_backbone", cfg.backbone if cfg.backbone in curated else curated[0])
     state.seed_widget("m_query", "" if cfg.backbone in curated else cfg.backbone)
-    kind = cfg.pretrained if cfg.pretrained in ("hub", "none") else ("run" if cfg.pretrained.startswith("run:") else "file")
+    kind = cfg.pretrained if cfg.pretrained in ("hub", "none") else (
+        "run" if cfg.pretrained.startswith("run:") else "file")
     state.seed_widget("m_weights", kind)
+    # the pickers only offer LRS and BATCHES: snap a config from elsewhere (CLI, a run) to the nearest
+    lr = min(LRS, key=lambda v: abs(math.log(v / cfg.lr)))
+    batch = min(BATCHES, key=lambda v: abs(v - cfg.batch_size))
     for key, value in (("m_strategy", cfg.strategy), ("m_unfreeze", max(1, cfg.unfreeze)), ("m_epochs", cfg.epochs),
-                       ("m_batch", cfg.batch_size), ("m_imgsize", cfg.image_size), ("m_lr", cfg.lr),
+                       ("m_batch", batch), ("m_imgsize", cfg.image_size), ("m_lr", lr),
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
                        ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device)):
@@ -67,8 +72,14 @@ def _save_weights_file(upload) -> None:
     st.session_state.weights_file = str(path)
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def _cache_status(backbone: str):
+    # online, cache_status asks the hub for the download size (up to a few seconds): once per 5 min
+    return weights.cache_status(backbone)
+
+
 def _hub_status(backbone: str) -> None:
-    status = weights.cache_status(backbone)
+    status = _cache_status(backbone)
     if status.cached:
         st.success(t("m_hub_cached", mb=status.size_bytes / 1e6, where=status.cache_dir))
         return
@@ -81,7 +92,35 @@ def _hub_status(backbone: str) -> None:
 
         with user_errors():
             weights.fetch(backbone, progress=progress)
+            _cache_status.clear()
             st.rerun()
+
+
+def _bundled_weights(backbone: str) -> list[str]:
+    # weights shipped in assets/weights are named <backbone>.<tag>.safetensors
+    folder = state.ASSETS / "weights"
+    return sorted(str(p) for p in folder.glob("*.safetensors") if p.name.split(".")[0] == backbone)
+
+
+def _file_source(backbone: str) -> str:
+    """A weights file: one bundled with the app for this backbone, or the user's own upload."""
+    choices = _bundled_weights(backbone) + ["upload"]
+    if len(choices) > 1:
+        state.seed_widget("m_weights_pick", state.config().pretrained if state.config().pretrained in choices
+                          else choices[0])
+        pick = st.radio(t("m_weights_bundled"), choices, key="m_weights_pick",
+                        format_func=lambda c: t("m_weights_own") if c == "upload" else c.rsplit("/", 1)[-1])
+        if pick != "upload":
+            return pick
+    upload = st.file_uploader(t("m_weights_upload"), type=["safetensors"], key="m_weights_file")
+    if upload is not None:
+        _save_weights_file(upload)
+    path = st.session_state.get("weights_file")
+    if not path:
+        st.info(t("m_weights_need_file"))
+        return "none"
+    st.caption(t("m_weights_using", name=path.rsplit("/", 1)[-1]))
+    return path
 
 
 def weights_source(backbone: str) -> str:
@@ -93,15 +132,7 @@ def weights_source(backbone: str) -> str:
             _hub_status(backbone)
         return "hub"
     if kind == "file":
-        upload = st.file_uploader(t("m_weights_upload"), type=["safetensors"], key="m_weights_file")
-        if upload is not None:
-            _save_weights_file(upload)
-        path = st.session_state.get("weights_file")
-        if not path:
-            st.info(t("m_weights_need_file"))
-            return "none"
-        st.caption(t("m_weights_using", name=path.rsplit("/", 1)[-1]))
-        return path
+        return _file_source(backbone)
     if kind == "run":
         runs = finished_runs()
         if not runs:
@@ -131,8 +162,18 @@ def advice(ds) -> None:
         strategy, why = advisor.recommend(int(n), similar)
         st.markdown(t("adv_result", strategy=t(f"strat_{strategy}")) + " " + t(why))
         st.caption(t("adv_threshold", n=advisor.SMALL_PER_CLASS))
-        st.button(t("adv_apply"), key="adv_apply", on_click=st.session_state.__setitem__,
-                  args=("m_strategy", strategy))
+        # a callback runs before the page does, so the strategy radio below already shows the choice
+        st.button(t("adv_apply"), key="adv_apply", on_click=_apply_strategy, args=(strategy,))
+
+
+def _apply_strategy(strategy: str) -> None:
+    st.session_state.m_strategy = strategy
+    _strategy_default_lr()
+
+
+def _strategy_default_lr() -> None:
+    # each strategy has its own good learning rate (tl_core.config.DEFAULT_LR): follow it on a switch
+    st.session_state.m_lr = DEFAULT_LR[st.session_state.m_strategy]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -143,7 +184,8 @@ def _param_counts(cfg_json: str, num_classes: int) -> tuple[int, int]:
 
 
 def strategy(backbone: str) -> tuple[str, int]:
-    choice = st.radio(t("m_strategy"), STRATEGIES, key="m_strategy", format_func=lambda s: t(f"strat_{s}"))
+    choice = st.radio(t("m_strategy"), STRATEGIES, key="m_strategy", format_func=lambda s: t(f"strat_{s}"),
+                      on_change=_strategy_default_lr)
     st.info(t(f"strat_{choice}_explain"), icon=":material/lightbulb:")
     unfreeze = st.session_state.m_unfreeze
     if choice == "partial":

@@ -42,17 +42,19 @@ def header(events, status: str, job) -> None:
         c4.metric(t("train_ips"), f"{ips:,.0f}")
 
 
-def outcome(events) -> None:
+def outcome(events, status: str) -> None:
     for e in events:
         if isinstance(e, Note):
             st.caption(e.message)
     last = events[-1] if events else None
     if isinstance(last, Finished):
         acc = last.metrics.get("val/acc", 0.0)
-        st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds), icon=":material/check_circle:")
-        st.page_link("app_pages/evaluate.py", label=t("go_evaluate"), icon=":material/analytics:")
+        st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds),
+                   icon=":material/check_circle:")
     elif isinstance(last, Stopped):
         st.warning(t("train_stopped", epoch=last.epoch), icon=":material/stop_circle:")
+    elif status == "interrupted":
+        st.warning(t("side_run", status=t("status_interrupted")), icon=":material/warning:")
     elif isinstance(last, Failed):
         st.error(last.message, icon=":material/error:")
         if last.detail:
@@ -74,7 +76,7 @@ def live(job, run_dir) -> None:
         st.plotly_chart(charts.curves(rows, labels), key="curves")
     if any(getattr(e, "phase", "") == "train" for e in events):
         st.plotly_chart(charts.step_loss(events, labels), key="steps")
-    outcome(events)
+    outcome(events, status)
     if status not in ACTIVE and st.session_state.get("train_polling"):
         # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling
         st.session_state.train_polling = False
@@ -95,3 +97,5 @@ if job is not None or run_dir is not None:
     polling = job is not None and job.status in ACTIVE
     st.session_state.train_polling = polling
     st.fragment(run_every=1.0 if polling else None)(live)(job, run_dir)
+    if not polling and status_of(job, job_events(job, run_dir)) in ("finished", "stopped"):
+        st.page_link("app_pages/evaluate.py", label=t("go_evaluate"), icon=":material/analytics:")

@@ -1,8 +1,9 @@
 """Regenerate the bundled sample dataset: python assets/make_sample.py
 
 Three shape classes x 40 images at 64 px, drawn by tl_core.synthetic (license-free, no download).
-40 per class keeps the repo small (~0.5 MB) and still trains to high accuracy on a CPU in about
-a minute; 64 px is upscaled to the model's input size by the usual preprocessing.
+Each class has its own shape *and* colour: with shape alone (random colours, clutter) test_resnet
+from scratch stayed at 46-54% after 15 epochs; with both cues it reaches 100% validation accuracy
+in 8 epochs (13 s on this 2-core CPU), which is what a first walk-through needs.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ OUT = Path(__file__).resolve().parent / "sample"
 def main() -> None:
     if OUT.exists():
         shutil.rmtree(OUT)
-    make_shapes_dataset(OUT, per_class=40, size=64, classes=("circle", "square", "triangle"), seed=0, fmt="png")
+    make_shapes_dataset(OUT, per_class=40, size=64, classes=("circle", "square", "triangle"), seed=0, fmt="png",
+                        colour_coded=True)
     n = sum(1 for _ in OUT.rglob("*.png"))
     size = sum(p.stat().st_size for p in OUT.rglob("*.png"))
     print(f"wrote {n} images ({size / 1e6:.2f} MB) to {OUT}")

@@ -93,8 +93,10 @@ def test_page_renders(env, page):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_spanish(env, page):
+    from ui.text import ES
+
     at = app(page, lang="es")
-    assert not at.exception
+    assert at.title[0].value in ES.values()
 
 
 def test_data_directory_upload(env, tmp_path):
@@ -111,6 +113,33 @@ def test_data_directory_upload(env, tmp_path):
     assert len(at.get("plotly_chart")) == 1  # class counts
     assert "Ready: 18 images in 3 classes" in texts(at)
     assert any(".DS_Store" in str(df.value) for df in at.dataframe), "skipped-files report lists the junk"
+
+
+def test_data_zip_upload(env, tmp_path):
+    import io
+    import zipfile
+
+    src = make_shapes_dataset(tmp_path / "shapes", per_class=5, size=32, classes=("circle", "star"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(src.rglob("*.png")):
+            zf.write(p, f"shapes/{p.parent.name}/{p.name}")
+    at = app("app_pages/data.py")
+    at.file_uploader(key="upload_zip").set_value(("shapes.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["dataset"].classes == ["circle", "star"]
+
+
+def test_data_error_is_a_sentence(env, tmp_path):
+    src = make_shapes_dataset(tmp_path / "one", per_class=3, size=32, classes=("circle",))
+    files = [(f"one/circle/{p.name}", p.read_bytes(), "image/png") for p in sorted(src.rglob("*.png"))]
+    at = app("app_pages/data.py")
+    at.file_uploader(key="upload_dir").set_value(files)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.error and "at least 2" in at.error[0].value
+    assert "dataset" not in at.session_state
 
 
 def test_sample_dataset_button(env):
@@ -191,3 +220,103 @@ def test_export_page(finished_run):
     at.button(key="ex_onnx_make").click().run()
     assert not at.exception, at.exception
     assert "largest difference" in texts(at)
+
+
+def test_stop_a_run(finished_run):
+    at = app("app_pages/train.py", config=TINY.replace(epochs=50), dataset=finished_run.session_state["dataset"])
+    at.button(key="train_start").click().run()
+    at.button(key="train_stop").click().run()
+    deadline = time.time() + 120
+    while "Stopped" not in texts(at) and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, at.exception
+    assert "Stopped" in texts(at), texts(at)
+
+
+def test_advisor_button_sets_strategy(env):
+    at = app("app_pages/data.py")
+    at.button(key="use_sample").click().run()  # 40 images per class: "small"
+    at.switch_page("app_pages/model.py").run()
+    at.radio(key="adv_similar").set_value(False).run()
+    at.button(key="adv_apply").click().run()
+    assert not at.exception, at.exception
+    assert at.radio(key="m_strategy").value == "partial"
+    assert at.session_state["config"].strategy == "partial"
+
+
+def test_augmentation_preview(env):
+    at = app("app_pages/data.py")
+    at.button(key="use_sample").click().run()
+    at.switch_page("app_pages/model.py").run()
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.button(key="m_preview").click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("image")) >= 8, "augmented samples are shown"
+
+
+def test_queue_position_is_shown(finished_run):
+    ds = finished_run.session_state["dataset"]
+    first = app("app_pages/train.py", config=TINY.replace(epochs=50), dataset=ds)
+    first.button(key="train_start").click().run()
+    second = app("app_pages/train.py", config=TINY, dataset=ds)
+    second.button(key="train_start").click().run()
+    try:
+        assert "position 1 in line" in texts(second), texts(second)
+    finally:
+        second.button(key="train_stop").click().run()
+        first.button(key="train_stop").click().run()
+    deadline = time.time() + 60
+    while "Stopped" not in texts(first) and time.time() < deadline:
+        time.sleep(0.5)
+        first.run()
+
+
+def test_compare_runs(finished_run):
+    from tl_core.job import JobManager
+    from ui.state import runs_root
+
+    job = JobManager().submit(TINY.replace(epochs=1), finished_run.session_state["dataset"], runs_root())
+    job.join(120)
+    at = app("app_pages/evaluate.py")
+    assert not at.exception, at.exception
+    assert len(at.multiselect(key="ev_compare").value) == 2
+    assert len(at.get("plotly_chart")) >= 3  # confusion + two comparison charts
+
+
+def test_interrupted_run_replays(finished_run, tmp_path):
+    """A run folder whose job is gone (server restart) replays its events from events.jsonl."""
+    import shutil
+
+    from ui.state import runs_root
+
+    src = runs_root() / finished_run.session_state["job_run"]
+    copy = runs_root() / (src.name + "-copy")
+    shutil.copytree(src, copy)
+    lines = (copy / "events.jsonl").read_text().splitlines()
+    (copy / "events.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # no Finished: killed mid-run
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update({"job": "gone-after-restart", "run": copy.name})
+    at.run()
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, at.exception
+    assert "interrupted" in texts(at)
+    assert at.get("plotly_chart"), "the curves are replayed"
+
+
+def test_weights_file_upload(env, tmp_path):
+    import numpy as np
+    from safetensors.numpy import save
+
+    blob = save({"w": np.zeros(3, dtype=np.float32)})
+    at = app("app_pages/model.py")
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_weights").set_value("file").run()
+    if any(r.key == "m_weights_pick" for r in at.radio):  # bundled weights exist: choose "upload my own"
+        at.radio(key="m_weights_pick").set_value("upload").run()
+    at.file_uploader(key="m_weights_file").set_value(("../../evil name.safetensors", blob, "application/octet-stream"))
+    at.run()
+    assert not at.exception, at.exception
+    path = Path(at.session_state["config"].pretrained)
+    assert path.name == "evil_name.safetensors" and path.is_file()
+    assert Path(at.session_state["config"].pretrained).parent.parent.parent == Path(env / "workspace")

@@ -91,8 +91,16 @@ def goto(page, name: str) -> None:
 
 
 def shot(page, name: str) -> None:
+    # Streamlit scrolls inside its own container, so full_page alone stops at the viewport:
+    # grow the viewport to the content's height for the picture, then put it back
     SHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 900)")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 80, 4000)})
+    page.wait_for_timeout(800)  # plotly re-lays out on resize
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
 
 
 def choose(page, label: str, option: str) -> None:
@@ -125,7 +133,11 @@ def test_walk_through(server, page, debug_shot):
 
     goto(page, "Model")
     choose(page, "Backbone", "test_resnet")
-    page.get_by_test_id("stRadio").filter(has_text="Start from").get_by_text("Nothing (random)").click()
+    # the starter weights bundled with the app make feature extraction real transfer; without
+    # them the walk-through still runs, on random features
+    starter = sorted((ROOT / "assets" / "weights").glob("test_resnet.*.safetensors"))
+    source = "A weights file" if starter else "Nothing (random)"
+    page.get_by_test_id("stRadio").filter(has_text="Start from").get_by_text(source).click()
     settle(page)
     page.get_by_test_id("stRadio").filter(has_text="Strategy").get_by_text("Feature extraction").click()
     settle(page)

@@ -28,12 +28,13 @@ def _star(cx, cy, r):
 CLASS_COLOURS = {"circle": (220, 40, 40), "square": (40, 180, 40), "triangle": (40, 60, 220), "star": (230, 200, 30)}
 
 
-def draw_shape(shape: str, size: int, rng: random.Random, colour_coded: bool = False) -> Image.Image:
+def draw_shape(shape: str, size: int, rng: random.Random, colour_coded: bool = False,
+               clutter: bool = True) -> Image.Image:
     """One image of `shape`; with colour_coded each class also has its own colour (an easy task)."""
     bg = tuple(rng.randint(0, 255) for _ in range(3)) if not colour_coded else (rng.randint(90, 160),) * 3
     img = Image.new("RGB", (size, size), bg)
     d = ImageDraw.Draw(img)
-    for _ in range(0 if colour_coded else rng.randint(3, 8)):  # background clutter so colour alone is not enough
+    for _ in range(rng.randint(3, 8) if clutter and not colour_coded else 0):  # background clutter so colour alone is not enough
         x, y = rng.randint(0, size), rng.randint(0, size)
         c = tuple(rng.randint(0, 255) for _ in range(3))
         d.line((x, y, rng.randint(0, size), rng.randint(0, size)), fill=c, width=rng.randint(1, 3))
@@ -61,6 +62,7 @@ def make_shapes_dataset(
     seed: int = 0,
     fmt: str = "png",
     colour_coded: bool = False,
+    clutter: bool = True,
 ) -> Path:
     """Write `root/<class>/<i>.<fmt>` images and return root."""
     root = Path(root)
@@ -68,6 +70,6 @@ def make_shapes_dataset(
     for shape in classes:
         (root / shape).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
-            img = draw_shape(shape, size, rng, colour_coded)
+            img = draw_shape(shape, size, rng, colour_coded, clutter)
             img.save(root / shape / f"{shape}_{i:04d}.{fmt}", quality=92)  # quality: JPEG only
     return root

@@ -27,11 +27,13 @@ def curves(rows: list[dict], labels: dict) -> go.Figure:
     """Loss and accuracy per epoch, train vs val, side by side."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(labels["loss"], labels["acc"]))
     epochs = [r["epoch"] for r in rows]
+    # one colour per split on both panels, so the legend reads "blue = train, orange = validation"
     for col, metric in ((1, "loss"), (2, "acc")):
-        for split, dash in (("train", "solid"), ("val", "dash")):
+        for split, color in (("train", "#1f77b4"), ("val", "#ff7f0e")):
             ys = [r.get(f"{split}/{metric}") for r in rows]
-            fig.add_scatter(x=epochs, y=ys, mode="lines+markers", name=f"{labels[split]} {labels[metric]}",
-                            line=dict(dash=dash), row=1, col=col)
+            fig.add_scatter(x=epochs, y=ys, mode="lines+markers", name=labels[split], legendgroup=split,
+                            showlegend=col == 1, line=dict(color=color), row=1, col=col)
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_xaxes(title_text=labels["epoch"], dtick=1)
     fig.update_layout(**_LAYOUT)
     return fig
@@ -53,8 +55,8 @@ def smoothed_steps(events, beta: float = 0.9) -> tuple[list[int], list[float], l
 def step_loss(events, labels: dict) -> go.Figure:
     xs, raw, smooth = smoothed_steps(events)
     fig = go.Figure()
-    fig.add_scatter(x=xs, y=raw, mode="lines", name=labels["raw"], opacity=0.3)
-    fig.add_scatter(x=xs, y=smooth, mode="lines", name=labels["smoothed"])
+    fig.add_scatter(x=xs, y=raw, mode="lines", name=labels["raw"], line=dict(color="#9aa0a6", width=1))
+    fig.add_scatter(x=xs, y=smooth, mode="lines", name=labels["smoothed"], line=dict(color="#1f77b4", width=3))
     fig.update_layout(title=labels["step_loss"], xaxis_title=labels["step"], **_LAYOUT)
     return fig
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core.config import RunConfig
+from tl_core.config import DEFAULT_LR, RunConfig
 from tl_core.job import JobManager
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -62,7 +62,7 @@ def set_dataset(ds) -> None:
 def config() -> RunConfig:
     if "config" not in st.session_state:
         # a tiny, offline-safe default; the Model page replaces it
-        st.session_state.config = RunConfig(backbone="resnet18")
+        st.session_state.config = RunConfig(backbone="resnet18", lr=DEFAULT_LR["feature_extraction"])
     return st.session_state.config
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
 
@@ -26,11 +27,12 @@ def user_errors():
 
 
 def status_of(job, events) -> str:
-    """The run's state as one of queued/running/finished/stopped/failed, job or replay."""
+    """The run's state (queued/running/finished/stopped/failed/interrupted), from the job or a replay."""
     if job is not None:
         return job.status
     last = events[-1] if events else None
-    return {Finished: "finished", Stopped: "stopped", Failed: "failed"}.get(type(last), "stopped")
+    # no terminal event and no job: the server stopped while it trained
+    return {Finished: "finished", Stopped: "stopped", Failed: "failed"}.get(type(last), "interrupted")
 
 
 def job_events(job, run_dir) -> list:
@@ -59,11 +61,18 @@ def sidebar_status() -> None:
             return
         events = job_events(job, run_dir)
         status = status_of(job, events)
-        epochs = [e for e in events if isinstance(e, EpochEnd)]
         line = t("side_run", status=t(f"status_{status}"))
-        if epochs:
-            line += " · " + t("side_val_acc", acc=epochs[-1].metrics.get("val/acc", 0.0), epoch=epochs[-1].epoch)
+        best = _best_epoch(events)
+        if best is not None:
+            line += " · " + t("side_val_acc", acc=best.metrics.get("val/acc", 0.0), epoch=best.epoch)
         st.caption(line)
+
+
+def _best_epoch(events):
+    # the saved model is the best epoch's, so that is the number to show, not the last epoch's
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    best = [e for e in epochs if e.is_best]
+    return best[-1] if best else (epochs[-1] if epochs else None)
 
 
 def image_grid(images: list, captions: list[str], columns: int = 6, width: int = 110) -> None:
@@ -98,14 +107,21 @@ def _fmt_seconds(s: float) -> str:
 def run_label(info) -> str:
     acc = info.metrics.get("val/acc") if info.metrics else None
     acc_txt = f" · {acc:.1%}" if isinstance(acc, (int, float)) else ""
-    return f"{info.name} · {info.config.backbone} · {t('strat_' + info.config.strategy)}{acc_txt}"
+    status = "" if info.status.lower() == "finished" else f" · {t('status_' + info.status.lower())}"
+    return f"{info.name} · {info.config.backbone} · {t('strat_' + info.config.strategy)}{acc_txt}{status}"
+
+
+def _usable(info) -> bool:
+    # a stopped or interrupted run still saved its best epoch; run.json spells statuses "Finished"
+    done = info.status.lower() in ("finished", "stopped", "interrupted")
+    return done and all((Path(info.dir) / f).is_file() for f in ("model.safetensors", "val_predictions.json"))
 
 
 def finished_runs():
+    """Runs with a saved model to evaluate, predict with or export, newest first."""
     from tl_core.runs import list_runs
 
-    # run.json spells statuses "Finished"; the Job spells them "finished"
-    return [r for r in list_runs(state.runs_root()) if r.status.lower() == "finished"]
+    return [r for r in list_runs(state.runs_root()) if _usable(r)]
 
 
 def pick_run(label_key: str, key: str):
