@@ -13,7 +13,6 @@ import random
 import re
 import shutil
 import unicodedata
-import warnings
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
@@ -28,10 +27,20 @@ JUNK_DIRS = {"__macosx", ".ipynb_checkpoints", ".git", "__pycache__"}
 MAX_DEPTH = 32  # folders below the dataset root; deeper is an upload accident, not a dataset
 MIN_PER_CLASS_WARN = 5
 IMBALANCE_WARN = 5.0
+# a 100000x1 PNG is a few hundred bytes but resizes to 6.4 Gpx at short side 64: refuse slivers
+MAX_ASPECT = 50
+_COPY_CHUNK = 1024**2
 
 
 class DataError(ValueError):
-    """A dataset that cannot be used; the message says what to do."""
+    """A dataset that cannot be used; the message says what to do.
+
+    `report` (when set) holds the files skipped so far, so the UI can list them next to the error.
+    """
+
+    def __init__(self, message: str, report: "Report | None" = None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class IngestLimits:
     max_bytes: int = 4 * 1024**3  # total uncompressed size of an upload or zip
     max_files: int = 50_000
     max_pixels: int = 40_000_000  # per image; Pillow's own bomb guard stays on above this
+    max_file_bytes: int = 256 * 1024**2  # per file: each image is read into memory once to hash it
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,20 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def _check_size(img: Image.Image, max_pixels: int | None, short_side: int | None) -> None:
+    # Checked from the header, before any pixel is decoded. An explicit test rather than
+    # Pillow's DecompressionBombWarning: turning that warning into an error needs
+    # warnings.catch_warnings, which is not thread-safe (jobs and uploads run on threads).
+    # callers that pass no limit (training, prediction uploads) still get the ingest default,
+    # below Pillow's own 89 Mpx: one 89 Mpx decode is 267 MB of RGB per request
+    limit = max_pixels or IngestLimits.max_pixels
+    w, h = img.size
+    if limit and w * h > limit:
+        raise DataError(f"image is {w}x{h} pixels, over the {limit:,} pixel limit")
+    if short_side and (min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h)):
+        raise DataError(f"image is {w}x{h} pixels: sides more than {MAX_ASPECT}:1 apart, too thin to use")
+
+
 def load_rgb(source, short_side: int | None = None, max_pixels: int | None = None) -> Image.Image:
     """Decode an image file (path, bytes or file object) to RGB with EXIF orientation applied.
 
@@ -124,16 +148,12 @@ def load_rgb(source, short_side: int | None = None, max_pixels: int | None = Non
     """
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
-    with warnings.catch_warnings():
-        # Pillow only warns between max_pixels and 2x; a hosted app must refuse, not warn.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = Image.open(source)
-        if max_pixels and img.width * img.height > max_pixels:
-            raise DataError(f"image is {img.width}x{img.height} pixels, over the {max_pixels:,} pixel limit")
-        if short_side:
-            img.draft("RGB", (short_side, short_side))  # only JPEG honours it; cheap 1/2..1/8 decode
-        img = ImageOps.exif_transpose(img)
-        img = _to_rgb(img)
+    img = Image.open(source)
+    _check_size(img, max_pixels, short_side)
+    if short_side:
+        img.draft("RGB", (short_side, short_side))  # only JPEG honours it; cheap 1/2..1/8 decode
+    img = ImageOps.exif_transpose(img)
+    img = _to_rgb(img)
     if short_side:
         w, h = img.size
         scale = short_side / min(w, h)
@@ -152,16 +172,23 @@ def _check_image(data: bytes, limits: IngestLimits) -> str | None:
         load_rgb(data, short_side=64, max_pixels=limits.max_pixels)
     except DataError as e:
         return str(e)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        return "image too large (decompression-bomb guard)"
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        return f"image over the pixel limit, refused as a possible decompression bomb ({e})"
     except Image.UnidentifiedImageError:
         return "not an image Pillow can read"
-    except (OSError, SyntaxError, ValueError) as e:
-        return f"damaged image ({e})"
+    except MemoryError:
+        return "image too large to decode in the memory available"
+    except Exception as e:  # fuzzed files raise struct.error, IndexError, EOFError...: all mean "damaged"
+        return f"damaged image ({type(e).__name__}: {e})"
     return None
 
 
 # ---------------------------------------------------------------- safe writing of uploads
+
+
+def _mb(n: int) -> str:
+    # MiB, as TL_MAX_UPLOAD_MB and Streamlit's server.maxUploadSize count them
+    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n / 2**10:,.0f} KB"
 
 
 def _safe_parts(name: str) -> list[str] | None:
@@ -188,58 +215,120 @@ def _junk_reason(parts: list[str], is_dir: bool = False) -> str | None:
     return None
 
 
-def _write_member(dest: Path, parts: list[str], data: bytes) -> None:
+def _write_member(dest: Path, parts: list[str], data) -> None:
+    """Write bytes, or copy a file object, to dest/parts; OSError when the disk refuses the name."""
     target = dest.joinpath(*parts)
     # belt and braces: the resolved path must stay inside dest
     if dest.resolve() not in target.resolve().parents:
         raise DataError(f"refused {'/'.join(parts)}: it would be written outside the dataset folder")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+    if isinstance(data, (bytes, bytearray)):
+        target.write_bytes(data)
+    else:
+        with open(target, "wb") as f:
+            shutil.copyfileobj(data, f, _COPY_CHUNK)
 
 
 def _store_files(files, dest: Path, limits: IngestLimits, report: Report) -> None:
+    """Write (name, bytes) pairs under dest; junk and unwritable names are skipped and listed."""
     total = 0
     for count, (name, data) in enumerate(files):
         if count >= limits.max_files:
-            raise DataError(f"too many files: the limit is {limits.max_files:,}; upload fewer images")
+            raise DataError(f"too many files: the limit is {limits.max_files:,}; upload fewer images", report)
         parts = _safe_parts(name)
         if parts is None:
-            raise DataError(f"refused the upload: '{name}' points outside its folder (absolute path or '..')")
+            raise DataError(f"refused the upload: '{name}' points outside its folder (absolute path or '..'); "
+                            "upload the dataset folder itself", report)
         junk = _junk_reason(parts)
         if junk:
             report.skipped.append(Skipped(name, junk))
             continue
         total += len(data)
         if total > limits.max_bytes:
-            raise DataError(f"upload too large: over {limits.max_bytes / 1e9:.1f} GB uncompressed")
+            raise DataError(f"upload too large: over {_mb(limits.max_bytes)} uncompressed; "
+                            "upload fewer or smaller images", report)
+        _write_or_skip(dest, parts, name, data, report)
+
+
+def _write_or_skip(dest: Path, parts: list[str], name: str, data, report: Report) -> None:
+    try:
         _write_member(dest, parts, data)
+    except OSError as e:  # a 300-character name, a file where a folder should be, ...
+        report.skipped.append(Skipped(name, f"could not be saved ({e.strerror or e}); rename it"))
 
 
-def _zip_members(zf: zipfile.ZipFile, limits: IngestLimits):
-    """Yield (name, bytes) for the zip's files after checking names and declared sizes."""
+def _zip_infos(zf: zipfile.ZipFile, label: str, limits: IngestLimits, report: Report) -> list:
+    """The zip's file entries, after checking names, count and declared sizes (nothing read yet)."""
     infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) > limits.max_files:
+        raise DataError(f"refused {label}: it holds {len(infos):,} files, over the limit of "
+                        f"{limits.max_files:,}; upload fewer images", report)
     for i in infos:
         if _safe_parts(i.filename) is None:
-            raise DataError(f"refused the zip: member '{i.filename}' points outside the archive (absolute path or '..')")
+            raise DataError(f"refused {label}: member '{i.filename}' points outside the archive (absolute path "
+                            "or '..'); re-create the zip from the dataset folder", report)
     declared = sum(i.file_size for i in infos)
     if declared > limits.max_bytes:
-        raise DataError(f"refused the zip: it unpacks to {declared / 1e9:.1f} GB, over the "
-                        f"{limits.max_bytes / 1e9:.1f} GB limit")
-    for i in infos:
-        with zf.open(i) as f:
-            # read at most the declared size + 1: a lying header cannot inflate past the cap
-            data = f.read(i.file_size + 1)
-        if len(data) > i.file_size:
-            raise DataError(f"refused the zip: member '{i.filename}' is larger than its header says")
-        yield i.filename, data
+        raise DataError(f"refused {label}: it unpacks to {_mb(declared)}, over the "
+                        f"{_mb(limits.max_bytes)} limit; upload fewer or smaller images", report)
+    return infos
 
 
-def extract_zip(zip_source, dest: Path, limits: IngestLimits, report: Report) -> None:
+class _Capped(io.RawIOBase):
+    """A zip member stream that raises once it yields more than its header declared."""
+
+    def __init__(self, f, name: str, limit: int):
+        self.f, self.name, self.left = f, name, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self.f.readinto(b)
+        self.left -= n
+        if self.left < 0:  # a lying header cannot inflate past the declared total
+            raise DataError(f"member '{self.name}' is larger than its header says")
+        return n
+
+
+def extract_zip(zip_source, dest: Path, limits: IngestLimits, report: Report, label: str = "the zip") -> None:
+    """Extract a zip under dest, streaming each member (memory stays flat whatever its size)."""
     try:
         with zipfile.ZipFile(zip_source) as zf:
-            _store_files(_zip_members(zf, limits), dest, limits, report)
-    except zipfile.BadZipFile:
-        raise DataError("the zip file is damaged or not a zip; re-create it and upload again") from None
+            for info in _zip_infos(zf, label, limits, report):
+                parts = _safe_parts(info.filename)
+                junk = _junk_reason(parts)
+                if junk:
+                    report.skipped.append(Skipped(info.filename, junk))
+                else:
+                    _extract_member(zf, info, dest, parts, report)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError):
+        raise DataError(f"{label} is damaged or not a zip; re-create it and upload again", report) from None
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, parts: list, report: Report) -> None:
+    target = dest.joinpath(*parts)
+    try:
+        with zf.open(info) as f:
+            _write_or_skip(dest, parts, info.filename, io.BufferedReader(_Capped(f, info.filename, info.file_size)),
+                           report)
+    except DataError as e:
+        _discard(target)
+        raise DataError(f"refused the zip: {e}; it may be a zip bomb", report) from None
+    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        # encrypted members, unsupported compression, bad CRC: that file is lost, the rest is usable
+        _discard(target)
+        reason = ("is password-protected; zip it again without a password" if info.flag_bits & 0x1
+                  else f"could not be extracted from the zip ({e})")
+        report.skipped.append(Skipped(info.filename, reason))
+
+
+def _discard(target: Path) -> None:
+    try:
+        if target.is_file():
+            target.unlink()
+    except OSError:
+        pass  # the name never made it to disk (too long, or a folder is in the way)
 
 
 # ---------------------------------------------------------------- scanning a folder
@@ -259,7 +348,8 @@ def _find_root(folder: Path) -> Path:
 
 
 def _split_dirs(root: Path) -> dict | None:
-    names = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    # a symlinked train/ could point anywhere on the server: never followed
+    names = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.is_symlink()}
     val = names.get("val") or names.get("valid") or names.get("validation")
     if "train" in names and val is not None:
         return {"train": names["train"], "val": val}
@@ -277,6 +367,8 @@ def _class_files(class_dir: Path, root: Path, report: Report):
                 report.skipped.append(Skipped(rel, junk))
             else:
                 yield p, rel
+        elif not p.is_dir():  # a FIFO would block the read forever
+            report.skipped.append(Skipped(rel, "not a regular file"))
 
 
 def _scan_classes(split_root: Path, report: Report, limits: IngestLimits, base: Path) -> dict:
@@ -299,6 +391,11 @@ def _scan_classes(split_root: Path, report: Report, limits: IngestLimits, base: 
 def _usable_images(class_dir: Path, base: Path, report: Report, limits: IngestLimits) -> list:
     out = []
     for p, rel in _class_files(class_dir, base, report):
+        size = p.stat().st_size
+        if size > limits.max_file_bytes:
+            report.skipped.append(Skipped(rel, f"file is {_mb(size)}, over the "
+                                               f"{_mb(limits.max_file_bytes)} per-image limit"))
+            continue
         data = p.read_bytes()
         reason = _check_image(data, limits)
         if reason:
@@ -311,19 +408,24 @@ def _usable_images(class_dir: Path, base: Path, report: Report, limits: IngestLi
 # ---------------------------------------------------------------- building the dataset
 
 
+def _skipped_examples(report: Report, n: int = 3) -> str:
+    ex = "; ".join(f"{x.name}: {x.reason}" for x in report.skipped[:n])
+    return f" Skipped {len(report.skipped)} file(s), e.g. {ex}." if ex else ""
+
+
 def _check_classes(found: dict, report: Report) -> None:
     if len(found) < 2:
         raise DataError(f"found {len(found)} class folder(s); a classifier needs at least 2. "
-                        "Put each class's images in its own sub-folder (e.g. data/cats, data/dogs).")
+                        "Put each class's images in its own sub-folder (e.g. data/cats, data/dogs)."
+                        + _skipped_examples(report), report)
+    if not any(found.values()):
+        raise DataError("no usable image found." + _skipped_examples(report) +
+                        " Upload a folder with one sub-folder of JPEG/PNG images per class.", report)
     empty = [c for c, files in found.items() if not files]
     if empty:
         raise DataError(f"class folder(s) with no usable image: {', '.join(empty)}. "
-                        "Add images there or remove the folder (see the skipped-files list).")
-    lowered = Counter(c.casefold() for c in found)
-    clash = sorted(c for c in found if lowered[c.casefold()] > 1)
-    if clash:
-        report.warnings.append(f"class names differ only by case: {', '.join(clash)}; "
-                               "they are kept as separate classes — merge them if they are the same thing")
+                        "Add images there or remove the folder (see the skipped-files list).", report)
+    _warn_lookalike_names(found, report)
     sizes = {c: len(f) for c, f in found.items()}
     small = [c for c, n in sizes.items() if n < MIN_PER_CLASS_WARN]
     if small:
@@ -333,6 +435,28 @@ def _check_classes(found: dict, report: Report) -> None:
         report.warnings.append(f"classes are imbalanced more than {IMBALANCE_WARN:.0f}:1 "
                                f"({max(sizes, key=sizes.get)}: {max(sizes.values())}, "
                                f"{min(sizes, key=sizes.get)}: {min(sizes.values())}); accuracy can mislead")
+
+
+def _warn_lookalike_names(found: dict, report: Report) -> None:
+    # "Cat"/"cat", or "café" spelt with a combining accent (macOS) and without: different
+    # folders on Linux that a user cannot tell apart on screen
+    key = lambda c: unicodedata.normalize("NFC", c).casefold()  # noqa: E731
+    seen = Counter(key(c) for c in found)
+    clash = sorted(c for c in found if seen[key(c)] > 1)
+    if clash:
+        report.warnings.append(f"class names differ only by case: {', '.join(clash)}; "
+                               "they are kept as separate classes — merge them if they are the same thing")
+
+
+def _check_split(classes: list, train: list, val: list, report: Report) -> None:
+    if not val:
+        raise DataError("no image could be held out for validation: give every class at least 2 images "
+                        "(or add a val/ folder next to train/).", report)
+    in_val = {it.label for it in val}
+    no_val = [c for i, c in enumerate(classes) if i not in in_val]
+    if no_val:
+        report.warnings.append(f"no validation image for: {', '.join(no_val)} (one image only); "
+                               "its accuracy cannot be measured — add at least one more image")
 
 
 def _flag_duplicates(found_by_split: list[dict], base: Path, report: Report) -> None:
@@ -381,7 +505,7 @@ def load_dataset(source, workdir=None, val_fraction: float = 0.2, seed: int = 0,
         if workdir is None:
             raise DataError("a zip needs a working folder to be extracted into")
         dest = _fresh_dir(Path(workdir))
-        extract_zip(source, dest, limits, report)
+        extract_zip(source, dest, limits, report, source.name)
         source = dest
     return _dataset_from_folder(source, val_fraction, seed, limits, report)
 
@@ -394,7 +518,7 @@ def ingest_uploads(files, workdir, val_fraction: float = 0.2, seed: int = 0,
     report = Report()
     dest = _fresh_dir(Path(workdir))
     if len(files) == 1 and files[0][0].lower().endswith(".zip"):
-        extract_zip(io.BytesIO(files[0][1]), dest, limits, report)
+        extract_zip(io.BytesIO(files[0][1]), dest, limits, report, PurePosixPath(files[0][0]).name)
     else:
         _store_files(files, dest, limits, report)
     return _dataset_from_folder(dest, val_fraction, seed, limits, report)
@@ -410,7 +534,7 @@ def _fresh_dir(workdir: Path) -> Path:
 
 def _dataset_from_folder(folder: Path, val_fraction, seed, limits, report: Report) -> Dataset:
     if not any(folder.iterdir()):
-        raise DataError("no files found; upload a folder that holds one sub-folder per class")
+        raise DataError("no files found; upload a folder that holds one sub-folder per class", report)
     root = _find_root(folder)
     splits = _split_dirs(root)
     if splits:
@@ -422,12 +546,17 @@ def _dataset_from_folder(folder: Path, val_fraction, seed, limits, report: Repor
         _flag_duplicates([found_train, found_val], root, report)
         train = [Item(p, classes.index(c), s) for c in classes for p, s in found_train.get(c, [])]
         val = [Item(p, classes.index(c), s) for c in classes for p, s in found_val.get(c, [])]
+        _check_split(classes, train, val, report)
         return Dataset(str(root), classes, train, val, report, split_given=True)
     found = _scan_classes(root, report, limits, root)
+    if not found and root != folder:  # _find_root walked into the only class folder there is
+        raise DataError(f"found one class folder ('{root.name}'); a classifier needs at least 2. Put each "
+                        "class's images in its own sub-folder next to it (e.g. data/cats, data/dogs).", report)
     _check_classes(found, report)
     _flag_duplicates([found], root, report)
     classes = sorted(found)
     train, val = _stratified_split(found, classes, val_fraction, seed)
+    _check_split(classes, train, val, report)
     return Dataset(str(root), classes, train, val, report)
 
 

@@ -6,7 +6,6 @@ A process-wide cap on concurrent jobs keeps a shared server usable; more wait in
 """
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import traceback
@@ -14,17 +13,62 @@ from collections import deque
 from pathlib import Path
 
 from . import runs
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .data import Dataset
-from .events import Failed, Stopped, TERMINAL, Finished
+from .events import Failed, Finished, Note, Started, Stopped, TERMINAL
 
 _STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
 
 
+OOM_MARKERS = ("out of memory", "outofmemoryerror", "can't allocate memory", "not enough memory")
+OOM_SENTENCE = ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
+                "and start again.")
+
+
+def is_out_of_memory(failed: Failed) -> bool:
+    # CUDA says "out of memory"; the CPU allocator says "DefaultCPUAllocator: can't allocate memory"
+    text = f"{failed.message}\n{failed.detail}".lower()
+    return any(m in text for m in OOM_MARKERS)
+
+
+def _explained(e):
+    """A Failed event for running out of memory always carries the what-to-do sentence."""
+    if isinstance(e, Failed) and is_out_of_memory(e) and not e.message.startswith("Out of memory"):
+        return Failed(OOM_SENTENCE, e.detail)
+    return e
+
+
+def oom_retry_config(cfg: RunConfig, failed, device: str) -> RunConfig | None:
+    """The config to retry with after `failed`, or None: only a CUDA out-of-memory failure with a
+    batch that can still be halved earns one automatic retry (on CPU, OOM means swap, not a retry)."""
+    if not isinstance(failed, Failed) or not device.startswith("cuda") or cfg.batch_size < 2:
+        return None
+    return cfg.replace(batch_size=cfg.batch_size // 2) if is_out_of_memory(failed) else None
+
+
+def _likely_device(cfg: RunConfig) -> str:
+    # an OOM can come before Started (moving the model to the GPU): guess as train.pick_device does
+    import torch
+
+    return "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
+
+
+def _free_cuda_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()  # the failed attempt's model and optimizer
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class Job:
-    def __init__(self, manager: "JobManager", cfg: RunConfig, dataset: Dataset, run_dir: Path):
+    def __init__(self, manager: "JobManager", cfg: RunConfig, dataset: Dataset, run_dir: Path,
+                 owner: str | None = None):
         self.id = secrets.token_urlsafe(16)  # unguessable: it is the only handle on the job
         self.cfg, self.dataset, self.run_dir = cfg, dataset, run_dir
+        self.owner = owner  # the session that submitted it; None in single-user mode
         self._manager = manager
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -56,17 +100,42 @@ class Job:
         if isinstance(event, TERMINAL):
             self.status = _STATUS[type(event)]
 
+    def _attempts(self, train):
+        """train()'s events; after a CUDA out-of-memory failure, once more with half the batch."""
+        runs.mark_running(self.run_dir)  # in here: if the disk is full, _record turns it into Failed
+        cfg, device = self.cfg, _likely_device(self.cfg)
+        for attempt in (1, 2):
+            retry = None
+            for e in train(cfg, self.dataset, self._stop, self.run_dir):
+                device = e.device if isinstance(e, Started) else device
+                retry = oom_retry_config(cfg, e, device) if attempt == 1 else None
+                if retry is not None:
+                    break
+                yield _explained(e)
+            if retry is None:
+                return
+            yield Note(f"Out of memory on the GPU at batch size {cfg.batch_size}: retrying once "
+                       f"automatically with batch size {retry.batch_size}.")
+            _free_cuda_memory()
+            cfg = self.cfg = retry
+            runs.update_run(self.run_dir, config=cfg.to_dict(), oom_retry=True)
+
     def _work(self) -> None:
         from .train import train
 
         if not self._manager.acquire(self):
-            for e in runs.record(self.run_dir, [Stopped(0, "Stopped before it started (it was queued).")]):
-                self._emit(e)
+            self._record([Stopped(0, "Stopped before it started (it was queued).")])
             return
         self.status = "running"
-        runs.mark_running(self.run_dir)
         try:
-            for e in runs.record(self.run_dir, train(self.cfg, self.dataset, self._stop, self.run_dir)):
+            self._record(self._attempts(train))
+        finally:
+            self._manager.release()  # whatever happened, the next job in the queue gets the slot
+
+    def _record(self, events) -> None:
+        """Emit and persist events; if persisting fails (disk full), still end as Failed."""
+        try:
+            for e in runs.record(self.run_dir, events):
                 self._emit(e)
         except BaseException as e:  # e.g. the disk filled while recording: still end as Failed
             failed = Failed(f"The run could not be recorded: {type(e).__name__}: {e}", traceback.format_exc())
@@ -74,35 +143,60 @@ class Job:
             try:
                 runs.finish_run(self.run_dir, failed)
             except OSError:
-                pass
-        finally:
-            self._manager.release()
+                pass  # the UI still has the Failed event; run.json stays as it was
 
 
 class JobManager:
     """Registry of jobs with a cap on how many train at once; the rest queue in order."""
 
-    def __init__(self, max_concurrent: int = 1):
+    def __init__(self, max_concurrent: int = 1, keep_done: int = 200):
         self.max_concurrent = max(1, max_concurrent)
+        self.keep_done = keep_done  # finished jobs kept in memory for reattaching
         self._cond = threading.Condition()
         self._running = 0
         self._queue: deque = deque()
         self._jobs: dict[str, Job] = {}
 
-    def submit(self, cfg: RunConfig, dataset: Dataset, runs_root: str | Path) -> Job:
+    def submit(self, cfg: RunConfig, dataset: Dataset, runs_root: str | Path, owner: str | None = None) -> Job:
+        """Create the run folder and queue the job. Raises runs.RunsFolderError (a sentence) when
+        runs_root is unwritable or its disk nearly full: before anything starts. With `owner` (a
+        session token, hosted mode) a session may have one active job at a time (ConfigError)."""
+        if owner is not None and any(not j.done for j in self.jobs(owner)):
+            # hosted fairness: one session cannot fill the queue ahead of a classroom
+            raise ConfigError("You already have a run queued or training; stop it or wait for it to "
+                              "finish before starting another.")
         run_dir = runs.create_run(runs_root, cfg, dataset.classes, dataset.to_dict())
-        job = Job(self, cfg, dataset, run_dir)
+        job = Job(self, cfg, dataset, run_dir, owner)
         with self._cond:
+            self._forget_done()
             self._jobs[job.id] = job
             self._queue.append(job)
         job._thread.start()
         return job
 
-    def get(self, job_id: str | None) -> Job | None:
-        return self._jobs.get(job_id) if job_id else None
+    def _forget_done(self) -> None:
+        # a server up for weeks must not keep every job's events in memory; a forgotten job is
+        # still replayed from its run folder (ui.state.current_job falls back to events.jsonl)
+        done = [k for k, j in self._jobs.items() if j.done]
+        for k in done[:max(0, len(done) - self.keep_done)]:
+            del self._jobs[k]
 
-    def jobs(self) -> list[Job]:
-        return list(self._jobs.values())
+    def get(self, job_id: str | None, owner: str | None = None) -> Job | None:
+        """The job, or None; with `owner`, only that session's job (hosted mode)."""
+        job = self._jobs.get(job_id) if job_id else None
+        return job if job is not None and (owner is None or job.owner == owner) else None
+
+    def jobs(self, owner: str | None = None) -> list[Job]:
+        return [j for j in list(self._jobs.values()) if owner is None or j.owner == owner]
+
+    def queued(self) -> list[Job]:
+        """The waiting jobs, first in line first (one consistent snapshot)."""
+        with self._cond:
+            return list(self._queue)
+
+    def running_count(self) -> int:
+        with self._cond:
+            return self._running
 
     def position(self, job: Job) -> int:
         """0 when running or done; else 1 + the number of jobs ahead of it in the queue."""
@@ -137,9 +231,11 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def default_manager() -> JobManager:
-    """The process-wide manager; TL_MAX_JOBS sets the cap (default 1 per device)."""
+    """The process-wide manager; TL_MAX_JOBS sets the cap (see settings)."""
+    from .settings import load_settings
+
     global _DEFAULT
     with _DEFAULT_LOCK:
         if _DEFAULT is None:
-            _DEFAULT = JobManager(int(os.environ.get("TL_MAX_JOBS", "1")))
+            _DEFAULT = JobManager(load_settings().max_jobs)
         return _DEFAULT

@@ -9,17 +9,70 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import events as ev
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
     "Queued", "Running", "Finished", "Stopped", "Failed", "Interrupted")
 _TERMINAL_STATUS = {"Finished": FINISHED, "Stopped": STOPPED, "Failed": FAILED}
+
+
+class RunsFolderError(ConfigError):
+    """The runs folder cannot take a new run (unwritable, or the disk is nearly full)."""
+
+
+def check_runs_folder(root: str | Path, min_free_mb: float | None = None) -> Path:
+    """Make sure `root` exists, is writable and has `min_free_mb` free; RunsFolderError if not.
+
+    Checked before a run starts, so a full or read-only disk is a sentence at the start, not a
+    crash when the first checkpoint is written.
+    """
+    root = Path(root)
+    if min_free_mb is None:
+        from .settings import load_settings
+
+        min_free_mb = load_settings().min_free_mb
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{secrets.token_hex(4)}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise RunsFolderError(f"The runs folder {root} cannot be written ({e.strerror or e}); "
+                              "choose another folder (TL_RUNS) or fix its permissions.") from None
+    free_mb = shutil.disk_usage(root).free / 1e6
+    if free_mb < min_free_mb:
+        raise RunsFolderError(f"The disk holding {root} has only {free_mb:,.0f} MB free (a run needs at least "
+                              f"{min_free_mb:,.0f} MB); delete old runs or free some space, then start again.")
+    return root
+
+
+def _process_identity() -> dict:
+    """pid + its start time + boot id: a pid reused after a restart (pid 1 in a container) is a
+    different process, so its old runs still show as Interrupted."""
+    ident = {"pid": os.getpid(), "host": socket.gethostname()}
+    ident.update({k: v for k, v in (("proc_start", _proc_start(os.getpid())), ("boot_id", _boot_id())) if v})
+    return ident
+
+
+def _proc_start(pid: int) -> str | None:
+    try:  # field 22 of /proc/<pid>/stat, after the parenthesised command name
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -28,11 +81,15 @@ def write_json_atomic(path: Path, data) -> None:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of either
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not also leave litter behind
+        raise
 
 
 def read_json(path: Path) -> dict:
@@ -47,29 +104,49 @@ def _versions() -> dict:
 
 
 def create_run(root: str | Path, cfg: RunConfig, classes: list, dataset_dict: dict | None = None) -> Path:
-    """Make a new run folder with run.json (status Queued) and return it."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    """Make a new run folder with run.json (status Queued) and return it.
+
+    Raises RunsFolderError (one sentence) when root is unwritable or its disk nearly full.
+    """
+    root = check_runs_folder(root)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     # the random suffix makes names unguessable for the hosted mode
     run_dir = root / f"{stamp}-{cfg.backbone.replace('/', '_')}-{cfg.strategy}-{secrets.token_hex(4)}"
-    run_dir.mkdir()
     info = {
         "status": QUEUED, "config": cfg.to_dict(), "classes": classes, "metrics": {},
-        "created": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
+        "created": time.time(), **_process_identity(),
         "parent": cfg.pretrained[4:] if cfg.pretrained.startswith("run:") else None,
         "versions": _versions(),
     }
-    write_json_atomic(run_dir / "run.json", info)
-    if dataset_dict is not None:
-        write_json_atomic(run_dir / "dataset.json", dataset_dict)
+    try:
+        run_dir.mkdir()
+        write_json_atomic(run_dir / "run.json", info)
+        if dataset_dict is not None:
+            write_json_atomic(run_dir / "dataset.json", dataset_dict)
+    except OSError as e:  # the disk filled between the check and now
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise RunsFolderError(f"Could not create a run folder in {root} ({e.strerror or e}); "
+                              "free some disk space or choose another runs folder.") from None
     return run_dir
 
 
 def append_event(run_dir: Path, event) -> None:
-    line = json.dumps(ev.to_dict(event), ensure_ascii=False) + "\n"
-    with open(Path(run_dir) / "events.jsonl", "a", encoding="utf-8") as f:
-        f.write(line)  # one write per line: readers see whole lines or a partial last line
+    line = (json.dumps(ev.to_dict(event), ensure_ascii=False) + "\n").encode()
+    # one O_APPEND write() per line (not a buffered file, which splits lines over 8 KB, e.g. a
+    # traceback): readers see whole lines, or a partial last line after a kill
+    fd = os.open(Path(run_dir) / "events.jsonl", os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        if _ends_mid_line(fd):
+            line = b"\n" + line  # a killed writer's partial line must not swallow this event
+        if os.write(fd, line) != len(line):  # a short write is the disk filling up
+            raise OSError(28, "No space left on device (short write to events.jsonl)")
+    finally:
+        os.close(fd)
+
+
+def _ends_mid_line(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def read_events(run_dir: str | Path) -> list:
@@ -111,8 +188,14 @@ def record(run_dir: Path, events):
         yield event
 
 
+def update_run(run_dir: Path, **fields) -> None:
+    """Set fields of run.json (atomically), e.g. the config actually used after a retry."""
+    _update(Path(run_dir), **fields)
+
+
 def mark_running(run_dir: Path) -> None:
-    _update(run_dir, status=RUNNING, started=time.time())
+    # the process that trains is the one whose death makes the run Interrupted
+    _update(run_dir, status=RUNNING, started=time.time(), **_process_identity())
 
 
 def _update(run_dir: Path, **fields) -> None:
@@ -152,9 +235,15 @@ def run_status(info: dict) -> str:
     status = info.get("status", INTERRUPTED)
     if status not in (RUNNING, QUEUED):
         return status
-    same_host = info.get("host") == socket.gethostname()
-    if same_host and not _pid_alive(int(info.get("pid", -1))):
+    if info.get("host") != socket.gethostname():
+        return status  # another machine's process: nothing here can tell
+    pid = int(info.get("pid", -1))
+    if not _pid_alive(pid):
         return INTERRUPTED
+    if info.get("boot_id") and info["boot_id"] != _boot_id():
+        return INTERRUPTED
+    if info.get("proc_start") and _proc_start(pid) not in (None, info["proc_start"]):
+        return INTERRUPTED  # the pid now belongs to another process
     return status
 
 
@@ -176,8 +265,8 @@ def list_runs(root: str | Path) -> list[RunInfo]:
         if (d / "run.json").is_file():
             try:
                 out.append(read_run(d))
-            except (ValueError, KeyError, OSError):
-                continue
+            except (ValueError, KeyError, TypeError, OSError):
+                continue  # a damaged run.json hides that run, never the list
     return sorted(out, key=lambda r: r.created, reverse=True)
 
 

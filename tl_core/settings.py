@@ -1,0 +1,251 @@
+"""Server settings from environment variables: local (one user, the default) or hosted (strangers).
+
+| variable                 | local default | hosted default | meaning                                         |
+|--------------------------|---------------|----------------|-------------------------------------------------|
+| TL_MODE                  | local         | hosted         | `hosted` isolates sessions and applies the caps |
+| TL_RUNS                  | runs          | runs           | folder of run folders (hosted: one per session) |
+| TL_WORKSPACE             | workspace     | workspace      | uploads and exports, one folder per session     |
+| TL_MAX_UPLOAD_MB         | 4096          | 200            | uncompressed size of one upload or zip          |
+| TL_MAX_IMAGES            | 50000         | 5000           | files in one upload or zip                      |
+| TL_MAX_PIXELS            | 40000000      | 25000000       | pixels per image (decompression-bomb guard)     |
+| TL_MAX_JOBS              | 1             | 2              | trainings at once per server; the rest queue    |
+| TL_MAX_EPOCHS            | 1000          | 30             | epochs per run                                  |
+| TL_MAX_RUNS_PER_SESSION  | 0 (no limit)  | 5              | runs kept per session; the oldest are deleted   |
+| TL_MIN_FREE_MB           | 500           | 1000           | free disk needed to start a run                 |
+| TL_SESSION_TTL_HOURS     | 0 (never)     | 24             | idle sessions' runs and uploads are deleted     |
+
+Hosted defaults assume a classroom: ~30 users on one machine, 200 MB uploads (Streamlit's own
+server.maxUploadSize default), and two concurrent trainings so nobody waits behind one long run.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConfigError, RunConfig
+from .data import IngestLimits
+
+MODES = ("local", "hosted")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")  # token_urlsafe(24) is 32 characters
+
+_DEFAULTS = {
+    "local": dict(max_upload_mb=4096, max_images=50_000, max_pixels=40_000_000, max_jobs=1, max_epochs=1000,
+                  max_runs_per_session=0, min_free_mb=500, session_ttl_hours=0),
+    "hosted": dict(max_upload_mb=200, max_images=5000, max_pixels=25_000_000, max_jobs=2, max_epochs=30,
+                   max_runs_per_session=5, min_free_mb=1000, session_ttl_hours=24),
+}
+
+
+class SettingsError(ConfigError):
+    """An environment variable with a value TL Studio cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "local"
+    runs_dir: str = "runs"
+    workspace_dir: str = "workspace"
+    max_upload_mb: int = 4096
+    max_images: int = 50_000
+    max_pixels: int = 40_000_000
+    max_jobs: int = 1
+    max_epochs: int = 1000
+    max_runs_per_session: int = 0
+    min_free_mb: int = 500
+    session_ttl_hours: int = 0
+
+    @property
+    def hosted(self) -> bool:
+        return self.mode == "hosted"
+
+    def ingest_limits(self) -> IngestLimits:
+        """Upload caps for data.ingest_uploads / load_dataset."""
+        total = self.max_upload_mb * 1024**2
+        # one image is read into memory to hash and decode it: 50 MB is a 12000x12000 JPEG
+        per_file = min(total, 50 * 1024**2) if self.hosted else min(total, IngestLimits.max_file_bytes)
+        return IngestLimits(max_bytes=total, max_files=self.max_images, max_pixels=self.max_pixels,
+                            max_file_bytes=per_file)
+
+
+def _int_env(env: dict, name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number; set it to e.g. {default} or unset it.") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} is negative; set it to 0 or more, or unset it.")
+    return value
+
+
+def load_settings(environ: dict | None = None) -> Settings:
+    """Settings from TL_* environment variables (see the table above); SettingsError on bad values."""
+    env = os.environ if environ is None else environ
+    mode = env.get("TL_MODE", "local").strip().lower() or "local"
+    if mode not in MODES:
+        raise SettingsError(f"TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).")
+    defaults = _DEFAULTS[mode]
+    values = {k: _int_env(env, f"TL_{k.upper()}", v) for k, v in defaults.items()}
+    for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb"):
+        if values[name] < 1:
+            raise SettingsError(f"TL_{name.upper()} must be at least 1.")
+    return Settings(mode=mode, runs_dir=env.get("TL_RUNS", "runs"), workspace_dir=env.get("TL_WORKSPACE", "workspace"),
+                    **values)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+def new_session_token() -> str:
+    """An unguessable session token (192 random bits), safe as a folder name and in a URL."""
+    return secrets.token_urlsafe(24)
+
+
+def valid_token(token: str | None) -> bool:
+    return isinstance(token, str) and bool(_TOKEN.fullmatch(token))  # fullmatch: "$" allows a "\n"
+
+
+def _session_dir(base: str, token: str) -> Path:
+    # the token comes from a URL: it must never be a path ("../other") or a short guessable name
+    if not valid_token(token):
+        raise SettingsError("the session token is not valid; reload the page to start a new session.")
+    return Path(base) / token
+
+
+def session_runs_root(settings: Settings, token: str | None = None) -> Path:
+    """Where this session's runs live: runs/ in local mode, runs/<token>/ in hosted mode."""
+    root = _session_dir(settings.runs_dir, token) if settings.hosted else Path(settings.runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def session_workspace(settings: Settings, token: str) -> Path:
+    """This session's uploads/exports folder (per session in both modes: uploads never mix)."""
+    path = _session_dir(settings.workspace_dir, token)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_config(settings: Settings, cfg: RunConfig, token: str | None = None) -> None:
+    """Refuse a run the server's caps do not allow, with a sentence (before it is queued).
+
+    Hosted, with the session's token: a starting point from a previous run or a weights file
+    must be this session's own (a crafted path must not read another user's model).
+    """
+    if cfg.epochs > settings.max_epochs:
+        raise ConfigError(f"{cfg.epochs} epochs is more than this server allows ({settings.max_epochs}); "
+                          f"choose {settings.max_epochs} or fewer.")
+    if not settings.hosted or token is None or cfg.pretrained in ("hub", "none") or not cfg.uses_pretrained:
+        return
+    is_run = cfg.pretrained.startswith("run:")
+    path = Path(cfg.pretrained[4:] if is_run else cfg.pretrained).resolve()
+    home = (session_runs_root(settings, token) if is_run else session_workspace(settings, token)).resolve()
+    if not path.is_relative_to(home):
+        raise ConfigError("That starting point belongs to another session; choose one of your own runs "
+                          "or upload the weights file again.")
+
+
+# ---------------------------------------------------------------- cleanup
+
+
+def _active(run) -> bool:
+    from .runs import QUEUED, RUNNING
+
+    return run.status in (RUNNING, QUEUED)
+
+
+def cleanup_session_runs(root: str | Path, keep: int) -> list[Path]:
+    """Delete the oldest finished/stopped/failed/interrupted runs under root beyond the newest `keep`.
+
+    Active runs (Running/Queued in a live process) are never deleted and count towards `keep`.
+    Returns the deleted folders. keep <= 0 means no limit.
+    """
+    from .runs import list_runs
+
+    if keep <= 0:
+        return []
+    runs = list_runs(root)  # newest first
+    removed = []
+    for run in runs[keep:]:
+        path = Path(run.dir)
+        if _active(run) or path.is_symlink() or path.parent.resolve() != Path(root).resolve():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def make_room_for_run(settings: Settings, root: str | Path) -> list[Path]:
+    """Before submitting: keep at most max_runs_per_session - 1 old runs, so the new one fits."""
+    if settings.max_runs_per_session <= 0:
+        return []
+    return cleanup_session_runs(root, settings.max_runs_per_session - 1)
+
+
+def prune_uploads(settings: Settings, token: str, keep: int = 2) -> list[Path]:
+    """Delete this session's older upload folders (workspace/<token>/uploads/*), keeping the
+    newest `keep` and any that an active run still reads its images from. Returns those deleted.
+
+    Without it one session re-uploading a 200 MB folder fills the disk for everyone.
+    """
+    from .runs import list_runs, read_json
+
+    uploads = session_workspace(settings, token) / "uploads"
+    if not uploads.is_dir():
+        return []
+    in_use = set()
+    for run in list_runs(session_runs_root(settings, token)):
+        if _active(run) and (Path(run.dir) / "dataset.json").is_file():
+            in_use.add(Path(read_json(Path(run.dir) / "dataset.json")["root"]).resolve())
+    folders = sorted((d for d in uploads.iterdir() if d.is_dir() and not d.is_symlink()),
+                     key=lambda d: d.stat().st_mtime, reverse=True)
+    removed = []
+    for d in folders[keep:]:
+        if any(p == d.resolve() or d.resolve() in p.parents for p in in_use):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def cleanup_idle_sessions(settings: Settings, now: float | None = None) -> list[str]:
+    """Hosted only: delete sessions (runs + workspace) untouched for session_ttl_hours.
+
+    A session with an active run keeps both folders (the run reads its images from the
+    workspace). Call it now and then, e.g. when a new session starts. Returns deleted tokens.
+    """
+    from .runs import list_runs
+
+    if not settings.hosted or settings.session_ttl_hours <= 0:
+        return []
+    cutoff = (now or time.time()) - settings.session_ttl_hours * 3600
+    bases = (Path(settings.runs_dir), Path(settings.workspace_dir))
+    tokens = {d.name for b in bases if b.is_dir() for d in b.iterdir() if valid_token(d.name) and not d.is_symlink()}
+    removed = []
+    for token in sorted(tokens):
+        folders = [b / token for b in bases if (b / token).is_dir()]
+        if max(_last_touched(f) for f in folders) > cutoff:
+            continue
+        if any(_active(r) for r in list_runs(bases[0] / token)):
+            continue
+        for f in folders:
+            shutil.rmtree(f, ignore_errors=True)
+        removed.append(token)
+    return removed
+
+
+def _last_touched(folder: Path) -> float:
+    newest = folder.stat().st_mtime
+    for p in folder.rglob("*"):
+        try:
+            newest = max(newest, p.lstat().st_mtime)
+        except OSError:
+            continue
+    return newest
