@@ -6,7 +6,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from tl_core import data
+from tl_core import data, settings
 from ui import charts, state
 from ui.text import t
 from ui.widgets import image_grid, user_errors
@@ -31,8 +31,11 @@ def _ingest(files) -> None:
     workdir = state.workspace() / "uploads" / sig
     with st.spinner(t("data_checking", n=len(files))), user_errors():
         pairs = [(f.name, f.getvalue()) for f in files]
-        state.set_dataset(data.ingest_uploads(pairs, workdir, val_fraction=cfg.val_fraction, seed=cfg.seed))
+        limits = state.server_settings().ingest_limits()
+        state.set_dataset(data.ingest_uploads(pairs, workdir, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                                              limits=limits))
         st.session_state.upload_sig = sig
+    settings.prune_uploads(state.server_settings(), state.session_id(), keep=2)  # old uploads, never one in use
 
 
 def _use_sample() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from tl_core import settings
 from tl_core.events import EpochEnd, Failed, Finished, Note, Started, Stopped
 from ui import charts, state
 from ui.text import t
@@ -14,7 +15,11 @@ CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step
 
 def start(cfg, ds) -> None:
     with user_errors():
-        job = state.job_manager().submit(cfg, ds, state.runs_root())
+        server = state.server_settings()
+        # the server's caps (epochs; hosted: only this session's own starting points) before queueing
+        settings.check_config(server, cfg, state.session_id())
+        settings.make_room_for_run(server, state.runs_root())  # hosted: drop this session's oldest runs
+        job = state.job_manager().submit(cfg, ds, state.runs_root(), owner=state.owner())
         state.set_job(job)
 
 

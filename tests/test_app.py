@@ -320,3 +320,39 @@ def test_weights_file_upload(env, tmp_path):
     path = Path(at.session_state["config"].pretrained)
     assert path.name == "evil_name.safetensors" and path.is_file()
     assert Path(at.session_state["config"].pretrained).parent.parent.parent == Path(env / "workspace")
+
+
+def test_hosted_mode_isolates_sessions(tmp_path):
+    """TL_MODE=hosted: a second session sees neither the first one's runs nor its job."""
+    import streamlit as st
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TL_MODE", "hosted")
+        mp.setenv("TL_RUNS", str(tmp_path / "runs"))
+        mp.setenv("TL_WORKSPACE", str(tmp_path / "workspace"))
+        st.cache_resource.clear()  # server_settings() and the job registry are per process
+        try:
+            a = app("app_pages/data.py")
+            a.button(key="use_sample").click().run()
+            a.session_state["config"] = TINY.replace(epochs=1)
+            a.switch_page("app_pages/train.py").run()
+            a.button(key="train_start").click().run()
+            deadline = time.time() + 120
+            while "Finished" not in texts(a) and time.time() < deadline:
+                time.sleep(0.5)
+                a.run()
+            assert "Finished" in texts(a) and a.query_params.get("s"), "the session token is in the URL"
+            sid_a = a.session_state["sid"]
+            assert (tmp_path / "runs" / sid_a).is_dir() and len(sid_a) >= 32
+
+            b = app("app_pages/evaluate.py")
+            assert b.session_state["sid"] != sid_a
+            assert "No finished training run yet" in texts(b)
+            # B pasting A's job id into its URL does not reattach to A's job
+            b = AppTest.from_file(APP, default_timeout=TIMEOUT)
+            b.query_params["job"] = a.query_params["job"]
+            b.run()
+            b.switch_page("app_pages/train.py").run()
+            assert not b.exception and "Finished" not in texts(b)
+        finally:
+            st.cache_resource.clear()

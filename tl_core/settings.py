@@ -41,6 +41,10 @@ _DEFAULTS = {
 }
 
 
+# weights shipped with TL Studio (assets/weights): every session may start from them
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "weights"
+
+
 class SettingsError(ConfigError):
     """An environment variable with a value TL Studio cannot use; the message names it."""
 
@@ -147,7 +151,7 @@ def check_config(settings: Settings, cfg: RunConfig, token: str | None = None) -
     is_run = cfg.pretrained.startswith("run:")
     path = Path(cfg.pretrained[4:] if is_run else cfg.pretrained).resolve()
     home = (session_runs_root(settings, token) if is_run else session_workspace(settings, token)).resolve()
-    if not path.is_relative_to(home):
+    if not path.is_relative_to(home) and not path.is_relative_to(BUNDLED_WEIGHTS.resolve()):
         raise ConfigError("That starting point belongs to another session; choose one of your own runs "
                           "or upload the weights file again.")
 

@@ -4,13 +4,12 @@ Pages read and write state only through these functions, so the keys are spelled
 """
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from pathlib import Path
 
 import streamlit as st
 
+from tl_core import settings
 from tl_core.config import DEFAULT_LR, RunConfig
 from tl_core.job import JobManager
 
@@ -18,25 +17,39 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_DIR = ASSETS / "sample"
 
 
+@st.cache_resource
+def server_settings() -> settings.Settings:
+    # read once per server process: TL_MODE=local|hosted and the caps (tl_core/settings.py)
+    return settings.load_settings()
+
+
 def runs_root() -> Path:
-    # single-user local mode: every session sees the same runs folder
-    root = Path(os.environ.get("TL_RUNS", "runs"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    """Local mode: one runs folder for everyone. Hosted: runs/<session token>/, this session's only."""
+    return settings.session_runs_root(server_settings(), session_id())
 
 
 def session_id() -> str:
-    # our own id rather than Streamlit's internal one: it is stable within the session,
-    # exists under AppTest, and is safe as a folder name
+    """An unguessable token for this session (our own, not Streamlit's: it exists under AppTest).
+
+    Hosted, it travels in the URL (?s=) so a browser refresh keeps the session's runs and job.
+    """
     if "sid" not in st.session_state:
-        st.session_state.sid = uuid.uuid4().hex[:16]
+        from_url = st.query_params.get("s")
+        hosted = server_settings().hosted
+        st.session_state.sid = from_url if hosted and settings.valid_token(from_url) else settings.new_session_token()
+        if hosted:
+            st.query_params["s"] = st.session_state.sid
+            settings.cleanup_idle_sessions(server_settings())  # once per new session, not per rerun
     return st.session_state.sid
 
 
+def owner() -> str | None:
+    """Whose jobs this session may see: its own when hosted, everyone's in local mode."""
+    return session_id() if server_settings().hosted else None
+
+
 def workspace() -> Path:
-    path = Path(os.environ.get("TL_WORKSPACE", "workspace")) / session_id()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return settings.session_workspace(server_settings(), session_id())
 
 
 def safe_name(name: str) -> str:
@@ -48,7 +61,7 @@ def safe_name(name: str) -> str:
 @st.cache_resource
 def job_manager() -> JobManager:
     # one registry per server process: jobs outlive a browser refresh, not a restart
-    return JobManager(max_concurrent=1)
+    return JobManager(max_concurrent=server_settings().max_jobs)
 
 
 def dataset():
@@ -104,7 +117,7 @@ def current_job():
     job_id = st.session_state.get("job_id")
     if not job_id:
         return None, None
-    job = job_manager().get(job_id)
+    job = job_manager().get(job_id, owner=owner())
     if job is not None:
         return job, Path(job.run_dir)
     # the server restarted: the run folder (named in the URL) still has the events

@@ -52,8 +52,9 @@ EN = {
     "m_col_speed": "Speed", "m_col_why": "Good for",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
     "m_backbone": "Backbone",
-    "m_tiny_help": "test_resnet, test_vit and test_efficientnet are toy models with no downloadable weights: "
-                   "use them with \"Nothing (random)\" to try the app in seconds.",
+    "m_tiny_help": "test_* models are toy models that train in seconds. Offline, start test_resnet from "
+                   "the bundled starter weights (\"A weights file\"): it learned shapes on generated images; "
+                   "with internet, test_vit3 and test_convnext2 download small ImageNet weights.",
     "m_query": "Search by name",
     "m_search_hint": "Type part of a model name.", "m_search_none": "No pretrained model matches that name.",
     "m_search_results": "Matches ({n})",
@@ -222,8 +223,9 @@ ES = {
     "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Velocidad", "m_col_why": "Indicado para",
     "m_top1_source": "Precisión y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
-    "m_tiny_help": "test_resnet, test_vit y test_efficientnet son modelos de juguete sin pesos descargables: "
-                   "úsalos con «Nada (aleatorio)» para probar la aplicación en segundos.",
+    "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
+                   "test_resnet con los pesos iniciales incluidos («Un archivo de pesos»): aprendió formas en "
+                   "imágenes generadas; con internet, test_vit3 y test_convnext2 descargan pesos pequeños de ImageNet.",
     "m_query": "Buscar por nombre",
     "m_search_hint": "Escribe parte del nombre de un modelo.",
     "m_search_none": "Ningún modelo preentrenado coincide con ese nombre.",

@@ -24,6 +24,9 @@ def user_errors():
         yield
     except USER_ERRORS as e:
         st.error(str(e), icon=":material/error:")
+        report = getattr(e, "report", None)  # a refused dataset: show which files were skipped and why
+        if report is not None and report.skipped:
+            st.dataframe([{"file": s.name, "reason": s.reason} for s in report.skipped], hide_index=True)
 
 
 def status_of(job, events) -> str:
