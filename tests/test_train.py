@@ -71,7 +71,8 @@ def test_nan_loss_fails_with_a_sentence(shapes):
     assert isinstance(events[-1], ev.Failed) and "lower the learning rate" in events[-1].message
 
 
-def test_feature_cache_second_run_skips_the_backbone(shapes, pretrained_run, tmp_path):
+def test_feature_cache_second_run_skips_the_backbone(shapes, pretrained_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_CACHE", str(tmp_path / "cache"))  # cold: other tests embed the same run
     cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=3, lr=1e-2)
     first = list(train(cfg, shapes))
     second = list(train(cfg, shapes))
