@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -110,12 +111,35 @@ MISSING = """
 """
 
 
-@pytest.mark.parametrize("env", [
-    {"HF_HUB_OFFLINE": "1"},
-    # "online" but nothing listens on 127.0.0.1:9: refused at once, never leaves this machine
-    {"HF_ENDPOINT": "http://127.0.0.1:9"},
-], ids=["offline-mode", "hub-unreachable"])
-def test_missing_hub_weights_give_one_clear_sentence_quickly(tmp_path, env):
+@pytest.fixture
+def silent_server():
+    """Accepts connections on 127.0.0.1 and never answers: a hub that hangs."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+    for c in held:
+        c.close()
+
+
+@pytest.mark.parametrize("case", ["offline-mode", "hub-refuses", "hub-hangs"])
+def test_missing_hub_weights_give_one_clear_sentence_quickly(tmp_path, case, request):
+    env = {"offline-mode": {"HF_HUB_OFFLINE": "1"},
+           # nothing listens on 127.0.0.1:9: refused at once; no traffic leaves this machine
+           "hub-refuses": {"HF_ENDPOINT": "http://127.0.0.1:9"},
+           "hub-hangs": lambda: {"HF_ENDPOINT": request.getfixturevalue("silent_server")}}[case]
+    env = env() if callable(env) else env
     out = _run_py(MISSING.format(arch=ARCH), {"HF_HOME": str(tmp_path / "hf"), **env})
     msg = out["msg"]
     print(f"missing-weights error after {out['seconds']:.2f} s: {msg}")
@@ -311,3 +335,25 @@ def test_scratch_never_looks_for_weights(monkeypatch):
     t = time.perf_counter()
     model = weights.create_backbone(RunConfig(backbone=ARCH, strategy="scratch"), 4)
     assert model.fc.out_features == 4 and time.perf_counter() - t < 5
+
+
+def test_unknown_backbone_is_a_sentence():
+    with pytest.raises(weights.WeightsError, match="timm has no model called resnet-eighteen"):
+        weights.create_backbone(RunConfig(backbone="resnet-eighteen", pretrained="none"), 2)
+    with pytest.raises(weights.WeightsError, match="no model called"):
+        weights.cache_status("resnet-eighteen")
+
+
+def test_cli_inspect_lists_the_mismatches(tmp_path, capsys):
+    import argparse
+
+    state = _state(seed=6)
+    state["conv1.0.weight"] = torch.zeros(5, 3, 3, 3)
+    path = tmp_path / "bad.safetensors"
+    save_file(state, str(path))
+    parser = argparse.ArgumentParser()
+    weights.add_cli(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["weights", "inspect", ARCH, str(path)])
+    assert args.func(args) == 1
+    out = capsys.readouterr().out
+    assert "does not fit test_resnet" in out and "shape  conv1.0.weight: file 5x3x3x3" in out

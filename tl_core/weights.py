@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
 import pickle  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -109,8 +110,10 @@ def hub_source(backbone: str) -> HubSource:
     from timm.models import get_pretrained_cfg
     from timm.models._hub import hf_split
 
-    if not timm.is_model(backbone.split(".")[0]):
-        raise WeightsError(f"timm has no model called {backbone}; check the spelling in the backbone gallery.")
+    _check_known(backbone)
+    if backbone.startswith("hf-hub:"):
+        repo_id, revision = hf_split(backbone[len("hf-hub:"):])
+        return HubSource(repo_id, revision, HUB_FILENAMES)
     cfg = get_pretrained_cfg(backbone)
     hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     if not hub_id:
@@ -119,6 +122,12 @@ def hub_source(backbone: str) -> HubSource:
     repo_id, revision = hf_split(hub_id)
     names = (cfg.hf_hub_filename,) if getattr(cfg, "hf_hub_filename", None) else HUB_FILENAMES
     return HubSource(repo_id, revision, names)
+
+
+def _check_known(backbone: str) -> None:
+    if not backbone.startswith("hf-hub:") and not timm.is_model(backbone):
+        raise WeightsError(f"timm has no model called {backbone}; check the spelling, or pick one from the "
+                           "backbone gallery.")
 
 
 def _cached_file(src: HubSource) -> tuple[str, str] | None:
@@ -132,12 +141,32 @@ def _cached_file(src: HubSource) -> tuple[str, str] | None:
     return None
 
 
+_PROBES: dict = {}  # HubSource -> (monotonic time, (filename, size) or OSError)
+PROBE_RETRY_S = 30.0  # a failed probe is reused this long: Streamlit re-runs the page on every click
+
+
 def _remote_size(src: HubSource) -> tuple[str, int]:
     """(filename, bytes) of the file a download would fetch. Raises OSError if the Hub is unreachable.
 
-    Runs in a daemon thread with a hard deadline: a hanging DNS lookup is not covered by
-    httpx time-outs.
+    Sizes are remembered (hub files of a revision do not change); failures for PROBE_RETRY_S.
     """
+    when, result = _PROBES.get(src, (0.0, None))
+    if isinstance(result, OSError) and time.monotonic() - when > PROBE_RETRY_S:
+        result = None
+    if result is None:
+        try:
+            result = _probe(src)
+        except OSError as e:
+            result = e
+        _PROBES[src] = (time.monotonic(), result)
+    if isinstance(result, OSError):
+        raise result
+    return result
+
+
+def _probe(src: HubSource) -> tuple[str, int]:
+    """One metadata request, in a daemon thread with a hard deadline: a hanging DNS lookup is not
+    covered by httpx time-outs."""
     from huggingface_hub.errors import EntryNotFoundError
 
     hub = _hub()
@@ -225,12 +254,12 @@ def _progress_class(progress):
             kwargs.pop("name", None)
             kwargs["disable"] = True
             super().__init__(*args, **kwargs)
-            self.done, self.expected = int(kwargs.get("initial") or 0), kwargs.get("total")
-            progress(self.done, self.expected)
+            self.done = int(kwargs.get("initial") or 0)
+            progress(self.done, self.total)
 
         def update(self, n=1):
             self.done += int(n or 0)
-            progress(self.done, self.expected)
+            progress(self.done, self.total)  # self.total: the Xet reporter may raise it later
 
         def update_transfer(self, n=1):  # network bytes of a Xet download; update() counts disk bytes
             pass
@@ -258,7 +287,9 @@ def fetch(backbone: str, progress=None) -> str:
     if is_offline():
         raise WeightsError(unavailable_message(status))
     try:
-        name, _ = _remote_size(src)  # fast reachability check: hf_hub_download retries for ~23 s
+        # a fresh, bounded reachability check: hf_hub_download itself retries for ~23 s offline
+        name, size = _probe(src)
+        _PROBES[src] = (time.monotonic(), (name, size))
     except OSError as e:
         raise WeightsError(unavailable_message(status)) from e
     return _download(src, name, backbone, progress)
@@ -435,6 +466,7 @@ def create_backbone(cfg: RunConfig, num_classes: int, progress=None) -> nn.Modul
     Starting weights follow cfg.pretrained: "hub" (cache, else download with `progress`),
     a file path, "run:<run folder>", or "none". Raises WeightsError with one sentence.
     """
+    _check_known(cfg.backbone)
     source = cfg.pretrained if cfg.uses_pretrained else "none"
     if source == "none":
         return timm.create_model(cfg.backbone, pretrained=False, num_classes=num_classes)
@@ -496,7 +528,7 @@ def _from_run(backbone: str, run_dir: Path, num_classes: int) -> nn.Module:
     except Exception as e:
         raise WeightsError(f"The saved model of run {run_dir.name} could not be read ({_short(e)}); "
                            "choose another run or train from scratch.") from e
-    report = compare_keys(model, state, f"run {run_dir.name}")
+    report = compare_keys(model, state, f"Run {run_dir.name}")
     if not report.ok:
         raise WeightsError(report.message)
     heads = head_prefixes(model)
@@ -513,13 +545,13 @@ def _run_weights(backbone: str, run_dir: Path) -> Path:
     try:
         parent = read_json(run_dir / "run.json").get("config", {}).get("backbone")
     except (ValueError, OSError) as e:
-        raise WeightsError(f"run {run_dir.name} cannot be read ({_short(e)}); choose another run.") from e
+        raise WeightsError(f"Run {run_dir.name} cannot be read ({_short(e)}); choose another run.") from e
     if parent and parent != backbone:
-        raise WeightsError(f"run {run_dir.name} was trained with {parent}, not {backbone}: choose "
+        raise WeightsError(f"Run {run_dir.name} was trained with {parent}, not {backbone}: choose "
                            f"{parent} as the backbone to start from it, or another starting point.")
     file = run_dir / "model.safetensors"
     if not file.is_file():
-        raise WeightsError(f"run {run_dir.name} has no saved model to start from (it may have stopped "
+        raise WeightsError(f"Run {run_dir.name} has no saved model to start from (it may have stopped "
                            "before its first epoch ended); choose another run.")
     return file
 
@@ -538,7 +570,7 @@ def add_cli(subparsers) -> None:
     i = sub.add_parser("inspect", help="check that a weights file fits a backbone")
     i.add_argument("name", metavar="NAME", help="timm backbone name")
     i.add_argument("file", help=".safetensors / .pth / .pt file")
-    p.set_defaults(func=cli)
+    p.set_defaults(func=cli, handler=cli)  # tl_core.__main__ dispatches on `handler`
 
 
 def cli(args) -> int:
@@ -563,24 +595,39 @@ def _cli_status(args) -> int:
 
 
 def _cli_fetch(args) -> int:
-    from tqdm import tqdm
-
     rc = 0
     for name in args.names:
-        with tqdm(desc=name, unit="B", unit_scale=True, unit_divisor=1024) as bar:
-            def progress(done, total, bar=bar):
-                if total and bar.total != total:
-                    bar.total = total
-                bar.update(done - bar.n)
-            try:
-                path = fetch(name, progress)
-            except WeightsError as e:
-                bar.close()
-                print(f"{name}: {e}", file=sys.stderr)
-                rc = 1
-                continue
+        bar = _CliBar(name)
+        try:
+            path = fetch(name, bar.progress)
+        except WeightsError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+            rc = 1
+            continue
+        finally:
+            bar.close()
         print(f"{name}: {path}")
     return rc
+
+
+class _CliBar:
+    """A tqdm bar that appears with the first byte, so a refusal prints no empty bar."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+
+    def progress(self, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(desc=self.name, total=total, unit="B", unit_scale=True, unit_divisor=1024)
+        if total and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cli_inspect(args) -> int:
