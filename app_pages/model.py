@@ -120,7 +120,23 @@ def _file_source(backbone: str) -> str:
         st.info(t("m_weights_need_file"))
         return "none"
     st.caption(t("m_weights_using", name=path.rsplit("/", 1)[-1]))
+    _key_report(backbone, path)
     return path
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _inspect(backbone: str, path: str, size: int):
+    # size in the key: a new upload under the same name is inspected again
+    return weights.inspect_weights_file(backbone, path)
+
+
+def _key_report(backbone: str, path: str) -> None:
+    """Before training: do the file's tensors fit this backbone? (the head may differ)"""
+    from pathlib import Path
+
+    with user_errors():
+        report = _inspect(backbone, path, Path(path).stat().st_size)
+        (st.success if report.ok else st.warning)(report.message)
 
 
 def weights_source(backbone: str) -> str:

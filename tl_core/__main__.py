@@ -97,6 +97,10 @@ def cmd_train(a) -> int:
     workdir = tempfile.mkdtemp(prefix=".upload-", dir=out)  # a zip is extracted here, nowhere else
     ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
     _print_report(ds)
+    if cfg.uses_pretrained and cfg.pretrained == "hub":
+        from .weights import fetch_with_bar
+
+        fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
     run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
     runs.mark_running(run_dir)
     stop = threading.Event()

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import runs
 from .config import ConfigError, RunConfig
 from .data import Dataset
-from .events import Failed, Finished, Note, Started, Stopped, TERMINAL
+from .events import Failed, Finished, Note, Progress, Started, Stopped, TERMINAL
 
 _STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
 
@@ -100,9 +100,31 @@ class Job:
         if isinstance(event, TERMINAL):
             self.status = _STATUS[type(event)]
 
+    def _fetch_weights(self) -> Failed | None:
+        """Hub weights not cached yet: download them first, with Progress("weights") events live.
+
+        train() would download them too, but silently inside model building; here the page can
+        show a progress bar for a 100 MB download. The callback runs on this job's own thread.
+        """
+        from .weights import WeightsError, cache_status, fetch
+
+        cfg = self.cfg
+        if not (cfg.uses_pretrained and cfg.pretrained == "hub"):
+            return None
+        try:
+            if not cache_status(cfg.backbone).cached:
+                fetch(cfg.backbone, progress=lambda done, total: self._emit(Progress("weights", 0, done, total)))
+        except WeightsError as e:
+            return Failed(str(e))
+        return None
+
     def _attempts(self, train):
         """train()'s events; after a CUDA out-of-memory failure, once more with half the batch."""
         runs.mark_running(self.run_dir)  # in here: if the disk is full, _record turns it into Failed
+        failed = self._fetch_weights()
+        if failed is not None:
+            yield failed
+            return
         cfg, device = self.cfg, _likely_device(self.cfg)
         for attempt in (1, 2):
             retry = None

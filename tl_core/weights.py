@@ -594,18 +594,24 @@ def _cli_status(args) -> int:
     return rc
 
 
+def fetch_with_bar(backbone: str) -> str:
+    """fetch() with a tqdm bar on stderr (the CLI's download progress); raises WeightsError."""
+    bar = _CliBar(backbone)
+    try:
+        return fetch(backbone, bar.progress)
+    finally:
+        bar.close()
+
+
 def _cli_fetch(args) -> int:
     rc = 0
     for name in args.names:
-        bar = _CliBar(name)
         try:
-            path = fetch(name, bar.progress)
+            path = fetch_with_bar(name)
         except WeightsError as e:
             print(f"{name}: {e}", file=sys.stderr)
             rc = 1
             continue
-        finally:
-            bar.close()
         print(f"{name}: {path}")
     return rc
 
@@ -620,7 +626,7 @@ class _CliBar:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(desc=self.name, total=total, unit="B", unit_scale=True, unit_divisor=1024)
+            self.bar = tqdm(desc=self.name, total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
         if total and self.bar.total != total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)

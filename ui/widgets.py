@@ -96,6 +96,8 @@ def progress_line(events) -> tuple[float, str]:
     if prog.phase == "train" and started:
         # whole-run fraction: finished epochs plus this epoch's share
         frac = ((prog.epoch - 1) + frac) / max(1, started.epochs)
+    if prog.phase == "weights":  # a download: step/total are bytes
+        return frac, t("prog_weights", done=prog.step / 1e6, total=prog.total / 1e6)
     eta = t("prog_eta", eta=_fmt_seconds(prog.eta_s)) if prog.eta_s is not None else ""
     text = t("prog_line", phase=t(f"phase_{prog.phase}"), epoch=prog.epoch, step=prog.step,
              total=prog.total, ips=prog.images_per_s) + eta
