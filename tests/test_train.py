@@ -7,7 +7,7 @@ from tl_core import events as ev
 from tl_core import runs
 from tl_core.predict import Predictor
 from tl_core.train import train
-from tl_core.transforms import DECODED
+from tl_core.transforms import DECODED, eval_transform
 
 from conftest import tiny_cfg
 
@@ -113,3 +113,33 @@ def test_save_load_gives_identical_logits(shapes, tmp_path):
     x = torch.randn(4, 3, 48, 48)
     with torch.inference_mode():
         assert torch.equal(model(x), loaded(x))
+
+
+def test_batch_normalize_equals_per_image_normalisation(shapes, pretrained_run):
+    """The training loops normalise uint8 batches; prediction normalises per image: same numbers."""
+    from tl_core.transforms import BatchNormalize, Preprocess
+
+    pp = Preprocess.from_dict(json.loads((pretrained_run / "preprocess.json").read_text()))
+    images = [load_rgb_for(pp, it.path) for it in shapes.val[:4]]
+    per_image = torch.stack([eval_transform(pp)(im) for im in images])
+    batched = BatchNormalize(pp)(torch.stack([eval_transform(pp, normalize=False)(im) for im in images]))
+    torch.testing.assert_close(batched, per_image, atol=1e-6, rtol=0)
+
+
+def load_rgb_for(pp, path):
+    from tl_core.data import load_rgb
+
+    return load_rgb(path, pp.scale_size)
+
+
+def test_saved_checkpoint_is_the_best_epoch(shapes, pretrained_run, tmp_path):
+    """Fast epochs hold checkpoints back (SAVE_EVERY_S): the file must still be the best epoch's."""
+    cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=12, lr=5e-2)
+    events = list(train(cfg, shapes, run_dir=tmp_path))
+    finished = events[-1]
+    assert isinstance(finished, ev.Finished)
+    saved = json.loads((tmp_path / "val_predictions.json").read_text())
+    (tmp_path / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "classes": shapes.classes}))
+    probs = Predictor(tmp_path).probabilities([it["path"] for it in saved["items"]])
+    expected = torch.tensor([it["probs"] for it in saved["items"]])
+    torch.testing.assert_close(probs, expected, atol=1e-4, rtol=0)

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save
 from .events import Progress
 from .model import pooled_features
 from .runs import write_bytes_atomic
-from .transforms import ImageDataset, eval_transform
+from .transforms import BatchNormalize, ImageDataset, eval_transform
 
 
 def cache_root() -> Path:
@@ -85,13 +85,22 @@ class FeatureLoop:
             return
         from .train import loader_kwargs
 
-        loader = torch.utils.data.DataLoader(ImageDataset(items, run.pp, eval_transform(run.pp)),
+        loader = torch.utils.data.DataLoader(ImageDataset(items, run.pp, eval_transform(run.pp, normalize=False)),
                                              batch_size=run.cfg.batch_size, **loader_kwargs(run))
+        normalize = BatchNormalize(run.pp)  # per batch, not per image: see transforms._to_tensor
+        # channels_last on CPU too, for this inference-only pass: resnet18 at 160 px, 1 thread,
+        # 2.65 s vs 4.35 s per 128 images (1.6x; 2 threads: 1.4x), interleaved medians of 4.
+        # Features differ from NCHW only by float rounding (~1e-6).
+        channels_last = not run.cuda or run.cfg.channels_last
+        if channels_last:
+            run.model.to(memory_format=torch.channels_last)
         done, t0, i = 0, time.perf_counter(), 0
         with torch.inference_mode():
             for x, _ in loader:
                 run.check_stop()
-                x = x.to(run.device)
+                x = normalize(x.to(run.device))
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 with run.autocast():
                     f = pooled_features(run.model, x).float().cpu()
                 for row in f:

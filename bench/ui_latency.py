@@ -1,0 +1,109 @@
+"""P4: is the app responsive while a job trains? Measured in a real browser (Debian Chromium).
+
+Starts `streamlit run app.py`, loads the sample dataset, starts a long from-scratch run, then on
+the Train page (a) samples the live progress text every 50 ms to count how often it changes
+(chart/progress refreshes per second) and (b) times page switches (sidebar click -> new page
+rendered and Streamlit idle) while training continues. Prints medians; asserts nothing.
+
+    .venv/bin/python -m bench.ui_latency [--seconds 20] [--clicks 12]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import test_browser as tb  # noqa: E402  (reuses the walk-through's server/browser helpers)
+
+
+def _serve(tmp: Path):
+    port = tb._free_port()
+    env = {**os.environ, "TL_RUNS": str(tmp / "runs"), "TL_WORKSPACE": str(tmp / "ws"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
+                            stdout=open(tmp / "streamlit.log", "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    tb._wait_healthy(url, proc)
+    return proc, url
+
+
+def _start_long_run(page, url: str) -> None:
+    page.goto(url + "/")
+    tb.settle(page)
+    page.get_by_role("tab", name="Sample dataset").click()
+    page.get_by_role("button", name="Use the sample dataset").click()
+    page.get_by_text("Ready: 120 images").wait_for()
+    tb.goto(page, "Model")
+    tb.choose(page, "Backbone", "test_resnet")
+    page.get_by_test_id("stRadio").filter(has_text="Start from").get_by_text("Nothing (random)").click()
+    tb.settle(page)
+    page.get_by_test_id("stRadio").filter(has_text="Strategy").get_by_text("From scratch").click()
+    tb.settle(page)
+    page.get_by_text("Advanced settings").click()
+    page.get_by_role("spinbutton", name="Epochs", exact=True).fill("200")
+    page.keyboard.press("Enter")
+    tb.settle(page)
+    tb.goto(page, "Train")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Epoch").first.wait_for(timeout=120_000)
+
+
+def _refresh_rate(page, seconds: float) -> float:
+    """Distinct values of the progress line per second (it changes on every fragment rerun with news)."""
+    seen, last, t0 = 0, None, time.time()
+    while time.time() - t0 < seconds:
+        text = page.get_by_test_id("stProgress").first.inner_text() if page.get_by_test_id("stProgress").count() else ""
+        if text != last:
+            seen, last = seen + 1, text
+        page.wait_for_timeout(50)
+    return seen / seconds
+
+
+def _switch_times(page, clicks: int) -> list[float]:
+    out = []
+    for i in range(clicks):
+        name, heading = ("Data", "Your images") if i % 2 == 0 else ("Train", "Train")
+        t = time.perf_counter()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+        page.get_by_role("heading", name=heading).first.wait_for()
+        out.append((time.perf_counter() - t) * 1000)
+        page.wait_for_timeout(400)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--clicks", type=int, default=12)
+    a = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp())
+    proc, url = _serve(tmp)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=tb.CHROMIUM, args=tb.ARGS)
+            page = browser.new_context(viewport={"width": 1440, "height": 1300}).new_page()
+            page.set_default_timeout(60_000)
+            _start_long_run(page, url)
+            rate = _refresh_rate(page, a.seconds)
+            times = _switch_times(page, a.clicks)
+            browser.close()
+    finally:
+        proc.terminate()
+    print("| what | measured | target |\n|---|---|---|")
+    print(f"| progress/chart refreshes per second while training | {rate:.2f} | >= 1 |")
+    print(f"| page switch while training, median of {len(times)} (ms) | {statistics.median(times):.0f} "
+          f"(min {min(times):.0f}, max {max(times):.0f}) | < 300 |")
+
+
+if __name__ == "__main__":
+    main()
