@@ -10,6 +10,7 @@ from ui.text import t
 from ui.widgets import job_events, progress_line, status_of, user_errors
 
 ACTIVE = ("queued", "running")
+POLL_SECONDS = 0.5
 CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step")
 
 
@@ -101,6 +102,8 @@ if job is not None or run_dir is not None:
     st.caption(t("train_run_folder", path=str(run_dir)))
     polling = job is not None and job.status in ACTIVE
     st.session_state.train_polling = polling
-    st.fragment(run_every=1.0 if polling else None)(live)(job, run_dir)
+    # 0.5 s: at 1.0 s the browser saw 0.80 updates/s while training (a rerun takes time too);
+    # the target is at least one refresh per second (bench/ui_latency.py)
+    st.fragment(run_every=POLL_SECONDS if polling else None)(live)(job, run_dir)
     if not polling and status_of(job, job_events(job, run_dir)) in ("finished", "stopped"):
         st.page_link("app_pages/evaluate.py", label=t("go_evaluate"), icon=":material/analytics:")
