@@ -96,6 +96,25 @@ def _hub_status(backbone: str) -> None:
             st.rerun()
 
 
+def prepare_classroom() -> None:
+    """Download several backbones ahead of a lesson, so 30 laptops do not fetch them at once."""
+    with st.expander(t("m_prep_title")):
+        st.caption(t("m_prep_where", where=weights.cache_dir()))
+        names = st.multiselect(t("m_prep_pick"), [b.name for b in catalog.CURATED], key="m_prep_names")
+        if not st.button(t("m_prep_button"), key="m_prep_go", disabled=not names):
+            return
+        for name in names:
+            bar = st.progress(0.0, text=name)
+
+            def progress(done, total, bar=bar, name=name):  # runs on this script thread
+                bar.progress(min(1.0, done / total) if total else 0.0, text=f"{name}: {done / 1e6:.1f} MB")
+
+            with user_errors():
+                weights.fetch(name, progress=progress)
+                bar.progress(1.0, text=t("m_prep_done", name=name))
+        _cache_status.clear()
+
+
 def _bundled_weights(backbone: str) -> list[str]:
     # weights shipped in assets/weights are named <backbone>.<tag>.safetensors
     folder = state.ASSETS / "weights"
@@ -263,6 +282,7 @@ with left:
     backbone = gallery()
     st.subheader(t("m_step_weights"))
     pretrained = weights_source(backbone)
+    prepare_classroom()
 with right:
     advice(ds)
     st.subheader(t("m_step_strategy"))

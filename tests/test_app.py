@@ -356,3 +356,12 @@ def test_hosted_mode_isolates_sessions(tmp_path):
             assert not b.exception and "Finished" not in texts(b)
         finally:
             st.cache_resource.clear()
+
+
+def test_classroom_predownload_offline_is_a_sentence(env):
+    """Offline, 'download them' gives the weights sentence (connect / file / scratch), not a trace."""
+    at = app("app_pages/model.py")
+    at.multiselect(key="m_prep_names").set_value(["resnet18"]).run()
+    at.button(key="m_prep_go").click().run()
+    assert not at.exception, at.exception
+    assert any("train from scratch" in e.value for e in at.error), [e.value for e in at.error]
