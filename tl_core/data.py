@@ -154,13 +154,14 @@ def load_rgb(source, short_side: int | None = None, max_pixels: int | None = Non
         img.draft("RGB", (short_side, short_side))  # only JPEG honours it; cheap 1/2..1/8 decode
     img = ImageOps.exif_transpose(img)
     img = _to_rgb(img)
-    if short_side:
-        w, h = img.size
-        scale = short_side / min(w, h)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        if size != img.size:
-            img = img.resize(size, Image.BICUBIC)
-    return img
+    return resize_short_side(img, short_side) if short_side else img
+
+
+def resize_short_side(img: Image.Image, short_side: int) -> Image.Image:
+    """Bicubic resize so the shorter side is `short_side` (aspect kept): the one resize of TL Studio."""
+    scale = short_side / min(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.BICUBIC) if size != img.size else img
 
 
 def _check_image(data: bytes, limits: IngestLimits) -> str | None:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from .checkpoint import load_model
-from .data import _to_rgb, load_rgb
+from .data import _to_rgb, load_rgb, resize_short_side
 from .transforms import eval_transform
 
 
@@ -22,9 +22,7 @@ class Predictor:
     def prepare(self, image) -> Image.Image:
         """Path, bytes or file object: decoded exactly as in training. A PIL image: resized likewise."""
         if isinstance(image, Image.Image):
-            img = _to_rgb(image)
-            scale = self.pp.scale_size / min(img.size)
-            return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+            return resize_short_side(_to_rgb(image), self.pp.scale_size)
         if hasattr(image, "read"):
             image = image.read()
         return load_rgb(image if isinstance(image, (bytes, bytearray)) else str(image), self.pp.scale_size)
