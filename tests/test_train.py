@@ -143,3 +143,14 @@ def test_saved_checkpoint_is_the_best_epoch(shapes, pretrained_run, tmp_path):
     probs = Predictor(tmp_path).probabilities([it["path"] for it in saved["items"]])
     expected = torch.tensor([it["probs"] for it in saved["items"]])
     torch.testing.assert_close(probs, expected, atol=1e-4, rtol=0)
+
+
+def test_user_messages_for_memory_and_disk():
+    import errno
+
+    from tl_core.train import user_message
+
+    assert "smaller batch size" in user_message(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
+    assert "smaller batch size" in user_message(MemoryError())
+    assert "disk is full" in user_message(OSError(errno.ENOSPC, "No space left on device"))
+    assert user_message(ValueError("x")) == "Training failed: ValueError: x"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import random
@@ -99,8 +100,13 @@ def configure_threads(since=None) -> int:
 
 def user_message(e: BaseException) -> str:
     """One sentence for the user; the traceback goes to Failed.detail."""
-    if isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower():
+    text = str(e).lower()
+    # CUDA says "out of memory"; the CPU allocator says "can't allocate memory"
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in text or "allocate memory" in text:
         return ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
+                "and start again.")
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return ("The disk is full: the checkpoint could not be saved. Free some space (or delete old runs) "
                 "and start again.")
     if isinstance(e, (DataError, ConfigError, WeightsError, FloatingPointError)):
         return str(e)
