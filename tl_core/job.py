@@ -21,8 +21,6 @@ _STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
 
 
 OOM_MARKERS = ("out of memory", "outofmemoryerror", "can't allocate memory", "not enough memory")
-OOM_SENTENCE = ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
-                "and start again.")
 
 
 def is_out_of_memory(failed: Failed) -> bool:
@@ -33,6 +31,8 @@ def is_out_of_memory(failed: Failed) -> bool:
 
 def _explained(e):
     """A Failed event for running out of memory always carries the what-to-do sentence."""
+    from .train import OOM_SENTENCE
+
     if isinstance(e, Failed) and is_out_of_memory(e) and not e.message.startswith("Out of memory"):
         return Failed(OOM_SENTENCE, e.detail)
     return e

@@ -98,13 +98,16 @@ def configure_threads(since=None) -> int:
     return n
 
 
+OOM_SENTENCE = ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
+                "and start again.")
+
+
 def user_message(e: BaseException) -> str:
     """One sentence for the user; the traceback goes to Failed.detail."""
     text = str(e).lower()
     # CUDA says "out of memory"; the CPU allocator says "can't allocate memory"
     if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in text or "allocate memory" in text:
-        return ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
-                "and start again.")
+        return OOM_SENTENCE
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return ("The disk is full: the checkpoint could not be saved. Free some space (or delete old runs) "
                 "and start again.")
