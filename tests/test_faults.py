@@ -161,7 +161,7 @@ def test_disk_full_while_saving_a_checkpoint(shapes, tmp_path, monkeypatch, case
     job.join(60)
     msg = job.events()[-1].message
     case.observe(msg)
-    assert job.status == "failed" and "No space left on device" in msg
+    assert job.status == "failed" and "disk is full" in msg
     assert_consistent(job.run_dir, "Failed")
 
 
