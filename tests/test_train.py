@@ -154,3 +154,14 @@ def test_user_messages_for_memory_and_disk():
     assert "smaller batch size" in user_message(MemoryError())
     assert "disk is full" in user_message(OSError(errno.ENOSPC, "No space left on device"))
     assert user_message(ValueError("x")) == "Training failed: ValueError: x"
+
+
+def test_decoded_images_are_released_when_the_run_ends(shapes):
+    """The decoded-image cache serves epochs 2+ of a run, then is emptied (an app server must not
+    hold a finished run's images)."""
+    seen = []
+    for e in train(tiny_cfg(strategy="scratch", epochs=2), shapes):
+        if isinstance(e, ev.EpochEnd):
+            seen.append(DECODED.used)
+    assert seen[0] > 0 and seen[1] == seen[0]  # epoch 2 decoded nothing new
+    assert DECODED.used == 0 and DECODED.users == 0

@@ -20,7 +20,7 @@ from .data import DataError, Dataset
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
 from .model import build_model, count_params
 from .strategies import apply_strategy, set_train_mode
-from .transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
+from .transforms import DECODED, BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
 from .weights import WeightsError
 
 
@@ -395,6 +395,7 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     """
     stop = stop or threading.Event()
     run = None
+    DECODED.run_started()
     try:
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         if cfg.strategy == "feature_extraction" and cfg.feature_cache:
@@ -418,5 +419,6 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
                 message += f" (the best checkpoint could not be saved either: {save_error})"
         yield Failed(message, detail)
     finally:  # the consumer closed the generator early: keep the best epoch anyway
+        DECODED.run_ended()
         if run and run._pending is not None:
             run.flush_best()

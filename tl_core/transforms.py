@@ -6,6 +6,7 @@ the model; the pixels all go through data.load_rgb so training and prediction ma
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -104,17 +105,33 @@ def train_transform(pp: Preprocess, augment: str, normalize: bool = True):
 
 
 class DecodedCache:
-    """Decoded, resized images kept in memory within a byte budget (LRU).
+    """Decoded, resized images kept in memory within a byte budget (LRU) while runs train.
 
     From the second epoch on, no JPEG is decoded again: on resnet18 at 224 px this removed the
-    decode share of the epoch (see BENCHMARKS.md, P3).
+    decode share of the epoch (see BENCHMARKS.md, P3). The budget (TL_DECODED_CACHE_MB, default
+    1024) bounds memory: 5,000 images at 224 px need ~1.3 GB, and P5 measured 0.71 GB of imports
+    plus ~1 GB of training beside it. The cache is emptied when the last run using it ends, so
+    an app server does not hold a finished run's images.
     """
 
-    def __init__(self, budget_bytes: int = 1536 * 1024**2):
-        self.budget = budget_bytes
+    def __init__(self, budget_bytes: int | None = None):
+        mb = int(os.environ.get("TL_DECODED_CACHE_MB", "1024"))
+        self.budget = budget_bytes if budget_bytes is not None else mb * 1024**2
         self.used = 0
+        self.users = 0  # runs currently training
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
+
+    def run_started(self) -> None:
+        with self._lock:
+            self.users += 1
+
+    def run_ended(self) -> None:
+        with self._lock:
+            self.users = max(0, self.users - 1)
+            if self.users == 0:
+                self._items.clear()
+                self.used = 0
 
     def clear(self) -> None:
         with self._lock:
