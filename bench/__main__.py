@@ -43,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=1, help="P2/T: measured epochs after the warm-up epoch")
     p.add_argument("--steps", type=int, default=3, help="T: measured training steps per thread setting")
     p.add_argument("--subset", type=int, default=64, help="T: training images for the workers comparison")
-    p.add_argument("--p5-images", type=int, default=300, help="P5: generated 1-2 MP photos")
+    p.add_argument("--p5-images", type=int, default=300, help="P5: generated 1-4 MP photos")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
     p.add_argument("--write", action="store_true", help="append the results to BENCHMARKS.md")
     args = p.parse_args(argv)

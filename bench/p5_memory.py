@@ -16,7 +16,7 @@ from .common import ROOT, Row, clock
 
 
 def generate(root: Path, n: int, seed: int = 0) -> tuple[Path, int]:
-    """n JPEGs of 1-2 megapixels in 2 classes; -> (root, total bytes on disk)."""
+    """n JPEGs of 1-4 megapixels in 2 classes; -> (root, total bytes on disk)."""
     from PIL import Image
 
     from tl_core.synthetic import draw_shape
