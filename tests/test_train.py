@@ -165,3 +165,13 @@ def test_decoded_images_are_released_when_the_run_ends(shapes):
             seen.append(DECODED.used)
     assert seen[0] > 0 and seen[1] == seen[0]  # epoch 2 decoded nothing new
     assert DECODED.used == 0 and DECODED.users == 0
+
+
+def test_decoded_cache_keeps_its_budget(shapes):
+    from tl_core.transforms import DecodedCache
+
+    one = 48 * 48 * 3
+    cache = DecodedCache(budget_bytes=2 * one)
+    for it in shapes.train[:5]:
+        cache.get(it.path, 48)
+    assert cache.used == 2 * one and len(cache._items) == 2  # full: later images are not cached

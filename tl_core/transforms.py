@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -105,21 +104,23 @@ def train_transform(pp: Preprocess, augment: str, normalize: bool = True):
 
 
 class DecodedCache:
-    """Decoded, resized images kept in memory within a byte budget (LRU) while runs train.
+    """Decoded, resized images kept in memory within a byte budget while runs train.
 
     From the second epoch on, no JPEG is decoded again: on resnet18 at 224 px this removed the
     decode share of the epoch (see BENCHMARKS.md, P3). The budget (TL_DECODED_CACHE_MB, default
-    1024) bounds memory: 5,000 images at 224 px need ~1.3 GB, and P5 measured 0.71 GB of imports
-    plus ~1 GB of training beside it. The cache is emptied when the last run using it ends, so
-    an app server does not hold a finished run's images.
+    512) bounds memory: P5 with 5,000 photos of 1-4 MP peaked at 3.21 GB with a 1 GB budget
+    (imports 0.70 GB + training + cache); 512 MB holds ~2,000 images at 224 px. When full, new
+    images are simply not cached (no eviction): epochs visit images in random order, where LRU
+    would evict almost every image before its next use. The cache is emptied when the last run
+    using it ends, so an app server does not hold a finished run's images.
     """
 
     def __init__(self, budget_bytes: int | None = None):
-        mb = int(os.environ.get("TL_DECODED_CACHE_MB", "1024"))
+        mb = int(os.environ.get("TL_DECODED_CACHE_MB", "512"))
         self.budget = budget_bytes if budget_bytes is not None else mb * 1024**2
         self.used = 0
         self.users = 0  # runs currently training
-        self._items: OrderedDict = OrderedDict()
+        self._items: dict = {}
         self._lock = threading.Lock()
 
     def run_started(self) -> None:
@@ -143,7 +144,6 @@ class DecodedCache:
         with self._lock:
             img = self._items.get(key)
             if img is not None:
-                self._items.move_to_end(key)
                 return img
         img = load_rgb(path, short_side)
         self._put(key, img)
@@ -152,13 +152,10 @@ class DecodedCache:
     def _put(self, key, img) -> None:
         size = img.width * img.height * 3
         with self._lock:
-            if key in self._items or size > self.budget:
+            if key in self._items or self.used + size > self.budget:
                 return
             self._items[key] = img
             self.used += size
-            while self.used > self.budget:
-                _, old = self._items.popitem(last=False)
-                self.used -= old.width * old.height * 3
 
 
 DECODED = DecodedCache()
