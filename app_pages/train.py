@@ -69,7 +69,7 @@ def outcome(events, status: str) -> None:
 
 
 def live(job, run_dir) -> None:
-    """Everything that changes while a run goes: polled once a second by the fragment below."""
+    """Everything that changes while a run goes: polled every POLL_SECONDS by the fragment below."""
     events = job_events(job, run_dir)
     status = status_of(job, events)
     header(events, status, job)
