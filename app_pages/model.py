@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -151,8 +152,6 @@ def _inspect(backbone: str, path: str, size: int):
 
 def _key_report(backbone: str, path: str) -> None:
     """Before training: do the file's tensors fit this backbone? (the head may differ)"""
-    from pathlib import Path
-
     with user_errors():
         report = _inspect(backbone, path, Path(path).stat().st_size)
         (st.success if report.ok else st.warning)(report.message)

@@ -20,13 +20,10 @@ from .events import Failed, Finished, Note, Progress, Started, Stopped, TERMINAL
 _STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
 
 
-OOM_MARKERS = ("out of memory", "outofmemoryerror", "can't allocate memory", "not enough memory")
-
-
 def is_out_of_memory(failed: Failed) -> bool:
-    # CUDA says "out of memory"; the CPU allocator says "DefaultCPUAllocator: can't allocate memory"
-    text = f"{failed.message}\n{failed.detail}".lower()
-    return any(m in text for m in OOM_MARKERS)
+    from .train import mentions_out_of_memory
+
+    return mentions_out_of_memory(f"{failed.message}\n{failed.detail}")
 
 
 def _explained(e):

@@ -98,15 +98,20 @@ def configure_threads(since=None) -> int:
     return n
 
 
+# CUDA says "out of memory"; the CPU allocator says "DefaultCPUAllocator: can't allocate memory"
+OOM_MARKERS = ("out of memory", "outofmemoryerror", "can't allocate memory", "not enough memory")
 OOM_SENTENCE = ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
                 "and start again.")
 
 
+def mentions_out_of_memory(text: str) -> bool:
+    text = text.lower()
+    return any(m in text for m in OOM_MARKERS)
+
+
 def user_message(e: BaseException) -> str:
     """One sentence for the user; the traceback goes to Failed.detail."""
-    text = str(e).lower()
-    # CUDA says "out of memory"; the CPU allocator says "can't allocate memory"
-    if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in text or "allocate memory" in text:
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or mentions_out_of_memory(str(e)):
         return OOM_SENTENCE
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return ("The disk is full: the checkpoint could not be saved. Free some space (or delete old runs) "

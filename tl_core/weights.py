@@ -579,17 +579,25 @@ def cli(args) -> int:
     return commands[args.weights_command](args)
 
 
-def _cli_status(args) -> int:
+def _for_each(names: list[str], action) -> int:
+    """Print action(name) for each name; a WeightsError is printed and makes the exit status 1."""
     rc = 0
-    for name in args.names:
+    for name in names:
         try:
-            st = cache_status(name)
+            print(f"{name}: {action(name)}")
         except WeightsError as e:
             print(f"{name}: {e}", file=sys.stderr)
             rc = 1
-            continue
-        state = "cached" if st.cached else "not cached"
-        print(f"{name}: {state}, {_mb(st.size_bytes)}, {st.repo_id} -- {st.message}")
+    return rc
+
+
+def _status_line(name: str) -> str:
+    st = cache_status(name)
+    return f"{'cached' if st.cached else 'not cached'}, {_mb(st.size_bytes)}, {st.repo_id} -- {st.message}"
+
+
+def _cli_status(args) -> int:
+    rc = _for_each(args.names, _status_line)
     print(f"cache: {cache_dir()}")
     return rc
 
@@ -604,16 +612,7 @@ def fetch_with_bar(backbone: str) -> str:
 
 
 def _cli_fetch(args) -> int:
-    rc = 0
-    for name in args.names:
-        try:
-            path = fetch_with_bar(name)
-        except WeightsError as e:
-            print(f"{name}: {e}", file=sys.stderr)
-            rc = 1
-            continue
-        print(f"{name}: {path}")
-    return rc
+    return _for_each(args.names, fetch_with_bar)
 
 
 class _CliBar:
