@@ -139,6 +139,30 @@ def cmd_export(a) -> int:
     return 0
 
 
+def cmd_audit(a) -> int:
+    from .audit import audit
+    from .data import load_dataset
+
+    workdir = tempfile.mkdtemp(prefix="tl-audit-")  # a zip is extracted here, nowhere else
+    ds = load_dataset(a.data, workdir=workdir, val_fraction=a.val_fraction, seed=a.seed)
+    _print_report(ds)
+    features = None
+    if a.backbone:
+        from .embeddings import dataset_features
+
+        cfg = RunConfig(backbone=a.backbone, pretrained=a.pretrained)
+        print(f"computing {a.backbone} features of {len(ds.train) + len(ds.val)} images...", file=sys.stderr)
+        features = dataset_features(cfg, ds)
+    report = audit(ds, features)
+    for p in report.pairs:
+        print(f"{p.kind} ({p.where}, {p.method} {p.similarity:.3f}): {p.a} <-> {p.b}", file=sys.stderr)
+    if report.class_weights_on:
+        print(f"classes imbalanced {report.imbalance:.2f}:1: training weighs the loss by class "
+              "(RunConfig.class_weights=auto)", file=sys.stderr)
+    print(json.dumps(report.to_dict()))
+    return 0
+
+
 def cmd_runs(a) -> int:
     from .runs import list_runs
 
@@ -160,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("audit", help="duplicates, train/val leakage, conflicting labels, class counts")
+    p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
+    p.add_argument("--backbone", default="", help="also compare backbone features (e.g. tf_efficientnet_lite0)")
+    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR (with --backbone)")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
     from . import weights
@@ -169,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs, "audit": cmd_audit}
 
 
 def main(argv=None) -> int:

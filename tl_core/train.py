@@ -176,7 +176,9 @@ class Run:
         self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.class_weights = _class_weights(cfg, dataset)
+        weight = torch.tensor(self.class_weights, device=self.device) if self.class_weights else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
         self.best_key = (-1.0, math.inf)
         self.stale_epochs, self.best_val_loss = 0, math.inf
@@ -264,6 +266,18 @@ class Run:
 
     def finished(self) -> Finished:
         return Finished(self.best_metrics, self.best_epoch, round(time.perf_counter() - self.t0, 3))
+
+
+def _class_weights(cfg: RunConfig, dataset: Dataset) -> list[float] | None:
+    """Per-class loss weights when asked for, or (auto) when classes are imbalanced; else None."""
+    from .audit import IMBALANCE_RATIO, class_weights
+
+    counts = [0] * len(dataset.classes)
+    for it in dataset.train:
+        counts[it.label] += 1
+    ratio = max(counts) / max(1, min(counts))
+    on = cfg.class_weights == "on" or (cfg.class_weights == "auto" and ratio > IMBALANCE_RATIO)
+    return class_weights(counts) if on else None
 
 
 class ImageLoop:
@@ -370,8 +384,10 @@ def val_metrics(run: Run, outputs: list) -> tuple[dict, list]:
     loss = nn.functional.cross_entropy(logits, y).item()
     acc = (logits.argmax(1) == y).float().mean().item()
     probs = logits.softmax(1)
-    items = [{"path": it.path, "true": it.label, "probs": [round(p, 5) for p in row]}
-             for it, row in zip(run.dataset.val, probs.tolist())]
+    # logits too: temperature scaling (calibration.py) needs them unrounded by softmax
+    items = [{"path": it.path, "true": it.label, "probs": [round(p, 5) for p in row],
+              "logits": [round(z, 5) for z in zrow]}
+             for it, row, zrow in zip(run.dataset.val, probs.tolist(), logits.tolist())]
     return {"val/loss": loss, "val/acc": acc}, items
 
 
@@ -410,6 +426,10 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         else:
             loop = ImageLoop(run)
         yield run.started(loop.steps_per_epoch)
+        if run.class_weights:
+            yield Note(f"Class-weighted loss is on ({cfg.class_weights}): each class counts as much as the "
+                       "others however many images it has (weights " +
+                       ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights)) + ").")
         yield from _epochs(run, loop)
     except StopRequested:
         if run:
