@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from tl_core import catalog, weights
+from tl_core.audit import IMBALANCE_RATIO
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ui import advisor, state
 from ui.text import t
@@ -40,7 +41,8 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_batch", batch), ("m_imgsize", cfg.image_size), ("m_lr", lr),
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
-                       ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device)):
+                       ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
+                       ("m_class_weights", cfg.class_weights)):
         state.seed_widget(key, value)
 
 
@@ -245,6 +247,9 @@ def advanced(ds) -> dict:
         if kw["head"] == "mlp":
             kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
             kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
+        kw["class_weights"] = c3.selectbox(t("m_class_weights"), ["auto", "on", "off"], key="m_class_weights",
+                                           format_func=lambda v: t(f"m_class_weights_{v}"),
+                                           help=t("m_class_weights_help", ratio=IMBALANCE_RATIO))
         kw["augment"] = st.radio(t("m_augment"), AUGMENTATIONS, key="m_augment", horizontal=True,
                                  format_func=lambda a: t(f"m_augment_{a}"))
         st.caption(t(f"m_augment_{kw['augment']}_explain"))

@@ -1,4 +1,4 @@
-"""CLI: python -m tl_core train|predict|export|runs|weights ..."""
+"""CLI: python -m tl_core train|predict|export|audit|runs|weights ..."""
 from __future__ import annotations
 
 import argparse
@@ -128,17 +128,31 @@ def cmd_predict(a) -> int:
 
     predictor = load_run(a.run_dir)
     for image in a.images:
-        print(json.dumps({"image": image, "top_k": predictor.top_k([image], a.top_k)[0]}))
+        # calibrated probabilities; "not sure" below the run's threshold (or --threshold)
+        ans = predictor.answers([image], a.top_k, a.threshold)[0]
+        print(json.dumps({"image": image, "answer": ans["top_k"][0][0] if ans["sure"] else "not sure",
+                          "top_k": ans["top_k"], "threshold": round(ans["threshold"], 4)}))
     return 0
 
 
 def cmd_export(a) -> int:
     from .export import export_run
 
+    if a.format == "embeddings":
+        from .embeddings import export_embeddings
+
+        out = export_embeddings(a.run_dir, a.out)
+        print(f"backbone features of every image: {out['npz']}, {out['csv']}; check: python {out['snippet']}",
+              file=sys.stderr)
+        print(json.dumps({**out, "format": "embeddings"}))
+        return 0
     result = export_run(a.run_dir, a.format, a.out)
-    print(f"verified: max abs difference of probabilities vs the torch model = {result.max_abs_diff:.2e}",
+    print(f"verified on {result.n_images} validation images: top-1 agreement with the app "
+          f"{result.agreement:.1%}, max abs difference of probabilities = {result.max_abs_diff:.2e}",
           file=sys.stderr)
-    print(json.dumps({"path": result.path, "format": a.format, "max_abs_diff": result.max_abs_diff}))
+    print(f"unzip {Path(result.path).name} and run: python predict.py IMAGE...", file=sys.stderr)
+    print(json.dumps({"path": result.path, "format": a.format, "max_abs_diff": result.max_abs_diff,
+                      "top1_agreement": result.agreement, "n_images": result.n_images}))
     return 0
 
 
@@ -183,9 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--threshold", type=float, default=None,
+                   help='answer "not sure" below this calibrated probability (default: the run\'s, from validation)')
     p = sub.add_parser("export", help="export a run as safetensors (timm) or ONNX, verified")
     p.add_argument("run_dir")
-    p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
+    p.add_argument("--format", choices=["safetensors", "onnx", "embeddings"], default="onnx",
+                   help="a zip that runs as unpacked (predict.py), or the backbone features as .npz/.csv")
     p.add_argument("--out", required=True)
     p = sub.add_parser("audit", help="duplicates, train/val leakage, conflicting labels, class counts")
     p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")

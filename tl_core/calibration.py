@@ -69,27 +69,34 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 
 
 def fit_temperature(logits, labels) -> float:
-    """The T > 0 minimising validation NLL of softmax(logits / T).
+    """The T > 0 minimising validation NLL of softmax(logits / T), with a weak prior at T = 1.
 
-    NLL is unimodal in log T, so a golden-section search over log T in [1/100, 100] finds it
-    to 1e-6 without any optimiser state (and without torch).
+    Without the prior, a validation split the model gets 100% right drives T to 0 (sharper is
+    always "better" when nothing is wrong): 12 validation images of the sample gave T = 0.01
+    and a "not sure" threshold of 0.9999999999. The prior, (log T)^2 per image set (one
+    pseudo-observation), leaves T to the data as soon as it has mistakes to learn from.
+    The objective is unimodal in log T: a golden-section search over [1/100, 100] to 1e-6.
     """
     logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.int64)
     if len(labels) == 0:
         return 1.0
+
+    def objective(log_t: float) -> float:
+        return nll(logits, labels, math.exp(log_t)) + log_t**2 / len(labels)
+
     lo, hi = math.log(0.01), math.log(100.0)
     g = (math.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = nll(logits, labels, math.exp(a)), nll(logits, labels, math.exp(b))
+    fa, fb = objective(a), objective(b)
     while hi - lo > 1e-6:
         if fa < fb:
             hi, b, fb = b, a, fa
             a = hi - g * (hi - lo)
-            fa = nll(logits, labels, math.exp(a))
+            fa = objective(a)
         else:
             lo, a, fa = a, b, fb
             b = lo + g * (hi - lo)
-            fb = nll(logits, labels, math.exp(b))
+            fb = objective(b)
     return math.exp((lo + hi) / 2)
 
 

@@ -121,21 +121,16 @@ def _relative(path: str, root: Path) -> str:
 
 
 def head_c(run_dir, rf: RunFeatures) -> float:
-    """scikit-learn's C for a logistic regression like the run's head.
+    """scikit-learn's C for a logistic regression like the convex head solver (probe.py).
 
-    The convex head solver (probe.py) minimises mean cross-entropy + l2/2 * |W|^2; scikit-learn
-    minimises C * sum cross-entropy + 1/2 * |W|^2, so C = 1 / (l2 * n_train). Runs without a
-    recorded L2 get it chosen now by the same cross-validation on the training split.
+    probe.fit_logistic minimises mean cross-entropy + l2/2 * |W|^2 on standardised features;
+    scikit-learn minimises C * sum cross-entropy + 1/2 * |W|^2, so on the same standardised
+    features C = 1 / (l2 * n_train). l2 is chosen by the same cross-validation on the training split.
     """
-    from .runs import read_json
+    from .probe import choose_l2
 
-    info = read_json(Path(run_dir) / "run.json")
-    l2 = (info.get("metrics") or {}).get("head/l2")
     train = rf.split_mask("train")
-    if not l2:
-        from .probe import choose_l2
-
-        l2 = choose_l2(torch.from_numpy(rf.features[train]), torch.from_numpy(rf.labels[train]), len(rf.classes))
+    l2 = choose_l2(torch.from_numpy(rf.features[train]), torch.from_numpy(rf.labels[train]), len(rf.classes))
     return 1.0 / (float(l2) * int(train.sum()))
 
 
@@ -146,15 +141,18 @@ pip install numpy scikit-learn; run next to embeddings.npz: python sklearn_check
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 HEAD_VAL_ACC = {acc!r}  # the TL Studio head's validation accuracy on these features
-C = {c!r}  # the head's L2 strength in scikit-learn's terms (C = 1 / (l2 * n_train))
+C = {c!r}  # the head's L2 strength (chosen by 5-fold CV on train) as C = 1 / (l2 * n_train)
 
 d = np.load("embeddings.npz")
 x, y, split = d["features"].astype(np.float64), d["labels"], d["splits"]
 train, val = split == "train", split == "val"
 
-logreg = LogisticRegression(C=C, max_iter=5000, tol=1e-8).fit(x[train], y[train])
+logreg = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, tol=1e-8))
+logreg.fit(x[train], y[train])
 print(f"logistic regression: val acc {{logreg.score(x[val], y[val]):.4f}}  (TL Studio head: {{HEAD_VAL_ACC:.4f}})")
 
 # k-NN on L2-normalised features (cosine distance): no training at all
@@ -176,3 +174,20 @@ def dataset_features(cfg, ds: Dataset, progress=None) -> np.ndarray:
     model = build_model(cfg, len(ds.classes))
     pp = preprocess_for(model, cfg.image_size)
     return embed(model, pp, ds.train + ds.val, progress).numpy()
+
+
+def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(n, 2) coordinates of the features: "pca" (instant) or "tsne" (keeps neighbourhoods; seconds)."""
+    x = np.asarray(features, np.float64)
+    x = x - x.mean(0)
+    if method == "tsne" and len(x) > 5:
+        from sklearn.manifold import TSNE  # deferred: scikit-learn is only needed for this map
+
+        top = _pca(x, min(50, x.shape[1], len(x)))  # the usual PCA-50 first: faster, less noise
+        return TSNE(2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca", random_state=seed).fit_transform(top)
+    return _pca(x, 2)
+
+
+def _pca(x: np.ndarray, k: int) -> np.ndarray:
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    return u[:, :k] * s[:k]
