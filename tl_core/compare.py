@@ -284,7 +284,7 @@ def member_result(strategy: str, run_dir: str | Path) -> dict:
             "acc": acc, "n_val": n_val, "correct": round(acc * n_val) if acc is not None else None,
             "curve": curve, "wall_s": energy.get("wall_s", info.get("train_seconds")),
             "energy_wh": energy.get("wh"), "energy_estimate": energy.get("estimate", True),
-            "energy_source": energy.get("source"), "best_epoch": info.get("best_epoch")}
+            "energy_source": energy.get("source"), "energy": energy, "best_epoch": info.get("best_epoch")}
 
 
 def results(group: dict) -> list[dict]:
