@@ -154,8 +154,9 @@ def cmd_runs(a) -> int:
 def _compare_parser(sub) -> None:
     p = sub.add_parser("compare", help="scratch vs feature extraction vs partial vs full fine-tuning, with a verdict")
     p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
-    p.add_argument("--backbone", default="resnet18")
-    p.add_argument("--pretrained", default="hub", help="the pretrained members' weights: hub | FILE | run:RUN_DIR")
+    p.add_argument("--backbone", default=RunConfig.backbone)
+    p.add_argument("--pretrained", default="auto",
+                   help="the pretrained members' weights: auto | package | hub | FILE | run:RUN_DIR")
     p.add_argument("--strategies", default=",".join(STRATEGIES_ORDER), help="comma-separated, of: "
                    + ", ".join(STRATEGIES_ORDER))
     p.add_argument("--epochs", type=int, default=10)
@@ -200,9 +201,9 @@ def cmd_compare(a) -> int:
     ds = load_dataset(a.data, workdir=tempfile.mkdtemp(prefix=".upload-", dir=out), val_fraction=a.val_fraction,
                       seed=a.seed)
     _print_report(ds)
-    if base.pretrained == "hub":
-        from .weights import fetch_with_bar
+    from .weights import fetch_with_bar, resolve_source
 
+    if resolve_source(base) == "hub":
         fetch_with_bar(base.backbone)
     speed = compare.measure_speed(base, ds)
     if a.budget_minutes:
