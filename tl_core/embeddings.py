@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .data import Dataset, Item
-from .features import FeatureCache, model_key
+from .features import FeatureCache, feature_key, model_key
 from .model import pooled_features
 from .transforms import BatchNormalize, ImageDataset, eval_transform
 
@@ -29,7 +29,7 @@ def embed(model: torch.nn.Module, pp, items: list[Item], progress=None) -> torch
     progress(done, total) is called after each batch of images not found in the cache.
     """
     model.eval()
-    cache = FeatureCache(model_key(model, pp))
+    cache = _cache_for(model, pp, items)
     missing = list({it.sha1: it for it in items if it.sha1 not in cache.features}.values())
     if missing:
         loader = torch.utils.data.DataLoader(ImageDataset(missing, pp, eval_transform(pp, normalize=False)),
@@ -45,6 +45,17 @@ def embed(model: torch.nn.Module, pp, items: list[Item], progress=None) -> torch
                     progress(done, len(missing))
         cache.save()
     return torch.stack([cache.features[it.sha1] for it in items]) if items else torch.empty(0)
+
+
+def _cache_for(model: torch.nn.Module, pp, items: list[Item]) -> FeatureCache:
+    """Training's own fp32 feature file when it holds every item (PyTorch or ONNX Runtime: equal
+    to ~1e-6), else the PyTorch one, where what is missing gets computed."""
+    weights = model_key(model, pp)
+    caches = [FeatureCache(feature_key(weights, engine, "fp32")) for engine in ("torch", "onnx")]
+    for cache in caches:
+        if all(it.sha1 in cache.features for it in items):
+            return cache
+    return caches[0]
 
 
 @dataclass
