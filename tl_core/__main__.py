@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from .config import DEFAULT_LR, STRATEGIES, ConfigError, RunConfig
@@ -32,6 +34,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", default="runs", help="the folder that holds run folders")
+    p.add_argument("--queue", metavar="redis://HOST:PORT", default=None,
+                   help="enqueue the run for `python -m tl_core worker` processes (whose TL_RUNS is --out, "
+                        "on storage they share) and print its run id, instead of training here")
+    p.add_argument("--wait", action="store_true", help="with --queue: follow the run and end as a local run does")
 
 
 def _config(a) -> RunConfig:
@@ -88,7 +94,6 @@ class _Bars:
 def cmd_train(a) -> int:
     from . import runs
     from .data import load_dataset
-    from .events import Failed, Finished, Stopped
     from .train import train
 
     cfg = _config(a)
@@ -97,6 +102,8 @@ def cmd_train(a) -> int:
     workdir = tempfile.mkdtemp(prefix=".upload-", dir=out)  # a zip is extracted here, nowhere else
     ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
     _print_report(ds)
+    if a.queue:
+        return cmd_enqueue(a, cfg, ds, out)
     if cfg.uses_pretrained and cfg.pretrained == "hub":
         from .weights import fetch_with_bar
 
@@ -110,14 +117,58 @@ def cmd_train(a) -> int:
         bars.show(e)
         last = e
     bars.close()
-    result = {"run_dir": str(run_dir), "status": type(last).__name__}
+    return _final_line(run_dir, last)
+
+
+def _final_line(run_dir, last) -> int:
+    """The last line of `train`: one JSON object with the outcome (the same for --queue --wait)."""
+    from .events import Failed, Finished, Stopped
+
+    result = {"run_dir": str(run_dir), "status": type(last).__name__ if last is not None else "Interrupted"}
     if isinstance(last, Finished):
         result.update({"val/acc": last.metrics.get("val/acc"), "val/loss": last.metrics.get("val/loss"),
                        "best_epoch": last.best_epoch, "train_seconds": last.train_seconds})
     elif isinstance(last, (Failed, Stopped)):
         result["message"] = last.message
+    elif last is None:
+        result["message"] = "The worker training this run ended without finishing it; the best checkpoint is kept."
     print(json.dumps(result))
     return 0 if isinstance(last, Finished) else 1
+
+
+def cmd_enqueue(a, cfg, ds, out: Path) -> int:
+    """--queue: hand the run to the worker pool; with --wait follow it through its run folder."""
+    from .events import TERMINAL
+    from .pool import PoolRunner
+
+    job = PoolRunner(a.queue, out).submit(cfg, ds, out)
+    print(json.dumps({"run_id": job.run_dir.name, "run_dir": str(job.run_dir), "job": job.id, "status": "Queued"}),
+          flush=True)
+    if not a.wait:
+        return 0
+    signal.signal(signal.SIGINT, lambda *_: job.stop())  # Ctrl-C stops the run on its worker
+    bars, cursor, last = _Bars(), 0, None
+    while True:
+        new = job.events(cursor)
+        cursor += len(new)
+        for e in new:
+            bars.show(e)
+            last = e
+        if isinstance(last, TERMINAL) or (not new and job.done):
+            break
+        time.sleep(0.5)
+    bars.close()
+    return _final_line(job.run_dir, last if isinstance(last, TERMINAL) else None)
+
+
+def cmd_worker(a) -> int:
+    from .pool import serve
+    from .settings import load_settings
+
+    if a.runs:
+        os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
+    serve(a.queue or load_settings().redis_url, gpu=a.gpu, burst=a.burst)
+    return 0
 
 
 def cmd_predict(a) -> int:
@@ -148,6 +199,14 @@ def cmd_runs(a) -> int:
     return 0
 
 
+def cmd_run_job(a) -> int:
+    from .events import Finished
+    from .job import run_here
+
+    last = run_here(a.run_dir)
+    return 0 if last is None or isinstance(last, Finished) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tl_core", description="TL Studio: transfer learning for images")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")
+    p.add_argument("run_dir")
+    p = sub.add_parser("worker", help="serve the job queue: train queued runs, one at a time (TL_RUNNER=rq)")
+    p.add_argument("--queue", metavar="redis://HOST:PORT", default=None, help="default: TL_REDIS_URL")
+    p.add_argument("--gpu", default=None, help="bind this worker to one GPU (0, 1, ...) or to the cpu")
+    p.add_argument("--runs", default=None, help="the shared folder of run folders (default: TL_RUNS)")
+    p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
     from . import weights
@@ -169,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
+            "run-job": cmd_run_job, "worker": cmd_worker}
 
 
 def main(argv=None) -> int:
