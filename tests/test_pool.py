@@ -238,3 +238,39 @@ def test_cli_queue_wait_ends_like_a_local_run(pool, shapes_dir):
     assert set(final) == {"run_dir", "status", "val/acc", "val/loss", "best_epoch", "train_seconds"}
     no_wait = subprocess.run(cmd, env=pool.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert no_wait.returncode == 0 and json.loads(no_wait.stdout.strip().splitlines()[-1])["status"] == "Queued"
+
+
+@needs_redis
+def test_stop_on_the_page_ends_the_job_on_the_worker(pool, shapes, monkeypatch, tmp_path):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    for k, v in {"TL_RUNNER": "rq", "TL_REDIS_URL": pool.url, "TL_RUNS": str(pool.runs_root),
+                 "TL_WORKSPACE": str(tmp_path / "workspace")}.items():
+        monkeypatch.setenv(k, v)
+    st.cache_resource.clear()  # server_settings() and the runner are per server process
+    pool.start(1)
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["config"] = tiny_cfg(strategy="scratch", epochs=300, device="cpu")
+        at.session_state["dataset"] = shapes
+        at.run()
+        at.switch_page("app_pages/train.py").run()
+        at.button(key="train_start").click().run()
+        assert not at.exception, at.exception
+        run_dir = pool.runs_root / at.session_state["job_run"]
+        _wait_for(lambda: any(isinstance(e, ev.EpochEnd) for e in runs.read_events(run_dir)), 120, "the first epoch")
+        horse, worker = _horse_and_worker(run_dir)
+        assert worker in {p.pid for p in pool.procs}, "it trains on the worker"
+        at.run()
+        at.button(key="train_stop").click().run()
+        _wait_for(lambda: at.run() and "Stopped" in _texts(at), 60, "the page to show Stopped")
+        assert runs.read_run(run_dir).status == "Stopped"
+        _wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to end")
+        assert all(p.poll() is None for p in pool.procs), "the worker lives on for the next job"
+    finally:
+        st.cache_resource.clear()
+
+
+def _texts(at) -> str:
+    return "\n".join(str(e.value) for kind in ("success", "info", "warning", "error", "caption") for e in getattr(at, kind))
