@@ -113,10 +113,10 @@ class Job:
         train() would download them too, but silently inside model building; here the page can
         show a progress bar for a 100 MB download. The callback runs on this job's own thread.
         """
-        from .weights import WeightsError, cache_status, fetch
+        from .weights import WeightsError, cache_status, fetch, resolve_source
 
         cfg = self.cfg
-        if not (cfg.uses_pretrained and cfg.pretrained == "hub"):
+        if resolve_source(cfg) != "hub":
             return None
         try:
             if not cache_status(cfg.backbone).cached:

@@ -31,6 +31,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from .config import RunConfig  # noqa: E402
+from .packages import PackageError, is_installed, load_package_state, package_for  # noqa: E402
+from .positional import remap_by_position  # noqa: E402
 
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")  # timm's order: safetensors first
 FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -319,6 +321,7 @@ class KeyReport:
     loaded: int = 0  # tensors that will load
     ok: bool = False
     message: str = ""
+    by_position: bool = False  # names are another library's: tensors matched by position and shape
 
 
 def read_state_dict(path: str | Path) -> dict:
@@ -387,14 +390,27 @@ def _with_filter(model: nn.Module, state: dict) -> dict:
 
 
 def compare_keys(model: nn.Module, state: dict, name: str = "the file") -> KeyReport:
-    """Key-by-key fit of `state` to `model`, its classifier head excluded."""
+    """Key-by-key fit of `state` to `model`, its classifier head excluded; failing that, a fit by
+    position and shape (a file saved by another library, under its own tensor names)."""
     report = _compare(model, state, name)
     if not report.ok:
         converted = _with_filter(model, state)
         if converted is not state:
             alt = _compare(model, converted, name)
             report = alt if alt.ok else report
+    if not report.ok and report.loaded == 0:
+        match = remap_by_position(model.state_dict(), state, head_prefixes(model))
+        if match is not None:
+            arch = model.pretrained_cfg.get("architecture") or type(model).__name__
+            return KeyReport(head=list(state)[len(state) - match.head:] if match.head else [],
+                             loaded=match.matched, ok=True, by_position=True,
+                             message=positional_message(name, arch, match.matched))
     return report
+
+
+def positional_message(name: str, arch: str, matched: int) -> str:
+    return (f"{name} uses another library's tensor names: {matched} tensors were matched to {arch} by "
+            "position and shape, and the classifier head is replaced for your classes.")
 
 
 def _compare(model: nn.Module, state: dict, name: str) -> KeyReport:
@@ -423,8 +439,9 @@ def _report_message(r: KeyReport, name: str, model: nn.Module) -> str:
         return (f"{name} fits {arch}: {r.loaded} tensors load, and the classifier head ({head}) "
                 "is replaced for your classes.")
     if r.loaded == 0 and not r.mismatched:
-        return (f"{name} holds no weights for {arch} (none of its tensor names match); it is probably "
-                f"for another architecture: choose the backbone it was made for, or another file.")
+        return (f"{name} holds no weights for {arch} (none of its tensor names match, and its tensors do not "
+                "line up by position and shape either); it is probably for another architecture: choose the "
+                "backbone it was made for, or another file.")
     parts = []
     if r.mismatched:
         k, got, want = r.mismatched[0]
@@ -467,14 +484,61 @@ def create_backbone(cfg: RunConfig, num_classes: int, progress=None) -> nn.Modul
     a file path, "run:<run folder>", or "none". Raises WeightsError with one sentence.
     """
     _check_known(cfg.backbone)
-    source = cfg.pretrained if cfg.uses_pretrained else "none"
+    source = resolve_source(cfg)
     if source == "none":
         return timm.create_model(cfg.backbone, pretrained=False, num_classes=num_classes)
+    if source == "package":
+        return _from_package(cfg.backbone, num_classes)
     if source == "hub":
         return _from_hub(cfg.backbone, num_classes, progress)
     if source.startswith("run:"):
         return _from_run(cfg.backbone, Path(source[4:]), num_classes)
     return _from_file(cfg.backbone, Path(source), num_classes)
+
+
+def resolve_source(cfg: RunConfig) -> str:
+    """Where the starting weights come from: "auto" becomes the best source ready here, an
+    installed weights package first (no network, no download), else the hub (cache, then download)."""
+    if not cfg.uses_pretrained:
+        return "none"
+    if cfg.pretrained != "auto":
+        return cfg.pretrained
+    return "package" if is_installed(cfg.backbone) else "hub"
+
+
+def source_sentence(cfg: RunConfig) -> str:
+    """One sentence on where this run's starting weights come from (shown as the run starts)."""
+    source = resolve_source(cfg)
+    if source == "none":
+        return f"Starting from random weights: {cfg.backbone} is trained from scratch."
+    if source == "package":
+        return (f"Starting from the ImageNet weights of {cfg.backbone} in the installed package "
+                f"{package_for(cfg.backbone).distribution} (no download needed).")
+    if source == "hub":
+        return f"Starting from the pretrained weights of {cfg.backbone} from the Hugging Face Hub."
+    if source.startswith("run:"):
+        return f"Starting from the backbone of run {Path(source[4:]).name}."
+    return f"Starting from the weights file {Path(source).name}."
+
+
+def _with_weights(backbone: str, num_classes: int, state: dict) -> nn.Module:
+    """A fresh model with `state` loaded into everything but its new classifier."""
+    model = timm.create_model(backbone, pretrained=False, num_classes=num_classes)
+    missing, _ = model.load_state_dict(state, strict=False)
+    heads = head_prefixes(model)
+    left = [k for k in missing if not k.startswith(heads) and not k.endswith("num_batches_tracked")]
+    if left:  # remap_by_position covers every body tensor; this would be a bug, not a user error
+        raise WeightsError(f"{len(left)} tensors of {backbone} got no weights (e.g. {left[0]}).")
+    return model
+
+
+def _from_package(backbone: str, num_classes: int) -> nn.Module:
+    target = _preview_model(backbone)
+    try:
+        match = load_package_state(backbone, target.state_dict(), head_prefixes(target))
+    except PackageError as e:
+        raise WeightsError(str(e)) from e
+    return _with_weights(backbone, num_classes, match.state)
 
 
 def _timm_from_file(backbone: str, path: str, num_classes: int) -> nn.Module:
@@ -510,6 +574,10 @@ def _from_file(backbone: str, path: Path, num_classes: int) -> nn.Module:
     report = inspect_weights_file(backbone, path)
     if not report.ok:
         raise WeightsError(report.message)
+    if report.by_position:
+        target = _preview_model(backbone)
+        match = remap_by_position(target.state_dict(), read_state_dict(path), head_prefixes(target))
+        return _with_weights(backbone, num_classes, match.state)
     try:
         return _timm_from_file(backbone, str(path), num_classes)
     except Exception as e:
