@@ -40,6 +40,8 @@ def _train_parser(sub) -> None:
                    help="enqueue the run for `python -m tl_core worker` processes (whose TL_RUNS is --out, "
                         "on storage they share) and print its run id, instead of training here")
     p.add_argument("--wait", action="store_true", help="with --queue: follow the run and end as a local run does")
+    p.add_argument("--devices", type=int, default=1,
+                   help="train one run on N GPUs (or N CPU processes with --device cpu): torchrun + DDP")
 
 
 def _config(a) -> RunConfig:
@@ -93,7 +95,23 @@ class _Bars:
             self.bar, self.key = None, None
 
 
+def _train_other_rank(cfg, ds) -> int:
+    """A rank other than 0 of a --devices N run: trains its share, writes nothing, prints nothing."""
+    from . import distributed
+    from .train import train
+
+    for _ in train(cfg, ds):
+        pass
+    distributed.finish()
+    return 0
+
+
 def cmd_train(a) -> int:
+    from . import distributed
+    if a.devices > 1 and not distributed.under_torchrun():
+        if a.queue:
+            raise ConfigError("--devices is a worker's choice with --queue: start the worker with --devices N.")
+        return distributed.launch(a.argv, a.devices)
     from . import runs
     from .data import load_dataset
     from .train import train
@@ -103,7 +121,8 @@ def cmd_train(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=".upload-", dir=out)  # a zip is extracted here, nowhere else
     ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    _print_report(ds)
+    if os.environ.get("RANK", "0") == "0":  # one report, not one per rank
+        _print_report(ds)
     if a.queue:
         return cmd_enqueue(a, cfg, ds, out)
     from .weights import fetch_with_bar, resolve_source
@@ -111,6 +130,8 @@ def cmd_train(a) -> int:
     if resolve_source(cfg) == "hub":
 
         fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
+    if os.environ.get("RANK", "0") != "0":
+        return _train_other_rank(cfg, ds)
     run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
     runs.mark_running(run_dir)
     stop = threading.Event()
@@ -120,6 +141,7 @@ def cmd_train(a) -> int:
         bars.show(e)
         last = e
     bars.close()
+    distributed.finish()
     return _final_line(run_dir, last)
 
 
@@ -248,6 +270,7 @@ def main(argv=None) -> int:
     from .weights import WeightsError
 
     a = build_parser().parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)  # --devices re-runs the same command under torchrun
     handler = COMMANDS.get(a.command) or getattr(a, "handler", None)
     try:
         return handler(a)

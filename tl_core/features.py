@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
+from . import distributed
 from .events import Progress
 from .model import pooled_features
 from .runs import write_bytes_atomic
@@ -71,8 +72,10 @@ class FeatureLoop:
         cache = FeatureCache(model_key(run.model, run.pp))
         items = run.dataset.train + run.dataset.val
         missing = list({it.sha1: it for it in items if it.sha1 not in cache.features}.values())
-        yield from self._embed(missing, cache)
-        if missing:
+        yield from self._embed(distributed.shard(missing), cache)  # --devices N: 1/N of the images each
+        if distributed.active():
+            cache.features.update(distributed.gather_features(cache.features, [it.sha1 for it in missing]))
+        if missing and distributed.is_main():
             cache.save()
         self.x_train = torch.stack([cache.features[it.sha1] for it in run.dataset.train]).to(run.device)
         self.y_train = torch.tensor([it.label for it in run.dataset.train], device=run.device)
