@@ -192,7 +192,7 @@ def cmd_worker(a) -> int:
 
     if a.runs:
         os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
-    serve(a.queue or load_settings().redis_url, gpu=a.gpu, burst=a.burst)
+    serve(a.queue or load_settings().redis_url, gpu=a.gpu, burst=a.burst, devices=a.devices)
     return 0
 
 
@@ -225,10 +225,18 @@ def cmd_runs(a) -> int:
 
 
 def cmd_run_job(a) -> int:
+    from . import distributed
     from .events import Finished
-    from .job import run_here
+    from .job import run_here, run_here_other_rank
 
+    if a.devices > 1 and not distributed.under_torchrun():
+        return distributed.launch(a.argv, a.devices)
+    if os.environ.get("RANK", "0") != "0":
+        run_here_other_rank(a.run_dir)
+        distributed.finish()
+        return 0
     last = run_here(a.run_dir)
+    distributed.finish()
     return 0 if last is None or isinstance(last, Finished) else 1
 
 
@@ -246,11 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")
     p.add_argument("run_dir")
+    p.add_argument("--devices", type=int, default=1, help="on N GPUs (torchrun + DDP)")
     p = sub.add_parser("worker", help="serve the job queue: train queued runs, one at a time (TL_RUNNER=rq)")
     p.add_argument("--queue", metavar="redis://HOST:PORT", default=None, help="default: TL_REDIS_URL")
     p.add_argument("--gpu", default=None, help="bind this worker to one GPU (0, 1, ...) or to the cpu")
     p.add_argument("--runs", default=None, help="the shared folder of run folders (default: TL_RUNS)")
     p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    p.add_argument("--devices", type=int, default=1, help="train each job on N GPUs at once (torchrun + DDP)")
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
     from . import weights

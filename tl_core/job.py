@@ -299,6 +299,28 @@ def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
     return events[-1] if events else None
 
 
+def run_here_other_rank(run_dir: str | Path) -> None:
+    """A rank other than 0 of a run-job under torchrun: trains its share of the run; rank 0 (run_here)
+    alone writes the folder and watches the stop file, and its stop reaches every rank."""
+    from .train import train
+
+    run_dir = Path(run_dir)
+    info = runs.read_json(run_dir / "run.json")
+    if info.get("status") not in (runs.QUEUED, runs.RUNNING):
+        return  # stopped while queued: rank 0 skips it too
+    _die_with_parent()
+    for _ in train(RunConfig.from_dict(info["config"]), Dataset.load(run_dir / "dataset.json")):
+        pass
+
+
+def run_on_devices(run_dir: str | Path, devices: int) -> int:
+    """Train the queued run folder on `devices` GPUs under torchrun (a pool worker with --devices N);
+    the torchrun agent dies with this process, and its ranks with it."""
+    _die_with_parent()
+    cmd = [sys.executable, "-m", "tl_core", "run-job", str(run_dir), "--devices", str(devices)]
+    return subprocess.call(cmd, env=_child_env(), preexec_fn=_die_with_parent)
+
+
 class JobManager:
     """Registry of jobs with a cap on how many train at once; the rest queue in order.
 

@@ -86,18 +86,26 @@ def rq_job(run_id: str, owner: str | None, config: dict) -> dict:
     from .settings import load_settings
 
     run_dir = resolve_run_id(load_settings().runs_dir, run_id, owner)
+    devices = int(os.environ.get("TL_WORKER_DEVICES", "1"))
+    if devices > 1:  # a worker bound to several GPUs trains each run on all of them (DDP)
+        from .job import run_on_devices
+
+        return {"run_id": run_id, "exit": run_on_devices(run_dir, devices)}
     last = run_here(run_dir, RunConfig.from_dict(config))
     return {"run_id": run_id, "status": type(last).__name__ if last is not None else "skipped"}
 
 
-def serve(redis_url: str, gpu: str | None = None, burst: bool = False, name: str | None = None) -> None:
+def serve(redis_url: str, gpu: str | None = None, burst: bool = False, name: str | None = None,
+          devices: int = 1) -> None:
     """Run one worker: one job at a time, each in a fresh forked process, until killed.
 
-    `gpu`: "cpu" hides every GPU from its jobs; "0", "1"... binds it to that GPU (set before torch
-    is imported anywhere in this process, so the jobs see only that device as cuda:0).
+    `gpu`: "cpu" hides every GPU from its jobs; "0", "1"... binds it to that GPU, "0,1" to those
+    (set before torch is imported anywhere in this process: its jobs see them as cuda:0, cuda:1).
+    `devices` > 1: each job trains on that many GPUs at once (torchrun + DDP).
     """
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = "" if gpu == "cpu" else gpu
+    os.environ["TL_WORKER_DEVICES"] = str(max(1, devices))
     conn = connect(redis_url)
     worker_name = name or f"tl-{socket.gethostname()}-{gpu or 'any'}-{os.getpid()}"
     Worker([queue(conn)], connection=conn, serializer=JSONSerializer, name=worker_name).work(
