@@ -49,7 +49,8 @@ def _config(a) -> RunConfig:
                      epochs=a.epochs, batch_size=a.batch_size, image_size=a.image_size,
                      lr=a.lr or DEFAULT_LR[a.strategy], head=a.head,
                      optimizer=a.optimizer, augment=a.augment, label_smoothing=a.label_smoothing,
-                     early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device)
+                     early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
+                     devices=max(1, getattr(a, "devices", 1)))
 
 
 def _print_report(ds) -> None:
@@ -108,10 +109,8 @@ def _train_other_rank(cfg, ds) -> int:
 
 def cmd_train(a) -> int:
     from . import distributed
-    if a.devices > 1 and not distributed.under_torchrun():
-        if a.queue:
-            raise ConfigError("--devices is a worker's choice with --queue: start the worker with --devices N.")
-        return distributed.launch(a.argv, a.devices)
+    if a.devices > 1 and not distributed.under_torchrun() and not a.queue:
+        return distributed.launch(a.argv, a.devices)  # with --queue the worker launches torchrun
     from . import runs
     from .data import load_dataset
     from .train import train

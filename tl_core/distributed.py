@@ -40,6 +40,11 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def gpu_count() -> int:
+    """GPUs this process can use: the app offers one run on several where there are more than one."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def launch(argv: list[str], devices: int) -> int:
     """Run `python -m tl_core ARGV` under torchrun (standalone: one machine) with `devices` ranks."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",

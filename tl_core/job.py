@@ -199,7 +199,8 @@ class ProcessJob(Job):
     def _follow_child(self) -> None:
         tail = runs.EventTail(self.run_dir)
         with open(self.run_dir / "process.log", "ab") as log:  # the child's tracebacks, for an admin
-            child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir)],
+            child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir),
+                                      "--devices", str(self.cfg.devices)],
                                      stdout=log, stderr=subprocess.STDOUT, env=_child_env())
         asked = False
         while child.poll() is None:
@@ -346,7 +347,9 @@ class JobManager:
             raise ConfigError("You already have a run queued or training; stop it or wait for it to "
                               "finish before starting another.")
         run_dir = runs.create_run(runs_root, cfg, dataset.classes, dataset.to_dict())
-        job = self.job_class(self, cfg, dataset, run_dir, owner)
+        # a run on several GPUs is several processes (torchrun): a thread cannot hold it
+        job_class = ProcessJob if cfg.devices > 1 else self.job_class
+        job = job_class(self, cfg, dataset, run_dir, owner)
         with self._cond:
             self._forget_done()
             self._jobs[job.id] = job

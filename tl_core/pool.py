@@ -86,7 +86,7 @@ def rq_job(run_id: str, owner: str | None, config: dict) -> dict:
     from .settings import load_settings
 
     run_dir = resolve_run_id(load_settings().runs_dir, run_id, owner)
-    devices = int(os.environ.get("TL_WORKER_DEVICES", "1"))
+    devices = max(int(config.get("devices", 1)), int(os.environ.get("TL_WORKER_DEVICES", "1")))
     if devices > 1:  # a worker bound to several GPUs trains each run on all of them (DDP)
         from .job import run_on_devices
 
