@@ -51,6 +51,9 @@ class RunConfig:
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
     devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
+    # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
+    # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
+    cpu_bf16: bool = False
 
     def __post_init__(self):
         self.validate()
