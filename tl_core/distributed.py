@@ -76,6 +76,15 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def same_weights(model: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (after a change each rank made on its own,
+    e.g. a head solved on every rank: float noise must not let the replicas drift apart)."""
+    if not active():
+        return
+    for t in [*model.parameters(), *model.buffers()]:
+        dist.broadcast(t.data, 0)
+
+
 def train_sampler(dataset, seed: int):
     """This rank's share of each epoch (None for one process: the loader shuffles as before)."""
     if not active():
