@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import catalog, weights
+from tl_core import catalog, similarity, weights
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
-from ui import advisor, state
+from ui import advisor, charts, state
 from ui.text import t
 from ui.widgets import finished_runs, image_grid, run_label, user_errors
 
@@ -183,21 +183,54 @@ def _images_per_class(ds) -> int:
     return min(v["train"] + v["val"] for v in counts.values())
 
 
-def advice(ds) -> None:
+def _scenario_labels() -> dict:
+    labels = {k: t(f"strat_{advisor.TABLE[key][0]}") for k, key in (
+        ("small_similar", (True, True)), ("large_similar", (False, True)),
+        ("small_different", (True, False)), ("large_different", (False, False)))}
+    return {**labels, "x": t("adv_chart_x"), "y": t("adv_chart_y"), "you": t("adv_chart_you")}
+
+
+def _measured_similarity(ds, backbone: str, pretrained: str):
+    """The probe's result for this dataset and starting point, measured on a click and kept."""
+    key = (str(ds.root), len(ds.train), backbone, pretrained)
+    cache = st.session_state.setdefault("adv_measured", {})
+    if pretrained != "none" and st.button(t("adv_measure"), key="adv_measure", disabled=key in cache):
+        n = len(similarity.subset(ds))
+        with st.spinner(t("adv_measuring", n=n)), user_errors():
+            cfg = state.config().replace(backbone=backbone, pretrained=pretrained)
+            cache[key] = similarity.measure(cfg, ds).to_dict()
+    return cache.get(key)
+
+
+def advice(ds, backbone: str, pretrained: str) -> None:
+    """Seed 001's four scenarios: size from the upload, similarity measured from the images."""
     with st.container(border=True):
         st.markdown(f"**{t('adv_title')}**")
-        if ds is not None:
-            n = _images_per_class(ds)
-            st.caption(t("adv_count_from_data", n=n))
-        else:
+        if ds is None:
             n = st.number_input(t("adv_count"), 1, 100_000, 50, key="adv_n")
-        similar = st.radio(t("adv_similar"), [True, False], key="adv_similar", horizontal=True,
-                           format_func=lambda s: t("yes") if s else t("no"), help=t("adv_similar_help"))
+            similar = st.radio(t("adv_manual"), [True, False], key="adv_similar", horizontal=True,
+                               format_func=lambda s: t("yes") if s else t("no"), help=t("adv_similar_help"))
+            sim = None
+        else:
+            n = _images_per_class(ds)
+            st.caption(t("adv_count_from_data", n=n) + " " + t("adv_not_measured"))
+            sim = _measured_similarity(ds, backbone, pretrained)
+            similar = sim["similar"] if sim else None
+        st.plotly_chart(charts.scenarios(int(n), sim["score"] if sim else None, advisor.SMALL_PER_CLASS,
+                                         similarity.SIMILAR_SCORE, _scenario_labels()), key="adv_chart")
+        if sim:
+            st.markdown(t("adv_measured", n=sim["n_images"], acc=sim["probe_acc"], rand=sim["random_acc"],
+                          chance=sim["chance"], secs=sim["seconds"]))
+            st.caption(t("adv_similar_yes" if similar else "adv_similar_no", score=sim["score"]))
+        if similar is None:
+            return
         strategy, why = advisor.recommend(int(n), similar)
         st.markdown(t("adv_result", strategy=t(f"strat_{strategy}")) + " " + t(why))
         st.caption(t("adv_threshold", n=advisor.SMALL_PER_CLASS))
         # a callback runs before the page does, so the strategy radio below already shows the choice
         st.button(t("adv_apply"), key="adv_apply", on_click=_apply_strategy, args=(strategy,))
+        if ds is not None:
+            st.page_link("app_pages/compare.py", label=t("adv_check"), icon=":material/leaderboard:")
 
 
 def _apply_strategy(strategy: str) -> None:
@@ -283,7 +316,7 @@ with left:
     pretrained = weights_source(backbone)
     prepare_classroom()
 with right:
-    advice(ds)
+    advice(ds, backbone, pretrained)
     st.subheader(t("m_step_strategy"))
     strategy_name, unfreeze = strategy(backbone)
 values = advanced(ds)
@@ -301,3 +334,4 @@ else:
     if ds is None:
         st.info(t("m_no_data"))
     st.page_link("app_pages/train.py", label=t("go_train"), icon=":material/model_training:")
+    st.page_link("app_pages/compare.py", label=t("go_compare"), icon=":material/leaderboard:")

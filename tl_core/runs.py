@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import events as ev
 from .config import ConfigError, RunConfig
+from .energy import EnergyMeter
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
     "Queued", "Running", "Finished", "Stopped", "Failed", "Interrupted")
@@ -178,13 +179,17 @@ def finish_run(run_dir: Path, event, extra: dict | None = None) -> None:
 
 
 def record(run_dir: Path, events):
-    """Pass events through, appending each to events.jsonl and closing run.json at the end."""
+    """Pass events through, appending each to events.jsonl and closing run.json at the end
+    (with the run's wall time and energy, tl_core.energy)."""
+    meter = EnergyMeter()
     for event in events:
         append_event(run_dir, event)
+        if isinstance(event, ev.Started):
+            meter.on_device(event.device)
         if isinstance(event, ev.EpochEnd) and event.is_best:
             _update(run_dir, metrics=event.metrics, best_epoch=event.epoch)
         if isinstance(event, ev.TERMINAL):
-            finish_run(run_dir, event)
+            finish_run(run_dir, event, {"energy": meter.read()})
         yield event
 
 

@@ -128,3 +128,18 @@ def current_job():
 
 def lang() -> str:
     return st.session_state.get("lang", "en")
+
+
+@st.cache_resource
+def compare_groups() -> dict:
+    # comparisons started in this server process, by id (their files outlive a restart)
+    return {}
+
+
+def current_group_id() -> str | None:
+    return st.session_state.get("compare_group")
+
+
+def set_group(group) -> None:
+    compare_groups()[group.id] = group
+    st.session_state.compare_group = group.id
