@@ -18,6 +18,7 @@ from torch import nn
 from . import distributed
 from .config import ConfigError, RunConfig
 from .data import DataError, Dataset
+from .engines import native_bf16
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
 from .model import build_model, count_params
 from .strategies import apply_strategy, set_train_mode
@@ -201,7 +202,14 @@ class Run:
         if self.cuda and self.cfg.amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return torch.autocast("cuda", dtype=dtype)
+        if self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    @property
+    def cpu_bf16(self) -> bool:
+        """bf16 autocast on the CPU: asked for, and the CPU computes bf16 natively (else it is slower)."""
+        return not self.cuda and self.cfg.cpu_bf16 and native_bf16()
 
     def check_stop(self) -> None:
         # several ranks: all stop at the same step (a rank that stopped alone would hang the others)
@@ -440,6 +448,8 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         yield run.started(loop.steps_per_epoch)
         if distributed.active():
             yield Note(f"Training on {distributed.world()} processes ({run.device.type}, DistributedDataParallel).")
+        if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
+            yield Note("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).")
         if cfg.starts_from_probe:
             from .solved_head import init_head_from_probe
 
