@@ -167,6 +167,8 @@ EN = {
     "train_device": "Device", "train_images": "Images (train / val)", "train_trainable": "Trainable parameters",
     "train_ips": "Images per second",
     "train_finished": "Finished: {acc:.1%} validation accuracy (best epoch {epoch}, {secs:.0f} s).",
+    "train_best_picked": "Epoch {epoch} of {n} is kept because it scored best on the validation images, so this "
+                         "accuracy is slightly optimistic: new photos may score a little lower.",
     "train_stopped": "Stopped during epoch {epoch}. The best model so far is saved.",
     "train_details": "Technical details",
     "prog_starting": "Starting…", "prog_line": "{phase} · epoch {epoch} · step {step}/{total} · {ips:,.0f} images/s",
@@ -443,6 +445,8 @@ ES = {
     "train_device": "Dispositivo", "train_images": "Imágenes (entren. / valid.)",
     "train_trainable": "Parámetros entrenables", "train_ips": "Imágenes por segundo",
     "train_finished": "Terminado: {acc:.1%} de precisión en validación (mejor época {epoch}, {secs:.0f} s).",
+    "train_best_picked": "Se guarda la época {epoch} de {n} porque fue la mejor con las imágenes de validación, así "
+                         "que esta exactitud es algo optimista: fotos nuevas pueden puntuar un poco menos.",
     "train_stopped": "Detenido durante la época {epoch}. Se ha guardado el mejor modelo hasta ese momento.",
     "train_details": "Detalles técnicos",
     "prog_starting": "Empezando…",
