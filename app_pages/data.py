@@ -39,16 +39,42 @@ def _ingest(files) -> None:
     settings.prune_uploads(state.server_settings(), state.session_id(), keep=2)  # old uploads, never one in use
 
 
-def _use_sample() -> None:
+def _use_sample(folder) -> None:
     cfg = state.config()
     with st.spinner(t("data_checking_sample")), user_errors():
-        state.set_dataset(data.load_dataset(state.SAMPLE_DIR, val_fraction=cfg.val_fraction, seed=cfg.seed))
-        st.session_state.upload_sig = "sample"
+        state.set_dataset(data.load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed))
+        st.session_state.upload_sig = f"sample:{folder.name}"
+
+
+def _use_local(path: str) -> None:
+    """Read a folder of the machine running the app in place (local mode only): no copy, no writes."""
+    folder = Path(path.strip()).expanduser()
+    if not folder.is_dir():
+        st.error(t("data_local_not_dir", path=path.strip()))
+        return
+    cfg = state.config()
+    with st.spinner(t("data_checking_local", path=folder)), user_errors():
+        state.set_dataset(data.load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                                            limits=state.server_settings().ingest_limits()))
+        st.session_state.upload_sig = f"local:{folder}"
+
+
+def _local_tab() -> None:
+    path = st.text_input(t("data_local_label"), help=t("data_local_help"), key="local_path",
+                         placeholder="/home/me/photos")
+    if st.button(t("data_local_button"), type="primary", key="local_use") and path.strip():
+        _use_local(path)
 
 
 def sources() -> None:
-    folder_tab, zip_tab, sample_tab = st.tabs([t("data_tab_folder"), t("data_tab_zip"), t("data_tab_sample")])
+    hosted = state.server_settings().hosted  # a path on the server is never offered to strangers
+    names = [t("data_tab_folder"), t("data_tab_zip")] + ([] if hosted else [t("data_tab_local")])
+    folder_tab, zip_tab, *local, sample_tab = st.tabs(names + [t("data_tab_sample")])
+    if local:
+        with local[0]:
+            _local_tab()
     with folder_tab:
+        st.caption(t("data_big_folder_hosted") if hosted else t("data_big_folder", tab=t("data_tab_local")))
         files = st.file_uploader(t("data_folder_label"), accept_multiple_files="directory",
                                  help=t("data_folder_help"), key="upload_dir")
         if files:
@@ -60,7 +86,11 @@ def sources() -> None:
     with sample_tab:
         st.write(t("data_sample_text"))
         if st.button(t("data_sample_button"), type="primary", key="use_sample"):
-            _use_sample()
+            _use_sample(state.SAMPLE_DIR)
+        st.caption(t("data_sample_licence"))
+        st.write(t("data_shapes_text"))
+        if st.button(t("data_shapes_button"), key="use_shapes"):
+            _use_sample(state.SHAPES_DIR)
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)

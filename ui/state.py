@@ -11,10 +11,12 @@ import streamlit as st
 
 from tl_core import settings
 from tl_core.config import DEFAULT_LR, RunConfig
-from tl_core.job import JobManager
+from tl_core.job import make_runner
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SAMPLE_DIR = ASSETS / "sample"
+SAMPLES = ASSETS / "samples"
+SAMPLE_DIR = SAMPLES / "recycling"  # real photos (TrashNet subset, MIT): the first thing a user trains on
+SHAPES_DIR = SAMPLES / "shapes"  # generated, licence-free: learnable from scratch in seconds
 
 
 @st.cache_resource
@@ -59,9 +61,10 @@ def safe_name(name: str) -> str:
 
 
 @st.cache_resource
-def job_manager() -> JobManager:
-    # one registry per server process: jobs outlive a browser refresh, not a restart
-    return JobManager(max_concurrent=server_settings().max_jobs)
+def job_manager():
+    # one registry per server process: jobs outlive a browser refresh; TL_RUNNER picks where they
+    # train (thread, process, or rq workers, whose jobs also outlive a restart of this server)
+    return make_runner(server_settings())
 
 
 def dataset():
@@ -128,3 +131,18 @@ def current_job():
 
 def lang() -> str:
     return st.session_state.get("lang", "en")
+
+
+@st.cache_resource
+def compare_groups() -> dict:
+    # comparisons started in this server process, by id (their files outlive a restart)
+    return {}
+
+
+def current_group_id() -> str | None:
+    return st.session_state.get("compare_group")
+
+
+def set_group(group) -> None:
+    compare_groups()[group.id] = group
+    st.session_state.compare_group = group.id

@@ -25,15 +25,33 @@ EN = {
     "data_title": "Your images",
     "data_intro": "Give TL Studio one folder per class (for example `pets/cats` and `pets/dogs`). "
                   "Files that are not usable images are skipped and listed below.",
+    "data_tab_local": "A folder on this computer",
+    "data_local_label": "Folder path on the computer running TL Studio",
+    "data_local_help": "Class sub-folders, or train/ and val/ with class sub-folders. Read in place: nothing "
+                       "is copied or written into it.",
+    "data_local_button": "Use this folder",
+    "data_local_not_dir": "{path} is not a folder on this computer; type the full path of a folder.",
+    "data_big_folder": "Many photos? Uploading a folder sends each file on its own (887 photos: about 30 s); "
+                       "a zip of the same folder uploads in about 7 s, and on the computer running TL Studio the "
+                       "'{tab}' tab reads it in about a second.",
+    "data_big_folder_hosted": "Many photos? Uploading a folder sends each file on its own (887 photos: about "
+                              "30 s); a zip of the same folder uploads about 4x faster.",
     "data_tab_folder": "Upload a folder", "data_tab_zip": "Upload a zip", "data_tab_sample": "Sample dataset",
     "data_folder_label": "Choose the folder that holds your class folders",
     "data_folder_help": "Each sub-folder's name becomes a class name.",
     "data_zip_label": "Choose a .zip of your class folders",
     "data_zip_help": "The zip may hold class folders directly, or train/ and val/ folders with class folders inside.",
-    "data_sample_text": "No images at hand? The sample has three shapes (circle, square, triangle), "
-                        "40 small pictures each, and trains in about a minute on an ordinary computer.",
+    "data_sample_text": "No images at hand? Teach a recycling sorter: 200 real photos of rubbish in four bins "
+                        "(cardboard, glass, metal, plastic). With the default backbone and feature extraction it "
+                        "trains in under a minute on an ordinary computer.",
     "data_sample_button": "Use the sample dataset",
+    "data_sample_licence": "Photos from TrashNet by Gary Thung and Mindy Yang (MIT licence, see "
+                           "assets/samples/recycling/LICENSE.md).",
+    "data_shapes_text": "Or three generated shapes (circle, square, triangle, 40 small pictures each): simple enough "
+                        "to learn from scratch in seconds, to compare with transfer learning.",
+    "data_shapes_button": "Use the generated shapes",
     "data_checking": "Checking {n} files…", "data_checking_sample": "Loading the sample dataset…",
+    "data_checking_local": "Reading {path}…",
     "data_none_yet": "No dataset loaded yet.",
     "data_loaded": "Ready: {n} images in {k} classes.",
     "data_classes": "Classes", "data_train_images": "Training images", "data_val_images": "Validation images",
@@ -49,7 +67,20 @@ EN = {
     "m_step_backbone": "1. Backbone", "m_step_weights": "2. Starting weights", "m_step_strategy": "3. What to train",
     "m_source": "Pick from", "m_source_shortlist": "Recommended list", "m_source_search": "Search all timm models",
     "m_col_name": "Model", "m_col_params": "Parameters", "m_col_input": "Input size", "m_col_top1": "ImageNet top-1",
-    "m_col_speed": "Speed", "m_col_why": "Good for",
+    "m_col_speed": "Images/s here", "m_col_why": "Good for",
+    "m_speed_unmeasured": "not measured yet",
+    "m_speed_cell": "{rate:.0f} ({engine})",
+    "m_speed_button": "Measure speed on this computer",
+    "m_speed_help": "Runs each backbone on a few random images with every engine this computer offers (PyTorch, "
+                    "ONNX Runtime, bfloat16 where the CPU has it); about 5-15 s per backbone, kept for next time.",
+    "m_speed_working": "Measuring {name} ({i} of {n})…",
+    "m_speed_caption": "Images/s: the fastest exact engine measured on this computer, batch of 16 at the "
+                       "backbone's own size (frozen pass: feature extraction and prediction).",
+    "m_bf16": "bfloat16 on this CPU (faster, slightly less exact)",
+    "m_bf16_help": "This CPU computes bfloat16 natively. Feature extraction may then use it when faster, and "
+                   "fine-tuning runs in bf16 autocast. Features differ from fp32 by up to a few percent.",
+    "m_bf16_figures": "Measured here for {name}: bfloat16 {bf16:.0f} images/s vs {fp32:.0f} for the fastest exact "
+                      "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
     "m_backbone": "Backbone",
     "m_tiny_help": "test_* models are toy models that train in seconds. Offline, start test_resnet from "
@@ -58,7 +89,12 @@ EN = {
     "m_query": "Search by name",
     "m_search_hint": "Type part of a model name.", "m_search_none": "No pretrained model matches that name.",
     "m_search_results": "Matches ({n})",
-    "m_weights": "Start from", "m_weights_hub": "Downloaded weights (internet)", "m_weights_file": "A weights file",
+    "m_weights": "Start from", "m_weights_auto": "Pretrained ImageNet weights",
+    "m_weights_package": "ImageNet weights from an installed package",
+    "m_weights_hub": "Downloaded weights (internet)", "m_weights_file": "A weights file",
+    "m_weights_package_ready": "Ready offline, no download: {what}.",
+    "m_weights_pip": "This backbone's ImageNet weights also come as a package: {what}.",
+    "m_col_weights": "Weights here",
     "m_weights_run": "One of my runs", "m_weights_none": "Nothing (random)",
     "m_hub_cached": "Weights already on this computer ({mb:.1f} MB in {where}).",
     "m_hub_not_cached": "The weights will be downloaded when training starts.",
@@ -98,6 +134,8 @@ EN = {
     "m_opt": "Optimizer", "m_patience": "Stop early after N epochs without progress",
     "m_patience_help": "0 never stops early.", "m_head": "New last layer", "m_head_linear": "Linear",
     "m_head_mlp": "Small network (MLP)", "m_hidden": "Hidden units", "m_dropout": "Dropout", "m_device": "Device",
+    "m_devices": "GPUs for this run",
+    "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
     "m_augment_none_explain": "Images are used exactly as they are.",
     "m_augment_light_explain": "Gentle flips, crops and colour changes: good for small datasets.",
@@ -131,6 +169,8 @@ EN = {
     "train_device": "Device", "train_images": "Images (train / val)", "train_trainable": "Trainable parameters",
     "train_ips": "Images per second",
     "train_finished": "Finished: {acc:.1%} validation accuracy (best epoch {epoch}, {secs:.0f} s).",
+    "train_best_picked": "Epoch {epoch} of {n} is kept because it scored best on the validation images, so this "
+                         "accuracy is slightly optimistic: new photos may score a little lower.",
     "train_stopped": "Stopped during epoch {epoch}. The best model so far is saved.",
     "train_details": "Technical details",
     "prog_starting": "Starting…", "prog_line": "{phase} · epoch {epoch} · step {step}/{total} · {ips:,.0f} images/s",
@@ -167,6 +207,7 @@ EN = {
     "pr_result": "**{name}**: {cls} ({prob:.0%})", "pr_input": "Your image",
     "pr_gradcam_working": "Computing Grad-CAM…", "pr_gradcam_cap": "Where it saw “{cls}”",
     "pr_topk": "Top guesses",
+    "pr_engine": "Predicted with {engine} in {ms:.0f} ms (preprocessing included).",
     # export page
     "export_title": "Export", "ex_pick": "Run", "ex_working": "Preparing files…",
     "ex_st_title": "Model weights (safetensors)",
@@ -181,6 +222,62 @@ EN = {
     "ex_json_help": "Everything needed to repeat this run: settings, class names, final metrics.",
     "ex_json_button": "Download run.json",
     "ex_code_title": "Use it from Python", "ex_code_button": "Download the snippet",
+    # issue 10: comparison, measured advisor, energy, class board
+    "nav_compare": "Compare", "nav_teacher": "Class board",
+    "cmp_title": "Does transfer help on my data?",
+    "cmp_intro": "One click trains the same backbone on the same split four ways: from scratch, feature "
+                 "extraction, partial and full fine-tuning. Each is an ordinary run (Evaluate, Predict and "
+                 "Export work on it); the verdict below comes from the numbers.",
+    "cmp_need_data": "Load a dataset first (Data page).",
+    "cmp_need_weights": "Choose starting weights on the Model page: the comparison measures what they bring "
+                        "over training from scratch.",
+    "cmp_setup": "Backbone **{backbone}** · starting weights: {weights} · {n_train} training and {n_val} "
+                 "validation images",
+    "cmp_members": "Strategies to compare", "cmp_epochs": "Epochs per run",
+    "cmp_epochs_help": "Fewer epochs make the comparison shorter; every run gets the same number.",
+    "cmp_measuring": "Measuring how fast this computer trains {backbone} (a few seconds)…",
+    "cmp_estimate": "About **{time}** here for {n} runs of {epochs} epochs.",
+    "cmp_estimate_how": "Measured on this computer ({device}): {rates}. Feature extraction runs the backbone once "
+                        "per image; the others train it every epoch.",
+    "cmp_start": "Compare {n} strategies", "cmp_stop": "Stop the comparison",
+    "cmp_running": "Comparison running: {done} of {n} runs done.",
+    "cmp_waiting": "Another run of yours is training; the comparison continues when it ends.",
+    "cmp_leaderboard": "Leaderboard", "cmp_verdict": "Verdict",
+    "cmp_col_strategy": "Strategy", "cmp_col_status": "Status", "cmp_col_acc": "Accuracy",
+    "cmp_col_interval": "95% interval", "cmp_col_time": "Time", "cmp_col_energy": "Energy (Wh)",
+    "cmp_col_how": "Energy from",
+    "cmp_interval_help": "Each accuracy carries a 95% Wilson interval from the number of validation images: "
+                         "a winner is named only when the intervals do not overlap.",
+    "cmp_curves": "Validation accuracy of every run", "cmp_no_verdict": "The verdict appears when the first run ends.",
+    "cmp_time_vs": "Announced {est}, took {actual}.",
+    "cmp_pick": "Comparison", "cmp_none": "No comparison yet.",
+    "cmp_status_Waiting": "waiting",
+    "go_compare": "Compare all strategies on my data",
+    "energy_measured": "{wh:.3g} Wh, measured ({source})",
+    "energy_estimated": "{wh:.3g} Wh, estimated ({watts:g} W per busy core × CPU time)",
+    "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
+    "energy_line": "Time {time} · energy {energy}",
+    "adv_measure": "Measure how similar my images are (seconds)",
+    "adv_measuring": "Probing {n} training images with pretrained and with random features…",
+    "adv_measured": "Linear probe on frozen features of {n} training images: **{acc:.0%}** with the pretrained "
+                    "weights, {rand:.0%} with random weights, chance {chance:.0%} (cross-validated, {secs:.0f} s).",
+    "adv_similar_yes": "Similarity {score:.2f}: the pretrained features already separate your classes.",
+    "adv_similar_no": "Similarity {score:.2f}: the pretrained features separate your classes poorly, or no "
+                      "better than random features.",
+    "adv_not_measured": "Size comes from your upload; similarity is measured from your images.",
+    "adv_manual": "Without a dataset, try the table: do your images look like everyday photos?",
+    "adv_chart_x": "Images per class", "adv_chart_y": "Similarity (measured)", "adv_chart_you": "your data",
+    "adv_check": "Check the suggestion: compare all strategies",
+    "class_title": "Class", "class_code": "Class code (optional)", "class_name": "Your name on the class board",
+    "class_join": "Join", "class_joined": "In class {code}.",
+    "class_help": "Your teacher sees your runs' results (not your images) on the class board.",
+    "tb_title": "Class board", "tb_token": "Teacher token",
+    "tb_refused": "This page is for the teacher. Enter the teacher token set on the server.",
+    "tb_off": "The class board is off: the server has no teacher token (TL_TEACHER_TOKEN).",
+    "tb_code": "Class", "tb_none": "No student has joined a class yet.",
+    "tb_students": "{n} students in {code}",
+    "tb_col_student": "Student", "tb_col_backbone": "Backbone", "tb_no_runs": "No runs yet.",
+    "tb_verdicts": "Comparison verdicts",
 }
 
 ES = {
@@ -200,16 +297,35 @@ ES = {
     "data_title": "Tus imágenes",
     "data_intro": "Dale a TL Studio una carpeta por clase (por ejemplo `mascotas/gatos` y `mascotas/perros`). "
                   "Los archivos que no son imágenes utilizables se omiten y aparecen en la lista de abajo.",
+    "data_tab_local": "Una carpeta de este ordenador",
+    "data_local_label": "Ruta de la carpeta en el ordenador donde se ejecuta TL Studio",
+    "data_local_help": "Subcarpetas de clases, o train/ y val/ con subcarpetas de clases. Se lee donde está: "
+                       "no se copia nada ni se escribe nada en ella.",
+    "data_local_button": "Usar esta carpeta",
+    "data_local_not_dir": "{path} no es una carpeta de este ordenador; escribe la ruta completa de una carpeta.",
+    "data_big_folder": "¿Muchas fotos? Al subir una carpeta se envía cada archivo por separado (887 fotos: unos "
+                       "30 s); un zip de la misma carpeta se sube en unos 7 s, y en el ordenador donde se ejecuta "
+                       "TL Studio la pestaña «{tab}» la lee en alrededor de un segundo.",
+    "data_big_folder_hosted": "¿Muchas fotos? Al subir una carpeta se envía cada archivo por separado (887 fotos: "
+                              "unos 30 s); un zip de la misma carpeta se sube unas 4 veces más rápido.",
     "data_tab_folder": "Subir una carpeta", "data_tab_zip": "Subir un zip", "data_tab_sample": "Datos de ejemplo",
     "data_folder_label": "Elige la carpeta que contiene tus carpetas de clases",
     "data_folder_help": "El nombre de cada subcarpeta pasa a ser el nombre de una clase.",
     "data_zip_label": "Elige un .zip con tus carpetas de clases",
     "data_zip_help": "El zip puede contener las carpetas de clases directamente, o carpetas train/ y val/ con "
                      "las carpetas de clases dentro.",
-    "data_sample_text": "¿No tienes imágenes a mano? El ejemplo tiene tres figuras (círculo, cuadrado, triángulo), "
-                        "40 imágenes pequeñas de cada una, y se entrena en un minuto en un ordenador normal.",
+    "data_sample_text": "¿No tienes imágenes a mano? Enseña a un clasificador de reciclaje: 200 fotos reales de "
+                        "residuos en cuatro contenedores (cartón, vidrio, metal, plástico). Con la red base por "
+                        "defecto y la extracción de características se entrena en menos de un minuto en un "
+                        "ordenador normal.",
     "data_sample_button": "Usar los datos de ejemplo",
+    "data_sample_licence": "Fotos de TrashNet, de Gary Thung y Mindy Yang (licencia MIT, ver "
+                           "assets/samples/recycling/LICENSE.md).",
+    "data_shapes_text": "O tres figuras generadas (círculo, cuadrado, triángulo, 40 imágenes pequeñas de cada una): "
+                        "tan simples que se aprenden desde cero en segundos, para compararlo con la transferencia.",
+    "data_shapes_button": "Usar las figuras generadas",
     "data_checking": "Revisando {n} archivos…", "data_checking_sample": "Cargando los datos de ejemplo…",
+    "data_checking_local": "Leyendo {path}…",
     "data_none_yet": "Todavía no hay datos cargados.",
     "data_loaded": "Listo: {n} imágenes en {k} clases.",
     "data_classes": "Clases", "data_train_images": "Imágenes de entrenamiento",
@@ -225,7 +341,22 @@ ES = {
     "m_step_backbone": "1. Red base", "m_step_weights": "2. Pesos iniciales", "m_step_strategy": "3. Qué se entrena",
     "m_source": "Elegir de", "m_source_shortlist": "Lista recomendada", "m_source_search": "Buscar entre todos los modelos de timm",
     "m_col_name": "Modelo", "m_col_params": "Parámetros", "m_col_input": "Tamaño de entrada",
-    "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Velocidad", "m_col_why": "Indicado para",
+    "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Imágenes/s aquí", "m_col_why": "Indicado para",
+    "m_speed_unmeasured": "sin medir",
+    "m_speed_cell": "{rate:.0f} ({engine})",
+    "m_speed_button": "Medir la velocidad en este ordenador",
+    "m_speed_help": "Ejecuta cada modelo base con unas pocas imágenes aleatorias en cada motor que ofrece este "
+                    "ordenador (PyTorch, ONNX Runtime, bfloat16 si la CPU lo tiene); unos 5-15 s por modelo, "
+                    "se guarda para la próxima vez.",
+    "m_speed_working": "Midiendo {name} ({i} de {n})…",
+    "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
+                       "propio del modelo (pasada congelada: extracción de características y predicción).",
+    "m_bf16": "bfloat16 en esta CPU (más rápido, algo menos exacto)",
+    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. La extracción de características puede usarlo si "
+                   "es más rápido, y el ajuste fino se ejecuta con autocast bf16. Las características difieren de "
+                   "fp32 hasta en un pequeño porcentaje.",
+    "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
+                      "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Precisión y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
     "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
@@ -235,7 +366,12 @@ ES = {
     "m_search_hint": "Escribe parte del nombre de un modelo.",
     "m_search_none": "Ningún modelo preentrenado coincide con ese nombre.",
     "m_search_results": "Coincidencias ({n})",
-    "m_weights": "Empezar desde", "m_weights_hub": "Pesos descargados (internet)", "m_weights_file": "Un archivo de pesos",
+    "m_weights": "Empezar desde", "m_weights_auto": "Pesos preentrenados en ImageNet",
+    "m_weights_package": "Pesos de ImageNet de un paquete instalado",
+    "m_weights_hub": "Pesos descargados (internet)", "m_weights_file": "Un archivo de pesos",
+    "m_weights_package_ready": "Listos sin conexión, sin descarga: {what}.",
+    "m_weights_pip": "Los pesos de ImageNet de esta red base también vienen en un paquete: {what}.",
+    "m_col_weights": "Pesos aquí",
     "m_weights_run": "Uno de mis entrenamientos", "m_weights_none": "Nada (aleatorio)",
     "m_hub_cached": "Los pesos ya están en este ordenador ({mb:.1f} MB en {where}).",
     "m_hub_not_cached": "Los pesos se descargarán al empezar el entrenamiento.",
@@ -277,6 +413,8 @@ ES = {
     "m_patience_help": "0 nunca para antes de tiempo.", "m_head": "Nueva capa final", "m_head_linear": "Lineal",
     "m_head_mlp": "Red pequeña (MLP)", "m_hidden": "Unidades ocultas", "m_dropout": "Dropout",
     "m_device": "Dispositivo",
+    "m_devices": "GPU para este entrenamiento",
+    "m_devices_help": "Más de 1 entrena este único modelo en varias GPU a la vez (PyTorch DDP): cada una toma una parte de cada lote.",
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
     "m_augment_strong": "Fuerte",
     "m_augment_none_explain": "Las imágenes se usan tal cual.",
@@ -311,6 +449,8 @@ ES = {
     "train_device": "Dispositivo", "train_images": "Imágenes (entren. / valid.)",
     "train_trainable": "Parámetros entrenables", "train_ips": "Imágenes por segundo",
     "train_finished": "Terminado: {acc:.1%} de precisión en validación (mejor época {epoch}, {secs:.0f} s).",
+    "train_best_picked": "Se guarda la época {epoch} de {n} porque fue la mejor con las imágenes de validación, así "
+                         "que esta exactitud es algo optimista: fotos nuevas pueden puntuar un poco menos.",
     "train_stopped": "Detenido durante la época {epoch}. Se ha guardado el mejor modelo hasta ese momento.",
     "train_details": "Detalles técnicos",
     "prog_starting": "Empezando…",
@@ -348,6 +488,7 @@ ES = {
     "pr_result": "**{name}**: {cls} ({prob:.0%})", "pr_input": "Tu imagen",
     "pr_gradcam_working": "Calculando Grad-CAM…", "pr_gradcam_cap": "Dónde vio «{cls}»",
     "pr_topk": "Mejores respuestas",
+    "pr_engine": "Predicho con {engine} en {ms:.0f} ms (preprocesado incluido).",
     "export_title": "Exportar", "ex_pick": "Entrenamiento", "ex_working": "Preparando los archivos…",
     "ex_st_title": "Pesos del modelo (safetensors)",
     "ex_st_help": "Los pesos y el config.json de timm; se cargan con timm o con esta aplicación.",
@@ -362,6 +503,64 @@ ES = {
     "ex_json_help": "Todo lo necesario para repetir este entrenamiento: ajustes, nombres de clase y métricas finales.",
     "ex_json_button": "Descargar run.json",
     "ex_code_title": "Úsalo desde Python", "ex_code_button": "Descargar el fragmento de código",
+    # issue 10: comparación, asesor medido, energía, tablero de clase
+    "nav_compare": "Comparar", "nav_teacher": "Tablero de clase",
+    "cmp_title": "¿Ayuda la transferencia con mis datos?",
+    "cmp_intro": "Un clic entrena la misma red con la misma división de cuatro maneras: desde cero, extracción "
+                 "de características, ajuste fino parcial y completo. Cada una es un entrenamiento normal "
+                 "(Evaluar, Predecir y Exportar funcionan con ella); el veredicto sale de los números.",
+    "cmp_need_data": "Primero carga un conjunto de datos (página Datos).",
+    "cmp_need_weights": "Elige unos pesos iniciales en la página Modelo: la comparación mide lo que aportan "
+                        "frente a entrenar desde cero.",
+    "cmp_setup": "Red **{backbone}** · pesos iniciales: {weights} · {n_train} imágenes de entrenamiento y "
+                 "{n_val} de validación",
+    "cmp_members": "Estrategias a comparar", "cmp_epochs": "Épocas por entrenamiento",
+    "cmp_epochs_help": "Menos épocas acortan la comparación; todos los entrenamientos tienen las mismas.",
+    "cmp_measuring": "Midiendo lo rápido que este ordenador entrena {backbone} (unos segundos)…",
+    "cmp_estimate": "Unos **{time}** aquí para {n} entrenamientos de {epochs} épocas.",
+    "cmp_estimate_how": "Medido en este ordenador ({device}): {rates}. La extracción de características pasa "
+                        "cada imagen una vez por la red; las demás la entrenan en cada época.",
+    "cmp_start": "Comparar {n} estrategias", "cmp_stop": "Detener la comparación",
+    "cmp_running": "Comparación en marcha: {done} de {n} entrenamientos terminados.",
+    "cmp_waiting": "Otro entrenamiento tuyo está en marcha; la comparación sigue cuando termine.",
+    "cmp_leaderboard": "Clasificación", "cmp_verdict": "Veredicto",
+    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Precisión",
+    "cmp_col_interval": "Intervalo del 95%", "cmp_col_time": "Tiempo", "cmp_col_energy": "Energía (Wh)",
+    "cmp_col_how": "Energía según",
+    "cmp_interval_help": "Cada precisión lleva un intervalo de Wilson del 95% según el número de imágenes de "
+                         "validación: solo hay ganador cuando los intervalos no se solapan.",
+    "cmp_curves": "Precisión en validación de cada entrenamiento",
+    "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
+    "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
+    "cmp_pick": "Comparación", "cmp_none": "Aún no hay comparaciones.",
+    "cmp_status_Waiting": "en espera",
+    "go_compare": "Comparar todas las estrategias con mis datos",
+    "energy_measured": "{wh:.3g} Wh, medido ({source})",
+    "energy_estimated": "{wh:.3g} Wh, estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
+    "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
+    "energy_line": "Tiempo {time} · energía {energy}",
+    "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
+    "adv_measuring": "Probando {n} imágenes de entrenamiento con características preentrenadas y aleatorias…",
+    "adv_measured": "Sonda lineal sobre características congeladas de {n} imágenes de entrenamiento: **{acc:.0%}** "
+                    "con los pesos preentrenados, {rand:.0%} con pesos aleatorios, azar {chance:.0%} "
+                    "(validación cruzada, {secs:.0f} s).",
+    "adv_similar_yes": "Similitud {score:.2f}: las características preentrenadas ya separan tus clases.",
+    "adv_similar_no": "Similitud {score:.2f}: las características preentrenadas separan mal tus clases, o no "
+                      "mejor que unas aleatorias.",
+    "adv_not_measured": "El tamaño sale de tus datos; la similitud se mide con tus imágenes.",
+    "adv_manual": "Sin datos, prueba la tabla: ¿tus imágenes se parecen a fotos cotidianas?",
+    "adv_chart_x": "Imágenes por clase", "adv_chart_y": "Similitud (medida)", "adv_chart_you": "tus datos",
+    "adv_check": "Comprobar la sugerencia: comparar todas las estrategias",
+    "class_title": "Clase", "class_code": "Código de clase (opcional)", "class_name": "Tu nombre en el tablero",
+    "class_join": "Unirme", "class_joined": "En la clase {code}.",
+    "class_help": "Tu profesor ve los resultados de tus entrenamientos (no tus imágenes) en el tablero de clase.",
+    "tb_title": "Tablero de clase", "tb_token": "Clave del profesor",
+    "tb_refused": "Esta página es para el profesor. Escribe la clave de profesor configurada en el servidor.",
+    "tb_off": "El tablero de clase está desactivado: el servidor no tiene clave de profesor (TL_TEACHER_TOKEN).",
+    "tb_code": "Clase", "tb_none": "Ningún estudiante se ha unido a una clase todavía.",
+    "tb_students": "{n} estudiantes en {code}",
+    "tb_col_student": "Estudiante", "tb_col_backbone": "Red", "tb_no_runs": "Aún no hay entrenamientos.",
+    "tb_verdicts": "Veredictos de las comparaciones",
 }
 
 # issue 11: data audit, calibrated confidence and "not sure", label issues, feature map, exports
