@@ -117,7 +117,7 @@ def main() -> None:
     cal = calibration.load(run_dir)
     result["run"] = {"dir": str(run_dir), "val_acc": info.metrics.get("val/acc")}
     result["calibration"] = {k: cal.to_dict()[k] for k in ("temperature", "threshold", "ece_before", "ece_after",
-                                                            "n_val", "mistakes_caught")}
+                                                            "n_val", "mistakes_caught", "nll_before", "nll_after")}
     issues = label_issues(run_dir)
     result["label_issues"] = {"n": len(issues["issues"]), "oof_acc": issues["oof_acc"],
                               "issues": [{k: (str(Path(v).relative_to(ds.root)) if k == "path" else v)

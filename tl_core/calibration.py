@@ -36,6 +36,8 @@ class Calibration:
     ece_after: float = float("nan")
     n_val: int = 0
     mistakes_caught: float = float("nan")  # share of validation mistakes below the threshold
+    nll_before: float = float("nan")  # what the temperature minimises (ECE is noisy on few images)
+    nll_after: float = float("nan")
     reliability_before: list = field(default_factory=list)  # [{"conf", "acc", "count"}] per bin
     reliability_after: list = field(default_factory=list)
 
@@ -141,7 +143,8 @@ def calibrate(logits, labels, keep_correct: float = KEEP_CORRECT) -> Calibration
     wrong = after.argmax(1) != labels
     caught = float((after[wrong].max(1) < threshold).mean()) if wrong.any() else float("nan")
     return Calibration(round(t, 6), threshold, keep_correct, ece(before, labels), ece(after, labels), len(labels),
-                       caught, reliability(before, labels), reliability(after, labels))
+                       caught, nll(logits, labels, 1.0), nll(logits, labels, t),
+                       reliability(before, labels), reliability(after, labels))
 
 
 def val_logits(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -117,7 +117,8 @@ def export_embeddings(run_dir: str | Path, out_dir: str | Path, progress=None) -
         w.writerow(["file", "split", "label", *[f"f{i}" for i in range(rf.features.shape[1])]])
         for name, split, label, row in zip(files, rf.splits, rf.labels, rf.features):
             w.writerow([name, split, rf.classes[label], *(f"{v:.7g}" for v in row)])
-    (out / "sklearn_check.py").write_text(sklearn_snippet(rf.val_acc, head_c(run_dir, rf)), encoding="utf-8")
+    (out / "sklearn_check.py").write_text(sklearn_snippet(rf.val_acc, head_c(run_dir, rf), _class_weight(run_dir)),
+                                          encoding="utf-8")
     (out / "embeddings.json").write_text(json.dumps({"head_val_acc": rf.val_acc, "classes": rf.classes,
                                                      "dims": int(rf.features.shape[1])}, indent=1))
     return {"npz": str(out / "embeddings.npz"), "csv": str(out / "embeddings.csv"),
@@ -146,6 +147,17 @@ def head_c(run_dir, rf: RunFeatures) -> float:
     return 1.0 / (float(l2) * int(train.sum()))
 
 
+def _class_weight(run_dir) -> dict | None:
+    """The run's per-class loss weights as scikit-learn's class_weight (None when off)."""
+    from .config import RunConfig
+    from .runs import read_json
+    from .train import _class_weights
+
+    cfg = RunConfig.from_dict(read_json(Path(run_dir) / "run.json")["config"])
+    weights = _class_weights(cfg, run_dataset(Path(run_dir)))
+    return {i: round(w, 8) for i, w in enumerate(weights)} if weights else None
+
+
 _SKLEARN = '''"""Reproduce the TL Studio head with scikit-learn on the exported backbone features.
 
 pip install numpy scikit-learn; run next to embeddings.npz: python sklearn_check.py
@@ -158,12 +170,13 @@ from sklearn.preprocessing import StandardScaler
 
 HEAD_VAL_ACC = {acc!r}  # the TL Studio head's validation accuracy on these features
 C = {c!r}  # the head's L2 strength (chosen by 5-fold CV on train) as C = 1 / (l2 * n_train)
+CLASS_WEIGHT = {class_weight!r}  # TL Studio's class-weighted loss (on when classes are imbalanced)
 
 d = np.load("embeddings.npz")
 x, y, split = d["features"].astype(np.float64), d["labels"], d["splits"]
 train, val = split == "train", split == "val"
 
-logreg = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, tol=1e-8))
+logreg = make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight=CLASS_WEIGHT, max_iter=5000, tol=1e-8))
 logreg.fit(x[train], y[train])
 print(f"logistic regression: val acc {{logreg.score(x[val], y[val]):.4f}}  (TL Studio head: {{HEAD_VAL_ACC:.4f}})")
 
@@ -174,8 +187,8 @@ print(f"5-NN (cosine):       val acc {{knn.score(unit[val], y[val]):.4f}}")
 '''
 
 
-def sklearn_snippet(head_val_acc: float, c: float) -> str:
-    return _SKLEARN.format(acc=round(float(head_val_acc), 6), c=float(c))
+def sklearn_snippet(head_val_acc: float, c: float, class_weight: dict | None = None) -> str:
+    return _SKLEARN.format(acc=round(float(head_val_acc), 6), c=float(c), class_weight=class_weight)
 
 
 def dataset_features(cfg, ds: Dataset, progress=None) -> np.ndarray:

@@ -68,8 +68,9 @@ class Predictor:
         """
         cal = self.calibration()
         t = cal.threshold if threshold is None else threshold
-        with torch.inference_mode():
-            probs = cal.probabilities(self.engine()(self.tensor(images)).double().numpy())
+        # no inference_mode here: building the engine converts the model (channels_last), and
+        # parameters made inside inference_mode could no longer give Grad-CAM its gradients
+        probs = cal.probabilities(self.engine()(self.tensor(images)).detach().double().numpy())
         k = min(k, len(self.classes))
         out = []
         for row in probs:
