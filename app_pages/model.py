@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import catalog, weights
+from tl_core import catalog, hub, weights
+from tl_core.transforms import preview_augmentations
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ui import advisor, state
 from ui.text import t
@@ -76,7 +77,7 @@ def _save_weights_file(upload) -> None:
 @st.cache_data(ttl=300, show_spinner=False)
 def _cache_status(backbone: str):
     # online, cache_status asks the hub for the download size (up to a few seconds): once per 5 min
-    return weights.cache_status(backbone)
+    return hub.cache_status(backbone)
 
 
 def _hub_status(backbone: str) -> None:
@@ -88,11 +89,11 @@ def _hub_status(backbone: str) -> None:
     if st.button(t("m_hub_fetch"), key="m_fetch"):
         bar = st.progress(0.0, text=t("m_hub_fetching"))
 
-        def progress(done, total):  # called on this script thread by weights.fetch
+        def progress(done, total):  # called on this script thread by hub.fetch
             bar.progress(min(1.0, done / total) if total else 0.0, text=t("m_hub_fetch_mb", mb=done / 1e6))
 
         with user_errors():
-            weights.fetch(backbone, progress=progress)
+            hub.fetch(backbone, progress=progress)
             _cache_status.clear()
             st.rerun()
 
@@ -100,7 +101,7 @@ def _hub_status(backbone: str) -> None:
 def prepare_classroom() -> None:
     """Download several backbones ahead of a lesson, so 30 laptops do not fetch them at once."""
     with st.expander(t("m_prep_title")):
-        st.caption(t("m_prep_where", where=weights.cache_dir()))
+        st.caption(t("m_prep_where", where=hub.cache_dir()))
         names = st.multiselect(t("m_prep_pick"), [b.name for b in catalog.CURATED], key="m_prep_names")
         if not st.button(t("m_prep_button"), key="m_prep_go", disabled=not names):
             return
@@ -111,7 +112,7 @@ def prepare_classroom() -> None:
                 bar.progress(min(1.0, done / total) if total else 0.0, text=f"{name}: {done / 1e6:.1f} MB")
 
             with user_errors():
-                weights.fetch(name, progress=progress)
+                hub.fetch(name, progress=progress)
                 bar.progress(1.0, text=t("m_prep_done", name=name))
         _cache_status.clear()
 
@@ -162,8 +163,7 @@ def weights_source(backbone: str) -> str:
     kind = st.radio(t("m_weights"), kinds, key="m_weights", format_func=lambda k: t(f"m_weights_{k}"),
                     horizontal=True)
     if kind == "hub":
-        if hasattr(weights, "cache_status"):
-            _hub_status(backbone)
+        _hub_status(backbone)
         return "hub"
     if kind == "file":
         return _file_source(backbone)
@@ -254,8 +254,6 @@ def advanced(ds) -> dict:
 
 
 def _preview(cfg: RunConfig, ds) -> None:
-    from tl_core.transforms import preview_augmentations
-
     path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.png")))
     with st.spinner(t("m_preview_working")), user_errors():
         images = preview_augmentations(cfg, path, n=8)

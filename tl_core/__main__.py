@@ -9,7 +9,16 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .config import DEFAULT_LR, STRATEGIES, ConfigError, RunConfig
+from tqdm import tqdm
+
+from . import runs
+from .config import DEFAULT_LR, STRATEGIES, RunConfig
+from .data import load_dataset
+from .events import EpochEnd, Failed, Finished, Note, Progress, Stopped
+from .messages import UserError, WeightsError
+
+# Modules that load torch (train, predict, export, hub, weights) are imported inside the commands
+# that use them: `python -m tl_core runs` or `--help` answers in a fraction of a second without them.
 
 
 def _train_parser(sub) -> None:
@@ -55,13 +64,9 @@ class _Bars:
     """tqdm bars: one for feature extraction, one per epoch."""
 
     def __init__(self):
-        from tqdm import tqdm
-
         self.tqdm, self.bar, self.key = tqdm, None, None
 
     def show(self, e) -> None:
-        from .events import EpochEnd, Note, Progress
-
         if isinstance(e, Progress) and e.phase in ("features", "train"):
             key = (e.phase, e.epoch)
             if key != self.key:
@@ -86,10 +91,7 @@ class _Bars:
 
 
 def cmd_train(a) -> int:
-    from . import runs
-    from .data import load_dataset
-    from .events import Failed, Finished, Stopped
-    from .train import train
+    from .train import train  # deferred: torch (see the note at the top)
 
     cfg = _config(a)
     out = Path(a.out)
@@ -98,8 +100,6 @@ def cmd_train(a) -> int:
     ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
     _print_report(ds)
     if cfg.uses_pretrained and cfg.pretrained == "hub":
-        from .weights import fetch_with_bar
-
         fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
     run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
     runs.mark_running(run_dir)
@@ -121,16 +121,16 @@ def cmd_train(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from .runs import load_run
+    from .predict import Predictor  # deferred: torch (see the note at the top)
 
-    predictor = load_run(a.run_dir)
+    predictor = Predictor(Path(a.run_dir))
     for image in a.images:
         print(json.dumps({"image": image, "top_k": predictor.top_k([image], a.top_k)[0]}))
     return 0
 
 
 def cmd_export(a) -> int:
-    from .export import export_run
+    from .export import export_run  # deferred: torch (see the note at the top)
 
     result = export_run(a.run_dir, a.format, a.out)
     print(f"verified: max abs difference of probabilities vs the torch model = {result.max_abs_diff:.2e}",
@@ -140,9 +140,7 @@ def cmd_export(a) -> int:
 
 
 def cmd_runs(a) -> int:
-    from .runs import list_runs
-
-    for r in list_runs(a.root):
+    for r in runs.list_runs(a.root):
         print(json.dumps({"run_dir": r.dir, "status": r.status, "backbone": r.config.backbone,
                           "strategy": r.config.strategy, "val/acc": r.metrics.get("val/acc"), "parent": r.parent}))
     return 0
@@ -162,26 +160,117 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
-    from . import weights
-
-    if hasattr(weights, "add_cli"):
-        weights.add_cli(sub)
+    _weights_parser(sub)
     return parser
+
+
+def _weights_parser(subparsers) -> None:
+    """Register `weights status|fetch|inspect` on the CLI's sub-command parsers."""
+    p = subparsers.add_parser("weights", help="pretrained weights: cache status, download, check a file")
+    sub = p.add_subparsers(dest="weights_command", required=True)
+    s = sub.add_parser("status", help="are the hub weights cached? size, cache folder")
+    s.add_argument("names", nargs="+", metavar="NAME", help="timm backbone name(s)")
+    f = sub.add_parser("fetch", help="download hub weights into the cache, with a progress bar")
+    f.add_argument("names", nargs="+", metavar="NAME", help="timm backbone name(s)")
+    i = sub.add_parser("inspect", help="check that a weights file fits a backbone")
+    i.add_argument("name", metavar="NAME", help="timm backbone name")
+    i.add_argument("file", help=".safetensors / .pth / .pt file")
+    p.set_defaults(handler=cmd_weights)
+
+
+def cmd_weights(args) -> int:
+    """Run a parsed `weights` sub-command; returns the exit status (0 when everything worked)."""
+    commands = {"status": _cli_status, "fetch": _cli_fetch, "inspect": _cli_inspect}
+    return commands[args.weights_command](args)
+
+
+def _for_each(names: list[str], action) -> int:
+    """Print action(name) for each name; a WeightsError is printed and makes the exit status 1."""
+    rc = 0
+    for name in names:
+        try:
+            print(f"{name}: {action(name)}")
+        except WeightsError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def _status_line(name: str) -> str:
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    st = hub.cache_status(name)
+    return f"{'cached' if st.cached else 'not cached'}, {hub.mb(st.size_bytes)}, {st.repo_id} -- {st.message}"
+
+
+def _cli_status(args) -> int:
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    rc = _for_each(args.names, _status_line)
+    print(f"cache: {hub.cache_dir()}")
+    return rc
+
+
+def fetch_with_bar(backbone: str) -> str:
+    """fetch() with a tqdm bar on stderr (the CLI's download progress); raises WeightsError."""
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    bar = _CliBar(backbone)
+    try:
+        return hub.fetch(backbone, bar.progress)
+    finally:
+        bar.close()
+
+
+def _cli_fetch(args) -> int:
+    return _for_each(args.names, fetch_with_bar)
+
+
+class _CliBar:
+    """A tqdm bar that appears with the first byte, so a refusal prints no empty bar."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+
+    def progress(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            self.bar = tqdm(desc=self.name, total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+        if total and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _cli_inspect(args) -> int:
+    from .weights import inspect_weights_file, shape_text  # deferred: timm and torch (see the note at the top)
+
+    try:
+        report = inspect_weights_file(args.name, args.file)
+    except WeightsError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(report.message)
+    for key, got, want in report.mismatched[:20]:
+        print(f"  shape  {key}: file {shape_text(got)}, model {shape_text(want)}")
+    for key in report.missing[:20]:
+        print(f"  missing     {key}")
+    for key in report.unexpected[:20]:
+        print(f"  unexpected  {key}")
+    return 0 if report.ok else 1
 
 
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs}
 
 
 def main(argv=None) -> int:
-    from .data import DataError
-    from .export import ExportError
-    from .weights import WeightsError
-
     a = build_parser().parse_args(argv)
     handler = COMMANDS.get(a.command) or getattr(a, "handler", None)
     try:
         return handler(a)
-    except (DataError, ConfigError, WeightsError, ExportError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

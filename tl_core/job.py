@@ -6,6 +6,7 @@ A process-wide cap on concurrent jobs keeps a shared server usable; more wait in
 """
 from __future__ import annotations
 
+import gc
 import secrets
 import threading
 import traceback
@@ -13,22 +14,23 @@ from collections import deque
 from pathlib import Path
 
 from . import runs
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 from .data import Dataset
-from .events import Failed, Finished, Note, Progress, Started, Stopped, TERMINAL
+from .events import Failed, Note, Progress, Started, Stopped
+from .messages import ConfigError, WeightsError, mentions_out_of_memory
+from .status import RunStatus, status_after
 
-_STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
+# torch, timm and the hub (through .train and .hub) are imported inside the functions that need
+# them: ui/ imports this module, and a page must not load torch just to list or poll jobs.
 
 
 def is_out_of_memory(failed: Failed) -> bool:
-    from .train import mentions_out_of_memory
-
     return mentions_out_of_memory(f"{failed.message}\n{failed.detail}")
 
 
 def _explained(e):
     """A Failed event for running out of memory always carries the what-to-do sentence."""
-    from .train import OOM_SENTENCE
+    from .train import OOM_SENTENCE  # deferred: .train loads torch (see the note at the top)
 
     if isinstance(e, Failed) and is_out_of_memory(e) and not e.message.startswith("Out of memory"):
         return Failed(OOM_SENTENCE, e.detail)
@@ -45,15 +47,13 @@ def oom_retry_config(cfg: RunConfig, failed, device: str) -> RunConfig | None:
 
 def _likely_device(cfg: RunConfig) -> str:
     # an OOM can come before Started (moving the model to the GPU): guess as train.pick_device does
-    import torch
+    import torch  # deferred: torch only once a job runs (see the note at the top)
 
     return "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
 
 
 def _free_cuda_memory() -> None:
-    import gc
-
-    import torch
+    import torch  # deferred: torch only once a job runs (see the note at the top)
 
     gc.collect()  # the failed attempt's model and optimizer
     if torch.cuda.is_available():
@@ -70,7 +70,7 @@ class Job:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._events: list = []
-        self.status = "queued"
+        self.status = RunStatus.QUEUED
         self._thread = threading.Thread(target=self._work, name=f"tl-job-{self.id[:6]}", daemon=True)
 
     def events(self, since: int = 0) -> list:
@@ -83,7 +83,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "failed")
+        return self.status.done
 
     def queue_position(self) -> int:
         return self._manager.position(self)
@@ -94,8 +94,9 @@ class Job:
     def _emit(self, event) -> None:
         with self._lock:
             self._events.append(event)
-        if isinstance(event, TERMINAL):
-            self.status = _STATUS[type(event)]
+        status = status_after(event)
+        if status is not None:
+            self.status = status
 
     def _fetch_weights(self) -> Failed | None:
         """Hub weights not cached yet: download them first, with Progress("weights") events live.
@@ -103,7 +104,7 @@ class Job:
         train() would download them too, but silently inside model building; here the page can
         show a progress bar for a 100 MB download. The callback runs on this job's own thread.
         """
-        from .weights import WeightsError, cache_status, fetch
+        from .hub import cache_status, fetch  # deferred: timm and torch (see the note at the top)
 
         cfg = self.cfg
         if not (cfg.uses_pretrained and cfg.pretrained == "hub"):
@@ -140,12 +141,12 @@ class Job:
             runs.update_run(self.run_dir, config=cfg.to_dict(), oom_retry=True)
 
     def _work(self) -> None:
-        from .train import train
+        from .train import train  # deferred: torch (see the note at the top)
 
         if not self._manager.acquire(self):
             self._record([Stopped(0, "Stopped before it started (it was queued).")])
             return
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         try:
             self._record(self._attempts(train))
         finally:
@@ -243,18 +244,3 @@ class JobManager:
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-
-_DEFAULT: JobManager | None = None
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_manager() -> JobManager:
-    """The process-wide manager; TL_MAX_JOBS sets the cap (see settings)."""
-    from .settings import load_settings
-
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = JobManager(load_settings().max_jobs)
-        return _DEFAULT

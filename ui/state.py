@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core import settings
+from tl_core import sessions, settings
 from tl_core.config import DEFAULT_LR, RunConfig
 from tl_core.job import JobManager
 
@@ -39,7 +39,7 @@ def session_id() -> str:
         st.session_state.sid = from_url if hosted and settings.valid_token(from_url) else settings.new_session_token()
         if hosted:
             st.query_params["s"] = st.session_state.sid
-            settings.cleanup_idle_sessions(server_settings())  # once per new session, not per rerun
+            sessions.cleanup_idle_sessions(server_settings())  # once per new session, not per rerun
     return st.session_state.sid
 
 
