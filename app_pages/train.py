@@ -46,6 +46,8 @@ def header(events, status: RunStatus, job) -> None:
         c3.metric(t("train_trainable"), f"{started.trainable_params:,}")
         ips = next((e.images_per_s for e in reversed(events) if hasattr(e, "images_per_s") and e.images_per_s), 0.0)
         c4.metric(t("train_ips"), f"{ips:,.0f}")
+        if started.weights:
+            st.caption(started.weights)
 
 
 def outcome(events, status: RunStatus) -> None:

@@ -24,14 +24,16 @@ from .messages import UserError, WeightsError
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a classifier on a folder (or zip) of class folders")
     p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
-    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--backbone", default=RunConfig.backbone)
     p.add_argument("--strategy", choices=STRATEGIES, default="feature_extraction")
     p.add_argument("--unfreeze", type=int, default=1, help="stages unfrozen by --strategy partial")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--image-size", type=int, default=0, help="0: the backbone's own size")
     p.add_argument("--lr", type=float, default=None, help="head learning rate (default: by strategy)")
-    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR")
+    p.add_argument("--pretrained", default="auto",
+                   help="auto (default: an installed weights package, else the hub cache, else a download) | "
+                        "package | hub | none | FILE | run:RUN_DIR")
     p.add_argument("--head", choices=["linear", "mlp"], default="linear")
     p.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default="adamw")
     p.add_argument("--augment", choices=["none", "light", "strong"], default="light")
@@ -99,7 +101,9 @@ def cmd_train(a) -> int:
     workdir = tempfile.mkdtemp(prefix=".upload-", dir=out)  # a zip is extracted here, nowhere else
     ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
     _print_report(ds)
-    if cfg.uses_pretrained and cfg.pretrained == "hub":
+    from .model import resolve_source  # deferred: torch (see the note at the top)
+
+    if resolve_source(cfg) == "hub":
         fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
     run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
     runs.mark_running(run_dir)

@@ -22,9 +22,12 @@ DEFAULT_LR = {"feature_extraction": 1e-2, "partial": 1e-3, "full": 1e-3, "scratc
 class RunConfig:
     """One training run. Frozen, JSON round-trip via to_dict/from_dict."""
 
-    backbone: str = "resnet18"
-    # hub | none | a path to .safetensors/.pth | run:<run folder>
-    pretrained: str = "hub"
+    # EfficientNet-Lite0: its ImageNet weights ship in a pip package (requirements.txt), so the
+    # default is real transfer learning on every install, offline too (tl_core/packages.py)
+    backbone: str = "tf_efficientnet_lite0"
+    # auto (best source ready here: package, hub cache, download) | package | hub | none |
+    # a path to .safetensors/.pth | run:<run folder>
+    pretrained: str = "auto"
     strategy: str = "feature_extraction"
     unfreeze: int = 1  # stages unfrozen by the partial strategy, counted from the top
     head: str = "linear"

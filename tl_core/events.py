@@ -17,6 +17,7 @@ class Started:
     steps_per_epoch: int
     strategy: str
     backbone: str
+    weights: str = ""  # one sentence: where the starting weights came from
 
 
 @dataclass(frozen=True)

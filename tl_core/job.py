@@ -105,9 +105,10 @@ class Job:
         show a progress bar for a 100 MB download. The callback runs on this job's own thread.
         """
         from .hub import cache_status, fetch  # deferred: timm and torch (see the note at the top)
+        from .model import resolve_source  # deferred: torch (see the note at the top)
 
         cfg = self.cfg
-        if not (cfg.uses_pretrained and cfg.pretrained == "hub"):
+        if resolve_source(cfg) != "hub":
             return None
         try:
             if not cache_status(cfg.backbone).cached:

@@ -14,7 +14,9 @@ from .config import RunConfig
 from .heads import classifier_params, head_prefixes, install_head  # noqa: F401  (classifier_params: public here too)
 from .hub import check_known
 from .messages import WeightsError, short_error
-from .weights import compare_keys, inspect_weights_file
+from .packages import PackageError, is_installed, load_package_state, package_for
+from .positional import remap_by_position
+from .weights import compare_keys, inspect_weights_file, read_state_dict
 from .weights import preview_model as create_for_preview  # noqa: F401  (metadata only: meta device)
 
 
@@ -32,14 +34,61 @@ def create_backbone(cfg: RunConfig, num_classes: int, progress=None) -> nn.Modul
     a file path, "run:<run folder>", or "none". Raises WeightsError with one sentence.
     """
     check_known(cfg.backbone)
-    source = cfg.pretrained if cfg.uses_pretrained else "none"
+    source = resolve_source(cfg)
     if source == "none":
         return timm.create_model(cfg.backbone, pretrained=False, num_classes=num_classes)
+    if source == "package":
+        return _from_package(cfg.backbone, num_classes)
     if source == "hub":
         return _from_hub(cfg.backbone, num_classes, progress)
     if source.startswith("run:"):
         return _from_run(cfg.backbone, Path(source[4:]), num_classes)
     return _from_file(cfg.backbone, Path(source), num_classes)
+
+
+def resolve_source(cfg: RunConfig) -> str:
+    """Where the starting weights come from: "auto" becomes the best source ready here, an
+    installed weights package first (no network, no download), else the hub (cache, then download)."""
+    if not cfg.uses_pretrained:
+        return "none"
+    if cfg.pretrained != "auto":
+        return cfg.pretrained
+    return "package" if is_installed(cfg.backbone) else "hub"
+
+
+def source_sentence(cfg: RunConfig) -> str:
+    """One sentence on where this run's starting weights come from (shown as the run starts)."""
+    source = resolve_source(cfg)
+    if source == "none":
+        return f"Starting from random weights: {cfg.backbone} is trained from scratch."
+    if source == "package":
+        return (f"Starting from the ImageNet weights of {cfg.backbone} in the installed package "
+                f"{package_for(cfg.backbone).distribution} (no download needed).")
+    if source == "hub":
+        return f"Starting from the pretrained weights of {cfg.backbone} from the Hugging Face Hub."
+    if source.startswith("run:"):
+        return f"Starting from the backbone of run {Path(source[4:]).name}."
+    return f"Starting from the weights file {Path(source).name}."
+
+
+def _with_weights(backbone: str, num_classes: int, state: dict) -> nn.Module:
+    """A fresh model with `state` loaded into everything but its new classifier."""
+    model = timm.create_model(backbone, pretrained=False, num_classes=num_classes)
+    missing, _ = model.load_state_dict(state, strict=False)
+    heads = head_prefixes(model)
+    left = [k for k in missing if not k.startswith(heads) and not k.endswith("num_batches_tracked")]
+    if left:  # remap_by_position covers every body tensor; this would be a bug, not a user error
+        raise WeightsError(f"{len(left)} tensors of {backbone} got no weights (e.g. {left[0]}).")
+    return model
+
+
+def _from_package(backbone: str, num_classes: int) -> nn.Module:
+    target = create_for_preview(backbone)
+    try:
+        match = load_package_state(backbone, target.state_dict(), head_prefixes(target))
+    except PackageError as e:
+        raise WeightsError(str(e)) from e
+    return _with_weights(backbone, num_classes, match.state)
 
 
 def _timm_from_file(backbone: str, path: str, num_classes: int) -> nn.Module:
@@ -75,6 +124,10 @@ def _from_file(backbone: str, path: Path, num_classes: int) -> nn.Module:
     report = inspect_weights_file(backbone, path)
     if not report.ok:
         raise WeightsError(report.message)
+    if report.by_position:
+        target = create_for_preview(backbone)
+        match = remap_by_position(target.state_dict(), read_state_dict(path), head_prefixes(target))
+        return _with_weights(backbone, num_classes, match.state)
     try:
         return _timm_from_file(backbone, str(path), num_classes)
     except Exception as e:

@@ -141,7 +141,7 @@ def check_config(settings: Settings, cfg: RunConfig, token: str | None = None) -
     if cfg.epochs > settings.max_epochs:
         raise ConfigError(f"{cfg.epochs} epochs is more than this server allows ({settings.max_epochs}); "
                           f"choose {settings.max_epochs} or fewer.")
-    if not settings.hosted or token is None or cfg.pretrained in ("hub", "none") or not cfg.uses_pretrained:
+    if not settings.hosted or token is None or cfg.pretrained in ("auto", "package", "hub", "none") or not cfg.uses_pretrained:
         return
     is_run = cfg.pretrained.startswith("run:")
     path = Path(cfg.pretrained[4:] if is_run else cfg.pretrained).resolve()

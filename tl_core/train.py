@@ -22,7 +22,7 @@ from .data import Dataset
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
 from .features import FeatureLoop
 from .messages import ConfigError, DataError, UserError, mentions_out_of_memory
-from .model import build_model, count_params
+from .model import build_model, count_params, source_sentence
 from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics  # noqa: F401  (public here too)
 from .strategies import apply_strategy, set_train_mode
 from .transforms import DECODED, BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
@@ -179,7 +179,8 @@ class Run:
     def started(self, steps_per_epoch: int) -> Started:
         trainable, total = count_params(self.model)
         return Started(str(self.device), self.classes, len(self.dataset.train), len(self.dataset.val),
-                       trainable, total, self.cfg.epochs, steps_per_epoch, self.cfg.strategy, self.cfg.backbone)
+                       trainable, total, self.cfg.epochs, steps_per_epoch, self.cfg.strategy, self.cfg.backbone,
+                       source_sentence(self.cfg))
 
     def end_epoch(self, metrics: dict, val_items: list, seconds: float) -> EpochEnd:
         """Track the best epoch (val accuracy, then val loss) and save its checkpoint."""

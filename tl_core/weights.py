@@ -18,6 +18,7 @@ from torch import nn
 
 from .heads import head_prefixes
 from .messages import WeightsError, short_error
+from .positional import remap_by_position
 
 FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -33,6 +34,7 @@ class KeyReport:
     loaded: int = 0  # tensors that will load
     ok: bool = False
     message: str = ""
+    by_position: bool = False  # names are another library's: tensors matched by position and shape
 
 
 def read_state_dict(path: str | Path) -> dict:
@@ -92,14 +94,27 @@ def _with_filter(model: nn.Module, state: dict) -> dict:
 
 
 def compare_keys(model: nn.Module, state: dict, name: str = "the file") -> KeyReport:
-    """Key-by-key fit of `state` to `model`, its classifier head excluded."""
+    """Key-by-key fit of `state` to `model`, its classifier head excluded; failing that, a fit by
+    position and shape (a file saved by another library, under its own tensor names)."""
     report = _compare(model, state, name)
     if not report.ok:
         converted = _with_filter(model, state)
         if converted is not state:
             alt = _compare(model, converted, name)
             report = alt if alt.ok else report
+    if not report.ok and report.loaded == 0:
+        match = remap_by_position(model.state_dict(), state, head_prefixes(model))
+        if match is not None:
+            arch = model.pretrained_cfg.get("architecture") or type(model).__name__
+            return KeyReport(head=list(state)[len(state) - match.head:] if match.head else [],
+                             loaded=match.matched, ok=True, by_position=True,
+                             message=positional_message(name, arch, match.matched))
     return report
+
+
+def positional_message(name: str, arch: str, matched: int) -> str:
+    return (f"{name} uses another library's tensor names: {matched} tensors were matched to {arch} by "
+            "position and shape, and the classifier head is replaced for your classes.")
 
 
 def _compare(model: nn.Module, state: dict, name: str) -> KeyReport:
@@ -128,8 +143,9 @@ def _report_message(r: KeyReport, name: str, model: nn.Module) -> str:
         return (f"{name} fits {arch}: {r.loaded} tensors load, and the classifier head ({head}) "
                 "is replaced for your classes.")
     if r.loaded == 0 and not r.mismatched:
-        return (f"{name} holds no weights for {arch} (none of its tensor names match); it is probably "
-                f"for another architecture: choose the backbone it was made for, or another file.")
+        return (f"{name} holds no weights for {arch} (none of its tensor names match, and its tensors do not "
+                "line up by position and shape either); it is probably for another architecture: choose the "
+                "backbone it was made for, or another file.")
     parts = []
     if r.mismatched:
         k, got, want = r.mismatched[0]

