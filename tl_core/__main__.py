@@ -7,6 +7,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -15,7 +16,11 @@ from . import runs
 from .config import DEFAULT_LR, STRATEGIES, RunConfig
 from .data import load_dataset
 from .events import EpochEnd, Failed, Finished, Note, Progress, Stopped
+from .energy import describe
+from .job import JobManager
 from .messages import UserError, WeightsError
+from .status import RunStatus
+from .verdict import duration, wilson
 
 # Modules that load torch (train, predict, export, hub, weights) are imported inside the commands
 # that use them: `python -m tl_core runs` or `--help` answers in a fraction of a second without them.
@@ -150,6 +155,88 @@ def cmd_runs(a) -> int:
     return 0
 
 
+def _compare_parser(sub) -> None:
+    p = sub.add_parser("compare", help="scratch vs feature extraction vs partial vs full fine-tuning, with a verdict")
+    p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
+    p.add_argument("--backbone", default=RunConfig.backbone)
+    p.add_argument("--pretrained", default="auto",
+                   help="the pretrained members' weights: auto | package | hub | FILE | run:RUN_DIR")
+    p.add_argument("--strategies", default=",".join(STRATEGIES_ORDER), help="comma-separated, of: "
+                   + ", ".join(STRATEGIES_ORDER))
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="shorten: the most epochs whose measured estimate fits in this many minutes")
+    p.add_argument("--estimate-only", action="store_true", help="measure and print the estimate, train nothing")
+    for flag, kind, default in (("--unfreeze", int, 1), ("--batch-size", int, 32), ("--image-size", int, 0),
+                                ("--seed", int, 0), ("--val-fraction", float, 0.2)):
+        p.add_argument(flag, type=kind, default=default)
+    p.add_argument("--augment", choices=["none", "light", "strong"], default="light")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--out", default="runs", help="the folder that holds run folders")
+
+
+STRATEGIES_ORDER = ("scratch", "feature_extraction", "partial", "full")
+
+
+def _member_line(r: dict) -> str:
+    if r.get("acc") is None:
+        return f"{r['strategy']}: {r.get('status')}"
+    lo, hi = wilson(r["correct"], r["n_val"])
+    energy = describe(r.get("energy"))
+    return (f"{r['strategy']}: {r['acc']:.1%} (95% interval {lo:.1%}-{hi:.1%}, {r['n_val']} validation images) "
+            f"in {duration(r['wall_s'] or 0)}, {energy}")
+
+
+def cmd_compare(a) -> int:
+    from . import compare  # deferred: torch (see the note at the top)
+    from .model import resolve_source  # deferred: torch (see the note at the top)
+
+    base = RunConfig(backbone=a.backbone, pretrained=a.pretrained, epochs=a.epochs, unfreeze=a.unfreeze,
+                     batch_size=a.batch_size, image_size=a.image_size, seed=a.seed, val_fraction=a.val_fraction,
+                     augment=a.augment, device=a.device)
+    members = compare.member_configs(base, tuple(s.strip() for s in a.strategies.split(",") if s.strip()))
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset(a.data, workdir=tempfile.mkdtemp(prefix=".upload-", dir=out), val_fraction=a.val_fraction,
+                      seed=a.seed)
+    _print_report(ds)
+    if resolve_source(base) == "hub":
+        fetch_with_bar(base.backbone)
+    speed = compare.measure_speed(base, ds)
+    if a.budget_minutes:
+        epochs = compare.epochs_for_budget(members, ds, speed, a.budget_minutes * 60)
+        members = [m.replace(epochs=epochs) for m in members]
+    estimate = compare.estimate_total(members, ds, speed)
+    rates = ", ".join(f"{k} {v:.1f} img/s" for k, v in speed.train_ips.items())
+    print(f"about {duration(estimate)} here for {len(members)} runs of {members[0].epochs} epochs "
+          f"(measured on {speed.device}: {rates})", file=sys.stderr)
+    if a.estimate_only:
+        print(json.dumps({"estimate_s": estimate, "epochs": members[0].epochs, "speed": speed.to_dict()}))
+        return 0
+    group = compare.CompareGroup(JobManager(1), members, ds, out, estimate_s=estimate).start()
+    signal.signal(signal.SIGINT, lambda *_: group.stop())  # Ctrl-C: stop; finished members are kept
+    _follow(group, compare)
+    summary = compare.summary(compare.read_group(group.path))
+    for sentence in summary["sentences"]:
+        print(sentence, file=sys.stderr)
+    print(json.dumps(summary))
+    return 0 if summary["verdict"] is not None else 1
+
+
+def _follow(group, compare) -> None:
+    """Print each member's line as it ends (the group runs on its own thread)."""
+    shown = set()
+    while True:
+        done = group.done
+        for r in compare.results(compare.read_group(group.path)):
+            if r["strategy"] not in shown and r.get("status") in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED):
+                shown.add(r["strategy"])
+                print(_member_line(r), file=sys.stderr)
+        if done:
+            return
+        time.sleep(0.5)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tl_core", description="TL Studio: transfer learning for images")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
     p.add_argument("--out", required=True)
+    _compare_parser(sub)
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
     _weights_parser(sub)
@@ -266,7 +354,8 @@ def _cli_inspect(args) -> int:
     return 0 if report.ok else 1
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
+            "compare": cmd_compare}
 
 
 def main(argv=None) -> int:

@@ -50,6 +50,9 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
+    # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
+    cpu_bf16: bool = False
 
     def __post_init__(self):
         self.validate()

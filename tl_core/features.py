@@ -1,7 +1,7 @@
 """Feature-extraction fast path: run the frozen backbone once per image, train the head on tensors.
 
-Pooled features are cached on disk per (backbone weights, preprocessing) and image content hash,
-so a second run on the same data and backbone skips the backbone entirely.
+Pooled features are cached on disk per (backbone weights, preprocessing, engine, precision) and
+image content hash, so a second run on the same data and backbone skips the backbone entirely.
 """
 from __future__ import annotations
 
@@ -13,16 +13,21 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
+from . import engines
 from .atomic import write_bytes_atomic
-from .events import Progress
+from .events import Note, Progress
 from .heads import classifier_params, head_module
-from .model import pooled_features
 from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics
 from .transforms import BatchNormalize, ImageDataset, eval_transform
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("TL_CACHE", Path.home() / ".cache" / "tl_studio")) / "features"
+
+
+def feature_key(weights: str, engine: str, precision: str) -> str:
+    """Cache key of a feature file: the backbone's weights and preprocessing, the engine, its precision."""
+    return f"{weights}-{engine}-{precision}"
 
 
 def model_key(model: torch.nn.Module, pp) -> str:
@@ -65,48 +70,86 @@ class FeatureLoop:
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
     def prepare(self):
-        """Embed every image not yet in the cache; yields Progress("features", ...)."""
+        """Embed every image not yet in the cache; yields Progress("features", ...) and a Note
+        that says which engine computed the features and how fast."""
         run = self.run
         run.model.eval()
-        cache = FeatureCache(model_key(run.model, run.pp))
-        items = run.dataset.train + run.dataset.val
-        missing = list({it.sha1: it for it in items if it.sha1 not in cache.features}.values())
-        yield from self._embed(missing, cache)
+        weights = model_key(run.model, run.pp)
+        choice = self._choose(weights)
+        cache, missing = self._cache(weights, choice)
+        engine = None
+        if missing:
+            engine, choice = self._engine(choice, weights)
+            cache, missing = self._cache(weights, choice)  # another key only if it fell back to torch
+        self.choice = choice
+        rate = yield from self._embed(missing, cache, engine)
         if missing:
             cache.save()
+        yield Note(engine_note(choice, rate))
         self.x_train = torch.stack([cache.features[it.sha1] for it in run.dataset.train]).to(run.device)
         self.y_train = torch.tensor([it.label for it in run.dataset.train], device=run.device)
         self.x_val = torch.stack([cache.features[it.sha1] for it in run.dataset.val]).to(run.device)
         self.y_val = torch.tensor([it.label for it in run.dataset.val], device=run.device)
 
-    def _embed(self, items, cache: FeatureCache):
+    def _choose(self, weights: str) -> engines.Choice:
+        run = self.run
+        if run.cuda:
+            return engines.Choice("cuda", {})
+        return engines.probe(engines.Pooled(run.model), run.cfg.backbone, run.pp.input_size,
+                             engines.onnx_path(weights), run.cfg.cpu_bf16)
+
+    def _cache(self, weights: str, choice: engines.Choice):
+        run = self.run
+        precision = ("amp" if run.cfg.amp else "fp32") if choice.engine == "cuda" else choice.precision
+        cache = FeatureCache(feature_key(weights, choice.engine, precision))
+        items = run.dataset.train + run.dataset.val
+        return cache, list({it.sha1: it for it in items if it.sha1 not in cache.features}.values())
+
+    def _engine(self, choice: engines.Choice, weights: str):
+        """The chosen engine, or PyTorch fp32 where it cannot run this model (e.g. no ONNX export)."""
+        run = self.run
+        module = engines.Pooled(run.model)
+        if choice.engine == "cuda":
+            return self._cuda_engine(module), choice
+        example = engines.example_batch(run.pp.input_size, 2)
+        try:
+            return engines.build(choice.engine, module, example, engines.onnx_path(weights)), choice
+        except engines.EngineError:
+            return engines.TorchEngine(module), engines.Choice("torch", choice.rates, choice.bf16_error)
+
+    def _cuda_engine(self, module):
+        run = self.run
+        if run.cfg.channels_last:
+            module.to(memory_format=torch.channels_last)
+
+        def engine(x):
+            if run.cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), run.autocast():
+                return module(x).float()
+        return engine
+
+    def _embed(self, items, cache: FeatureCache, engine) -> float:
+        """Features of `items` into `cache`; returns images/s (0 when nothing was computed)."""
         run = self.run
         if not items:
-            return
+            return 0.0
         loader = torch.utils.data.DataLoader(ImageDataset(items, run.pp, eval_transform(run.pp, normalize=False)),
                                              batch_size=run.cfg.batch_size, **loader_kwargs(run))
         normalize = BatchNormalize(run.pp)  # per batch, not per image: see transforms._to_tensor
-        # channels_last on CPU too, for this inference-only pass: resnet18 at 160 px, 1 thread,
-        # 2.65 s vs 4.35 s per 128 images (1.6x; 2 threads: 1.4x), interleaved medians of 4.
-        # Features differ from NCHW only by float rounding (~1e-6).
-        channels_last = not run.cuda or run.cfg.channels_last
-        if channels_last:
-            run.model.to(memory_format=torch.channels_last)
-        done, t0, i = 0, time.perf_counter(), 0
-        with torch.inference_mode():
-            for x, _ in loader:
-                run.check_stop()
+        done, t0, i, rate = 0, time.perf_counter(), 0, 0.0
+        for x, _ in loader:
+            run.check_stop()
+            with torch.inference_mode():
                 x = normalize(x.to(run.device))
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with run.autocast():
-                    f = pooled_features(run.model, x).float().cpu()
-                for row in f:
-                    cache.features[items[i].sha1] = row.clone()
-                    i += 1
-                done += len(x)
-                rate = done / (time.perf_counter() - t0)
-                yield Progress("features", 0, done, len(items), None, rate, (len(items) - done) / rate)
+            f = engine(x).float().cpu()
+            for row in f:
+                cache.features[items[i].sha1] = row.clone()
+                i += 1
+            done += len(x)
+            rate = done / (time.perf_counter() - t0)
+            yield Progress("features", 0, done, len(items), None, rate, (len(items) - done) / rate)
+        return rate
 
     def train_epoch(self, epoch: int):
         run, head = self.run, self.head
@@ -139,3 +182,12 @@ class FeatureLoop:
             logits = self.head(self.x_val).float().cpu()
         yield Progress("val", epoch, 1, 1)
         return val_metrics(self.run, [(logits, self.y_val.cpu())])
+
+
+def engine_note(choice: engines.Choice, rate: float) -> str:
+    """What the Train page and the CLI show about the feature pass."""
+    probe = ", ".join(f"{engines.LABELS[e]} {r:.0f}" for e, r in choice.rates.items() if r)
+    probe = f" Measured on this computer, images/s: {probe}." if probe else ""
+    if rate:
+        return f"Features computed with {choice.label}: {rate:.0f} images/s.{probe}"
+    return f"Features read from the cache, computed with {choice.label}.{probe}"

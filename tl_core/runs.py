@@ -19,6 +19,7 @@ from pathlib import Path
 from . import events as ev
 from .atomic import read_json, write_bytes_atomic, write_json_atomic  # noqa: F401  (public here too)
 from .config import RunConfig
+from .energy import EnergyMeter
 from .messages import RunsFolderError
 from .settings import load_settings
 from .status import RunStatus, status_after
@@ -156,13 +157,17 @@ def finish_run(run_dir: Path, event, extra: dict | None = None) -> None:
 
 
 def record(run_dir: Path, events):
-    """Pass events through, appending each to events.jsonl and closing run.json at the end."""
+    """Pass events through, appending each to events.jsonl and closing run.json at the end
+    (with the run's wall time and energy, tl_core.energy)."""
+    meter = EnergyMeter()
     for event in events:
         append_event(run_dir, event)
+        if isinstance(event, ev.Started):
+            meter.on_device(event.device)
         if isinstance(event, ev.EpochEnd) and event.is_best:
             _update(run_dir, metrics=event.metrics, best_epoch=event.epoch)
         if isinstance(event, ev.TERMINAL):
-            finish_run(run_dir, event)
+            finish_run(run_dir, event, {"energy": meter.read()})
         yield event
 
 

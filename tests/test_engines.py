@@ -1,0 +1,94 @@
+"""Engine choice for the frozen pass: candidates, the cached probe, cache keys, fallbacks."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tl_core import engines
+from tl_core import events as ev
+from tl_core.features import cache_root, model_key
+from tl_core.model import build_model
+from tl_core.train import seed_everything, train
+from tl_core.transforms import preprocess_for
+
+from conftest import tiny_cfg
+
+
+def test_choose_takes_the_fastest_allowed_measured_engine():
+    rates = {"torch": 50.0, "onnx": 120.0, "bf16": 140.0}
+    assert engines.choose(rates, ["torch", "onnx", "bf16"]) == "bf16"
+    assert engines.choose(rates, ["torch", "onnx"]) == "onnx"  # bf16 not asked for
+    assert engines.choose({"torch": 50.0, "onnx": None}, ["torch", "onnx"]) == "torch"  # onnx could not run
+    assert engines.choose({}, ["torch", "onnx"]) == "torch"
+
+
+def test_bf16_is_a_candidate_only_when_asked_and_native(monkeypatch):
+    monkeypatch.setenv("TL_NATIVE_BF16", "0")
+    assert "bf16" not in engines.candidates(allow_bf16=True)
+    monkeypatch.setenv("TL_NATIVE_BF16", "1")
+    assert "bf16" in engines.candidates(allow_bf16=True)
+    assert "bf16" not in engines.candidates(allow_bf16=False)
+    assert engines.candidates(False)[0] == "torch"
+
+
+def test_probe_is_measured_once_and_cached_with_the_machine(monkeypatch):
+    monkeypatch.setenv("TL_NATIVE_BF16", "1")
+    entry = engines.probe_backbone("test_resnet", 48)
+    assert set(entry["rates"]) == {"torch", "onnx", "bf16"}
+    assert all(r > 0 for r in entry["rates"].values())
+    assert entry["errors"]["onnx"] < 1e-4 < entry["errors"]["bf16"]  # ORT is exact; bf16 is not
+    stored = json.loads(engines.probe_file().read_text())[engines.machine_key()]
+    assert stored["machine"]["cpu"] and stored["probes"]["test_resnet@48"] == entry
+    assert engines.probe_backbone("test_resnet", 48) == entry  # read back, not measured again
+
+
+def test_unexportable_module_raises_engine_error(tmp_path):
+    class Host(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.svd(x[:, 0])[1]  # ONNX has no SVD operator
+
+    with pytest.raises(engines.EngineError):
+        engines.build("onnx", Host(), torch.zeros(2, 3, 8, 8), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def _weights_key(cfg):
+    seed_everything(cfg.seed)  # as train() does: the same random init, the same key
+    model = build_model(cfg, 3)
+    return model_key(model, preprocess_for(model, cfg.image_size))
+
+
+def _feature_note(events) -> str:
+    return next(e.message for e in events if isinstance(e, ev.Note) and e.message.startswith("Features"))
+
+
+def test_feature_cache_key_holds_engine_and_precision(shapes, monkeypatch):
+    monkeypatch.setenv("TL_NATIVE_BF16", "1")
+    cfg = tiny_cfg(strategy="feature_extraction", epochs=1, seed=7)
+    # a probe that found bf16 fastest here: it is used only when the run asks for it
+    engines.save_probe(cfg.backbone, 48, {"rates": {"torch": 10.0, "onnx": 20.0, "bf16": 30.0}, "errors": {}})
+    fp32 = list(train(cfg, shapes))
+    bf16 = list(train(cfg.replace(cpu_bf16=True), shapes))
+    assert isinstance(fp32[-1], ev.Finished) and isinstance(bf16[-1], ev.Finished)
+    assert "ONNX Runtime fp32" in _feature_note(fp32) and "PyTorch bfloat16" in _feature_note(bf16)
+    key = _weights_key(cfg)
+    a = load_file(str(cache_root() / f"{key}-onnx-fp32.safetensors"))
+    b = load_file(str(cache_root() / f"{key}-bf16-bf16.safetensors"))
+    sha = shapes.val[0].sha1
+    assert not torch.equal(a[sha], b[sha])  # different numbers: they must never share a cache file
+    torch.testing.assert_close(a[sha], b[sha], atol=0.1, rtol=0.05)
+
+
+def test_damaged_onnx_file_falls_back_to_torch(shapes):
+    cfg = tiny_cfg(strategy="feature_extraction", epochs=1, seed=8)
+    engines.save_probe(cfg.backbone, 48, {"rates": {"torch": 10.0, "onnx": 20.0}, "errors": {}})
+    key = _weights_key(cfg)
+    path = engines.onnx_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an onnx model")
+    events = list(train(cfg, shapes))
+    assert isinstance(events[-1], ev.Finished)
+    assert "PyTorch fp32" in _feature_note(events)
+    assert (cache_root() / f"{key}-torch-fp32.safetensors").exists()
+    assert not (cache_root() / f"{key}-onnx-fp32.safetensors").exists()
