@@ -14,7 +14,9 @@ from tl_core.config import DEFAULT_LR, RunConfig
 from tl_core.job import JobManager
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SAMPLE_DIR = ASSETS / "sample"
+SAMPLES = ASSETS / "samples"
+SAMPLE_DIR = SAMPLES / "recycling"  # real photos (TrashNet subset, MIT): the first thing a user trains on
+SHAPES_DIR = SAMPLES / "shapes"  # generated, licence-free: learnable from scratch in seconds
 
 
 @st.cache_resource
@@ -128,3 +130,18 @@ def current_job():
 
 def lang() -> str:
     return st.session_state.get("lang", "en")
+
+
+@st.cache_resource
+def compare_groups() -> dict:
+    # comparisons started in this server process, by id (their files outlive a restart)
+    return {}
+
+
+def current_group_id() -> str | None:
+    return st.session_state.get("compare_group")
+
+
+def set_group(group) -> None:
+    compare_groups()[group.id] = group
+    st.session_state.compare_group = group.id
