@@ -19,6 +19,7 @@ from .atomic import write_json_atomic
 from .checkpoint import save_model, save_preprocess
 from .config import RunConfig
 from .data import Dataset
+from .engines import native_bf16
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
 from .features import FeatureLoop
 from .solved_head import SolvedHeadLoop, init_head_from_probe
@@ -172,7 +173,14 @@ class Run:
         if self.cuda and self.cfg.amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return torch.autocast("cuda", dtype=dtype)
+        if self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    @property
+    def cpu_bf16(self) -> bool:
+        """bf16 autocast on the CPU: asked for, and the CPU computes bf16 natively (else it is slower)."""
+        return not self.cuda and self.cfg.cpu_bf16 and native_bf16()
 
     def check_stop(self) -> None:
         if self.stop.is_set():
@@ -364,6 +372,8 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
+            yield Note("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).")
         if cfg.starts_from_probe:
             yield from init_head_from_probe(run)
         yield from _epochs(run, loop)
