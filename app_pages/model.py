@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from tl_core import catalog, engines, hub, model, similarity, weights
+from tl_core.distributed import gpu_count
 from tl_core.transforms import preview_augmentations
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ui import advisor, charts, state
@@ -42,7 +43,7 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
                        ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
-                       ("m_bf16", cfg.cpu_bf16)):
+                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count())))):
         state.seed_widget(key, value)
 
 
@@ -330,6 +331,11 @@ def advanced(ds) -> dict:
             head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
             device=c2.selectbox(t("m_device"), ["auto", "cpu", "cuda"], key="m_device"),
         )
+        gpus = gpu_count()
+        if gpus > 1 and state.server_settings().runner != "rq":  # rq: the workers' --devices decide
+            kw["devices"] = c3.number_input(t("m_devices"), 1, gpus, key="m_devices", help=t("m_devices_help"))
+        else:
+            kw["devices"] = 1
         if kw["head"] == "mlp":
             kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
             kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
