@@ -153,13 +153,13 @@ class Job:
             runs.update_run(self.run_dir, config=cfg.to_dict(), oom_retry=True)
 
     def _work(self) -> None:
-        from .train import train  # deferred: torch (see the note at the top)
-
-        if not self._manager.acquire(self):
+        if not self._manager.acquire(self):  # first: the queue order must not wait on an import
             self._record([Stopped(0, "Stopped before it started (it was queued).")])
             return
         self.status = RunStatus.RUNNING
         try:
+            from .train import train  # deferred: torch (see the note at the top)
+
             self._record(self._attempts(train))
         finally:
             self._manager.release()  # whatever happened, the next job in the queue gets the slot
