@@ -11,7 +11,7 @@ from tl_core.config import RunConfig
 from tl_core.verdict import duration, render, wilson
 from ui import charts, state
 from ui.text import t
-from ui.widgets import energy_text, user_errors
+from ui.widgets import energy_how, user_errors
 
 POLL_SECONDS = 1.0
 ENDED = ("Finished", "Stopped", "Failed", "Interrupted", "missing")
@@ -67,7 +67,7 @@ def _row(r: dict) -> dict:
             t("cmp_col_acc"): r.get("acc"), t("cmp_col_interval"): interval,
             t("cmp_col_time"): duration(r["wall_s"]) if r.get("wall_s") is not None else "",
             t("cmp_col_energy"): r.get("energy_wh"),
-            t("cmp_col_how"): energy_text(r.get("energy")) if r.get("energy") else ""}
+            t("cmp_col_how"): energy_how(r.get("energy"))}
 
 
 def leaderboard(group: dict) -> bool:
@@ -86,8 +86,10 @@ def leaderboard(group: dict) -> bool:
     curves = {t(f"strat_{r['strategy']}"): [{"epoch": i + 1, "val/acc": acc} for i, (_, acc) in enumerate(r["curve"])]
               for r in rows if r.get("curve")}
     if curves:
-        st.plotly_chart(charts.compare(curves, "val/acc", t("cmp_curves"), {"epoch": t("chart_epoch")}),
-                        key="cmp_curves")
+        fig = charts.compare(curves, "val/acc", t("cmp_curves"), {"epoch": t("chart_epoch")})
+        fig.update_xaxes(dtick=1)
+        fig.update_yaxes(tickformat=".0%")
+        st.plotly_chart(fig, key="cmp_curves")
     verdict(rows, group)
     return running
 
