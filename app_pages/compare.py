@@ -70,11 +70,10 @@ def _row(r: dict) -> dict:
             t("cmp_col_how"): energy_how(r.get("energy"))}
 
 
-def leaderboard(group: dict) -> bool:
-    """The table (best first), all validation curves in one chart, the verdict. -> still running?"""
+def leaderboard(group: dict, running: bool) -> None:
+    """The table (best first), all validation curves in one chart, the verdict."""
     rows = compare.results(group)
     done = sum(r.get("status") in ENDED for r in rows)
-    running = group.get("ended") is None
     if running:
         st.progress(done / len(rows), text=t("cmp_running", done=done, n=len(rows)))
     st.subheader(t("cmp_leaderboard"))
@@ -91,7 +90,6 @@ def leaderboard(group: dict) -> bool:
         fig.update_yaxes(tickformat=".0%")
         st.plotly_chart(fig, key="cmp_curves")
     verdict(rows, group)
-    return running
 
 
 def verdict(rows: list, group: dict) -> None:
@@ -109,7 +107,9 @@ def verdict(rows: list, group: dict) -> None:
 
 def live(group_path) -> None:
     group = compare.read_group(group_path)
-    running = leaderboard(group)
+    # running: ended is None and this server process runs it (after a restart it never will)
+    running = group.get("ended") is None and group["id"] in state.compare_groups()
+    leaderboard(group, running)
     if not running and st.session_state.get("cmp_polling"):
         st.session_state.cmp_polling = False
         st.rerun(scope="app")  # the buttons catch up once the comparison ends
