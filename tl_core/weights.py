@@ -691,6 +691,9 @@ def _for_each(names: list[str], action) -> int:
 
 
 def _status_line(name: str) -> str:
+    ready = readiness(name)
+    if ready.kind in ("package", "pip"):
+        return ready.text
     st = cache_status(name)
     return f"{'cached' if st.cached else 'not cached'}, {_mb(st.size_bytes)}, {st.repo_id} -- {st.message}"
 
