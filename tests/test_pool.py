@@ -274,3 +274,17 @@ def test_stop_on_the_page_ends_the_job_on_the_worker(pool, shapes, monkeypatch, 
 
 def _texts(at) -> str:
     return "\n".join(str(e.value) for kind in ("success", "info", "warning", "error", "caption") for e in getattr(at, kind))
+
+
+@needs_redis
+def test_worker_runs_only_the_training_job(pool, tmp_path):
+    from redis import Redis
+    from rq.job import JobStatus
+
+    from tl_core.pool import queue
+
+    marker = tmp_path / "should-not-exist"
+    job = queue(Redis.from_url(pool.url)).enqueue_call("os.makedirs", args=(str(marker),))
+    pool.start(1)
+    _wait_for(lambda: job.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 120, "the worker")
+    assert job.get_status() == JobStatus.FAILED and not marker.exists()
