@@ -288,3 +288,16 @@ def test_worker_runs_only_the_training_job(pool, tmp_path):
     pool.start(1)
     _wait_for(lambda: job.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 120, "the worker")
     assert job.get_status() == JobStatus.FAILED and not marker.exists()
+
+
+@needs_redis
+def test_a_job_past_its_timeout_ends_failed_not_running_forever(pool, shapes):
+    from tl_core.pool import PoolRunner
+
+    pool.start(1)
+    job = PoolRunner(pool.url, pool.runs_root, job_timeout_s=15).submit(
+        tiny_cfg(strategy="scratch", epochs=1000), shapes, pool.runs_root)
+    job.join(120)
+    last = job.events()[-1]
+    assert job.status == "failed" and isinstance(last, ev.Failed) and "TL_JOB_TIMEOUT_S" in last.message, last
+    assert runs.read_run(job.run_dir).status == "Failed"
