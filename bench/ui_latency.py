@@ -44,7 +44,7 @@ def _start_long_run(page, url: str) -> None:
     tb.settle(page)
     page.get_by_role("tab", name="Sample dataset").click()
     page.get_by_role("button", name="Use the sample dataset").click()
-    page.get_by_text("Ready: 120 images").wait_for()
+    page.get_by_text("Ready:").first.wait_for()  # the sample: 200 images (issue 9), 120 before
     tb.goto(page, "Model")
     tb.choose(page, "Backbone", "test_resnet")
     page.get_by_test_id("stRadio").filter(has_text="Start from").get_by_text("Nothing (random)").click()

@@ -198,6 +198,11 @@ def test_killed_worker_leaves_its_run_interrupted_and_others_finish(pool, shapes
 
 @needs_redis
 def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
+    from redis import Redis
+    from rq.job import JobStatus
+
+    from tl_core.pool import queue
+
     runner = _runner(pool)  # no worker yet: everything waits in Redis
     first, second = (runner.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, pool.runs_root) for _ in range(2))
     assert (first.queue_position(), second.queue_position()) == (1, 2)
@@ -205,10 +210,15 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
     first.stop()
     assert first.status == "stopped" and runs.read_run(first.run_dir).status == "Stopped"
     assert second.queue_position() == 1
+    # anyone who can write to Redis can enqueue a function by name: the worker runs only ours
+    marker = pool.runs_root.parent / "should-not-exist"
+    foreign = queue(Redis.from_url(pool.url)).enqueue_call("os.makedirs", args=(str(marker),))
     pool.start(1)
     second.join(240)
     assert second.status == "finished"
     assert not any(isinstance(e, ev.Started) for e in first.events()), "the stopped job never trained"
+    _wait_for(lambda: foreign.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 60, "the worker")
+    assert foreign.get_status() == JobStatus.FAILED and not marker.exists()
 
 
 @needs_redis
@@ -274,20 +284,6 @@ def test_stop_on_the_page_ends_the_job_on_the_worker(pool, shapes, monkeypatch, 
 
 def _texts(at) -> str:
     return "\n".join(str(e.value) for kind in ("success", "info", "warning", "error", "caption") for e in getattr(at, kind))
-
-
-@needs_redis
-def test_worker_runs_only_the_training_job(pool, tmp_path):
-    from redis import Redis
-    from rq.job import JobStatus
-
-    from tl_core.pool import queue
-
-    marker = tmp_path / "should-not-exist"
-    job = queue(Redis.from_url(pool.url)).enqueue_call("os.makedirs", args=(str(marker),))
-    pool.start(1)
-    _wait_for(lambda: job.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 120, "the worker")
-    assert job.get_status() == JobStatus.FAILED and not marker.exists()
 
 
 @needs_redis
