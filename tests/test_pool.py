@@ -199,6 +199,11 @@ def test_killed_worker_leaves_its_run_interrupted_and_others_finish(pool, shapes
 
 @needs_redis
 def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
+    from redis import Redis
+    from rq.job import JobStatus
+
+    from tl_core.pool import queue
+
     runner = _runner(pool)  # no worker yet: everything waits in Redis
     first, second = (runner.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, pool.runs_root) for _ in range(2))
     assert (first.queue_position(), second.queue_position()) == (1, 2)
@@ -206,10 +211,15 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
     first.stop()
     assert first.status == RunStatus.STOPPED and runs.read_run(first.run_dir).status == "Stopped"
     assert second.queue_position() == 1
+    # anyone who can write to Redis can enqueue a function by name: the worker runs only ours
+    marker = pool.runs_root.parent / "should-not-exist"
+    foreign = queue(Redis.from_url(pool.url)).enqueue_call("os.makedirs", args=(str(marker),))
     pool.start(1)
     second.join(240)
     assert second.status == RunStatus.FINISHED
     assert not any(isinstance(e, ev.Started) for e in first.events()), "the stopped job never trained"
+    _wait_for(lambda: foreign.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 60, "the worker")
+    assert foreign.get_status() == JobStatus.FAILED and not marker.exists()
 
 
 @needs_redis
@@ -275,3 +285,16 @@ def test_stop_on_the_page_ends_the_job_on_the_worker(pool, shapes, monkeypatch, 
 
 def _texts(at) -> str:
     return "\n".join(str(e.value) for kind in ("success", "info", "warning", "error", "caption") for e in getattr(at, kind))
+
+
+@needs_redis
+def test_a_job_past_its_timeout_ends_failed_not_running_forever(pool, shapes):
+    from tl_core.pool import PoolRunner
+
+    pool.start(1)
+    job = PoolRunner(pool.url, pool.runs_root, job_timeout_s=15).submit(
+        tiny_cfg(strategy="scratch", epochs=1000), shapes, pool.runs_root)
+    job.join(120)
+    last = job.events()[-1]
+    assert job.status == "failed" and isinstance(last, ev.Failed) and "TL_JOB_TIMEOUT_S" in last.message, last
+    assert runs.read_run(job.run_dir).status == "Failed"

@@ -45,7 +45,13 @@ def _explained(e):
 
     if isinstance(e, Failed) and is_out_of_memory(e) and not e.message.startswith("Out of memory"):
         return Failed(OOM_SENTENCE, e.detail)
+    if isinstance(e, Failed) and "JobTimeoutException" in e.message:  # rq's TL_JOB_TIMEOUT_S
+        return Failed(TIMEOUT_SENTENCE, e.detail)
     return e
+
+
+TIMEOUT_SENTENCE = ("This run took longer than the server allows for one run (TL_JOB_TIMEOUT_S) and was ended; "
+                    "its best checkpoint is kept. Choose fewer epochs or a smaller model and start again.")
 
 
 def oom_retry_config(cfg: RunConfig, failed, device: str) -> RunConfig | None:

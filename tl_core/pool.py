@@ -92,6 +92,16 @@ def rq_job(run_id: str, owner: str | None, config: dict) -> dict:
     return {"run_id": run_id, "status": type(last).__name__ if last is not None else "skipped"}
 
 
+class TrainJob(RQJob):
+    """The only job a TL Studio worker runs: rq_job. Anyone who can write to Redis could enqueue any
+    importable function by name; the worker refuses everything but ours."""
+
+    def perform(self):
+        if self.func_name != JOB_FUNCTION:
+            raise PoolError(f"refused job {self.id}: {self.func_name!r} is not {JOB_FUNCTION}")
+        return super().perform()
+
+
 def serve(redis_url: str, gpu: str | None = None, burst: bool = False, name: str | None = None,
           devices: int = 1) -> None:
     """Run one worker: one job at a time, each in a fresh forked process, until killed.
@@ -105,7 +115,7 @@ def serve(redis_url: str, gpu: str | None = None, burst: bool = False, name: str
     os.environ["TL_WORKER_DEVICES"] = str(max(1, devices))
     conn = connect(redis_url)
     worker_name = name or f"tl-{socket.gethostname()}-{gpu or 'any'}-{os.getpid()}"
-    Worker([queue(conn)], connection=conn, serializer=JSONSerializer, name=worker_name).work(
+    Worker([queue(conn)], connection=conn, serializer=JSONSerializer, name=worker_name, job_class=TrainJob).work(
         burst=burst, with_scheduler=False)
 
 
