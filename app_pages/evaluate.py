@@ -8,6 +8,7 @@ import streamlit as st
 import streamlit.components.v1  # noqa: F401  (st.components.v1.html: the feature map's hover images)
 
 from tl_core import runs
+from tl_core.metrics import evaluation
 from ui import charts, trust
 from ui.text import t
 from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
@@ -18,7 +19,7 @@ MAX_MISTAKES = 24
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _evaluation(run_dir: str, mtime: float):
     # mtime in the key: a run folder rewritten in place is evaluated again
-    return runs.evaluation(run_dir)
+    return evaluation(run_dir)
 
 
 def _mtime(run_dir) -> float:

@@ -202,7 +202,7 @@ def test_the_unpacked_onnx_zip_runs_without_tl_core_and_matches_the_app(pretrain
 def test_class_weights_are_on_for_imbalanced_data(shapes):
     from dataclasses import replace
 
-    from tl_core.train import _class_weights
+    from tl_core.audit import class_weights_for as _class_weights
 
     lopsided = replace(shapes, train=[it for it in shapes.train if it.label != 0 or it.path.endswith("0.jpg")])
     assert _class_weights(tiny_cfg(), shapes) is None  # balanced: plain loss

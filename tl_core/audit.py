@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .config import RunConfig
 from .data import Dataset, Item, Skipped, load_rgb
 
 # Thresholds measured on the 887 TrashNet photos (issue-11 note) and on 30 of them copied
@@ -183,6 +184,17 @@ def class_weights(counts: list[int]) -> list[float]:
     """Loss weight per class, inversely proportional to its training images (mean weight 1)."""
     n, k = sum(counts), len(counts)
     return [n / (k * c) if c else 0.0 for c in counts]
+
+
+def class_weights_for(cfg: RunConfig, ds: Dataset) -> list[float] | None:
+    """Per-class loss weights when cfg asks for them, or (auto) when the training classes are
+    imbalanced above IMBALANCE_RATIO; else None (a plain loss)."""
+    counts = [0] * len(ds.classes)
+    for it in ds.train:
+        counts[it.label] += 1
+    ratio = max(counts) / max(1, min(counts))
+    on = cfg.class_weights == "on" or (cfg.class_weights == "auto" and ratio > IMBALANCE_RATIO)
+    return class_weights(counts) if on else None
 
 
 # ---------------------------------------------------------------- fixes (the split only)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import read_json, write_json_atomic
+
 CALIBRATION_FILE = "calibration.json"
 ECE_BINS = 15  # Guo et al.'s choice; the reliability diagram uses the same bins
 # The "not sure" threshold keeps this share of the validation images the model got right
@@ -153,8 +155,6 @@ def val_logits(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     Runs that predate stored logits have probabilities only: their logs are the logits up to a
     constant per row, which softmax ignores (floored at 1e-7 where rounding made them 0).
     """
-    from .runs import read_json
-
     items = read_json(Path(run_dir) / "val_predictions.json")["items"]
     labels = np.array([it["true"] for it in items], np.int64)
     if items and "logits" in items[0]:
@@ -164,8 +164,6 @@ def val_logits(run_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load(run_dir: str | Path) -> Calibration:
     """The run's calibration (fitted and saved on first use; re-fitted if the checkpoint is newer)."""
-    from .runs import read_json, write_json_atomic
-
     run_dir = Path(run_dir)
     path, preds = run_dir / CALIBRATION_FILE, run_dir / "val_predictions.json"
     if path.exists() and (not preds.exists() or path.stat().st_mtime >= preds.stat().st_mtime):
@@ -179,8 +177,6 @@ def load(run_dir: str | Path) -> Calibration:
 
 def set_threshold(run_dir: str | Path, threshold: float) -> Calibration:
     """Save a user-chosen "not sure" threshold with the run (exports made afterwards carry it)."""
-    from .runs import write_json_atomic
-
     cal = load(run_dir)
     cal = Calibration.from_dict({**cal.to_dict(), "threshold": float(threshold), "keep_correct": None})
     write_json_atomic(Path(run_dir) / CALIBRATION_FILE, cal.to_dict())

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .messages import ConfigError  # noqa: F401  (public here too: tl_core.config.ConfigError)
+
 STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 HEADS = ("linear", "mlp")
@@ -19,8 +21,6 @@ CLASS_WEIGHTS = ("auto", "on", "off")  # auto: on above audit.IMBALANCE_RATIO (l
 DEFAULT_LR = {"feature_extraction": 1e-2, "partial": 1e-3, "full": 1e-3, "scratch": 3e-3}
 
 
-class ConfigError(ValueError):
-    """A configuration a user asked for that cannot run; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import read_json
+from .audit import class_weights_for
+from .checkpoint import load_model
+from .config import RunConfig
 from .data import Dataset, Item
 from .features import FeatureCache, feature_key, model_key
-from .model import pooled_features
-from .transforms import BatchNormalize, ImageDataset, eval_transform
+from .model import build_model, pooled_features
+from .probe import choose_l2
+from .transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for
 
 BATCH = 32
 
@@ -75,8 +80,6 @@ class RunFeatures:
 
 
 def run_dataset(run_dir: Path) -> Dataset:
-    from .runs import read_json
-
     path = Path(run_dir) / "dataset.json"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} has no dataset.json (runs made before it was saved cannot do this)")
@@ -85,8 +88,6 @@ def run_dataset(run_dir: Path) -> Dataset:
 
 def run_features(run_dir: str | Path, progress=None) -> RunFeatures:
     """Features of the run's train and validation images under its best checkpoint's backbone."""
-    from .checkpoint import load_model
-
     run_dir = Path(run_dir)
     model, cfg, classes, pp = load_model(run_dir)
     ds = run_dataset(run_dir)
@@ -139,8 +140,6 @@ def head_c(run_dir, rf: RunFeatures) -> float:
     scikit-learn minimises C * sum cross-entropy + 1/2 * |W|^2, so on the same standardised
     features C = 1 / (l2 * n_train). l2 is chosen by the same cross-validation on the training split.
     """
-    from .probe import choose_l2
-
     # with class weights (mean 1 over classes) the weights still sum to n_train: C is unchanged
     train = rf.split_mask("train")
     l2 = choose_l2(torch.from_numpy(rf.features[train]), torch.from_numpy(rf.labels[train]), len(rf.classes))
@@ -149,12 +148,8 @@ def head_c(run_dir, rf: RunFeatures) -> float:
 
 def _class_weight(run_dir) -> dict | None:
     """The run's per-class loss weights as scikit-learn's class_weight (None when off)."""
-    from .config import RunConfig
-    from .runs import read_json
-    from .train import _class_weights
-
     cfg = RunConfig.from_dict(read_json(Path(run_dir) / "run.json")["config"])
-    weights = _class_weights(cfg, run_dataset(Path(run_dir)))
+    weights = class_weights_for(cfg, run_dataset(Path(run_dir)))
     return {i: round(w, 8) for i, w in enumerate(weights)} if weights else None
 
 
@@ -193,9 +188,6 @@ def sklearn_snippet(head_val_acc: float, c: float, class_weight: dict | None = N
 
 def dataset_features(cfg, ds: Dataset, progress=None) -> np.ndarray:
     """Features of ds.train + ds.val under cfg's backbone and starting weights (for the audit)."""
-    from .model import build_model
-    from .transforms import preprocess_for
-
     model = build_model(cfg, len(ds.classes))
     pp = preprocess_for(model, cfg.image_size)
     return embed(model, pp, ds.train + ds.val, progress).numpy()

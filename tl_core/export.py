@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import timm
 import torch
 from PIL import Image
 
+from .atomic import read_json, write_bytes_atomic
+from .calibration import load as load_calibration
+from .checkpoint import load_model
+from .messages import ExportError  # noqa: F401  (public here too: tl_core.export.ExportError)
 from .predict import Predictor
-from .runs import write_bytes_atomic
-
-
-class ExportError(RuntimeError):
-    """An export that could not be produced or did not verify; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -246,9 +246,6 @@ def run(x):
 
 def inference_snippet(run_dir: str | Path, fmt: str = "onnx") -> str:
     """predict.py for an export: standalone, reads its model next to itself, calibrated, "not sure"."""
-    from .calibration import load as load_calibration
-    from .runs import read_json
-
     run_dir = Path(run_dir)
     info = read_json(run_dir / "run.json")
     pp = read_json(run_dir / "preprocess.json")

@@ -14,6 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import read_json, write_json_atomic
+from .embeddings import run_features
+from .probe import out_of_fold_proba
+
 LABEL_ISSUES_FILE = "label_issues.json"
 
 
@@ -37,10 +41,6 @@ def label_issues(run_dir: str | Path, progress=None) -> dict:
     -> {"issues": [{"path", "split", "given", "suggested", "p_given", "p_suggested"}],
         "n_images", "oof_acc"}; the out-of-fold accuracy says how far the probes can be trusted.
     """
-    from .embeddings import run_features
-    from .probe import out_of_fold_proba
-    from .runs import read_json, write_json_atomic
-
     run_dir = Path(run_dir)
     path = run_dir / LABEL_ISSUES_FILE
     model_file = run_dir / "model.safetensors"

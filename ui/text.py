@@ -257,6 +257,9 @@ EN = {
     "energy_estimated": "{wh:.3g} Wh, estimated ({watts:g} W per busy core × CPU time)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
     "energy_line": "Time {time} · energy {energy}",
+    "energy_how_measured": "measured ({source})",
+    "energy_how_estimated": "estimated ({watts:g} W per busy core × CPU time)",
+    "energy_how_estimated_gpu": "estimated ({watts:g} W × wall time)",
     "adv_measure": "Measure how similar my images are (seconds)",
     "adv_measuring": "Probing {n} training images with pretrained and with random features…",
     "adv_measured": "Linear probe on frozen features of {n} training images: **{acc:.0%}** with the pretrained "
@@ -539,6 +542,9 @@ ES = {
     "energy_estimated": "{wh:.3g} Wh, estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
     "energy_line": "Tiempo {time} · energía {energy}",
+    "energy_how_measured": "medido ({source})",
+    "energy_how_estimated": "estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
+    "energy_how_estimated_gpu": "estimado ({watts:g} W × tiempo real)",
     "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
     "adv_measuring": "Probando {n} imágenes de entrenamiento con características preentrenadas y aleatorias…",
     "adv_measured": "Sonda lineal sobre características congeladas de {n} imágenes de entrenamiento: **{acc:.0%}** "
