@@ -77,8 +77,9 @@ def set_dataset(ds) -> None:
 
 def config() -> RunConfig:
     if "config" not in st.session_state:
-        # a tiny, offline-safe default; the Model page replaces it
-        st.session_state.config = RunConfig(backbone="resnet18", lr=DEFAULT_LR["feature_extraction"])
+        # RunConfig's default backbone (EfficientNet-Lite0, weights from an installed package): offline-safe;
+        # the Model page replaces it
+        st.session_state.config = RunConfig(lr=DEFAULT_LR["feature_extraction"])
     return st.session_state.config
 
 
