@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from tl_core import compare, estimate as timing, settings
+from tl_core import compare, estimate as timing, sessions, settings
 from tl_core.config import RunConfig
 from tl_core.verdict import duration, render, wilson
 from ui import charts, state
@@ -51,7 +51,7 @@ def start(members, ds, estimate) -> None:
     for cfg in members:  # the server's caps, before anything is queued
         settings.check_config(server, cfg, state.session_id())
     group = compare.CompareGroup(state.job_manager(), members, ds, root, owner=state.owner(), estimate_s=estimate,
-                                 before_submit=lambda: settings.make_room_for_run(server, root))
+                                 before_submit=lambda: sessions.make_room_for_run(server, root))
     state.set_group(group.start())
 
 

@@ -16,6 +16,7 @@ from tl_core.config import ConfigError, RunConfig
 from tl_core.data import load_dataset
 from tl_core.energy import EnergyMeter, Rapl
 from tl_core.job import JobManager
+from tl_core.predict import Predictor
 from tl_core.verdict import Member, decide, render, wilson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -94,7 +95,7 @@ def test_pretraining_on_a_related_task_helps(tasks):
     assert any(x.startswith("Pretraining helped") for x in s["sentences"])
     # every member is an ordinary run: its folder loads for prediction
     fe = next(m for m in s["members"] if m["strategy"] == "feature_extraction")
-    top = runs.load_run(fe["run_dir"]).top_k([str(next(Path(tasks["shapes"]).rglob("*.png")))], 1)
+    top = Predictor(Path(fe["run_dir"])).top_k([str(next(Path(tasks["shapes"]).rglob("*.png")))], 1)
     assert top[0][0][0] in ("circle", "square", "triangle")
 
 
