@@ -17,6 +17,7 @@ from torch import nn
 
 from . import distributed
 from .atomic import write_json_atomic
+from .audit import class_weights_for
 from .checkpoint import save_model, save_preprocess
 from .config import RunConfig
 from .data import Dataset
@@ -156,7 +157,9 @@ class Run:
         self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.class_weights = class_weights_for(cfg, dataset)
+        weight = torch.tensor(self.class_weights, device=self.device) if self.class_weights else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
         self.best_key = (-1.0, math.inf)
         self.keep_last = False  # True: the last epoch is the model (a solved head), not the best by val acc
@@ -391,6 +394,10 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if run.class_weights:
+            yield Note(f"Class-weighted loss is on ({cfg.class_weights}): each class counts as much as the "
+                       "others however many images it has (weights " +
+                       ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights)) + ").")
         if distributed.active():
             yield Note(f"Training on {distributed.world()} processes ({run.device.type}, DistributedDataParallel).")
         if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
