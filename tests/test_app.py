@@ -250,9 +250,24 @@ def test_augmentation_preview(env):
     at.button(key="use_sample").click().run()
     at.switch_page("app_pages/model.py").run()
     at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("partial").run()  # augmentation acts on images the model sees
     at.button(key="m_preview").click().run()
     assert not at.exception, at.exception
     assert len(at.get("image")) >= 8, "augmented samples are shown"
+
+
+def test_augmentation_is_off_for_feature_extraction(env):
+    """Cached features never see an augmented image: the control is off, the reason is shown,
+    and the config asks for no augmentation."""
+    at = app("app_pages/model.py")
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("feature_extraction").run()
+    assert not at.exception, at.exception
+    assert at.session_state["config"].augment == "none"
+    assert not any(b.key == "m_preview" for b in at.button)
+    assert "computed once and cached" in texts(at)
+    at.radio(key="m_strategy").set_value("full").run()
+    assert any(b.key == "m_preview" for b in at.button) and at.session_state["config"].augment != "none"
 
 
 def test_queue_position_is_shown(finished_run):

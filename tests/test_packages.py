@@ -57,7 +57,7 @@ def test_foreign_names_with_matching_shapes_load_by_position(tmp_path):
     src, path = _foreign_file(tmp_path)
     report = weights.inspect_weights_file("test_resnet", path)
     assert report.ok and report.by_position
-    assert "matched to test_resnet by position and shape" in report.message
+    assert "matched to test_resnet by position and shape" in str(report.message)
     model = tl_model.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
     got = model.state_dict()
     for k, v in src.state_dict().items():
@@ -74,7 +74,7 @@ def test_foreign_file_whose_shapes_do_not_line_up_is_refused(tmp_path):
 
     _, path = _foreign_file(tmp_path, wrong_kernel)
     report = weights.inspect_weights_file("test_resnet", path)
-    assert not report.ok and "do not line up by position and shape" in report.message
+    assert not report.ok and "do not line up by position and shape" in str(report.message)
     with pytest.raises(weights.WeightsError, match="do not line up"):
         tl_model.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
 

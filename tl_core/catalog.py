@@ -13,6 +13,7 @@ from functools import lru_cache
 import timm
 
 from .config import RunConfig
+from .messages import Message
 from .heads import install_head
 from .model import count_params, create_for_preview
 from .strategies import apply_strategy
@@ -26,27 +27,30 @@ class BackboneInfo:
     input_size: int
     top1: float | None  # ImageNet-1k top-1 of the default pretrained tag, %
     cpu_img_s: float | None  # CPU inference images/s (batch 1, i7-12700H), a speed hint
-    speed_hint: str
-    why: str
+    speed_hint: Message  # rendered in the user's language (tl_core.messages)
+    why: Message
+
+
+SPEED = {k: Message(f"catalog.speed_{k}") for k in ("tiny", "fast", "moderate", "slow")}
 
 
 CURATED = [
-    BackboneInfo("test_vit3", 0.93, 160, 56.9, None, "tiny: seconds on any CPU",
-                 "A toy ViT with real ImageNet weights: for classrooms and quick experiments."),
-    BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, "tiny: seconds on any CPU",
-                 "A toy ConvNeXt with real ImageNet weights: the fastest way to see the whole flow."),
-    BackboneInfo("mobilenetv3_large_100", 5.48, 224, 75.8, 135.1, "fast on CPU",
-                 "Built for phones: the best accuracy per second on a laptop CPU."),
-    BackboneInfo("efficientnet_b0", 5.29, 224, 77.7, 93.6, "fast on CPU",
-                 "Small and accurate; a good default when you have a few hundred images."),
-    BackboneInfo("resnet18", 11.69, 224, 71.5, 62.2, "moderate on CPU",
-                 "The classic transfer-learning backbone of the PyTorch tutorial; robust and well understood."),
-    BackboneInfo("resnet50", 25.56, 224, 80.4, 30.5, "slow on CPU, fine on GPU",
-                 "The standard workhorse: noticeably better features, four times the compute of resnet18."),
-    BackboneInfo("convnext_tiny", 28.59, 224, 84.2, 26.6, "slow on CPU, fine on GPU",
-                 "A modern CNN with ImageNet-12k pretraining: the strongest features in this list."),
-    BackboneInfo("vit_small_patch16_224", 22.05, 224, 81.4, 26.7, "slow on CPU, fine on GPU",
-                 "A Vision Transformer pretrained on ImageNet-21k; transfers well to unusual images."),
+    BackboneInfo("test_vit3", 0.93, 160, 56.9, None, SPEED["tiny"],
+                 Message("catalog.why_test_vit3")),
+    BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, SPEED["tiny"],
+                 Message("catalog.why_test_convnext2")),
+    BackboneInfo("mobilenetv3_large_100", 5.48, 224, 75.8, 135.1, SPEED["fast"],
+                 Message("catalog.why_mobilenetv3_large_100")),
+    BackboneInfo("efficientnet_b0", 5.29, 224, 77.7, 93.6, SPEED["fast"],
+                 Message("catalog.why_efficientnet_b0")),
+    BackboneInfo("resnet18", 11.69, 224, 71.5, 62.2, SPEED["moderate"],
+                 Message("catalog.why_resnet18")),
+    BackboneInfo("resnet50", 25.56, 224, 80.4, 30.5, SPEED["slow"],
+                 Message("catalog.why_resnet50")),
+    BackboneInfo("convnext_tiny", 28.59, 224, 84.2, 26.6, SPEED["slow"],
+                 Message("catalog.why_convnext_tiny")),
+    BackboneInfo("vit_small_patch16_224", 22.05, 224, 81.4, 26.7, SPEED["slow"],
+                 Message("catalog.why_vit_small_patch16_224")),
 ]
 
 # timm's test_* architectures: random-init, tiny, offline; used by tests and the scratch baseline.

@@ -50,10 +50,10 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     elif fmt == "safetensors":
         path, got = _safetensors(pred, x, out_dir)
     else:
-        raise ExportError(f"unknown export format {fmt!r}; choose safetensors or onnx")
+        raise ExportError("export.unknown_format", fmt=fmt)
     diff = float(np.abs(got - expected).max())
     if diff > 1e-3:
-        raise ExportError(f"the {fmt} export differs from the trained model (max prob. difference {diff:.2e})")
+        raise ExportError("export.mismatch", fmt=fmt, diff=diff)
     return ExportResult(str(path), diff)
 
 
@@ -70,7 +70,7 @@ def _onnx(pred: Predictor, x: torch.Tensor, out_dir: Path):
                                      dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
             prog.save(str(path), external_data=False)
         except Exception as e:
-            raise ExportError(f"ONNX export failed for {pred.cfg.backbone}: {type(e).__name__}: {e}") from e
+            raise ExportError("export.onnx_failed", backbone=pred.cfg.backbone, detail=f"{type(e).__name__}: {e}") from e
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     return path, torch.from_numpy(logits).softmax(1).numpy()

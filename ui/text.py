@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from tl_core.messages import render
+
 LANGUAGES = {"en": "English", "es": "Español"}
 
 EN = {
@@ -100,6 +102,9 @@ EN = {
     "m_head_mlp": "Small network (MLP)", "m_hidden": "Hidden units", "m_dropout": "Dropout", "m_device": "Device",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
     "m_augment_none_explain": "Images are used exactly as they are.",
+    "m_augment_off_features": "Off for feature extraction: each image's features are computed once and cached, "
+                              "so augmented copies would never be seen. Choose fine-tuning (partial or full) to "
+                              "use augmentation.",
     "m_augment_light_explain": "Gentle flips, crops and colour changes: good for small datasets.",
     "m_augment_strong_explain": "Bolder crops and colour changes: helps with many images, can hurt with few.",
     "m_preview": "Preview augmented images", "m_preview_working": "Making examples…",
@@ -193,7 +198,7 @@ ES = {
     "no_runs": "Todavía no hay ningún entrenamiento terminado. Entrena un modelo primero.",
     "side_data": "Datos: {n} imágenes en {k} clases", "side_no_data": "Datos: aún no hay ninguno cargado",
     "side_model": "Modelo: {backbone} · {strategy}", "side_no_run": "Entrenamiento: ninguno todavía",
-    "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor precisión {acc:.0%} (época {epoch})",
+    "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor exactitud {acc:.0%} (época {epoch})",
     "status_queued": "en espera", "status_running": "entrenando", "status_finished": "terminado",
     "status_stopped": "detenido", "status_failed": "falló",
     "status_interrupted": "interrumpido (se reinició la aplicación)",
@@ -226,7 +231,7 @@ ES = {
     "m_source": "Elegir de", "m_source_shortlist": "Lista recomendada", "m_source_search": "Buscar entre todos los modelos de timm",
     "m_col_name": "Modelo", "m_col_params": "Parámetros", "m_col_input": "Tamaño de entrada",
     "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Velocidad", "m_col_why": "Indicado para",
-    "m_top1_source": "Precisión y tamaños según las tablas de resultados publicadas por timm.",
+    "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
     "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
                    "test_resnet con los pesos iniciales incluidos («Un archivo de pesos»): aprendió formas en "
@@ -280,6 +285,9 @@ ES = {
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
     "m_augment_strong": "Fuerte",
     "m_augment_none_explain": "Las imágenes se usan tal cual.",
+    "m_augment_off_features": "Desactivado en extracción de características: las características de cada imagen "
+                              "se calculan una vez y se guardan en caché, así que las copias aumentadas nunca se "
+                              "verían. Elige ajuste fino (parcial o completo) para usar aumento de datos.",
     "m_augment_light_explain": "Volteos, recortes y cambios de color suaves: bueno para pocos datos.",
     "m_augment_strong_explain": "Recortes y cambios de color más atrevidos: ayuda con muchas imágenes, "
                                 "puede perjudicar con pocas.",
@@ -310,7 +318,7 @@ ES = {
     "train_run_folder": "Carpeta del entrenamiento: {path}",
     "train_device": "Dispositivo", "train_images": "Imágenes (entren. / valid.)",
     "train_trainable": "Parámetros entrenables", "train_ips": "Imágenes por segundo",
-    "train_finished": "Terminado: {acc:.1%} de precisión en validación (mejor época {epoch}, {secs:.0f} s).",
+    "train_finished": "Terminado: {acc:.1%} de exactitud en validación (mejor época {epoch}, {secs:.0f} s).",
     "train_stopped": "Detenido durante la época {epoch}. Se ha guardado el mejor modelo hasta ese momento.",
     "train_details": "Detalles técnicos",
     "prog_starting": "Empezando…",
@@ -319,12 +327,12 @@ ES = {
     "prog_weights": "Descargando los pesos preentrenados: {done:.1f} de {total:.1f} MB",
     "phase_weights": "Obteniendo pesos", "phase_features": "Calculando características",
     "phase_train": "Entrenando", "phase_val": "Comprobando",
-    "chart_loss": "Pérdida", "chart_acc": "Precisión", "chart_train": "Entrenamiento", "chart_val": "Validación",
+    "chart_loss": "Pérdida", "chart_acc": "Exactitud", "chart_train": "Entrenamiento", "chart_val": "Validación",
     "chart_epoch": "Época", "chart_raw": "Cada paso", "chart_smoothed": "Suavizada",
     "chart_step_loss": "Pérdida de entrenamiento por paso", "chart_step": "Paso",
     "eval_title": "Evaluar", "ev_tab_one": "Un entrenamiento", "ev_tab_compare": "Comparar entrenamientos",
     "ev_pick": "Entrenamiento", "ev_working": "Evaluando con las imágenes de validación…",
-    "ev_accuracy": "Precisión", "ev_val_loss": "Pérdida en validación", "ev_backbone": "Red base",
+    "ev_accuracy": "Exactitud", "ev_val_loss": "Pérdida en validación", "ev_backbone": "Red base",
     "ev_strategy": "Estrategia",
     "ev_lineage": "Punto de partida: {source}", "ev_lineage_run": "Partió de tu entrenamiento {parent}",
     "ev_normalise": "Mostrar porcentajes",
@@ -336,7 +344,7 @@ ES = {
     "ev_mistakes": "Errores ({n})", "ev_no_mistakes": "No se clasificó mal ninguna imagen de validación.",
     "ev_mistake_cap": "{true} → {pred} ({conf:.0%})",
     "ev_compare_need": "Entrena al menos dos modelos para poder compararlos.",
-    "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Precisión en validación",
+    "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Exactitud en validación",
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
@@ -373,3 +381,13 @@ def t(key: str, **values) -> str:
     # a key missing in a translation falls back to English; tests keep the tables in step
     text = table.get(key) or EN.get(key, key)
     return text.format(**values) if values else text
+
+
+def say(msg) -> str:
+    """A sentence from tl_core in the sidebar's language: a Message, an error of its family, an
+    event that says one (Note, Failed, Stopped), a {"kind", "params"} dict, or plain text."""
+    if hasattr(msg, "says"):  # an event
+        msg = msg.says()
+    elif hasattr(msg, "message") and hasattr(msg, "render"):  # a tl_core UserError
+        msg = msg.message
+    return render(msg, st.session_state.get("lang", "en"))
