@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from tl_core import classboard
 from ui import state
 from ui.text import LANGUAGES, t
-from ui.widgets import sidebar_status
+from ui.widgets import class_code_box, sidebar_status
 
 st.set_page_config(page_title="TL Studio", page_icon="🧪", layout="wide")
 
@@ -17,6 +18,7 @@ PAGES = [
     ("app_pages/data.py", "nav_data", ":material/photo_library:"),
     ("app_pages/model.py", "nav_model", ":material/neurology:"),
     ("app_pages/train.py", "nav_train", ":material/model_training:"),
+    ("app_pages/compare.py", "nav_compare", ":material/leaderboard:"),
     ("app_pages/evaluate.py", "nav_evaluate", ":material/analytics:"),
     ("app_pages/predict.py", "nav_predict", ":material/image_search:"),
     ("app_pages/export.py", "nav_export", ":material/download:"),
@@ -25,6 +27,11 @@ PAGES = [
 with st.sidebar:
     st.selectbox("Language / Idioma", list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
                  label_visibility="collapsed")
+
+if state.server_settings().hosted and classboard.teacher_token_set():
+    # the class board exists only on a hosted server with a teacher token; the page asks for it
+    PAGES.append(("app_pages/teacher.py", "nav_teacher", ":material/school:"))
+    class_code_box()
 
 # url_path stays English so links and bookmarks survive a language switch
 pg = st.navigation([st.Page(path, title=t(key), icon=icon, url_path=key[4:]) for path, key, icon in PAGES])

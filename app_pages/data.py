@@ -38,11 +38,11 @@ def _ingest(files) -> None:
     sessions.prune_uploads(state.server_settings(), state.session_id(), keep=2)  # old uploads, never one in use
 
 
-def _use_sample() -> None:
+def _use_sample(folder) -> None:
     cfg = state.config()
     with st.spinner(t("data_checking_sample")), user_errors():
-        state.set_dataset(data.load_dataset(state.SAMPLE_DIR, val_fraction=cfg.val_fraction, seed=cfg.seed))
-        st.session_state.upload_sig = "sample"
+        state.set_dataset(data.load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed))
+        st.session_state.upload_sig = f"sample:{folder.name}"
 
 
 def sources() -> None:
@@ -59,7 +59,11 @@ def sources() -> None:
     with sample_tab:
         st.write(t("data_sample_text"))
         if st.button(t("data_sample_button"), type="primary", key="use_sample"):
-            _use_sample()
+            _use_sample(state.SAMPLE_DIR)
+        st.caption(t("data_sample_licence"))
+        st.write(t("data_shapes_text"))
+        if st.button(t("data_shapes_button"), key="use_shapes"):
+            _use_sample(state.SHAPES_DIR)
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)

@@ -8,7 +8,7 @@ from tl_core import runs
 from tl_core.metrics import evaluation
 from ui import charts
 from ui.text import t
-from ui.widgets import finished_runs, image_grid, pick_run, run_label, user_errors
+from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
 
 MAX_MISTAKES = 24
 
@@ -33,11 +33,14 @@ def metrics(info, ev) -> None:
     cfg = info.config
     with c3:
         st.markdown(f"**{cfg.backbone}** · {t('strat_' + cfg.strategy)} · {t('ev_epochs')}: {cfg.epochs}")
+        line = energy_line(info.dir)
+        if line:
+            st.caption(line)
         if cfg.pretrained.startswith("run:"):
             # lineage: this run started from another run's weights
             st.caption(t("ev_lineage_run", parent=cfg.pretrained[4:].rstrip("/").rsplit("/", 1)[-1]))
         else:
-            source = t(f"m_weights_{cfg.pretrained}") if cfg.pretrained in ("hub", "none") else cfg.pretrained
+            source = t(f"m_weights_{cfg.pretrained}") if cfg.pretrained in ("auto", "package", "hub", "none") else cfg.pretrained
             st.caption(t("ev_lineage", source=source))
 
 

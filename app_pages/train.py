@@ -8,7 +8,7 @@ from tl_core.events import Failed, Finished, Note, Started, Stopped
 from tl_core.status import RunStatus
 from ui import charts, state
 from ui.text import say, t
-from ui.widgets import job_events, progress_line, status_of, user_errors
+from ui.widgets import energy_line, job_events, progress_line, status_of, user_errors
 
 POLL_SECONDS = 0.5
 CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step")
@@ -50,7 +50,7 @@ def header(events, status: RunStatus, job) -> None:
             st.caption(say(started.weights_says or started.weights))
 
 
-def outcome(events, status: RunStatus) -> None:
+def outcome(events, status: RunStatus, run_dir=None) -> None:
     for e in events:
         if isinstance(e, Note):
             st.caption(say(e))
@@ -59,6 +59,9 @@ def outcome(events, status: RunStatus) -> None:
         acc = last.metrics.get("val/acc", 0.0)
         st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds),
                    icon=":material/check_circle:")
+        line = energy_line(run_dir) if run_dir else None
+        if line:
+            st.caption(line)
     elif isinstance(last, Stopped):
         st.warning(t("train_stopped", epoch=last.epoch), icon=":material/stop_circle:")
     elif status == RunStatus.INTERRUPTED:
@@ -84,7 +87,7 @@ def live(job, run_dir) -> None:
         st.plotly_chart(charts.curves(rows, labels), key="curves")
     if any(getattr(e, "phase", "") == "train" for e in events):
         st.plotly_chart(charts.step_loss(events, labels), key="steps")
-    outcome(events, status)
+    outcome(events, status, run_dir)
     if not status.active and st.session_state.get("train_polling"):
         # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling
         st.session_state.train_polling = False
@@ -109,3 +112,4 @@ if job is not None or run_dir is not None:
     st.fragment(run_every=POLL_SECONDS if polling else None)(live)(job, run_dir)
     if not polling and status_of(job, job_events(job, run_dir)) in (RunStatus.FINISHED, RunStatus.STOPPED):
         st.page_link("app_pages/evaluate.py", label=t("go_evaluate"), icon=":material/analytics:")
+st.page_link("app_pages/compare.py", label=t("go_compare"), icon=":material/leaderboard:")

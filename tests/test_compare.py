@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from tl_core import compare, runs
+from tl_core import estimate as timing
 from tl_core.config import ConfigError, RunConfig
 from tl_core.data import load_dataset
 from tl_core.energy import EnergyMeter, Rapl
 from tl_core.job import JobManager
+from tl_core.predict import Predictor
 from tl_core.verdict import Member, decide, render, wilson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,7 +95,7 @@ def test_pretraining_on_a_related_task_helps(tasks):
     assert any(x.startswith("Pretraining helped") for x in s["sentences"])
     # every member is an ordinary run: its folder loads for prediction
     fe = next(m for m in s["members"] if m["strategy"] == "feature_extraction")
-    top = runs.load_run(fe["run_dir"]).top_k([str(next(Path(tasks["shapes"]).rglob("*.png")))], 1)
+    top = Predictor(Path(fe["run_dir"])).top_k([str(next(Path(tasks["shapes"]).rglob("*.png")))], 1)
     assert top[0][0][0] in ("circle", "square", "triangle")
 
 
@@ -129,14 +131,14 @@ def test_cli_compare_ends_with_one_json_line(tasks, tmp_path):
 
 def test_estimate_comes_from_measured_speed_and_shortens(shapes):
     base = RunConfig(pretrained="x.safetensors", **{**TINY, "epochs": 6})
-    speed = compare.measure_speed(base, shapes)
+    speed = timing.measure_speed(base, shapes)
     assert all(v > 0 for v in speed.train_ips.values()) and speed.infer_ips > 0
     members = compare.member_configs(base)
-    total = compare.estimate_total(members, shapes, speed)
-    shorter = compare.estimate_total([m.replace(epochs=2) for m in members], shapes, speed)
+    total = timing.estimate_total(members, shapes, speed)
+    shorter = timing.estimate_total([m.replace(epochs=2) for m in members], shapes, speed)
     assert 0 < shorter < total
-    assert compare.epochs_for_budget(members, shapes, speed, shorter + 1e-6) == 2
-    assert compare.epochs_for_budget(members, shapes, speed, 0.0) == 1  # never zero epochs
+    assert timing.epochs_for_budget(members, shapes, speed, shorter + 1e-6) == 2
+    assert timing.epochs_for_budget(members, shapes, speed, 0.0) == 1  # never zero epochs
 
 
 def _zone(root: Path, name: str, energy_uj: int, wrap: int = 10**12) -> Path:

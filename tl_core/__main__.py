@@ -203,6 +203,7 @@ def _member_line(r: dict) -> str:
 
 def cmd_compare(a) -> int:
     from . import compare  # deferred: torch (see the note at the top)
+    from . import estimate as timing  # deferred: torch (see the note at the top)
     from .model import resolve_source  # deferred: torch (see the note at the top)
 
     base = RunConfig(backbone=a.backbone, pretrained=a.pretrained, epochs=a.epochs, unfreeze=a.unfreeze,
@@ -216,11 +217,11 @@ def cmd_compare(a) -> int:
     _print_report(ds)
     if resolve_source(base) == "hub":
         fetch_with_bar(base.backbone)
-    speed = compare.measure_speed(base, ds)
+    speed = timing.measure_speed(base, ds)
     if a.budget_minutes:
-        epochs = compare.epochs_for_budget(members, ds, speed, a.budget_minutes * 60)
+        epochs = timing.epochs_for_budget(members, ds, speed, a.budget_minutes * 60)
         members = [m.replace(epochs=epochs) for m in members]
-    estimate = compare.estimate_total(members, ds, speed)
+    estimate = timing.estimate_total(members, ds, speed)
     rates = ", ".join(f"{k} {v:.1f} img/s" for k, v in speed.train_ips.items())
     print(f"about {duration(estimate)} here for {len(members)} runs of {members[0].epochs} epochs "
           f"(measured on {speed.device}: {rates})", file=sys.stderr)

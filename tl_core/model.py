@@ -1,6 +1,7 @@
 """Build a timm model for a run: starting weights (hub, file, run, none), input size, new head."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import timm
@@ -54,6 +55,37 @@ def resolve_source(cfg: RunConfig) -> str:
     if cfg.pretrained != "auto":
         return cfg.pretrained
     return "package" if is_installed(cfg.backbone) else "hub"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Where a backbone's pretrained weights would come from here, and whether they are ready."""
+
+    kind: str  # package | cached | download | unreachable | pip
+    ready: bool  # usable now with no network
+    text: Message  # a short phrase for the gallery
+
+
+def readiness(backbone: str) -> Readiness:
+    """Installed package / cached / will download N MB / cannot download now / pip command.
+
+    Offline (HF_HUB_OFFLINE) this never touches the network; online it may ask the Hub for the
+    download size once (cached, see cache_status).
+    """
+    pkg = package_for(backbone)
+    if pkg is not None and is_installed(backbone):
+        return Readiness("package", True, Message("ready.package", {"package": pkg.distribution}))
+    try:
+        status = hub.cache_status(backbone)
+    except WeightsError:
+        status = None
+    if status is not None and status.cached:
+        return Readiness("cached", True, Message("ready.cached", {"size": hub.mb(status.size_bytes)}))
+    if pkg is not None:
+        return Readiness("pip", False, Message("ready.pip", {"command": pkg.pip_command, "mb": pkg.download_mb}))
+    if status is not None and status.size_bytes:
+        return Readiness("download", False, Message("ready.download", {"size": hub.mb(status.size_bytes)}))
+    return Readiness("unreachable", False, Message("ready.unreachable"))
 
 
 def source_sentence(cfg: RunConfig) -> Message:

@@ -43,35 +43,65 @@ def _standardiser(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+class ProbeSolver:
+    """L-BFGS on mean weighted cross-entropy + l2/2 |W|^2, on standardised features.
+
+    `step(n)` runs up to n more iterations (L-BFGS keeps its curvature history between calls),
+    so a caller can show the solve converging epoch by epoch; `probe()` is the current solution.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
+                 sample_weight: torch.Tensor | None = None, init: torch.Tensor | None = None, standardise=True):
+        self.x, self.y, self.l2 = x.float().cpu(), y.long().cpu(), l2
+        self.mean, self.std = _standardiser(self.x) if standardise else (torch.zeros(x.shape[1]), torch.ones(x.shape[1]))
+        self.z = (self.x - self.mean) / self.std
+        w = sample_weight.float().cpu() if sample_weight is not None else torch.ones(len(y))
+        self.w = w / w.sum()
+        self.dim = x.shape[1]
+        start = init.clone() if init is not None else torch.zeros(num_classes, self.dim + 1)
+        self.params = start.requires_grad_(True)
+        self._opt = torch.optim.LBFGS([self.params], lr=1, max_iter=MAX_ITER, tolerance_grad=1e-6,
+                                      tolerance_change=1e-9, history_size=20, line_search_fn="strong_wolfe")
+
+    def loss(self) -> torch.Tensor:
+        logits = self.z @ self.params[:, :self.dim].T + self.params[:, self.dim]
+        data = (F.cross_entropy(logits, self.y, reduction="none") * self.w).sum()
+        return data + 0.5 * self.l2 * self.params[:, :self.dim].pow(2).sum()
+
+    def step(self, max_iter: int = MAX_ITER) -> None:
+        opt = self._opt
+        opt.param_groups[0]["max_iter"] = max_iter
+
+        def closure():
+            opt.zero_grad()
+            loss = self.loss()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():  # callers may be inside torch.inference_mode()/no_grad()
+            opt.step(closure)
+
+    def solution(self) -> torch.Tensor:
+        return self.params.detach().clone()
+
+    def probe(self) -> LinearProbe:
+        return _unstandardise(self.solution(), self.mean, self.std, self.l2)
+
+
 def _solve(z: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, sample_weight=None,
            init: torch.Tensor | None = None) -> torch.Tensor:
-    """Minimise mean weighted cross-entropy + l2/2 |W|^2 over [W | b] on standardised z."""
-    dim = z.shape[1]
-    params = (init.clone() if init is not None else torch.zeros(num_classes, dim + 1)).requires_grad_(True)
-    w = sample_weight if sample_weight is not None else torch.ones(len(y))
-    w = w / w.sum()
-    opt = torch.optim.LBFGS([params], lr=1, max_iter=MAX_ITER, tolerance_grad=1e-6,
-                            tolerance_change=1e-9, history_size=20, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        logits = z @ params[:, :dim].T + params[:, dim]
-        loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() + 0.5 * l2 * params[:, :dim].pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return params.detach()
+    """The converged [W | b] on already standardised z."""
+    solver = ProbeSolver(z, y, num_classes, l2, sample_weight, init, standardise=False)
+    solver.step(MAX_ITER)
+    return solver.solution()
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float,
                  sample_weight: torch.Tensor | None = None) -> LinearProbe:
     """L2-regularised multinomial logistic regression on features x [n, d], labels y [n]."""
-    x, y = x.float().cpu(), y.long().cpu()
-    mean, std = _standardiser(x)
-    with torch.enable_grad():
-        params = _solve((x - mean) / std, y, num_classes, l2, sample_weight)
-    return _unstandardise(params, mean, std, l2)
+    solver = ProbeSolver(x, y, num_classes, l2, sample_weight)
+    solver.step(MAX_ITER)
+    return solver.probe()
 
 
 def _unstandardise(params: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, l2: float) -> LinearProbe:
@@ -123,8 +153,7 @@ def choose_l2(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5
     x, y = x.float().cpu(), y.long().cpu()
     if len(y) < 4 or len(y.unique()) < 2:
         return grid[len(grid) // 2]  # too few images to cross-validate: a middle value
-    with torch.enable_grad():
-        scores = _cv_scores(x, y, num_classes, _usable_folds(y, folds), grid, seed)
+    scores = _cv_scores(x, y, num_classes, _usable_folds(y, folds), grid, seed)
     best = max(range(len(grid)), key=lambda i: (scores[i], grid[i]))  # ties: the stronger penalty
     return grid[best]
 

@@ -21,8 +21,9 @@ from .config import RunConfig
 from .data import Dataset
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
 from .features import FeatureLoop
-from .messages import OUT_OF_MEMORY, ConfigError, DataError, LossError, Message, UserError, mentions_out_of_memory  # noqa: F401
+from .messages import OUT_OF_MEMORY, ConfigError, DataError, LossError, Message, UserError, mentions_out_of_memory
 from .model import build_model, count_params, source_sentence
+from .solved_head import SolvedHeadLoop, init_head_from_probe
 from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics  # noqa: F401  (public here too)
 from .strategies import apply_strategy, set_train_mode
 from .transforms import DECODED, BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
@@ -149,6 +150,7 @@ class Run:
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
         self.best_key = (-1.0, math.inf)
+        self.keep_last = False  # True: the last epoch is the model (a solved head), not the best by val acc
         self.stale_epochs, self.best_val_loss = 0, math.inf
         self.t0 = time.perf_counter()
         # -inf: the first best is written at once, so a run killed early still has a checkpoint
@@ -181,7 +183,7 @@ class Run:
     def end_epoch(self, metrics: dict, val_items: list, seconds: float) -> EpochEnd:
         """Track the best epoch (val accuracy, then val loss) and save its checkpoint."""
         key = (metrics["val/acc"], -metrics["val/loss"])
-        is_best = key > (self.best_key[0], -self.best_key[1])
+        is_best = self.keep_last or key > (self.best_key[0], -self.best_key[1])
         if is_best:
             self.best_key = (metrics["val/acc"], metrics["val/loss"])
             self.best_epoch, self.best_metrics = self.epoch, dict(metrics)
@@ -334,6 +336,15 @@ def _epochs(run: Run, loop):
     yield run.finished()
 
 
+def _make_loop(run: Run):
+    """Solved head on cached features, SGD head on cached features, or epochs over images."""
+    if run.cfg.solves_head:
+        return SolvedHeadLoop(run)
+    if run.cfg.strategy == "feature_extraction" and run.cfg.feature_cache:
+        return FeatureLoop(run)
+    return ImageLoop(run)
+
+
 def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None, run_dir: Path | None = None):
     """Train `cfg` on `dataset`, yielding plain events; ends with Finished, Stopped or Failed.
 
@@ -346,14 +357,10 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     DECODED.run_started()
     try:
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
-        if cfg.strategy == "feature_extraction" and cfg.feature_cache:
-            loop = FeatureLoop(run)
-        else:
-            loop = ImageLoop(run)
+        loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
-        if isinstance(loop, FeatureLoop) and cfg.augment != "none":
-            # cached features are computed from the plain image: say so rather than pretend
-            yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
+        if cfg.starts_from_probe:
+            yield from init_head_from_probe(run)
         yield from _epochs(run, loop)
     except StopRequested:
         if run:

@@ -1,6 +1,8 @@
 """Plotly figure builders shared by the pages. Inputs are plain lists/dicts (events, metrics)."""
 from __future__ import annotations
 
+import math
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -91,4 +93,26 @@ def top_k(pairs: list[tuple[str, float]], title: str) -> go.Figure:
                            textposition="auto"))
     fig.update_layout(title=title, xaxis=dict(range=[0, 1], tickformat=".0%"),
                       **{**_LAYOUT, "height": 120 + 36 * len(pairs)})
+    return fig
+
+
+def scenarios(per_class: int, score: float | None, small_below: int, similar_from: float, labels: dict) -> go.Figure:
+    """Seed 001's four scenarios as a chart (size x similarity) with this dataset as a point."""
+    fig = go.Figure()
+    x_max = max(1000, per_class * 2)
+    for (x0, x1), (y0, y1), key in (((1, small_below), (similar_from, 1), "small_similar"),
+                                    ((small_below, x_max), (similar_from, 1), "large_similar"),
+                                    ((1, small_below), (0, similar_from), "small_different"),
+                                    ((small_below, x_max), (0, similar_from), "large_different")):
+        fig.add_shape(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, line=dict(width=1, color="#9aa0a6"),
+                      fillcolor="rgba(31,119,180,0.06)", layer="below")
+        fig.add_annotation(x=math.log10(math.sqrt(x0 * x1)), y=(y0 + y1) / 2, text=labels[key], showarrow=False,
+                           font=dict(size=12, color="#555"))
+    y = score if score is not None else similar_from
+    fig.add_scatter(x=[max(1, per_class)], y=[y], mode="markers+text", text=[labels["you"]], textposition="top center",
+                    marker=dict(size=14, color="#ff7f0e", symbol="circle" if score is not None else "circle-open"),
+                    showlegend=False)
+    fig.update_xaxes(type="log", range=[0, math.log10(x_max)], title_text=labels["x"])
+    fig.update_yaxes(range=[0, 1], title_text=labels["y"])
+    fig.update_layout(**{**_LAYOUT, "height": 300})
     return fig

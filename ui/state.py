@@ -19,7 +19,9 @@ from tl_core.job import JobManager
 from tl_core.messages import ConfigError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SAMPLE_DIR = ASSETS / "sample"
+SAMPLES = ASSETS / "samples"
+SAMPLE_DIR = SAMPLES / "recycling"  # real photos (TrashNet subset, MIT): the first thing a user trains on
+SHAPES_DIR = SAMPLES / "shapes"  # generated, licence-free: learnable from scratch in seconds
 
 
 @st.cache_resource
@@ -188,3 +190,18 @@ def current_job():
 
 def lang() -> str:
     return st.session_state.get("lang", "en")
+
+
+@st.cache_resource
+def compare_groups() -> dict:
+    # comparisons started in this server process, by id (their files outlive a restart)
+    return {}
+
+
+def current_group_id() -> str | None:
+    return st.session_state.get("compare_group")
+
+
+def set_group(group) -> None:
+    compare_groups()[group.id] = group
+    st.session_state.compare_group = group.id

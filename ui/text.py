@@ -32,9 +32,15 @@ EN = {
     "data_folder_help": "Each sub-folder's name becomes a class name.",
     "data_zip_label": "Choose a .zip of your class folders",
     "data_zip_help": "The zip may hold class folders directly, or train/ and val/ folders with class folders inside.",
-    "data_sample_text": "No images at hand? The sample has three shapes (circle, square, triangle), "
-                        "40 small pictures each, and trains in about a minute on an ordinary computer.",
+    "data_sample_text": "No images at hand? Teach a recycling sorter: 200 real photos of rubbish in four bins "
+                        "(cardboard, glass, metal, plastic). With the default backbone and feature extraction it "
+                        "trains in under a minute on an ordinary computer.",
     "data_sample_button": "Use the sample dataset",
+    "data_sample_licence": "Photos from TrashNet by Gary Thung and Mindy Yang (MIT licence, see "
+                           "assets/samples/recycling/LICENSE.md).",
+    "data_shapes_text": "Or three generated shapes (circle, square, triangle, 40 small pictures each): simple enough "
+                        "to learn from scratch in seconds, to compare with transfer learning.",
+    "data_shapes_button": "Use the generated shapes",
     "data_checking": "Checking {n} files…", "data_checking_sample": "Loading the sample dataset…",
     "data_none_yet": "No dataset loaded yet.",
     "data_loaded": "Ready: {n} images in {k} classes.",
@@ -60,7 +66,12 @@ EN = {
     "m_query": "Search by name",
     "m_search_hint": "Type part of a model name.", "m_search_none": "No pretrained model matches that name.",
     "m_search_results": "Matches ({n})",
-    "m_weights": "Start from", "m_weights_hub": "Downloaded weights (internet)", "m_weights_file": "A weights file",
+    "m_weights": "Start from", "m_weights_auto": "Pretrained ImageNet weights",
+    "m_weights_package": "ImageNet weights from an installed package",
+    "m_weights_hub": "Downloaded weights (internet)", "m_weights_file": "A weights file",
+    "m_weights_package_ready": "Ready offline, no download: {what}.",
+    "m_weights_pip": "This backbone's ImageNet weights also come as a package: {what}.",
+    "m_col_weights": "Weights here",
     "m_weights_run": "One of my runs", "m_weights_none": "Nothing (random)",
     "m_hub_cached": "Weights already on this computer ({mb:.1f} MB in {where}).",
     "m_hub_not_cached": "The weights will be downloaded when training starts.",
@@ -186,6 +197,62 @@ EN = {
     "ex_json_help": "Everything needed to repeat this run: settings, class names, final metrics.",
     "ex_json_button": "Download run.json",
     "ex_code_title": "Use it from Python", "ex_code_button": "Download the snippet",
+    # issue 10: comparison, measured advisor, energy, class board
+    "nav_compare": "Compare", "nav_teacher": "Class board",
+    "cmp_title": "Does transfer help on my data?",
+    "cmp_intro": "One click trains the same backbone on the same split four ways: from scratch, feature "
+                 "extraction, partial and full fine-tuning. Each is an ordinary run (Evaluate, Predict and "
+                 "Export work on it); the verdict below comes from the numbers.",
+    "cmp_need_data": "Load a dataset first (Data page).",
+    "cmp_need_weights": "Choose starting weights on the Model page: the comparison measures what they bring "
+                        "over training from scratch.",
+    "cmp_setup": "Backbone **{backbone}** · starting weights: {weights} · {n_train} training and {n_val} "
+                 "validation images",
+    "cmp_members": "Strategies to compare", "cmp_epochs": "Epochs per run",
+    "cmp_epochs_help": "Fewer epochs make the comparison shorter; every run gets the same number.",
+    "cmp_measuring": "Measuring how fast this computer trains {backbone} (a few seconds)…",
+    "cmp_estimate": "About **{time}** here for {n} runs of {epochs} epochs.",
+    "cmp_estimate_how": "Measured on this computer ({device}): {rates}. Feature extraction runs the backbone once "
+                        "per image; the others train it every epoch.",
+    "cmp_start": "Compare {n} strategies", "cmp_stop": "Stop the comparison",
+    "cmp_running": "Comparison running: {done} of {n} runs done.",
+    "cmp_waiting": "Another run of yours is training; the comparison continues when it ends.",
+    "cmp_leaderboard": "Leaderboard", "cmp_verdict": "Verdict",
+    "cmp_col_strategy": "Strategy", "cmp_col_status": "Status", "cmp_col_acc": "Accuracy",
+    "cmp_col_interval": "95% interval", "cmp_col_time": "Time", "cmp_col_energy": "Energy (Wh)",
+    "cmp_col_how": "Energy from",
+    "cmp_interval_help": "Each accuracy carries a 95% Wilson interval from the number of validation images: "
+                         "a winner is named only when the intervals do not overlap.",
+    "cmp_curves": "Validation accuracy of every run", "cmp_no_verdict": "The verdict appears when the first run ends.",
+    "cmp_time_vs": "Announced {est}, took {actual}.",
+    "cmp_pick": "Comparison", "cmp_none": "No comparison yet.",
+    "cmp_status_Waiting": "waiting",
+    "go_compare": "Compare all strategies on my data",
+    "energy_measured": "{wh:.3g} Wh, measured ({source})",
+    "energy_estimated": "{wh:.3g} Wh, estimated ({watts:g} W per busy core × CPU time)",
+    "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
+    "energy_line": "Time {time} · energy {energy}",
+    "adv_measure": "Measure how similar my images are (seconds)",
+    "adv_measuring": "Probing {n} training images with pretrained and with random features…",
+    "adv_measured": "Linear probe on frozen features of {n} training images: **{acc:.0%}** with the pretrained "
+                    "weights, {rand:.0%} with random weights, chance {chance:.0%} (cross-validated, {secs:.0f} s).",
+    "adv_similar_yes": "Similarity {score:.2f}: the pretrained features already separate your classes.",
+    "adv_similar_no": "Similarity {score:.2f}: the pretrained features separate your classes poorly, or no "
+                      "better than random features.",
+    "adv_not_measured": "Size comes from your upload; similarity is measured from your images.",
+    "adv_manual": "Without a dataset, try the table: do your images look like everyday photos?",
+    "adv_chart_x": "Images per class", "adv_chart_y": "Similarity (measured)", "adv_chart_you": "your data",
+    "adv_check": "Check the suggestion: compare all strategies",
+    "class_title": "Class", "class_code": "Class code (optional)", "class_name": "Your name on the class board",
+    "class_join": "Join", "class_joined": "In class {code}.",
+    "class_help": "Your teacher sees your runs' results (not your images) on the class board.",
+    "tb_title": "Class board", "tb_token": "Teacher token",
+    "tb_refused": "This page is for the teacher. Enter the teacher token set on the server.",
+    "tb_off": "The class board is off: the server has no teacher token (TL_TEACHER_TOKEN).",
+    "tb_code": "Class", "tb_none": "No student has joined a class yet.",
+    "tb_students": "{n} students in {code}",
+    "tb_col_student": "Student", "tb_col_backbone": "Backbone", "tb_no_runs": "No runs yet.",
+    "tb_verdicts": "Comparison verdicts",
 }
 
 ES = {
@@ -211,9 +278,16 @@ ES = {
     "data_zip_label": "Elige un .zip con tus carpetas de clases",
     "data_zip_help": "El zip puede contener las carpetas de clases directamente, o carpetas train/ y val/ con "
                      "las carpetas de clases dentro.",
-    "data_sample_text": "¿No tienes imágenes a mano? El ejemplo tiene tres figuras (círculo, cuadrado, triángulo), "
-                        "40 imágenes pequeñas de cada una, y se entrena en un minuto en un ordenador normal.",
+    "data_sample_text": "¿No tienes imágenes a mano? Enseña a un clasificador de reciclaje: 200 fotos reales de "
+                        "residuos en cuatro contenedores (cartón, vidrio, metal, plástico). Con la red base por "
+                        "defecto y la extracción de características se entrena en menos de un minuto en un "
+                        "ordenador normal.",
     "data_sample_button": "Usar los datos de ejemplo",
+    "data_sample_licence": "Fotos de TrashNet, de Gary Thung y Mindy Yang (licencia MIT, ver "
+                           "assets/samples/recycling/LICENSE.md).",
+    "data_shapes_text": "O tres figuras generadas (círculo, cuadrado, triángulo, 40 imágenes pequeñas de cada una): "
+                        "tan simples que se aprenden desde cero en segundos, para compararlo con la transferencia.",
+    "data_shapes_button": "Usar las figuras generadas",
     "data_checking": "Revisando {n} archivos…", "data_checking_sample": "Cargando los datos de ejemplo…",
     "data_none_yet": "Todavía no hay datos cargados.",
     "data_loaded": "Listo: {n} imágenes en {k} clases.",
@@ -240,7 +314,12 @@ ES = {
     "m_search_hint": "Escribe parte del nombre de un modelo.",
     "m_search_none": "Ningún modelo preentrenado coincide con ese nombre.",
     "m_search_results": "Coincidencias ({n})",
-    "m_weights": "Empezar desde", "m_weights_hub": "Pesos descargados (internet)", "m_weights_file": "Un archivo de pesos",
+    "m_weights": "Empezar desde", "m_weights_auto": "Pesos preentrenados en ImageNet",
+    "m_weights_package": "Pesos de ImageNet de un paquete instalado",
+    "m_weights_hub": "Pesos descargados (internet)", "m_weights_file": "Un archivo de pesos",
+    "m_weights_package_ready": "Listos sin conexión, sin descarga: {what}.",
+    "m_weights_pip": "Los pesos de ImageNet de esta red base también vienen en un paquete: {what}.",
+    "m_col_weights": "Pesos aquí",
     "m_weights_run": "Uno de mis entrenamientos", "m_weights_none": "Nada (aleatorio)",
     "m_hub_cached": "Los pesos ya están en este ordenador ({mb:.1f} MB en {where}).",
     "m_hub_not_cached": "Los pesos se descargarán al empezar el entrenamiento.",
@@ -370,6 +449,64 @@ ES = {
     "ex_json_help": "Todo lo necesario para repetir este entrenamiento: ajustes, nombres de clase y métricas finales.",
     "ex_json_button": "Descargar run.json",
     "ex_code_title": "Úsalo desde Python", "ex_code_button": "Descargar el fragmento de código",
+    # issue 10: comparación, asesor medido, energía, tablero de clase
+    "nav_compare": "Comparar", "nav_teacher": "Tablero de clase",
+    "cmp_title": "¿Ayuda la transferencia con mis datos?",
+    "cmp_intro": "Un clic entrena la misma red con la misma división de cuatro maneras: desde cero, extracción "
+                 "de características, ajuste fino parcial y completo. Cada una es un entrenamiento normal "
+                 "(Evaluar, Predecir y Exportar funcionan con ella); el veredicto sale de los números.",
+    "cmp_need_data": "Primero carga un conjunto de datos (página Datos).",
+    "cmp_need_weights": "Elige unos pesos iniciales en la página Modelo: la comparación mide lo que aportan "
+                        "frente a entrenar desde cero.",
+    "cmp_setup": "Red **{backbone}** · pesos iniciales: {weights} · {n_train} imágenes de entrenamiento y "
+                 "{n_val} de validación",
+    "cmp_members": "Estrategias a comparar", "cmp_epochs": "Épocas por entrenamiento",
+    "cmp_epochs_help": "Menos épocas acortan la comparación; todos los entrenamientos tienen las mismas.",
+    "cmp_measuring": "Midiendo lo rápido que este ordenador entrena {backbone} (unos segundos)…",
+    "cmp_estimate": "Unos **{time}** aquí para {n} entrenamientos de {epochs} épocas.",
+    "cmp_estimate_how": "Medido en este ordenador ({device}): {rates}. La extracción de características pasa "
+                        "cada imagen una vez por la red; las demás la entrenan en cada época.",
+    "cmp_start": "Comparar {n} estrategias", "cmp_stop": "Detener la comparación",
+    "cmp_running": "Comparación en marcha: {done} de {n} entrenamientos terminados.",
+    "cmp_waiting": "Otro entrenamiento tuyo está en marcha; la comparación sigue cuando termine.",
+    "cmp_leaderboard": "Clasificación", "cmp_verdict": "Veredicto",
+    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Precisión",
+    "cmp_col_interval": "Intervalo del 95%", "cmp_col_time": "Tiempo", "cmp_col_energy": "Energía (Wh)",
+    "cmp_col_how": "Energía según",
+    "cmp_interval_help": "Cada precisión lleva un intervalo de Wilson del 95% según el número de imágenes de "
+                         "validación: solo hay ganador cuando los intervalos no se solapan.",
+    "cmp_curves": "Precisión en validación de cada entrenamiento",
+    "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
+    "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
+    "cmp_pick": "Comparación", "cmp_none": "Aún no hay comparaciones.",
+    "cmp_status_Waiting": "en espera",
+    "go_compare": "Comparar todas las estrategias con mis datos",
+    "energy_measured": "{wh:.3g} Wh, medido ({source})",
+    "energy_estimated": "{wh:.3g} Wh, estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
+    "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
+    "energy_line": "Tiempo {time} · energía {energy}",
+    "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
+    "adv_measuring": "Probando {n} imágenes de entrenamiento con características preentrenadas y aleatorias…",
+    "adv_measured": "Sonda lineal sobre características congeladas de {n} imágenes de entrenamiento: **{acc:.0%}** "
+                    "con los pesos preentrenados, {rand:.0%} con pesos aleatorios, azar {chance:.0%} "
+                    "(validación cruzada, {secs:.0f} s).",
+    "adv_similar_yes": "Similitud {score:.2f}: las características preentrenadas ya separan tus clases.",
+    "adv_similar_no": "Similitud {score:.2f}: las características preentrenadas separan mal tus clases, o no "
+                      "mejor que unas aleatorias.",
+    "adv_not_measured": "El tamaño sale de tus datos; la similitud se mide con tus imágenes.",
+    "adv_manual": "Sin datos, prueba la tabla: ¿tus imágenes se parecen a fotos cotidianas?",
+    "adv_chart_x": "Imágenes por clase", "adv_chart_y": "Similitud (medida)", "adv_chart_you": "tus datos",
+    "adv_check": "Comprobar la sugerencia: comparar todas las estrategias",
+    "class_title": "Clase", "class_code": "Código de clase (opcional)", "class_name": "Tu nombre en el tablero",
+    "class_join": "Unirme", "class_joined": "En la clase {code}.",
+    "class_help": "Tu profesor ve los resultados de tus entrenamientos (no tus imágenes) en el tablero de clase.",
+    "tb_title": "Tablero de clase", "tb_token": "Clave del profesor",
+    "tb_refused": "Esta página es para el profesor. Escribe la clave de profesor configurada en el servidor.",
+    "tb_off": "El tablero de clase está desactivado: el servidor no tiene clave de profesor (TL_TEACHER_TOKEN).",
+    "tb_code": "Clase", "tb_none": "Ningún estudiante se ha unido a una clase todavía.",
+    "tb_students": "{n} estudiantes en {code}",
+    "tb_col_student": "Estudiante", "tb_col_backbone": "Red", "tb_no_runs": "Aún no hay entrenamientos.",
+    "tb_verdicts": "Veredictos de las comparaciones",
 }
 
 TABLES = {"en": EN, "es": ES}

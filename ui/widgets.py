@@ -6,10 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from tl_core import classboard
 from tl_core.events import EpochEnd, Progress, Started
 from tl_core.messages import UserError
-from tl_core.runs import list_runs, read_events
+from tl_core.runs import list_runs, read_events, read_json
 from tl_core.status import RunStatus, status_after
+from tl_core.verdict import duration
 from ui import state
 from ui.text import say, t
 
@@ -135,3 +137,40 @@ def pick_run(label_key: str, key: str):
     choice = st.selectbox(t(label_key), range(len(runs)), index=index, key=key,
                           format_func=lambda i: run_label(runs[i]))
     return runs[choice]
+
+
+def energy_text(energy: dict | None) -> str:
+    """One run's energy, saying whether it was measured (and by what) or estimated (and from what)."""
+    if not energy or energy.get("wh") is None:
+        return "—"
+    if not energy.get("estimate"):
+        return t("energy_measured", wh=energy["wh"], source=energy.get("source", "?"))
+    key = "energy_estimated" if "core" in energy.get("basis", "core") else "energy_estimated_gpu"
+    return t(key, wh=energy["wh"], watts=energy.get("stated_watts", 0))
+
+
+def energy_line(run_dir) -> str | None:
+    """'Time 1 min 23 s · energy 0.41 Wh, measured (rapl)' from run.json, or None before the end."""
+    try:
+        energy = read_json(Path(run_dir) / "run.json").get("energy")
+    except (OSError, ValueError):
+        return None
+    if not energy:
+        return None
+    return t("energy_line", time=duration(energy.get("wall_s", 0)), energy=energy_text(energy))
+
+
+def class_code_box() -> None:
+    """Hosted mode: join a class (optional) so the teacher's class board lists this session's runs."""
+    root = state.runs_root()
+    joined = classboard.get_class(root)
+    with st.sidebar.expander(t("class_title"), expanded=False):
+        if joined:
+            st.caption(t("class_joined", code=joined["code"]))
+        code = st.text_input(t("class_code"), value=joined["code"] if joined else "", key="class_code")
+        name = st.text_input(t("class_name"), value=joined.get("name", "") if joined else "", key="class_name")
+        if st.button(t("class_join"), key="class_join", disabled=not code.strip()):
+            with user_errors():
+                classboard.set_class(root, code, name)
+                st.rerun()
+        st.caption(t("class_help"))

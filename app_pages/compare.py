@@ -1,0 +1,149 @@
+"""Compare: every strategy on the same data and backbone, a leaderboard, one chart, a verdict."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from tl_core import compare, estimate as timing, settings
+from tl_core.config import RunConfig
+from tl_core.verdict import duration, render, wilson
+from ui import charts, state
+from ui.text import t
+from ui.widgets import energy_text, user_errors
+
+POLL_SECONDS = 1.0
+ENDED = ("Finished", "Stopped", "Failed", "Interrupted", "missing")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _speed(cfg_json: str, _dataset, dataset_key: str) -> dict:
+    # measured once per (backbone, image size, device, dataset): seconds of real training steps
+    return timing.measure_speed(RunConfig.from_dict(json.loads(cfg_json)), _dataset).to_dict()
+
+
+def _dataset_key(ds) -> str:
+    return f"{ds.root}|{len(ds.train)}|{len(ds.val)}"
+
+
+def plan(cfg: RunConfig, ds):
+    """The members the user picks, the epochs (to shorten it) and the measured estimate."""
+    c1, c2 = st.columns([3, 1])
+    picked = c1.multiselect(t("cmp_members"), compare.ORDER, default=list(compare.ORDER), key="cmp_members",
+                            format_func=lambda s: t(f"strat_{s}"))
+    epochs = c2.number_input(t("cmp_epochs"), 1, state.server_settings().max_epochs, value=min(cfg.epochs, 10),
+                             key="cmp_epochs", help=t("cmp_epochs_help"))
+    members = compare.member_configs(cfg.replace(epochs=int(epochs)), tuple(picked))
+    speed_cfg = cfg.replace(epochs=1, pretrained="none")
+    with st.spinner(t("cmp_measuring", backbone=cfg.backbone)):
+        speed = timing.Speed(**_speed(json.dumps(speed_cfg.to_dict()), ds, _dataset_key(ds)))
+    estimate = timing.estimate_total(members, ds, speed)
+    st.info(t("cmp_estimate", time=duration(estimate), n=len(members), epochs=int(epochs)),
+            icon=":material/timer:")
+    rates = ", ".join(f"{t('strat_' + s)} {speed.train_ips[s]:.1f} img/s" for s in compare.ORDER)
+    st.caption(t("cmp_estimate_how", device=speed.device, rates=rates))
+    return members, estimate
+
+
+def start(members, ds, estimate) -> None:
+    server, root = state.server_settings(), state.runs_root()
+    for cfg in members:  # the server's caps, before anything is queued
+        settings.check_config(server, cfg, state.session_id())
+    group = compare.CompareGroup(state.job_manager(), members, ds, root, owner=state.owner(), estimate_s=estimate,
+                                 before_submit=lambda: settings.make_room_for_run(server, root))
+    state.set_group(group.start())
+
+
+def _row(r: dict) -> dict:
+    interval = ""
+    if r.get("correct") is not None and r.get("n_val"):
+        lo, hi = wilson(r["correct"], r["n_val"])
+        interval = f"{lo:.1%} – {hi:.1%}"
+    status = r.get("status", "")
+    return {t("cmp_col_strategy"): t(f"strat_{r['strategy']}"),
+            t("cmp_col_status"): t(f"status_{status.lower()}") if status.lower() in (
+                "queued", "running", "finished", "stopped", "failed", "interrupted") else t("cmp_status_Waiting"),
+            t("cmp_col_acc"): r.get("acc"), t("cmp_col_interval"): interval,
+            t("cmp_col_time"): duration(r["wall_s"]) if r.get("wall_s") is not None else "",
+            t("cmp_col_energy"): r.get("energy_wh"),
+            t("cmp_col_how"): energy_text(r.get("energy")) if r.get("energy") else ""}
+
+
+def leaderboard(group: dict) -> bool:
+    """The table (best first), all validation curves in one chart, the verdict. -> still running?"""
+    rows = compare.results(group)
+    done = sum(r.get("status") in ENDED for r in rows)
+    running = group.get("ended") is None
+    if running:
+        st.progress(done / len(rows), text=t("cmp_running", done=done, n=len(rows)))
+    st.subheader(t("cmp_leaderboard"))
+    ordered = sorted(rows, key=lambda r: -(r.get("acc") or -1))
+    st.dataframe(pd.DataFrame([_row(r) for r in ordered]), hide_index=True, column_config={
+        t("cmp_col_acc"): st.column_config.NumberColumn(format="percent"),
+        t("cmp_col_energy"): st.column_config.NumberColumn(format="%.3g")}, key=f"lb_{group['id']}_{done}")
+    st.caption(t("cmp_interval_help"))
+    curves = {t(f"strat_{r['strategy']}"): [{"epoch": i + 1, "val/acc": acc} for i, (_, acc) in enumerate(r["curve"])]
+              for r in rows if r.get("curve")}
+    if curves:
+        st.plotly_chart(charts.compare(curves, "val/acc", t("cmp_curves"), {"epoch": t("chart_epoch")}),
+                        key="cmp_curves")
+    verdict(rows, group)
+    return running
+
+
+def verdict(rows: list, group: dict) -> None:
+    st.subheader(t("cmp_verdict"))
+    v = compare.verdict_for(rows)
+    if v is None:
+        st.caption(t("cmp_no_verdict"))
+        return
+    for kind, sentence in zip((m[0] for m in v.messages), render(v.messages, state.lang())):
+        show = st.warning if kind == "negative_transfer" else (st.success if kind in ("winner", "helped") else st.info)
+        show(sentence)
+    if group.get("ended") and group.get("started") and group.get("estimate_s"):
+        st.caption(t("cmp_time_vs", est=duration(group["estimate_s"]), actual=duration(group["ended"] - group["started"])))
+
+
+def live(group_path) -> None:
+    group = compare.read_group(group_path)
+    running = leaderboard(group)
+    if not running and st.session_state.get("cmp_polling"):
+        st.session_state.cmp_polling = False
+        st.rerun(scope="app")  # the buttons catch up once the comparison ends
+
+
+st.title(t("cmp_title"))
+st.write(t("cmp_intro"))
+cfg, ds = state.config(), state.dataset()
+groups = compare.list_groups(state.runs_root())
+active = state.compare_groups().get(state.current_group_id() or "")
+busy = active is not None and not active.done
+if ds is None:
+    st.info(t("cmp_need_data"))
+    st.page_link("app_pages/data.py", label=t("go_data"), icon=":material/photo_library:")
+elif cfg.pretrained == "none":
+    st.warning(t("cmp_need_weights"))
+    st.page_link("app_pages/model.py", label=t("go_model"), icon=":material/neurology:")
+else:
+    weights = t(f"m_weights_{cfg.pretrained}") if cfg.pretrained in ("hub", "none") else cfg.pretrained.rsplit("/", 1)[-1]
+    st.markdown(t("cmp_setup", backbone=cfg.backbone, weights=weights, n_train=len(ds.train), n_val=len(ds.val)))
+    with user_errors():
+        members, estimate = plan(cfg, ds)
+        c1, c2, _ = st.columns([1, 1, 3])
+        if c1.button(t("cmp_start", n=len(members)), type="primary", disabled=busy or not members, key="cmp_start"):
+            start(members, ds, estimate)
+            st.rerun()
+        if c2.button(t("cmp_stop"), disabled=not busy, key="cmp_stop"):
+            active.stop()
+if groups:
+    ids = [g["id"] for g in groups]
+    current = state.current_group_id()
+    pick = st.selectbox(t("cmp_pick"), ids, index=ids.index(current) if current in ids else 0, key="cmp_pick",
+                        format_func=lambda i: f"{i} · {next(g['backbone'] for g in groups if g['id'] == i)}")
+    path = compare.groups_root(state.runs_root()) / f"{pick}.json"
+    polling = next(g for g in groups if g["id"] == pick).get("ended") is None and pick in state.compare_groups()
+    st.session_state.cmp_polling = polling
+    st.fragment(run_every=POLL_SECONDS if polling else None)(live)(path)
+else:
+    st.caption(t("cmp_none"))

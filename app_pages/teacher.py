@@ -1,0 +1,67 @@
+"""Class board: the teacher sees every student session of a class side by side (hosted mode only).
+
+Listed in the navigation only on a hosted server with TL_TEACHER_TOKEN set; even then nothing
+is shown until the token is typed here (compared in constant time, kept in this session only).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from tl_core import classboard
+from tl_core.verdict import duration, render
+from ui import state
+from ui.text import t
+
+
+def allowed() -> bool:
+    if not classboard.teacher_token_set():
+        st.info(t("tb_off"))
+        return False
+    if classboard.teacher_allowed(st.session_state.get("teacher_ok")):
+        return True
+    given = st.text_input(t("tb_token"), type="password", key="tb_token")
+    if given and classboard.teacher_allowed(given):
+        st.session_state.teacher_ok = given
+        return True
+    st.error(t("tb_refused"), icon=":material/lock:")
+    return False
+
+
+def runs_table(students: list) -> None:
+    rows = [{t("tb_col_student"): s["student"], t("tb_col_backbone"): r["backbone"],
+             t("cmp_col_strategy"): t(f"strat_{r['strategy']}"), t("cmp_col_status"): r["status"],
+             t("cmp_col_acc"): r["acc"], t("cmp_col_time"): duration(r["wall_s"]) if r["wall_s"] is not None else "",
+             t("cmp_col_energy"): r["energy_wh"]}
+            for s in students for r in s["runs"]]
+    if not rows:
+        st.caption(t("tb_no_runs"))
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="tb_runs", column_config={
+        t("cmp_col_acc"): st.column_config.NumberColumn(format="percent"),
+        t("cmp_col_energy"): st.column_config.NumberColumn(format="%.3g")})
+
+
+def verdicts(students: list) -> None:
+    st.subheader(t("tb_verdicts"))
+    for s in students:
+        for c in s["comparisons"]:
+            if c["verdict"] is None:
+                continue
+            with st.container(border=True):
+                st.markdown(f"**{s['student']}** · {c['backbone']} · {c['group']}")
+                for sentence in render(c["verdict"]["messages"], state.lang()):
+                    st.write(sentence)
+
+
+st.title(t("tb_title"))
+if allowed():
+    codes = classboard.class_codes(state.server_settings())
+    if not codes:
+        st.info(t("tb_none"))
+    else:
+        code = st.selectbox(t("tb_code"), codes, key="tb_code")
+        students = classboard.board(state.server_settings(), code)
+        st.caption(t("tb_students", n=len(students), code=code))
+        runs_table(students)
+        verdicts(students)

@@ -1,0 +1,165 @@
+"""AppTest for issue 10: the comparison group runs and its leaderboard fills in; the class board
+refuses without the teacher token; two student sessions never see each other's runs."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tl_core.config import RunConfig  # noqa: E402
+from tl_core.data import load_dataset  # noqa: E402
+from tl_core.synthetic import make_shapes_dataset  # noqa: E402
+
+APP = str(ROOT / "app.py")
+TIMEOUT = 120
+STARTER = ROOT / "assets" / "weights" / "test_resnet.shapes_b.safetensors"
+CFG = RunConfig(backbone="test_resnet", pretrained=str(STARTER), strategy="feature_extraction", epochs=1,
+                batch_size=16, image_size=48, augment="none", device="cpu")
+TOKEN = "teacher-secret-token-for-tests"
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "success", "info", "warning", "error", "caption", "title", "subheader")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return load_dataset(make_shapes_dataset(tmp_path_factory.mktemp("cmp") / "shapes", per_class=10, size=48))
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A fresh server process state (settings and registries are cached per process)."""
+    import streamlit as st
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TL_RUNS", str(tmp_path / "runs"))
+        mp.setenv("TL_WORKSPACE", str(tmp_path / "workspace"))
+        st.cache_resource.clear()
+        try:
+            yield mp
+        finally:
+            st.cache_resource.clear()
+
+
+def session(page: str, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def run_comparison(at: AppTest, strategies: list[str]) -> AppTest:
+    at.multiselect(key="cmp_members").set_value(strategies).run()
+    assert "here for" in texts(at), "the measured estimate is announced before it starts"
+    at.button(key="cmp_start").click().run()
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        time.sleep(0.5)
+        at.run()  # AppTest does not fire run_every: re-run the script as the browser's poll would
+        assert not at.exception, at.exception
+        if "Announced" in texts(at):
+            break
+    return at
+
+
+def test_the_group_runs_and_the_leaderboard_shows(server, dataset):
+    at = session("app_pages/compare.py", dataset=dataset, config=CFG)
+    run_comparison(at, ["scratch", "feature_extraction", "partial", "full"])
+    board = at.dataframe[0].value
+    assert len(board) == 4 and set(board["Status"]) == {"finished"}, board
+    assert board["Accuracy"].notna().all() and board["95% interval"].str.contains("–").all()
+    assert board["Energy (Wh)"].notna().all()
+    assert len(at.get("plotly_chart")) == 1, "one chart of every run's validation curve"
+    assert "Verdict" in texts(at)
+    # each member is an ordinary run: the Evaluate page lists all four
+    at.switch_page("app_pages/evaluate.py").run()
+    assert not at.exception, at.exception
+    assert len(at.selectbox(key="ev_run").options) == 4
+
+
+def classes(at: AppTest) -> list:
+    return [s for s in at.selectbox if s.key == "tb_code"]
+
+
+def test_teacher_page_refuses_without_the_token(server):
+    server.setenv("TL_MODE", "hosted")
+    server.setenv("TL_TEACHER_TOKEN", TOKEN)
+    at = session("app_pages/teacher.py")
+    assert "This page is for the teacher" in texts(at)
+    assert not at.dataframe and not classes(at)
+    at.text_input(key="tb_token").set_value("wrong").run()
+    assert "This page is for the teacher" in texts(at) and not classes(at)
+    at.text_input(key="tb_token").set_value(TOKEN).run()
+    assert "This page is for the teacher" not in texts(at)
+    assert "No student has joined a class yet" in texts(at)
+
+
+def test_without_a_teacher_token_there_is_no_class_board(server):
+    server.setenv("TL_MODE", "hosted")
+    server.delenv("TL_TEACHER_TOKEN", raising=False)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    with pytest.raises(Exception):
+        at.switch_page("app_pages/teacher.py").run()  # not in the navigation at all
+
+
+def test_two_students_stay_isolated_and_the_teacher_sees_both(server, dataset):
+    server.setenv("TL_MODE", "hosted")
+    server.setenv("TL_TEACHER_TOKEN", TOKEN)
+    ana = session("app_pages/compare.py", dataset=dataset, config=CFG)
+    ana.text_input(key="class_code").set_value("bio-7b").run()
+    ana.text_input(key="class_name").set_value("Ana").run()
+    ana.button(key="class_join").click().run()
+    run_comparison(ana, ["scratch", "feature_extraction"])
+    assert len(ana.dataframe[0].value) == 2
+
+    ben = session("app_pages/compare.py", dataset=dataset, config=CFG)
+    assert ben.session_state["sid"] != ana.session_state["sid"]
+    assert "No comparison yet" in texts(ben) and not ben.dataframe, "Ben sees none of Ana's comparisons"
+    ben.text_input(key="class_code").set_value("bio-7b").run()
+    ben.text_input(key="class_name").set_value("Ben").run()
+    ben.button(key="class_join").click().run()
+    ben.switch_page("app_pages/evaluate.py").run()
+    assert "No finished training run yet" in texts(ben), "Ben sees none of Ana's runs"
+
+    teacher = session("app_pages/teacher.py")
+    teacher.text_input(key="tb_token").set_value(TOKEN).run()
+    runs = teacher.dataframe[0].value
+    assert set(runs["Student"]) == {"Ana"} and len(runs) == 2
+    assert "2 students in bio-7b" in texts(teacher)
+    assert any("Comparison verdicts" in str(s.value) for s in teacher.subheader)
+    page = texts(teacher) + runs.to_string()
+    assert ana.session_state["sid"] not in page and ben.session_state["sid"] not in page
+
+
+def test_advisor_measures_similarity_and_links_to_the_comparison(server):
+    from ui import advisor
+
+    at = session("app_pages/data.py")
+    at.button(key="use_sample").click().run()
+    at.switch_page("app_pages/model.py").run()
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_weights").set_value("file").run()  # the bundled starter weights
+    assert not any(r.key == "adv_similar" for r in at.radio), "with a dataset similarity is measured, not asked"
+    at.button(key="adv_measure").click().run()
+    assert not at.exception, at.exception
+    measured = next(iter(at.session_state["adv_measured"].values()))
+    assert 0 <= measured["random_acc"] <= 1 and 0 <= measured["probe_acc"] <= 1 and measured["n_images"] > 0
+    assert "Linear probe on frozen features" in texts(at)
+    n = min(v["train"] + v["val"] for v in at.session_state["dataset"].counts().values())
+    expected, _ = advisor.recommend(n, measured["similar"])
+    at.button(key="adv_apply").click().run()
+    assert at.session_state["config"].strategy == expected
+    assert any("compare" in str(getattr(p, "proto", "")).lower() for p in at.get("page_link"))
