@@ -444,6 +444,48 @@ _kinds({
 })
 
 
+_kinds({
+    # ------------------------------------------------ the verdict of a strategy comparison (verdict.py)
+    "verdict.only_one": ("Only {strategy} finished ({acc:.1%}): nothing to compare yet.",
+        "Solo terminó {strategy} ({acc:.1%}): aún no hay nada que comparar."),
+    "verdict.winner": ("{strategy} wins with {acc:.1%}, {points:.1f} points ahead of {runner_up}; the difference is "
+        "larger than the uncertainty from the number of validation images.",
+        "Gana {strategy} con {acc:.1%}, {points:.1f} puntos por delante de {runner_up}; la diferencia "
+        "supera la incertidumbre que da el número de imágenes de validación."),
+    "verdict.too_close": ("Too close to call between {strategies}: their 95% intervals overlap (the leader is {points:.1f} "
+        "points ahead, within the noise of this many validation images).",
+        "Demasiado igualado para decidir entre {strategies}: sus intervalos del 95% se solapan (el "
+        "primero saca {points:.1f} puntos, dentro del ruido de tan pocas imágenes de validación)."),
+    "verdict.helped": ("Pretraining helped: {strategy} is {points:.1f} points above training from scratch.",
+        "El preentrenamiento ayudó: {strategy} queda {points:.1f} puntos por encima del entrenamiento "
+        "desde cero."),
+    "verdict.sooner": ("{strategy} reached scratch's best accuracy ({target:.1%}) after {seconds} (epoch {epoch}); "
+        "scratch needed {scratch_seconds} (epoch {scratch_epoch}).",
+        "{strategy} alcanzó la mejor exactitud de desde cero ({target:.1%}) a los {seconds} (época "
+        "{epoch}); desde cero necesitó {scratch_seconds} (época {scratch_epoch})."),
+    "verdict.negative_transfer": ("Warning, negative transfer: training from scratch beats every pretrained strategy (by "
+        "{points:.1f} points over {strategy}). The pretrained features do not fit these images; train "
+        "from scratch or choose a backbone pretrained on images more like yours.",
+        "Atención, transferencia negativa: entrenar desde cero supera a todas las estrategias "
+        "preentrenadas (por {points:.1f} puntos sobre {strategy}). Las características preentrenadas no "
+        "encajan con estas imágenes; entrena desde cero o elige una red preentrenada con imágenes más "
+        "parecidas a las tuyas."),
+    "verdict.pretraining_unclear": ("Pretraining made no clear difference here ({points:+.1f} points against scratch, within the "
+        "noise).",
+        "El preentrenamiento no marcó una diferencia clara ({points:+.1f} puntos frente a desde cero, "
+        "dentro del ruido)."),
+    "verdict.energy": ("Feature extraction used {wh:.3g} Wh, 1/{ratio:.0f} of training from scratch{estimated}.",
+        "La extracción de características gastó {wh:.3g} Wh, 1/{ratio:.0f} del entrenamiento desde "
+        "cero{estimated}."),
+    "strategy.feature_extraction": ("feature extraction", "extracción de características"),
+    "strategy.partial": ("partial fine-tuning", "ajuste fino parcial"),
+    "strategy.full": ("full fine-tuning", "ajuste fino completo"),
+    "strategy.scratch": ("training from scratch", "entrenamiento desde cero"),
+    "verdict.estimated": (" (estimated)", " (estimación)"),
+    "verdict.and": (" and ", " y "),
+})
+
+
 # ---------------------------------------------------------------- messages
 
 
