@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -45,9 +46,35 @@ def _use_sample(folder) -> None:
         st.session_state.upload_sig = f"sample:{folder.name}"
 
 
+def _use_local(path: str) -> None:
+    """Read a folder of the machine running the app in place (local mode only): no copy, no writes."""
+    folder = Path(path.strip()).expanduser()
+    if not folder.is_dir():
+        st.error(t("data_local_not_dir", path=path.strip()))
+        return
+    cfg = state.config()
+    with st.spinner(t("data_checking_local", path=folder)), user_errors():
+        state.set_dataset(data.load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                                            limits=state.server_settings().ingest_limits()))
+        st.session_state.upload_sig = f"local:{folder}"
+
+
+def _local_tab() -> None:
+    path = st.text_input(t("data_local_label"), help=t("data_local_help"), key="local_path",
+                         placeholder="/home/me/photos")
+    if st.button(t("data_local_button"), type="primary", key="local_use") and path.strip():
+        _use_local(path)
+
+
 def sources() -> None:
-    folder_tab, zip_tab, sample_tab = st.tabs([t("data_tab_folder"), t("data_tab_zip"), t("data_tab_sample")])
+    hosted = state.server_settings().hosted  # a path on the server is never offered to strangers
+    names = [t("data_tab_folder"), t("data_tab_zip")] + ([] if hosted else [t("data_tab_local")])
+    folder_tab, zip_tab, *local, sample_tab = st.tabs(names + [t("data_tab_sample")])
+    if local:
+        with local[0]:
+            _local_tab()
     with folder_tab:
+        st.caption(t("data_big_folder_hosted") if hosted else t("data_big_folder", tab=t("data_tab_local")))
         files = st.file_uploader(t("data_folder_label"), accept_multiple_files="directory",
                                  help=t("data_folder_help"), key="upload_dir")
         if files:

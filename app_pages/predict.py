@@ -1,6 +1,7 @@
 """Predict: give the trained model new images; see its top guesses and where it looked."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -40,9 +41,12 @@ def show(predictor, name: str, raw: bytes, gradcam: bool) -> None:
         except Exception:  # any decode failure is the user's file, not our bug
             st.error(t("pr_bad_image", name=name))
             return
+        t0 = time.perf_counter()
         pairs = predictor.top_k([image], k=min(TOP_K, len(predictor.classes)))[0]
+        ms = 1000 * (time.perf_counter() - t0)
         best, prob = pairs[0]
         st.markdown(t("pr_result", name=name, cls=best, prob=prob))
+        st.caption(t("pr_engine", engine=predictor.choice.label, ms=ms))
         c1, c2, c3 = st.columns([1, 1, 2])
         c1.image(image, caption=t("pr_input"), width="stretch")
         if gradcam:

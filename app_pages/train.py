@@ -59,6 +59,9 @@ def outcome(events, status: RunStatus, run_dir=None) -> None:
         acc = last.metrics.get("val/acc", 0.0)
         st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds),
                    icon=":material/check_circle:")
+        epochs_run = sum(isinstance(e, EpochEnd) for e in events)
+        if last.best_epoch < epochs_run:  # the kept epoch was chosen by looking at these images
+            st.caption(t("train_best_picked", epoch=last.best_epoch, n=epochs_run))
         line = energy_line(run_dir) if run_dir else None
         if line:
             st.caption(line)

@@ -5,6 +5,7 @@
     python -m bench --generate 200 --size 256 --image-size 128
     python -m bench --write                           # also append the table to BENCHMARKS.md
 
+Parts E1-E4 (the CPU's fast paths, default backbone with its packaged weights) are in bench/engines.py.
 Parts: P1 feature extraction (cold/warm cache) vs one forward pass; P2 full fine-tune through a
 Job vs a plain loop; P3 loader alone vs the training epoch; P5 peak RSS on many large photos;
 T threads (torch threads 1 vs all cores; DataLoader workers 0 vs 1). Other people's processes on
@@ -26,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported; benchma
 
 from .common import HYMENOPTERA, ROOT, dataset_for, machine, table  # noqa: E402
 
-PARTS = ("P1", "P2", "P3", "P5", "T")
+PARTS = ("P1", "P2", "P3", "P5", "T", "E1", "E2", "E3", "E4")
 
 
 def parse_args(argv=None):
@@ -44,9 +45,12 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=3, help="T: measured training steps per thread setting")
     p.add_argument("--subset", type=int, default=64, help="T: training images for the workers comparison")
     p.add_argument("--p5-images", type=int, default=300, help="P5: generated 1-4 MP photos")
+    p.add_argument("--latency-images", type=int, default=40, help="E3: images predicted one at a time")
+    p.add_argument("--seeds", default="0,1", help="E2: seeds, each trained in fp32 and in bf16")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
     p.add_argument("--write", action="store_true", help="append the results to BENCHMARKS.md")
     args = p.parse_args(argv)
+    args.seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
     args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()]
     bad = set(args.only) - set(PARTS)
     if bad:
@@ -60,7 +64,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     from tl_core.train import configure_threads
 
-    from . import p1_features, p2_finetune, p3_pipeline, p5_memory, threads
+    from . import engines, p1_features, p2_finetune, p3_pipeline, p5_memory, threads
 
     configure_threads()  # what tl_core uses; the references run under the same setting
     info = machine()
@@ -74,7 +78,9 @@ def main(argv=None) -> int:
                 "P2": lambda: p2_finetune.run(args, ds, workdir, results),
                 "P3": lambda: p3_pipeline.run(args, ds, workdir, results),
                 "P5": lambda: p5_memory.run(args, ds, workdir, results),
-                "T": lambda: threads.run(args, ds, workdir, results)}
+                "T": lambda: threads.run(args, ds, workdir, results),
+                "E1": lambda: engines.e1(args, ds, workdir), "E2": lambda: engines.e2(args, ds, workdir),
+                "E3": lambda: engines.e3(args, ds, workdir), "E4": lambda: engines.e4(args, ds, workdir)}
         for part in PARTS:
             if part in args.only:
                 t = time.perf_counter()

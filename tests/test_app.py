@@ -142,6 +142,32 @@ def test_data_error_is_a_sentence(env, tmp_path):
     assert "dataset" not in at.session_state
 
 
+def _snapshot(folder: Path) -> list:
+    return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_data_local_folder_is_read_in_place(env, tmp_path):
+    src = make_shapes_dataset(tmp_path / "mine", per_class=5, size=32, classes=("circle", "star"))
+    before = _snapshot(src)
+    at = app("app_pages/data.py")
+    at.text_input(key="local_path").input(str(src))
+    at.button(key="local_use").click().run()
+    assert not at.exception, at.exception
+    ds = at.session_state["dataset"]
+    assert ds.classes == ["circle", "star"] and len(ds.train) + len(ds.val) == 10
+    assert all(Path(it.path).parent.parent == src for it in ds.train + ds.val), "paths point into the folder"
+    assert _snapshot(src) == before, "nothing written into the user's folder"
+
+
+def test_data_local_folder_that_is_not_a_folder_is_a_sentence(env, tmp_path):
+    at = app("app_pages/data.py")
+    at.text_input(key="local_path").input(str(tmp_path / "nope"))
+    at.button(key="local_use").click().run()
+    assert not at.exception, at.exception
+    assert at.error and "is not a folder on this computer" in at.error[0].value
+    assert "dataset" not in at.session_state
+
+
 def test_sample_dataset_button(env):
     at = app("app_pages/data.py")
     at.button(key="use_sample").click().run()
@@ -151,6 +177,31 @@ def test_sample_dataset_button(env):
     at.button(key="use_shapes").click().run()
     assert not at.exception, at.exception
     assert at.session_state["dataset"].classes == ["circle", "square", "triangle"]
+
+
+def test_gallery_shows_speed_measured_here(env):
+    from tl_core import engines
+
+    def speed(at):
+        table = at.dataframe[0].value.set_index("Model")
+        return table.loc["test_vit3", "Images/s here"]
+
+    engines.probe_file().unlink(missing_ok=True)
+    assert speed(app("app_pages/model.py")) == "not measured yet"
+    engines.save_probe("test_vit3", 160, {"rates": {"torch": 812.0, "onnx": 1234.0}, "errors": {}})
+    assert speed(app("app_pages/model.py")) == "1234 (ONNX Runtime fp32)"
+
+
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_bf16_is_offered_only_on_a_cpu_with_native_bf16(env, monkeypatch, native):
+    monkeypatch.setenv("TL_NATIVE_BF16", native)
+    at = app("app_pages/model.py")
+    boxes = [c for c in at.checkbox if c.key == "m_bf16"]
+    assert len(boxes) == int(native)
+    if boxes:
+        boxes[0].check().run()
+        assert not at.exception, at.exception
+        assert at.session_state["config"].cpu_bf16 is True
 
 
 def test_model_page_builds_config(env):
@@ -382,6 +433,7 @@ def test_hosted_mode_isolates_sessions(tmp_path):
         st.cache_resource.clear()  # server_settings() and the job registry are per process
         try:
             a = app("app_pages/data.py")
+            assert not [w for w in a.text_input if w.key == "local_path"], "no server paths for strangers"
             a.button(key="use_sample").click().run()
             a.session_state["config"] = TINY.replace(epochs=1)
             a.switch_page("app_pages/train.py").run()

@@ -174,3 +174,19 @@ def test_run_json_records_time_and_energy(shapes, tmp_path):
     list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
     energy = runs.read_json(run_dir / "run.json")["energy"]
     assert energy["wall_s"] > 0 and energy["wh"] >= 0 and energy["source"] in ("rapl", "nvml", "estimate")
+
+
+# ------------------------------------------------------------------ the measured advisor
+
+
+def test_similarity_tells_related_from_colour_blind_features(tasks):
+    from tl_core import similarity
+
+    related = similarity.measure(RunConfig(pretrained=str(tasks["related"]), **TINY), load_dataset(tasks["shapes"]))
+    blind = similarity.measure(RunConfig(pretrained=str(tasks["blind"]), **TINY), load_dataset(tasks["colours"]))
+    # shapes: the related pretrained features beat random-init features beyond the noise
+    assert related.pretraining_adds and related.probe_acc > related.random_acc, related
+    # colours: random conv features see colour; features made blind to it do not add anything
+    assert not blind.pretraining_adds and not blind.similar, blind
+    assert blind.random_acc > blind.probe_acc
+    assert related.n_images == blind.n_images == 36  # the training split only (12 per class here)

@@ -92,3 +92,31 @@ def test_damaged_onnx_file_falls_back_to_torch(shapes):
     assert "PyTorch fp32" in _feature_note(events)
     assert (cache_root() / f"{key}-torch-fp32.safetensors").exists()
     assert not (cache_root() / f"{key}-onnx-fp32.safetensors").exists()
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnx", "bf16", "auto"])
+def test_predictor_engines_agree_with_the_torch_model(pretrained_run, shapes, engine, monkeypatch):
+    from tl_core.predict import Predictor
+
+    monkeypatch.setenv("TL_NATIVE_BF16", "1")  # bf16 named explicitly runs wherever torch has it
+    pred = Predictor(pretrained_run, engine=engine)
+    paths = [it.path for it in shapes.val[:4]]
+    with torch.inference_mode():
+        expected = pred.model(pred.tensor(paths)).softmax(1)
+    got = pred.probabilities(paths)
+    assert pred.choice.engine == engine if engine != "auto" else pred.choice.engine in ("torch", "onnx")
+    tol = 0.05 if engine == "bf16" else 1e-5
+    torch.testing.assert_close(got, expected, atol=tol, rtol=tol)
+    assert [p[0][0] for p in pred.top_k(paths, k=1)] == [pred.classes[i] for i in expected.argmax(1).tolist()] \
+        or engine == "bf16"
+
+
+def test_cli_predict_says_which_engine_ran(pretrained_run, shapes):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "tl_core", "predict", str(pretrained_run), shapes.val[0].path,
+                          "--engine", "onnx"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[0])["top_k"]
+    assert "engine: ONNX Runtime fp32" in out.stderr

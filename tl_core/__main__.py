@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -15,10 +16,11 @@ from tqdm import tqdm
 from . import runs
 from .config import DEFAULT_LR, STRATEGIES, RunConfig
 from .data import load_dataset
-from .events import EpochEnd, Failed, Finished, Note, Progress, Stopped
+from .events import TERMINAL, EpochEnd, Failed, Finished, Note, Progress, Stopped
 from .energy import describe
-from .job import JobManager
+from .job import JobManager, run_here, run_here_other_rank
 from .messages import UserError, WeightsError
+from .settings import load_settings
 from .status import RunStatus
 from .verdict import duration, wilson
 
@@ -49,7 +51,15 @@ def _train_parser(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 on a CPU with native bf16 (AVX-512 BF16/AMX): faster, slightly less exact")
     p.add_argument("--out", default="runs", help="the folder that holds run folders")
+    p.add_argument("--queue", metavar="redis://HOST:PORT", default=None,
+                   help="enqueue the run for `python -m tl_core worker` processes (whose TL_RUNS is --out, "
+                        "on storage they share) and print its run id, instead of training here")
+    p.add_argument("--wait", action="store_true", help="with --queue: follow the run and end as a local run does")
+    p.add_argument("--devices", type=int, default=1,
+                   help="train one run on N GPUs (or N CPU processes with --device cpu): torchrun + DDP")
 
 
 def _config(a) -> RunConfig:
@@ -58,7 +68,8 @@ def _config(a) -> RunConfig:
                      lr=a.lr or DEFAULT_LR[a.strategy], head=a.head,
                      optimizer=a.optimizer, augment=a.augment or _default_augment(a.strategy),
                      label_smoothing=a.label_smoothing,
-                     early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device)
+                     early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
+                     cpu_bf16=a.bf16, devices=max(1, getattr(a, "devices", 1)))
 
 
 def _default_augment(strategy: str) -> str:
@@ -111,7 +122,22 @@ class _Bars:
             self.bar, self.key = None, None
 
 
+def _train_other_rank(cfg, ds) -> int:
+    """A rank other than 0 of a --devices N run: trains its share, writes nothing, prints nothing."""
+    from . import distributed  # deferred: torch (see the note at the top)
+    from .train import train  # deferred: torch (see the note at the top)
+
+    for _ in train(cfg, ds):
+        pass
+    distributed.finish()
+    return 0
+
+
 def cmd_train(a) -> int:
+    from . import distributed  # deferred: torch (see the note at the top)
+
+    if a.devices > 1 and not distributed.under_torchrun() and not a.queue:
+        return distributed.launch(a.argv, a.devices)  # with --queue the worker launches torchrun
     from .train import train  # deferred: torch (see the note at the top)
 
     cfg = _config(a)
@@ -119,11 +145,16 @@ def cmd_train(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=".upload-", dir=out)  # a zip is extracted here, nowhere else
     ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    _print_report(ds)
+    if os.environ.get("RANK", "0") == "0":  # one report, not one per rank
+        _print_report(ds)
+    if a.queue:
+        return cmd_enqueue(a, cfg, ds, out)
     from .model import resolve_source  # deferred: torch (see the note at the top)
 
     if resolve_source(cfg) == "hub":
         fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
+    if os.environ.get("RANK", "0") != "0":
+        return _train_other_rank(cfg, ds)
     run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
     runs.mark_running(run_dir)
     stop = threading.Event()
@@ -133,22 +164,64 @@ def cmd_train(a) -> int:
         bars.show(e)
         last = e
     bars.close()
-    result = {"run_dir": str(run_dir), "status": type(last).__name__}
+    distributed.finish()
+    return _final_line(run_dir, last)
+
+
+def _final_line(run_dir, last) -> int:
+    """The last line of `train`: one JSON object with the outcome (the same for --queue --wait)."""
+    result = {"run_dir": str(run_dir), "status": type(last).__name__ if last is not None else "Interrupted"}
     if isinstance(last, Finished):
         result.update({"val/acc": last.metrics.get("val/acc"), "val/loss": last.metrics.get("val/loss"),
                        "best_epoch": last.best_epoch, "train_seconds": last.train_seconds})
     elif isinstance(last, (Failed, Stopped)):
         result["message"] = last.message
+    elif last is None:
+        result["message"] = "The worker training this run ended without finishing it; the best checkpoint is kept."
     print(json.dumps(result))
     return 0 if isinstance(last, Finished) else 1
+
+
+def cmd_enqueue(a, cfg, ds, out: Path) -> int:
+    """--queue: hand the run to the worker pool; with --wait follow it through its run folder."""
+    from .pool import PoolRunner  # deferred: rq and redis are needed only with --queue
+
+    job = PoolRunner(a.queue, out).submit(cfg, ds, out)
+    print(json.dumps({"run_id": job.run_dir.name, "run_dir": str(job.run_dir), "job": job.id, "status": "Queued"}),
+          flush=True)
+    if not a.wait:
+        return 0
+    signal.signal(signal.SIGINT, lambda *_: job.stop())  # Ctrl-C stops the run on its worker
+    bars, cursor, last = _Bars(), 0, None
+    while True:
+        new = job.events(cursor)
+        cursor += len(new)
+        for e in new:
+            bars.show(e)
+            last = e
+        if isinstance(last, TERMINAL) or (not new and job.done):
+            break
+        time.sleep(0.5)
+    bars.close()
+    return _final_line(job.run_dir, last if isinstance(last, TERMINAL) else None)
+
+
+def cmd_worker(a) -> int:
+    from .pool import serve  # deferred: rq and redis are needed only by a worker
+
+    if a.runs:
+        os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
+    serve(a.queue or load_settings().redis_url, gpu=a.gpu, burst=a.burst, devices=a.devices)
+    return 0
 
 
 def cmd_predict(a) -> int:
     from .predict import Predictor  # deferred: torch (see the note at the top)
 
-    predictor = Predictor(Path(a.run_dir))
+    predictor = Predictor(Path(a.run_dir), engine=a.engine)
     for image in a.images:
         print(json.dumps({"image": image, "top_k": predictor.top_k([image], a.top_k)[0]}))
+    print(f"engine: {predictor.choice.label}", file=sys.stderr)
     return 0
 
 
@@ -167,6 +240,20 @@ def cmd_runs(a) -> int:
         print(json.dumps({"run_dir": r.dir, "status": r.status, "backbone": r.config.backbone,
                           "strategy": r.config.strategy, "val/acc": r.metrics.get("val/acc"), "parent": r.parent}))
     return 0
+
+
+def cmd_run_job(a) -> int:
+    from . import distributed  # deferred: torch (see the note at the top)
+
+    if a.devices > 1 and not distributed.under_torchrun():
+        return distributed.launch(a.argv, a.devices)
+    if os.environ.get("RANK", "0") != "0":
+        run_here_other_rank(a.run_dir)
+        distributed.finish()
+        return 0
+    last = run_here(a.run_dir)
+    distributed.finish()
+    return 0 if last is None or isinstance(last, Finished) else 1
 
 
 def _compare_parser(sub) -> None:
@@ -260,10 +347,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--engine", choices=["auto", "torch", "onnx", "bf16"], default="auto",
+                   help="auto: the fastest exact engine measured on this computer (bf16 only if named)")
     p = sub.add_parser("export", help="export a run as safetensors (timm) or ONNX, verified")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")
+    p.add_argument("run_dir")
+    p.add_argument("--devices", type=int, default=1, help="on N GPUs (torchrun + DDP)")
+    p = sub.add_parser("worker", help="serve the job queue: train queued runs, one at a time (TL_RUNNER=rq)")
+    p.add_argument("--queue", metavar="redis://HOST:PORT", default=None, help="default: TL_REDIS_URL")
+    p.add_argument("--gpu", default=None, help="bind this worker to one GPU (0, 1, ...) or to the cpu")
+    p.add_argument("--runs", default=None, help="the shared folder of run folders (default: TL_RUNS)")
+    p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    p.add_argument("--devices", type=int, default=1, help="train each job on N GPUs at once (torchrun + DDP)")
     _compare_parser(sub)
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
@@ -306,6 +404,11 @@ def _for_each(names: list[str], action) -> int:
 def _status_line(name: str) -> str:
     from . import hub  # deferred: timm and torch (see the note at the top)
 
+    from .model import readiness  # deferred: torch (see the note at the top)
+
+    ready = readiness(name)
+    if ready.kind in ("package", "pip"):
+        return ready.text
     st = hub.cache_status(name)
     return f"{'cached' if st.cached else 'not cached'}, {hub.mb(st.size_bytes)}, {st.repo_id} -- {st.message}"
 
@@ -370,11 +473,12 @@ def _cli_inspect(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
-            "compare": cmd_compare}
+            "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare}
 
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)  # --devices re-runs the same command under torchrun
     handler = COMMANDS.get(a.command) or getattr(a, "handler", None)
     try:
         return handler(a)

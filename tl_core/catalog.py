@@ -97,3 +97,8 @@ def trainable_params(cfg: RunConfig, num_classes: int) -> tuple[int, int]:
 def num_stages(backbone: str) -> int:
     """Stages the partial strategy can unfreeze (timm's coarse groups, head excluded)."""
     return _stages(_meta_model(backbone))
+
+
+def input_size(backbone: str) -> int:
+    """The backbone's own input size in pixels (its pretrained config)."""
+    return int(_meta_model(backbone).pretrained_cfg.get("input_size", (3, 224, 224))[-1])

@@ -56,6 +56,7 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
     # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
     # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
     cpu_bf16: bool = False
@@ -77,6 +78,7 @@ class RunConfig:
             (self.image_size == 0 or 32 <= self.image_size <= 1024, "config.image_size"),
             (self.device in ("auto", "cpu", "cuda"), "config.device"),
             (bool(self.backbone), "config.no_backbone"),
+            (1 <= self.devices <= 64, "config.devices"),
         ]
         for ok, kind in checks:
             if not ok:

@@ -265,11 +265,16 @@ def measure(module: nn.Module, example: torch.Tensor, engines: list[str], onnx_f
 
 def probe(module: nn.Module, backbone: str, size: int, onnx_file: Path, allow_bf16: bool) -> Choice:
     """The engine to run `module` on, from the cached probe (measured now if missing)."""
-    engines = candidates(allow_bf16)
+    forced = os.environ.get("TL_ENGINE", "").strip()  # TL_ENGINE=torch|onnx|bf16: for comparisons
+    engines = candidates(allow_bf16 or forced == "bf16")
     entry = cached_probe(backbone, size)
     if entry is None or any(e not in entry["rates"] for e in engines):
         entry = measure(module, example_batch(size), engines, onnx_file)
         save_probe(backbone, size, entry)
+    if forced in engines:
+        engines = [forced]
+    elif not allow_bf16 and "bf16" in engines:
+        engines.remove("bf16")
     return Choice(choose(entry["rates"], engines), entry["rates"], entry["errors"].get("bf16"))
 
 
@@ -287,3 +292,28 @@ def probe_backbone(backbone: str, size: int = 0) -> dict:
         entry = measure(Pooled(model), example_batch(size), candidates(True), Path(tmp) / "probe.onnx")
     save_probe(backbone, size, entry)
     return entry
+
+
+def for_inference(model: nn.Module, backbone: str, size: int, key: str, engine: str = "auto",
+                  allow_bf16: bool = False):
+    """(engine, Choice) to run `model` on: the probe's pick for "auto", else the one named; PyTorch
+    fp32 where the chosen one cannot run this model. `key` names the model's ONNX file."""
+    if engine == "auto":
+        choice = probe(model, backbone, size, onnx_path(key), allow_bf16)
+    elif engine in ENGINES:
+        choice = Choice(engine, {})
+    else:
+        raise ValueError(f"unknown engine {engine!r}; choose auto or one of {', '.join(ENGINES)}")
+    try:
+        return build(choice.engine, model, example_batch(size, 2), onnx_path(key)), choice
+    except EngineError:
+        return TorchEngine(model), Choice("torch", choice.rates, choice.bf16_error)
+
+
+def file_key(path: Path, suffix: str) -> str:
+    """A cache key from a file's bytes (e.g. a run's model.safetensors)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"{h.hexdigest()[:24]}-{suffix}"

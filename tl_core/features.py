@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from . import engines
+from . import distributed, engines
 from .atomic import write_bytes_atomic
 from .events import Note, Progress
 from .heads import classifier_params, head_module
@@ -83,8 +83,10 @@ class FeatureLoop:
             engine, choice = self._engine(choice, weights)
             cache, missing = self._cache(weights, choice)  # another key only if it fell back to torch
         self.choice = choice
-        rate = yield from self._embed(missing, cache, engine)
-        if missing:
+        rate = yield from self._embed(distributed.shard(missing), cache, engine)  # --devices N: 1/N each
+        if distributed.active():
+            cache.features.update(distributed.gather_features(cache.features, [it.sha1 for it in missing]))
+        if missing and distributed.is_main():
             cache.save()
         yield Note.of(engine_note(choice, rate))
         self.x_train = torch.stack([cache.features[it.sha1] for it in run.dataset.train]).to(run.device)
@@ -96,6 +98,8 @@ class FeatureLoop:
         run = self.run
         if run.cuda:
             return engines.Choice("cuda", {})
+        if distributed.active():  # every rank the same engine (a probe could pick differently per rank)
+            return engines.Choice("torch", {})
         return engines.probe(engines.Pooled(run.model), run.cfg.backbone, run.pp.input_size,
                              engines.onnx_path(weights), run.cfg.cpu_bf16)
 

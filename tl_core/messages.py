@@ -259,6 +259,8 @@ _kinds({
     "config.image_size": ("image size must be 32..1024 (or 0 for the model's own)",
                           "el tamaño de imagen debe estar entre 32 y 1024 (o 0 para el propio del modelo)"),
     "config.device": ("device must be auto, cpu or cuda", "el dispositivo debe ser auto, cpu o cuda"),
+    "config.devices": ("devices must be 1..64 (GPUs for one run)", "devices debe estar entre 1 y 64 (GPU para un "
+                                                                     "entrenamiento)"),
     "config.no_backbone": ("choose a backbone", "elige un modelo base"),
     "config.unknown_keys": ("unknown config keys: {keys}", "claves de configuración desconocidas: {keys}"),
     "settings.not_a_number": ("{name}={raw!r} is not a whole number; set it to e.g. {default} or unset it.",
@@ -267,6 +269,10 @@ _kinds({
                           "{name}={raw!r} es negativo; ponlo a 0 o más, o quítalo."),
     "settings.bad_mode": ("TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).",
                           "TL_MODE={mode!r} no es un modo; usa 'local' (un usuario) o 'hosted' (muchos usuarios)."),
+    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'thread' (the default), 'process' (a process "
+                            "per job) or 'rq' (worker processes on a Redis queue, TL_REDIS_URL).",
+                            "TL_RUNNER={runner!r} no es un ejecutor; usa 'thread' (por defecto), 'process' (un "
+                            "proceso por trabajo) o 'rq' (procesos trabajadores en una cola Redis, TL_REDIS_URL)."),
     "settings.at_least_one": ("{name} must be at least 1.", "{name} debe ser al menos 1."),
     "settings.bad_token": ("the session token is not valid; reload the page to start a new session.",
                            "el identificador de sesión no es válido; recarga la página para empezar una sesión nueva."),
@@ -325,6 +331,37 @@ _kinds({
                              "El aumento de datos '{augment}' no se usa con extracción de características: las "
                              "características de cada imagen se calculan una vez y se guardan en caché a partir de "
                              "la imagen sin cambios. Usa ajuste fino (parcial o completo) para aumentar datos."),
+    "train.distributed": ("Training on {n} processes ({device}, DistributedDataParallel).",
+                          "Entrenando en {n} procesos ({device}, DistributedDataParallel)."),
+    "train.no_native_bf16": ("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).",
+                             "Esta CPU no calcula bfloat16 de forma nativa: el entrenamiento usa fp32 (bf16 sería más "
+                             "lento)."),
+    "head.solved": ("The head is solved exactly on the cached features (logistic regression); its L2 strength {l2:g} "
+                    "was chosen by {folds}-fold cross-validation on the {n} training images only.",
+                    "La cabeza se resuelve de forma exacta sobre las características en caché (regresión logística); "
+                    "su fuerza L2 {l2:g} se eligió por validación cruzada en {folds} partes solo con las {n} "
+                    "imágenes de entrenamiento."),
+    "head.fine_tune_from_solved": ("Fine-tuning starts from a head solved on the frozen pretrained features (training "
+                                   "accuracy {acc:.1%}, L2 {l2:g} chosen by cross-validation on the training images), "
+                                   "not from a random head, so the first steps do not disturb the pretrained "
+                                   "features.",
+                                   "El ajuste fino parte de una cabeza resuelta sobre las características "
+                                   "preentrenadas congeladas (exactitud de entrenamiento {acc:.1%}, L2 {l2:g} elegida "
+                                   "por validación cruzada con las imágenes de entrenamiento), no de una cabeza "
+                                   "aleatoria, así que los primeros pasos no alteran las características "
+                                   "preentrenadas."),
+    "pool.unreachable": ("The job queue at {url} cannot be reached ({detail}); start Redis (redis-server) or set "
+                         "TL_REDIS_URL, then try again.",
+                         "No se puede acceder a la cola de trabajos en {url} ({detail}); arranca Redis (redis-server) "
+                         "o define TL_REDIS_URL y vuelve a intentarlo."),
+    "pool.bad_run_id": ("refused run id {run_id!r}: not a run folder name",
+                        "identificador de entrenamiento {run_id!r} rechazado: no es el nombre de una carpeta de "
+                        "entrenamiento"),
+    "pool.not_yours": ("refused run id {run_id!r}: it does not belong to its session",
+                       "identificador de entrenamiento {run_id!r} rechazado: no pertenece a su sesión"),
+    "pool.no_run": ("refused run id {run_id!r}: no such run folder under {root}",
+                    "identificador de entrenamiento {run_id!r} rechazado: no existe esa carpeta en {root}"),
+    "pool.foreign_job": ("refused job {job}: {func!r} is not {ours}", "trabajo {job} rechazado: {func!r} no es {ours}"),
     "train.stopped_by_user": ("Stopped by the user.", "Detenido por el usuario."),
     # ------------------------------------------------ jobs
     "job.oom_retry": ("Out of memory on the GPU at batch size {batch}: retrying once automatically with batch size "
@@ -334,6 +371,11 @@ _kinds({
     "job.stopped_in_queue": ("Stopped before it started (it was queued).",
                              "Detenido antes de empezar (estaba en la cola)."),
     "job.not_recorded": ("The run could not be recorded: {detail}", "No se pudo registrar el entrenamiento: {detail}"),
+    "job.timeout": ("This run took longer than the server allows for one run (TL_JOB_TIMEOUT_S) and was ended; its "
+                    "best checkpoint is kept. Choose fewer epochs or a smaller model and start again.",
+                    "Este entrenamiento duró más de lo que el servidor permite para uno (TL_JOB_TIMEOUT_S) y se "
+                    "detuvo; se conserva su mejor checkpoint. Elige menos épocas o un modelo más pequeño y vuelve a "
+                    "empezar."),
     "job.one_at_a_time": ("You already have a run queued or training; stop it or wait for it to finish before "
                           "starting another.",
                           "Ya tienes un entrenamiento en cola o en marcha; detenlo o espera a que termine antes de "

@@ -8,16 +8,30 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import engines
 from .checkpoint import load_model
 from .data import _to_rgb, load_rgb, resize_short_side
 from .transforms import eval_transform
 
 
 class Predictor:
-    def __init__(self, run_dir: Path):
+    """A run's model for new images. `engine`: auto (the fastest exact engine measured here, see
+    tl_core/engines.py), torch, onnx or bf16; Grad-CAM always runs the torch model (it needs gradients)."""
+
+    def __init__(self, run_dir: Path, engine: str = "auto"):
         self.run_dir = Path(run_dir)
         self.model, self.cfg, self.classes, self.pp = load_model(self.run_dir)
         self.transform = eval_transform(self.pp)
+        self.engine_name, self._engine, self.choice = engine, None, None
+
+    def engine(self):
+        """The forward pass for top_k/probabilities, chosen and built on first use (an ONNX export
+        the first time a run is used here: seconds, then cached)."""
+        if self._engine is None:
+            key = engines.file_key(self.run_dir / "model.safetensors", "logits")
+            self._engine, self.choice = engines.for_inference(self.model, self.cfg.backbone, self.pp.input_size,
+                                                              key, self.engine_name, self.cfg.cpu_bf16)
+        return self._engine
 
     def prepare(self, image) -> Image.Image:
         """Path, bytes or file object: decoded exactly as in training. A PIL image: resized likewise."""
@@ -31,8 +45,8 @@ class Predictor:
         return torch.stack([self.transform(self.prepare(im)) for im in images])
 
     def probabilities(self, images: list) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.model(self.tensor(images)).softmax(1)
+        x = self.tensor(images)
+        return self.engine()(x).softmax(1)
 
     def top_k(self, images: list, k: int = 5) -> list[list[tuple[str, float]]]:
         """For each image, the k most likely classes with their probabilities, best first."""

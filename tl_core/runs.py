@@ -184,6 +184,71 @@ def _update(run_dir: Path, **fields) -> None:
     write_json_atomic(run_dir / "run.json", info)
 
 
+# ---------------------------------------------------------------- runs trained elsewhere
+# A run trained by another process (process runner) or machine (worker pool) is driven through its
+# folder, which every machine sees: a stop file asks it to stop, a heartbeat file says it is alive.
+
+STOP_FILE, HEARTBEAT_FILE = "stop", "heartbeat"
+HEARTBEAT_EVERY_S = 2.0
+# a beat older than this means its trainer is gone (killed worker, lost machine); 15 beats allow
+# for a slow shared filesystem. Clocks of the machines must agree (NTP) to within a few seconds.
+HEARTBEAT_STALE_S = 30.0
+
+
+def request_stop(run_dir: str | Path) -> None:
+    """Ask the run to stop wherever it trains (it ends Stopped, keeping its best checkpoint)."""
+    (Path(run_dir) / STOP_FILE).write_bytes(b"stop")
+
+
+def stop_requested(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / STOP_FILE).exists()
+
+
+def beat(run_dir: str | Path) -> None:
+    """The trainer is alive: touch the heartbeat file (its modification time is the beat)."""
+    (Path(run_dir) / HEARTBEAT_FILE).touch()
+
+
+def heartbeat_stale(run_dir: str | Path, now: float | None = None) -> bool:
+    try:
+        last = (Path(run_dir) / HEARTBEAT_FILE).stat().st_mtime
+    except OSError:
+        return False  # no heartbeat: a thread-runner run, judged by its pid
+    return (now or time.time()) - last > HEARTBEAT_STALE_S
+
+
+class EventTail:
+    """Events of a run folder read by cursor: each read() parses only what was appended since."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / "events.jsonl"
+        self.offset = 0
+        self.events: list = []
+
+    def read(self) -> list:
+        """Parse new complete lines (a partial last line waits for its newline); returns the new events."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        new = []
+        for line in chunk[:end].decode("utf-8", errors="replace").splitlines():
+            try:
+                new.append(ev.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue
+        self.events.extend(new)
+        return new
+
+    def since(self, cursor: int = 0) -> list:
+        self.read()
+        return self.events[cursor:]
+
+
 # ---------------------------------------------------------------- reading runs
 
 
@@ -207,19 +272,28 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed process not yet reaped by its parent (a zombie, state Z) is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
-def run_status(info: dict) -> RunStatus:
-    """Running/Queued only while the process that owns the run is alive; else Interrupted."""
+def run_status(info: dict, run_dir: str | Path | None = None) -> RunStatus:
+    """Running/Queued only while the process that owns the run is alive; else Interrupted.
+
+    With `run_dir`: a run whose trainer beats a heartbeat (process and pool runners) and has not
+    beaten for HEARTBEAT_STALE_S is Interrupted too, on whatever machine it ran.
+    """
     try:
         status = RunStatus(info.get("status", INTERRUPTED))
     except ValueError:  # a status this version does not know: nothing can be said about it
         return INTERRUPTED
     if not status.active:
         return status
+    if status == RUNNING and run_dir is not None and heartbeat_stale(run_dir):
+        return INTERRUPTED
     if info.get("host") != socket.gethostname():
-        return status  # another machine's process: nothing here can tell
+        return status  # another machine's process: only its heartbeat (above) can tell
     pid = int(info.get("pid", -1))
     if not _pid_alive(pid):
         return INTERRUPTED
@@ -233,7 +307,7 @@ def run_status(info: dict) -> RunStatus:
 def read_run(run_dir: str | Path) -> RunInfo:
     run_dir = Path(run_dir)
     info = read_json(run_dir / "run.json")
-    return RunInfo(str(run_dir), run_dir.name, run_status(info), RunConfig.from_dict(info["config"]),
+    return RunInfo(str(run_dir), run_dir.name, run_status(info, run_dir), RunConfig.from_dict(info["config"]),
                    info.get("classes", []), info.get("metrics", {}), info.get("created", 0.0),
                    info.get("parent"), info.get("error"))
 

@@ -13,6 +13,9 @@
 | TL_MAX_RUNS_PER_SESSION  | 0 (no limit)  | 5              | runs kept per session; the oldest are deleted   |
 | TL_MIN_FREE_MB           | 500           | 1000           | free disk needed to start a run                 |
 | TL_SESSION_TTL_HOURS     | 0 (never)     | 24             | idle sessions' runs and uploads are deleted     |
+| TL_RUNNER                | thread        | thread         | where jobs train: thread, process, rq (workers) |
+| TL_REDIS_URL             | redis://127.0.0.1:6379 | same  | the queue of the rq runner and of its workers   |
+| TL_JOB_TIMEOUT_S         | 86400         | 14400          | rq: a job still training after this is ended    |
 
 Hosted defaults assume a classroom: ~30 users on one machine, 200 MB uploads (Streamlit's own
 server.maxUploadSize default), and two concurrent trainings so nobody waits behind one long run.
@@ -30,13 +33,14 @@ from .data import IngestLimits
 from .messages import ConfigError, SettingsError  # noqa: F401  (SettingsError: public here too)
 
 MODES = ("local", "hosted")
+RUNNERS = ("thread", "process", "rq")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")  # token_urlsafe(24) is 32 characters
 
 _DEFAULTS = {
     "local": dict(max_upload_mb=4096, max_images=50_000, max_pixels=40_000_000, max_jobs=1, max_epochs=1000,
-                  max_runs_per_session=0, min_free_mb=500, session_ttl_hours=0),
+                  max_runs_per_session=0, min_free_mb=500, session_ttl_hours=0, job_timeout_s=86400),
     "hosted": dict(max_upload_mb=200, max_images=5000, max_pixels=25_000_000, max_jobs=2, max_epochs=30,
-                   max_runs_per_session=5, min_free_mb=1000, session_ttl_hours=24),
+                   max_runs_per_session=5, min_free_mb=1000, session_ttl_hours=24, job_timeout_s=4 * 3600),
 }
 
 
@@ -57,6 +61,9 @@ class Settings:
     max_runs_per_session: int = 0
     min_free_mb: int = 500
     session_ttl_hours: int = 0
+    job_timeout_s: int = 86400
+    runner: str = "thread"
+    redis_url: str = "redis://127.0.0.1:6379"
 
     @property
     def hosted(self) -> bool:
@@ -92,11 +99,14 @@ def load_settings(environ: dict | None = None) -> Settings:
         raise SettingsError("settings.bad_mode", mode=mode)
     defaults = _DEFAULTS[mode]
     values = {k: _int_env(env, f"TL_{k.upper()}", v) for k, v in defaults.items()}
-    for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb"):
+    for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb", "job_timeout_s"):
         if values[name] < 1:
             raise SettingsError("settings.at_least_one", name=f"TL_{name.upper()}")
+    runner = env.get("TL_RUNNER", "thread").strip().lower() or "thread"
+    if runner not in RUNNERS:
+        raise SettingsError("settings.bad_runner", runner=runner)
     return Settings(mode=mode, runs_dir=env.get("TL_RUNS", "runs"), workspace_dir=env.get("TL_WORKSPACE", "workspace"),
-                    **values)
+                    runner=runner, redis_url=env.get("TL_REDIS_URL", "redis://127.0.0.1:6379").strip(), **values)
 
 
 # ---------------------------------------------------------------- sessions

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .atomic import write_json_atomic
 from .checkpoint import save_model, save_preprocess
 from .config import RunConfig
 from .data import Dataset
+from .engines import native_bf16
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
 from .features import FeatureLoop
 from .messages import OUT_OF_MEMORY, ConfigError, DataError, LossError, Message, UserError, mentions_out_of_memory
@@ -34,6 +36,8 @@ class StopRequested(Exception):
 
 
 def pick_device(cfg: RunConfig) -> torch.device:
+    if distributed.under_torchrun():
+        return distributed.init(cfg.device)  # one rank of a --devices N run: its own GPU, or the CPU
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.no_gpu")
     if cfg.device == "cpu" or not torch.cuda.is_available():
@@ -167,10 +171,18 @@ class Run:
         if self.cuda and self.cfg.amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return torch.autocast("cuda", dtype=dtype)
+        if self.cpu_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def cpu_bf16(self) -> bool:
+        """bf16 autocast on the CPU: asked for, and the CPU computes bf16 natively (else it is slower)."""
+        return not self.cuda and self.cfg.cpu_bf16 and native_bf16()
+
     def check_stop(self) -> None:
-        if self.stop.is_set():
+        # several ranks: all stop at the same step (a rank that stopped alone would hang the others)
+        if distributed.any_rank(self.stop.is_set()):
             raise StopRequested()
 
     def started(self, steps_per_epoch: int) -> Started:
@@ -245,11 +257,19 @@ class ImageLoop:
         drop_last = len(ds.train) % cfg.batch_size == 1
         gen = torch.Generator().manual_seed(cfg.seed)
         kw = loader_kwargs(run)
+        train_set = ImageDataset(ds.train, pp, train_transform(pp, cfg.augment, normalize=False))
+        val_set = ImageDataset(ds.val, pp, eval_transform(pp, normalize=False))
+        # --devices N: each rank takes 1/N of the batch, so the global batch and schedule are the same
+        batch = max(1, cfg.batch_size // distributed.world())
+        self.sampler = distributed.train_sampler(train_set, cfg.seed)
+        if self.sampler is not None:
+            drop_last = len(self.sampler) % batch == 1
         self.train_loader = torch.utils.data.DataLoader(
-            ImageDataset(ds.train, pp, train_transform(pp, cfg.augment, normalize=False)), batch_size=cfg.batch_size,
-            shuffle=True, drop_last=drop_last, generator=gen, **kw)
-        self.val_loader = torch.utils.data.DataLoader(
-            ImageDataset(ds.val, pp, eval_transform(pp, normalize=False)), batch_size=cfg.batch_size, **kw)
+            train_set, batch_size=batch, shuffle=self.sampler is None, sampler=self.sampler, drop_last=drop_last,
+            generator=gen, **kw)
+        self.val_loader = torch.utils.data.DataLoader(val_set, batch_size=batch,
+                                                      sampler=distributed.eval_sampler(val_set), **kw)
+        self.net = distributed.wrap(run.model, run.device)  # DDP averages gradients over ranks
         # uint8 batches, normalised here in one go (see transforms._to_tensor; on CUDA this also
         # moves 4x fewer bytes to the GPU)
         self.normalize = BatchNormalize(pp)
@@ -280,13 +300,15 @@ class ImageLoop:
     def train_epoch(self, epoch: int):
         run = self.run
         set_train_mode(run.model)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every rank
         loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader, 1):
             run.check_stop()
             t = time.perf_counter()
             x, y = self._to_device(x, y)
             with run.autocast():
-                logits = run.model(x)
+                logits = self.net(x)
                 loss = run.loss_fn(logits.float(), y)
             if not torch.isfinite(loss):
                 raise LossError("train.loss_not_finite_step", loss=loss.item(), epoch=epoch, step=step)
@@ -301,6 +323,7 @@ class ImageLoop:
             self.step_seconds.append(time.perf_counter() - t)
             yield Progress("train", epoch, step, self.steps_per_epoch, loss.item(),
                            seen / (time.perf_counter() - t_epoch), self._eta(epoch, step))
+        loss_sum, correct, seen = distributed.sum_over_ranks(loss_sum, correct, seen)  # the whole epoch's
         return {"train/loss": loss_sum / max(1, seen), "train/acc": correct / max(1, seen),
                 "images_per_s": seen / (time.perf_counter() - t_epoch),
                 "lr": self.optimizer.param_groups[0]["lr"]}
@@ -317,6 +340,10 @@ class ImageLoop:
                     logits = run.model(x).float()
                 outputs.append((logits.cpu(), y.cpu()))
                 yield Progress("val", epoch, step, len(self.val_loader))
+        if distributed.active():  # every rank gets every validation image's logits, in order
+            n = len(run.dataset.val)
+            outputs = [(distributed.gather_rows(torch.cat([o[0] for o in outputs]), n),
+                        distributed.gather_rows(torch.cat([o[1] for o in outputs]), n))]
         return val_metrics(run, outputs)
 
 
@@ -359,8 +386,13 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if distributed.active():
+            yield Note.of(Message("train.distributed", {"n": distributed.world(), "device": run.device.type}))
+        if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
+            yield Note.of(Message("train.no_native_bf16"))
         if cfg.starts_from_probe:
             yield from init_head_from_probe(run)
+            distributed.same_weights(run.model)
         yield from _epochs(run, loop)
     except StopRequested:
         if run:

@@ -15,8 +15,8 @@ from tl_core import sessions, settings
 from tl_core.atomic import read_json, write_json_atomic
 from tl_core.config import DEFAULT_LR, RunConfig
 from tl_core.data import Dataset
-from tl_core.job import JobManager
 from tl_core.messages import ConfigError
+from tl_core.runners import make_runner
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = ASSETS / "samples"
@@ -66,9 +66,10 @@ def safe_name(name: str) -> str:
 
 
 @st.cache_resource
-def job_manager() -> JobManager:
-    # one registry per server process: jobs outlive a browser refresh, not a restart
-    return JobManager(max_concurrent=server_settings().max_jobs)
+def job_manager():
+    # one registry per server process: jobs outlive a browser refresh; TL_RUNNER picks where they
+    # train (thread, process, or rq workers, whose jobs also outlive a restart of this server)
+    return make_runner(server_settings())
 
 
 # The dataset and the settings are kept in the session's workspace, each under a name made from

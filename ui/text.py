@@ -27,6 +27,17 @@ EN = {
     "data_title": "Your images",
     "data_intro": "Give TL Studio one folder per class (for example `pets/cats` and `pets/dogs`). "
                   "Files that are not usable images are skipped and listed below.",
+    "data_tab_local": "A folder on this computer",
+    "data_local_label": "Folder path on the computer running TL Studio",
+    "data_local_help": "Class sub-folders, or train/ and val/ with class sub-folders. Read in place: nothing "
+                       "is copied or written into it.",
+    "data_local_button": "Use this folder",
+    "data_local_not_dir": "{path} is not a folder on this computer; type the full path of a folder.",
+    "data_big_folder": "Many photos? Uploading a folder sends each file on its own (887 photos: about 30 s); "
+                       "a zip of the same folder uploads in about 7 s, and on the computer running TL Studio the "
+                       "'{tab}' tab reads it in about a second.",
+    "data_big_folder_hosted": "Many photos? Uploading a folder sends each file on its own (887 photos: about "
+                              "30 s); a zip of the same folder uploads about 4x faster.",
     "data_tab_folder": "Upload a folder", "data_tab_zip": "Upload a zip", "data_tab_sample": "Sample dataset",
     "data_folder_label": "Choose the folder that holds your class folders",
     "data_folder_help": "Each sub-folder's name becomes a class name.",
@@ -42,6 +53,7 @@ EN = {
                         "to learn from scratch in seconds, to compare with transfer learning.",
     "data_shapes_button": "Use the generated shapes",
     "data_checking": "Checking {n} files…", "data_checking_sample": "Loading the sample dataset…",
+    "data_checking_local": "Reading {path}…",
     "data_none_yet": "No dataset loaded yet.",
     "data_loaded": "Ready: {n} images in {k} classes.",
     "data_classes": "Classes", "data_train_images": "Training images", "data_val_images": "Validation images",
@@ -57,7 +69,20 @@ EN = {
     "m_step_backbone": "1. Backbone", "m_step_weights": "2. Starting weights", "m_step_strategy": "3. What to train",
     "m_source": "Pick from", "m_source_shortlist": "Recommended list", "m_source_search": "Search all timm models",
     "m_col_name": "Model", "m_col_params": "Parameters", "m_col_input": "Input size", "m_col_top1": "ImageNet top-1",
-    "m_col_speed": "Speed", "m_col_why": "Good for",
+    "m_col_speed": "Images/s here", "m_col_why": "Good for",
+    "m_speed_unmeasured": "not measured yet",
+    "m_speed_cell": "{rate:.0f} ({engine})",
+    "m_speed_button": "Measure speed on this computer",
+    "m_speed_help": "Runs each backbone on a few random images with every engine this computer offers (PyTorch, "
+                    "ONNX Runtime, bfloat16 where the CPU has it); about 5-15 s per backbone, kept for next time.",
+    "m_speed_working": "Measuring {name} ({i} of {n})…",
+    "m_speed_caption": "Images/s: the fastest exact engine measured on this computer, batch of 16 at the "
+                       "backbone's own size (frozen pass: feature extraction and prediction).",
+    "m_bf16": "bfloat16 on this CPU (faster, slightly less exact)",
+    "m_bf16_help": "This CPU computes bfloat16 natively. Feature extraction may then use it when faster, and "
+                   "fine-tuning runs in bf16 autocast. Features differ from fp32 by up to a few percent.",
+    "m_bf16_figures": "Measured here for {name}: bfloat16 {bf16:.0f} images/s vs {fp32:.0f} for the fastest exact "
+                      "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
     "m_backbone": "Backbone",
     "m_tiny_help": "test_* models are toy models that train in seconds. Offline, start test_resnet from "
@@ -111,6 +136,8 @@ EN = {
     "m_opt": "Optimizer", "m_patience": "Stop early after N epochs without progress",
     "m_patience_help": "0 never stops early.", "m_head": "New last layer", "m_head_linear": "Linear",
     "m_head_mlp": "Small network (MLP)", "m_hidden": "Hidden units", "m_dropout": "Dropout", "m_device": "Device",
+    "m_devices": "GPUs for this run",
+    "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
     "m_augment_none_explain": "Images are used exactly as they are.",
     "m_augment_off_features": "Off for feature extraction: each image's features are computed once and cached, "
@@ -147,6 +174,8 @@ EN = {
     "train_device": "Device", "train_images": "Images (train / val)", "train_trainable": "Trainable parameters",
     "train_ips": "Images per second",
     "train_finished": "Finished: {acc:.1%} validation accuracy (best epoch {epoch}, {secs:.0f} s).",
+    "train_best_picked": "Epoch {epoch} of {n} is kept because it scored best on the validation images, so this "
+                         "accuracy is slightly optimistic: new photos may score a little lower.",
     "train_stopped": "Stopped during epoch {epoch}. The best model so far is saved.",
     "train_details": "Technical details",
     "prog_starting": "Starting…", "prog_line": "{phase} · epoch {epoch} · step {step}/{total} · {ips:,.0f} images/s",
@@ -183,6 +212,7 @@ EN = {
     "pr_result": "**{name}**: {cls} ({prob:.0%})", "pr_input": "Your image",
     "pr_gradcam_working": "Computing Grad-CAM…", "pr_gradcam_cap": "Where it saw “{cls}”",
     "pr_topk": "Top guesses",
+    "pr_engine": "Predicted with {engine} in {ms:.0f} ms (preprocessing included).",
     # export page
     "export_title": "Export", "ex_pick": "Run", "ex_working": "Preparing files…",
     "ex_st_title": "Model weights (safetensors)",
@@ -232,6 +262,9 @@ EN = {
     "energy_estimated": "{wh:.3g} Wh, estimated ({watts:g} W per busy core × CPU time)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
     "energy_line": "Time {time} · energy {energy}",
+    "energy_how_measured": "measured ({source})",
+    "energy_how_estimated": "estimated ({watts:g} W per busy core × CPU time)",
+    "energy_how_estimated_gpu": "estimated ({watts:g} W × wall time)",
     "adv_measure": "Measure how similar my images are (seconds)",
     "adv_measuring": "Probing {n} training images with pretrained and with random features…",
     "adv_measured": "Linear probe on frozen features of {n} training images: **{acc:.0%}** with the pretrained "
@@ -272,6 +305,17 @@ ES = {
     "data_title": "Tus imágenes",
     "data_intro": "Dale a TL Studio una carpeta por clase (por ejemplo `mascotas/gatos` y `mascotas/perros`). "
                   "Los archivos que no son imágenes utilizables se omiten y aparecen en la lista de abajo.",
+    "data_tab_local": "Una carpeta de este ordenador",
+    "data_local_label": "Ruta de la carpeta en el ordenador donde se ejecuta TL Studio",
+    "data_local_help": "Subcarpetas de clases, o train/ y val/ con subcarpetas de clases. Se lee donde está: "
+                       "no se copia nada ni se escribe nada en ella.",
+    "data_local_button": "Usar esta carpeta",
+    "data_local_not_dir": "{path} no es una carpeta de este ordenador; escribe la ruta completa de una carpeta.",
+    "data_big_folder": "¿Muchas fotos? Al subir una carpeta se envía cada archivo por separado (887 fotos: unos "
+                       "30 s); un zip de la misma carpeta se sube en unos 7 s, y en el ordenador donde se ejecuta "
+                       "TL Studio la pestaña «{tab}» la lee en alrededor de un segundo.",
+    "data_big_folder_hosted": "¿Muchas fotos? Al subir una carpeta se envía cada archivo por separado (887 fotos: "
+                              "unos 30 s); un zip de la misma carpeta se sube unas 4 veces más rápido.",
     "data_tab_folder": "Subir una carpeta", "data_tab_zip": "Subir un zip", "data_tab_sample": "Datos de ejemplo",
     "data_folder_label": "Elige la carpeta que contiene tus carpetas de clases",
     "data_folder_help": "El nombre de cada subcarpeta pasa a ser el nombre de una clase.",
@@ -289,6 +333,7 @@ ES = {
                         "tan simples que se aprenden desde cero en segundos, para compararlo con la transferencia.",
     "data_shapes_button": "Usar las figuras generadas",
     "data_checking": "Revisando {n} archivos…", "data_checking_sample": "Cargando los datos de ejemplo…",
+    "data_checking_local": "Leyendo {path}…",
     "data_none_yet": "Todavía no hay datos cargados.",
     "data_loaded": "Listo: {n} imágenes en {k} clases.",
     "data_classes": "Clases", "data_train_images": "Imágenes de entrenamiento",
@@ -304,7 +349,22 @@ ES = {
     "m_step_backbone": "1. Red base", "m_step_weights": "2. Pesos iniciales", "m_step_strategy": "3. Qué se entrena",
     "m_source": "Elegir de", "m_source_shortlist": "Lista recomendada", "m_source_search": "Buscar entre todos los modelos de timm",
     "m_col_name": "Modelo", "m_col_params": "Parámetros", "m_col_input": "Tamaño de entrada",
-    "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Velocidad", "m_col_why": "Indicado para",
+    "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Imágenes/s aquí", "m_col_why": "Indicado para",
+    "m_speed_unmeasured": "sin medir",
+    "m_speed_cell": "{rate:.0f} ({engine})",
+    "m_speed_button": "Medir la velocidad en este ordenador",
+    "m_speed_help": "Ejecuta cada modelo base con unas pocas imágenes aleatorias en cada motor que ofrece este "
+                    "ordenador (PyTorch, ONNX Runtime, bfloat16 si la CPU lo tiene); unos 5-15 s por modelo, "
+                    "se guarda para la próxima vez.",
+    "m_speed_working": "Midiendo {name} ({i} de {n})…",
+    "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
+                       "propio del modelo (pasada congelada: extracción de características y predicción).",
+    "m_bf16": "bfloat16 en esta CPU (más rápido, algo menos exacto)",
+    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. La extracción de características puede usarlo si "
+                   "es más rápido, y el ajuste fino se ejecuta con autocast bf16. Las características difieren de "
+                   "fp32 hasta en un pequeño porcentaje.",
+    "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
+                      "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
     "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
@@ -361,6 +421,8 @@ ES = {
     "m_patience_help": "0 nunca para antes de tiempo.", "m_head": "Nueva capa final", "m_head_linear": "Lineal",
     "m_head_mlp": "Red pequeña (MLP)", "m_hidden": "Unidades ocultas", "m_dropout": "Dropout",
     "m_device": "Dispositivo",
+    "m_devices": "GPU para este entrenamiento",
+    "m_devices_help": "Más de 1 entrena este único modelo en varias GPU a la vez (PyTorch DDP): cada una toma una parte de cada lote.",
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
     "m_augment_strong": "Fuerte",
     "m_augment_none_explain": "Las imágenes se usan tal cual.",
@@ -398,6 +460,8 @@ ES = {
     "train_device": "Dispositivo", "train_images": "Imágenes (entren. / valid.)",
     "train_trainable": "Parámetros entrenables", "train_ips": "Imágenes por segundo",
     "train_finished": "Terminado: {acc:.1%} de exactitud en validación (mejor época {epoch}, {secs:.0f} s).",
+    "train_best_picked": "Se guarda la época {epoch} de {n} porque fue la mejor con las imágenes de validación, así "
+                         "que esta exactitud es algo optimista: fotos nuevas pueden puntuar un poco menos.",
     "train_stopped": "Detenido durante la época {epoch}. Se ha guardado el mejor modelo hasta ese momento.",
     "train_details": "Detalles técnicos",
     "prog_starting": "Empezando…",
@@ -435,6 +499,7 @@ ES = {
     "pr_result": "**{name}**: {cls} ({prob:.0%})", "pr_input": "Tu imagen",
     "pr_gradcam_working": "Calculando Grad-CAM…", "pr_gradcam_cap": "Dónde vio «{cls}»",
     "pr_topk": "Mejores respuestas",
+    "pr_engine": "Predicho con {engine} en {ms:.0f} ms (preprocesado incluido).",
     "export_title": "Exportar", "ex_pick": "Entrenamiento", "ex_working": "Preparando los archivos…",
     "ex_st_title": "Pesos del modelo (safetensors)",
     "ex_st_help": "Los pesos y el config.json de timm; se cargan con timm o con esta aplicación.",
@@ -485,6 +550,9 @@ ES = {
     "energy_estimated": "{wh:.3g} Wh, estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
     "energy_line": "Tiempo {time} · energía {energy}",
+    "energy_how_measured": "medido ({source})",
+    "energy_how_estimated": "estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
+    "energy_how_estimated_gpu": "estimado ({watts:g} W × tiempo real)",
     "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
     "adv_measuring": "Probando {n} imágenes de entrenamiento con características preentrenadas y aleatorias…",
     "adv_measured": "Sonda lineal sobre características congeladas de {n} imágenes de entrenamiento: **{acc:.0%}** "

@@ -149,6 +149,16 @@ def energy_text(energy: dict | None) -> str:
     return t(key, wh=energy["wh"], watts=energy.get("stated_watts", 0))
 
 
+def energy_how(energy: dict | None) -> str:
+    """How a run's energy was obtained: 'measured (rapl)' or 'estimated (10 W per busy core × CPU time)'."""
+    if not energy or energy.get("wh") is None:
+        return ""
+    if not energy.get("estimate"):
+        return t("energy_how_measured", source=energy.get("source", "?"))
+    key = "energy_how_estimated" if "core" in energy.get("basis", "core") else "energy_how_estimated_gpu"
+    return t(key, watts=energy.get("stated_watts", 0))
+
+
 def energy_line(run_dir) -> str | None:
     """'Time 1 min 23 s · energy 0.41 Wh, measured (rapl)' from run.json, or None before the end."""
     try:
