@@ -116,3 +116,11 @@ def test_every_kind_renders(kind):
     params = {f: 1 for f in _fields(EN[kind])}
     assert Message(kind, params).render("es") and Message(kind, params).render("en")
     assert messages.render({"kind": kind, "params": params}, "es") == Message(kind, params).render("es")
+
+
+def test_spanish_keeps_accuracy_and_precision_apart():
+    """"Exactitud" is accuracy, "Precisión" only the per-class precision metric."""
+    from ui.text import ES as UI_ES
+
+    assert {k for k, v in UI_ES.items() if "recisi" in v} == {"ev_precision", "ev_per_class_help"}
+    assert not [k for k, v in ES.items() if "recisi" in v]

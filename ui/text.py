@@ -443,7 +443,7 @@ ES = {
     "why_small_similar": "Con pocas imágenes parecidas a las del preentrenamiento, las características "
                          "preentrenadas ya sirven y entrenar solo una capa final nueva evita el sobreajuste.",
     "why_large_similar": "Con muchas imágenes parecidas puedes ajustar toda la red y ganar los últimos "
-                         "puntos de precisión sin sobreajustar.",
+                         "puntos de exactitud sin sobreajustar.",
     "why_small_different": "Tus imágenes se parecen poco a fotos cotidianas y son pocas: conserva las "
                            "primeras capas, que son generales, y reentrena solo las últimas etapas.",
     "why_large_different": "Con muchas imágenes distintas de las fotos cotidianas, reentrena todo, pero "
@@ -535,12 +535,12 @@ ES = {
     "cmp_running": "Comparación en marcha: {done} de {n} entrenamientos terminados.",
     "cmp_waiting": "Otro entrenamiento tuyo está en marcha; la comparación sigue cuando termine.",
     "cmp_leaderboard": "Clasificación", "cmp_verdict": "Veredicto",
-    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Precisión",
+    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Exactitud",
     "cmp_col_interval": "Intervalo del 95%", "cmp_col_time": "Tiempo", "cmp_col_energy": "Energía (Wh)",
     "cmp_col_how": "Energía según",
-    "cmp_interval_help": "Cada precisión lleva un intervalo de Wilson del 95% según el número de imágenes de "
+    "cmp_interval_help": "Cada exactitud lleva un intervalo de Wilson del 95% según el número de imágenes de "
                          "validación: solo hay ganador cuando los intervalos no se solapan.",
-    "cmp_curves": "Precisión en validación de cada entrenamiento",
+    "cmp_curves": "Exactitud en validación de cada entrenamiento",
     "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
     "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
     "cmp_pick": "Comparación", "cmp_none": "Aún no hay comparaciones.",
