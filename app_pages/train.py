@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tl_core import sessions, settings
-from tl_core.events import Failed, Finished, Note, Started, Stopped
+from tl_core.events import EpochEnd, Failed, Finished, Note, Started, Stopped
 from tl_core.status import RunStatus
 from ui import charts, state
 from ui.text import say, t
