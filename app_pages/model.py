@@ -23,7 +23,7 @@ BATCHES = [8, 16, 32, 64, 128, 256]
 def _shortlist() -> list[str]:
     # the curated gallery plus timm's tiny test_* models: offline, random-init, seconds on a CPU
     names = [b.name for b in catalog.CURATED]
-    return names + [n for n in getattr(catalog, "TINY_OFFLINE", []) if n not in names]
+    return names + [n for n in catalog.TINY_OFFLINE if n not in names]
 
 
 def _seed_from(cfg: RunConfig) -> None:
