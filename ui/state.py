@@ -108,8 +108,10 @@ def _restore(what: str) -> dict | None:
 
 def dataset():
     if "dataset" not in st.session_state:
-        st.session_state.dataset = _restored_dataset()
-    return st.session_state.dataset
+        restored = _restored_dataset()  # None: nothing loaded yet (the key stays unset)
+        if restored is not None:
+            st.session_state.dataset = restored
+    return st.session_state.get("dataset")
 
 
 def _restored_dataset():
