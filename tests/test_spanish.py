@@ -151,6 +151,6 @@ def test_train_and_result_pages_in_spanish(env, tmp_path):
                   until="Terminado")
     assert "no se usa con extracción de características" in page and "Se parte de pesos aleatorios" in page
     assert english_in(page) == []
-    for name in ("evaluate", "predict", "export"):  # a fresh session each: they pick the finished run
+    for name in ("evaluate", "predict", "export", "compare"):  # a fresh session each: they pick the finished run
         page = app(f"app_pages/{name}.py", lang="es")
         assert english_in(shown(page)) == [], name
