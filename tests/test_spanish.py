@@ -115,7 +115,7 @@ def test_model_page_in_spanish(env, tmp_path):
     at.session_state["lang"] = "es"
     at.run()
     page = shown(at)
-    assert messages.ES["catalog.speed_fast"] in page  # the gallery's speed and why columns
+    assert messages.ES["catalog.why_resnet18"] in page  # the gallery's "why" column
     assert "Desactivado en extracción de características" in page and "no contiene pesos para" in page
     assert english_in(page) == []
 

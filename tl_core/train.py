@@ -386,6 +386,9 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if isinstance(loop, FeatureLoop) and cfg.augment != "none":
+            # cached features are computed from the plain image: say so rather than pretend
+            yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
         if distributed.active():
             yield Note.of(Message("train.distributed", {"n": distributed.world(), "device": run.device.type}))
         if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
