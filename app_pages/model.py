@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from tl_core import catalog, engines, hub, model, similarity, weights
+from tl_core.audit import IMBALANCE_RATIO
 from tl_core.distributed import gpu_count
 from tl_core.transforms import preview_augmentations
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
@@ -43,7 +44,8 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
                        ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
-                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count())))):
+                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count()))),
+                       ("m_class_weights", cfg.class_weights)):
         state.seed_widget(key, value)
 
 
@@ -339,6 +341,9 @@ def advanced(ds, strategy_name: str) -> dict:
         if kw["head"] == "mlp":
             kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
             kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
+        kw["class_weights"] = c3.selectbox(t("m_class_weights"), ["auto", "on", "off"], key="m_class_weights",
+                                           format_func=lambda v: t(f"m_class_weights_{v}"),
+                                           help=t("m_class_weights_help", ratio=IMBALANCE_RATIO))
         kw["cpu_bf16"] = _bf16_option(state.config().backbone)
         kw["augment"] = augmentation(ds, strategy_name)
     return kw

@@ -14,6 +14,7 @@ HEAD_FITS = ("solve", "sgd")
 # fine-tuning from pretrained weights: start from the solved linear head, or a random one
 HEAD_INITS = ("probe", "random")
 AUGMENTATIONS = ("none", "light", "strong")
+CLASS_WEIGHTS = ("auto", "on", "off")  # auto: on above audit.IMBALANCE_RATIO (largest/smallest class)
 # Head learning rate by strategy. Feature extraction trains a linear head on cached features,
 # a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
 # dataset (46% val), at 1e-2..5e-2 it reached 58-71% in under a second (measured, CPU).
@@ -56,6 +57,7 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    class_weights: str = "auto"  # loss weighted by 1/class share: auto | on | off
     devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
     # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
     # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
@@ -66,7 +68,8 @@ class RunConfig:
 
     def validate(self) -> None:
         for name, choices in (("strategy", STRATEGIES), ("optimizer", OPTIMIZERS), ("head", HEADS),
-                              ("head_fit", HEAD_FITS), ("head_init", HEAD_INITS), ("augment", AUGMENTATIONS)):
+                              ("head_fit", HEAD_FITS), ("head_init", HEAD_INITS), ("augment", AUGMENTATIONS),
+                              ("class_weights", CLASS_WEIGHTS)):
             if getattr(self, name) not in choices:
                 raise ConfigError("config.bad_choice", field=name, choices=", ".join(choices))
         checks = [

@@ -362,6 +362,10 @@ _kinds({
     "pool.no_run": ("refused run id {run_id!r}: no such run folder under {root}",
                     "identificador de entrenamiento {run_id!r} rechazado: no existe esa carpeta en {root}"),
     "pool.foreign_job": ("refused job {job}: {func!r} is not {ours}", "trabajo {job} rechazado: {func!r} no es {ours}"),
+    "train.class_weights": ("Class-weighted loss is on ({mode}): each class counts as much as the others however many "
+                            "images it has (weights {weights}).",
+                            "La pérdida ponderada por clase está activada ({mode}): cada clase cuenta lo mismo que "
+                            "las demás, tenga las imágenes que tenga (pesos {weights})."),
     "train.stopped_by_user": ("Stopped by the user.", "Detenido por el usuario."),
     # ------------------------------------------------ jobs
     "job.oom_retry": ("Out of memory on the GPU at batch size {batch}: retrying once automatically with batch size "

@@ -17,6 +17,7 @@ from torch import nn
 
 from . import distributed
 from .atomic import write_json_atomic
+from .audit import class_weights_for
 from .checkpoint import save_model, save_preprocess
 from .config import RunConfig
 from .data import Dataset
@@ -151,7 +152,9 @@ class Run:
         self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.class_weights = class_weights_for(cfg, dataset)
+        weight = torch.tensor(self.class_weights, device=self.device) if self.class_weights else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
         self.best_key = (-1.0, math.inf)
         self.keep_last = False  # True: the last epoch is the model (a solved head), not the best by val acc
@@ -389,6 +392,9 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         if isinstance(loop, FeatureLoop) and cfg.augment != "none":
             # cached features are computed from the plain image: say so rather than pretend
             yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
+        if run.class_weights:
+            weights = ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights))
+            yield Note.of(Message("train.class_weights", {"mode": cfg.class_weights, "weights": weights}))
         if distributed.active():
             yield Note.of(Message("train.distributed", {"n": distributed.world(), "device": run.device.type}))
         if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
