@@ -54,9 +54,11 @@ def gallery() -> str:
     source = st.radio(t("m_source"), ["shortlist", "search"], key="m_source", horizontal=True,
                       format_func=lambda s: t(f"m_source_{s}"))
     if source == "shortlist":
-        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_weights"): say(_readiness(b.name).text),
+        # measured speed next to the name: the weights column is wide and pushes later ones off screen
+        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_speed"): _speed_here(b.name, b.input_size),
+                               t("m_col_weights"): say(_readiness(b.name).text),
                                t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
-                               t("m_col_top1"): b.top1, t("m_col_speed"): _speed_here(b.name, b.input_size), t("m_col_why"): say(b.why)}
+                               t("m_col_top1"): b.top1, t("m_col_why"): say(b.why)}
                               for b in catalog.CURATED])
         st.dataframe(table, hide_index=True, column_config={
             t("m_col_params"): st.column_config.NumberColumn(format="%.2f M"),
