@@ -37,6 +37,17 @@ def _english_fragments() -> set[str]:
 ENGLISH = _english_fragments()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _own_server_state(env):
+    """server_settings() and the job registry are cached per process (st.cache_resource): read
+    them again for this module's folders, and leave none of ours to the modules after it."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
 def shown(at: AppTest) -> str:
     """Every sentence the page shows: text elements, tables, labels and options of widgets."""
     parts = []
