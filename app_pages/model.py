@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import catalog, engines, similarity, weights
+from tl_core import catalog, engines, hub, model, similarity, weights
+from tl_core.audit import IMBALANCE_RATIO
 from tl_core.distributed import gpu_count
+from tl_core.transforms import preview_augmentations
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ui import advisor, charts, state
 from ui.text import t
@@ -42,7 +44,8 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
                        ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
-                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count())))):
+                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count()))),
+                       ("m_class_weights", cfg.class_weights)):
         state.seed_widget(key, value)
 
 
@@ -114,12 +117,12 @@ def _save_weights_file(upload) -> None:
 @st.cache_data(ttl=300, show_spinner=False)
 def _cache_status(backbone: str):
     # online, cache_status asks the hub for the download size (up to a few seconds): once per 5 min
-    return weights.cache_status(backbone)
+    return hub.cache_status(backbone)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def _readiness(backbone: str):
-    return weights.readiness(backbone)
+    return model.readiness(backbone)
 
 
 def _pretrained_status(backbone: str) -> None:
@@ -142,11 +145,11 @@ def _hub_status(backbone: str) -> None:
     if st.button(t("m_hub_fetch"), key="m_fetch"):
         bar = st.progress(0.0, text=t("m_hub_fetching"))
 
-        def progress(done, total):  # called on this script thread by weights.fetch
+        def progress(done, total):  # called on this script thread by hub.fetch
             bar.progress(min(1.0, done / total) if total else 0.0, text=t("m_hub_fetch_mb", mb=done / 1e6))
 
         with user_errors():
-            weights.fetch(backbone, progress=progress)
+            hub.fetch(backbone, progress=progress)
             _cache_status.clear()
             _readiness.clear()
             st.rerun()
@@ -155,7 +158,7 @@ def _hub_status(backbone: str) -> None:
 def prepare_classroom() -> None:
     """Download several backbones ahead of a lesson, so 30 laptops do not fetch them at once."""
     with st.expander(t("m_prep_title")):
-        st.caption(t("m_prep_where", where=weights.cache_dir()))
+        st.caption(t("m_prep_where", where=hub.cache_dir()))
         names = st.multiselect(t("m_prep_pick"), [b.name for b in catalog.CURATED], key="m_prep_names")
         if not st.button(t("m_prep_button"), key="m_prep_go", disabled=not names):
             return
@@ -166,7 +169,7 @@ def prepare_classroom() -> None:
                 bar.progress(min(1.0, done / total) if total else 0.0, text=f"{name}: {done / 1e6:.1f} MB")
 
             with user_errors():
-                weights.fetch(name, progress=progress)
+                hub.fetch(name, progress=progress)
                 bar.progress(1.0, text=t("m_prep_done", name=name))
         _cache_status.clear()
         _readiness.clear()
@@ -338,6 +341,9 @@ def advanced(ds) -> dict:
         if kw["head"] == "mlp":
             kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
             kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
+        kw["class_weights"] = c3.selectbox(t("m_class_weights"), ["auto", "on", "off"], key="m_class_weights",
+                                           format_func=lambda v: t(f"m_class_weights_{v}"),
+                                           help=t("m_class_weights_help", ratio=IMBALANCE_RATIO))
         kw["cpu_bf16"] = _bf16_option(state.config().backbone)
         kw["augment"] = st.radio(t("m_augment"), AUGMENTATIONS, key="m_augment", horizontal=True,
                                  format_func=lambda a: t(f"m_augment_{a}"))
@@ -348,8 +354,6 @@ def advanced(ds) -> dict:
 
 
 def _preview(cfg: RunConfig, ds) -> None:
-    from tl_core.transforms import preview_augmentations
-
     path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.jpg")))
     with st.spinner(t("m_preview_working")), user_errors():
         images = preview_augmentations(cfg, path, n=8)

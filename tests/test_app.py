@@ -273,7 +273,7 @@ def test_export_page(finished_run):
     assert not at.exception, at.exception
     at.button(key="ex_onnx_make").click().run()
     assert not at.exception, at.exception
-    assert "largest difference" in texts(at)
+    assert "largest probability difference" in texts(at) and "validation images" in texts(at)
 
 
 def test_stop_a_run(finished_run):
@@ -421,3 +421,38 @@ def test_classroom_predownload_offline_is_a_sentence(env):
     at.button(key="m_prep_go").click().run()
     assert not at.exception, at.exception
     assert any("train from scratch" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_data_audit_shows_a_leak_and_fixes_the_split(env, tmp_path):
+    from PIL import Image
+
+    src = make_shapes_dataset(tmp_path / "shapes", per_class=6, size=48, classes=("circle", "star"))
+    files = [(f"shapes/{p.parent.name}/{p.name}", p.read_bytes(), "image/png") for p in sorted(src.rglob("*.png"))]
+    copy = Image.open(src / "circle" / "circle_0000.png").resize((40, 40))  # a resized copy, in another class
+    import io
+
+    buf = io.BytesIO()
+    copy.save(buf, "PNG")
+    files.append(("shapes/star/looks_like_a_circle.png", buf.getvalue(), "image/png"))
+    at = app("app_pages/data.py")
+    at.file_uploader(key="upload_dir").set_value(files)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Conflict" in texts(at)
+    before = len(at.session_state["dataset"].train) + len(at.session_state["dataset"].val)
+    at.button(key="au_drop_0_1").click().run()  # leave out the second copy
+    assert not at.exception, at.exception
+    ds = at.session_state["dataset"]
+    assert len(ds.train) + len(ds.val) == before - 1 and (src / "circle" / "circle_0000.png").exists()
+    assert "is left out" in texts(at)
+
+
+def test_evaluate_page_calibration_label_issues_and_map(finished_run):
+    at = app("app_pages/evaluate.py")
+    assert not at.exception, at.exception
+    assert "Calibration error (calibrated)" in [m.label for m in at.metric]
+    at.button(key="ev_issues").click().run()
+    assert not at.exception, at.exception
+    assert "wrong folder" in texts(at)
+    at.toggle(key="ev_map_show").set_value(True).run()
+    assert not at.exception, at.exception

@@ -21,6 +21,7 @@ from tl_core import events as ev
 from tl_core import runs
 from tl_core.job import JobManager
 from tl_core.settings import new_session_token
+from tl_core.status import RunStatus
 
 from conftest import tiny_cfg
 
@@ -131,9 +132,9 @@ def test_process_runner_trains_in_a_child_and_a_crash_ends_that_job_only(shapes,
     victim.join(30)
     other.join(120)
     last = victim.events()[-1]
-    assert victim.status == "failed" and isinstance(last, ev.Failed) and "ended unexpectedly" in last.message
+    assert victim.status == RunStatus.FAILED and isinstance(last, ev.Failed) and "ended unexpectedly" in last.message
     assert (victim.run_dir / "model.safetensors").is_file(), "the best checkpoint is kept"
-    assert other.status == "finished" and runs.read_run(other.run_dir).status == "Finished"
+    assert other.status == RunStatus.FINISHED and runs.read_run(other.run_dir).status == "Finished"
     live = [ev.to_dict(e) for e in other.events()]
     assert live == [ev.to_dict(e) for e in runs.read_events(other.run_dir)]
 
@@ -143,7 +144,7 @@ def test_process_runner_stop(shapes, tmp_path):
     _wait_for(lambda: _trained_an_epoch(job), 120, "the first epoch")
     job.stop()
     job.join(60)
-    assert job.status == "stopped" and runs.read_run(job.run_dir).status == "Stopped"
+    assert job.status == RunStatus.STOPPED and runs.read_run(job.run_dir).status == "Stopped"
 
 
 # ------------------------------------------------------------------ worker pool
@@ -162,7 +163,7 @@ def test_four_sessions_six_jobs_two_workers(pool, shapes):
     every = [j for js in jobs.values() for j in js]
     for j in every:
         j.join(240)
-    assert [j.status for j in every] == ["finished"] * 6, [(j.status, j.events()[-1:]) for j in every]
+    assert [j.status for j in every] == [RunStatus.FINISHED] * 6, [(j.status, j.events()[-1:]) for j in every]
     for s in sessions:
         mine = {j.id for j in jobs[s]}
         assert {j.id for j in runner.jobs(s)} == mine
@@ -186,14 +187,14 @@ def test_killed_worker_leaves_its_run_interrupted_and_others_finish(pool, shapes
     assert worker in {p.pid for p in pool.procs}
     os.kill(worker, signal.SIGKILL)
     t0 = time.monotonic()
-    _wait_for(lambda: long.status == "interrupted", 60, "the run to show Interrupted")
+    _wait_for(lambda: long.status == RunStatus.INTERRUPTED, 60, "the run to show Interrupted")
     print(f"\nworker death -> run Interrupted: {time.monotonic() - t0:.2f} s")
     assert runs.read_run(long.run_dir).status == "Interrupted"
     assert (long.run_dir / "model.safetensors").is_file(), "its best checkpoint is kept"
     _wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to die with its worker")
     for j in short:
         j.join(240)
-    assert [j.status for j in short] == ["finished", "finished"]
+    assert [j.status for j in short] == [RunStatus.FINISHED] * 2
 
 
 @needs_redis
@@ -206,16 +207,16 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
     runner = _runner(pool)  # no worker yet: everything waits in Redis
     first, second = (runner.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, pool.runs_root) for _ in range(2))
     assert (first.queue_position(), second.queue_position()) == (1, 2)
-    assert first.status == "queued"
+    assert first.status == RunStatus.QUEUED
     first.stop()
-    assert first.status == "stopped" and runs.read_run(first.run_dir).status == "Stopped"
+    assert first.status == RunStatus.STOPPED and runs.read_run(first.run_dir).status == "Stopped"
     assert second.queue_position() == 1
     # anyone who can write to Redis can enqueue a function by name: the worker runs only ours
     marker = pool.runs_root.parent / "should-not-exist"
     foreign = queue(Redis.from_url(pool.url)).enqueue_call("os.makedirs", args=(str(marker),))
     pool.start(1)
     second.join(240)
-    assert second.status == "finished"
+    assert second.status == RunStatus.FINISHED
     assert not any(isinstance(e, ev.Started) for e in first.events()), "the stopped job never trained"
     _wait_for(lambda: foreign.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 60, "the worker")
     assert foreign.get_status() == JobStatus.FAILED and not marker.exists()

@@ -1,4 +1,4 @@
-"""CLI: python -m tl_core train|predict|export|runs|weights ..."""
+"""CLI: python -m tl_core train|predict|export|audit|runs|weights ..."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,22 @@ import threading
 import time
 from pathlib import Path
 
-from .config import DEFAULT_LR, STRATEGIES, ConfigError, RunConfig
+from tqdm import tqdm
+
+from . import runs
+from .audit import audit
+from .config import DEFAULT_LR, STRATEGIES, RunConfig
+from .data import load_dataset
+from .events import TERMINAL, EpochEnd, Failed, Finished, Note, Progress, Stopped
+from .energy import describe
+from .job import JobManager, run_here, run_here_other_rank
+from .messages import UserError, WeightsError
+from .settings import load_settings
+from .status import RunStatus
+from .verdict import duration, wilson
+
+# Modules that load torch (train, predict, export, hub, weights) are imported inside the commands
+# that use them: `python -m tl_core runs` or `--help` answers in a fraction of a second without them.
 
 
 def _train_parser(sub) -> None:
@@ -68,13 +83,9 @@ class _Bars:
     """tqdm bars: one for feature extraction, one per epoch."""
 
     def __init__(self):
-        from tqdm import tqdm
-
         self.tqdm, self.bar, self.key = tqdm, None, None
 
     def show(self, e) -> None:
-        from .events import EpochEnd, Note, Progress
-
         if isinstance(e, Progress) and e.phase in ("features", "train"):
             key = (e.phase, e.epoch)
             if key != self.key:
@@ -100,8 +111,8 @@ class _Bars:
 
 def _train_other_rank(cfg, ds) -> int:
     """A rank other than 0 of a --devices N run: trains its share, writes nothing, prints nothing."""
-    from . import distributed
-    from .train import train
+    from . import distributed  # deferred: torch (see the note at the top)
+    from .train import train  # deferred: torch (see the note at the top)
 
     for _ in train(cfg, ds):
         pass
@@ -110,12 +121,11 @@ def _train_other_rank(cfg, ds) -> int:
 
 
 def cmd_train(a) -> int:
-    from . import distributed
+    from . import distributed  # deferred: torch (see the note at the top)
+
     if a.devices > 1 and not distributed.under_torchrun() and not a.queue:
         return distributed.launch(a.argv, a.devices)  # with --queue the worker launches torchrun
-    from . import runs
-    from .data import load_dataset
-    from .train import train
+    from .train import train  # deferred: torch (see the note at the top)
 
     cfg = _config(a)
     out = Path(a.out)
@@ -126,10 +136,9 @@ def cmd_train(a) -> int:
         _print_report(ds)
     if a.queue:
         return cmd_enqueue(a, cfg, ds, out)
-    from .weights import fetch_with_bar, resolve_source
+    from .model import resolve_source  # deferred: torch (see the note at the top)
 
     if resolve_source(cfg) == "hub":
-
         fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
     if os.environ.get("RANK", "0") != "0":
         return _train_other_rank(cfg, ds)
@@ -148,8 +157,6 @@ def cmd_train(a) -> int:
 
 def _final_line(run_dir, last) -> int:
     """The last line of `train`: one JSON object with the outcome (the same for --queue --wait)."""
-    from .events import Failed, Finished, Stopped
-
     result = {"run_dir": str(run_dir), "status": type(last).__name__ if last is not None else "Interrupted"}
     if isinstance(last, Finished):
         result.update({"val/acc": last.metrics.get("val/acc"), "val/loss": last.metrics.get("val/loss"),
@@ -164,8 +171,7 @@ def _final_line(run_dir, last) -> int:
 
 def cmd_enqueue(a, cfg, ds, out: Path) -> int:
     """--queue: hand the run to the worker pool; with --wait follow it through its run folder."""
-    from .events import TERMINAL
-    from .pool import PoolRunner
+    from .pool import PoolRunner  # deferred: rq and redis are needed only with --queue
 
     job = PoolRunner(a.queue, out).submit(cfg, ds, out)
     print(json.dumps({"run_id": job.run_dir.name, "run_dir": str(job.run_dir), "job": job.id, "status": "Queued"}),
@@ -188,8 +194,7 @@ def cmd_enqueue(a, cfg, ds, out: Path) -> int:
 
 
 def cmd_worker(a) -> int:
-    from .pool import serve
-    from .settings import load_settings
+    from .pool import serve  # deferred: rq and redis are needed only by a worker
 
     if a.runs:
         os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
@@ -198,38 +203,69 @@ def cmd_worker(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from .predict import Predictor
+    from .predict import Predictor  # deferred: torch (see the note at the top)
 
     predictor = Predictor(Path(a.run_dir), engine=a.engine)
     for image in a.images:
-        print(json.dumps({"image": image, "top_k": predictor.top_k([image], a.top_k)[0]}))
+        # calibrated probabilities; "not sure" below the run's threshold (or --threshold)
+        ans = predictor.answers([image], a.top_k, a.threshold)[0]
+        print(json.dumps({"image": image, "answer": ans["top_k"][0][0] if ans["sure"] else "not sure",
+                          "top_k": ans["top_k"], "threshold": round(ans["threshold"], 4)}))
     print(f"engine: {predictor.choice.label}", file=sys.stderr)
     return 0
 
 
 def cmd_export(a) -> int:
-    from .export import export_run
+    from .export import export_run  # deferred: torch (see the note at the top)
 
+    if a.format == "embeddings":
+        from .embeddings import export_embeddings  # deferred: torch (see the note at the top)
+
+        out = export_embeddings(a.run_dir, a.out)
+        print(f"backbone features of every image: {out['npz']}, {out['csv']}; check: python {out['snippet']}",
+              file=sys.stderr)
+        print(json.dumps({**out, "format": "embeddings"}))
+        return 0
     result = export_run(a.run_dir, a.format, a.out)
-    print(f"verified: max abs difference of probabilities vs the torch model = {result.max_abs_diff:.2e}",
+    print(f"verified on {result.n_images} validation images: top-1 agreement with the app "
+          f"{result.agreement:.1%}, max abs difference of probabilities = {result.max_abs_diff:.2e}",
           file=sys.stderr)
-    print(json.dumps({"path": result.path, "format": a.format, "max_abs_diff": result.max_abs_diff}))
+    print(f"unzip {Path(result.path).name} and run: python predict.py IMAGE...", file=sys.stderr)
+    print(json.dumps({"path": result.path, "format": a.format, "max_abs_diff": result.max_abs_diff,
+                      "top1_agreement": result.agreement, "n_images": result.n_images}))
+    return 0
+
+
+def cmd_audit(a) -> int:
+    workdir = tempfile.mkdtemp(prefix="tl-audit-")  # a zip is extracted here, nowhere else
+    ds = load_dataset(a.data, workdir=workdir, val_fraction=a.val_fraction, seed=a.seed)
+    _print_report(ds)
+    features = None
+    if a.backbone:
+        from .embeddings import dataset_features  # deferred: torch (see the note at the top)
+
+        cfg = RunConfig(backbone=a.backbone, pretrained=a.pretrained)
+        print(f"computing {a.backbone} features of {len(ds.train) + len(ds.val)} images...", file=sys.stderr)
+        features = dataset_features(cfg, ds)
+    report = audit(ds, features)
+    for p in report.pairs:
+        print(f"{p.kind} ({p.where}, {p.method} {p.similarity:.3f}): {p.a} <-> {p.b}", file=sys.stderr)
+    if report.class_weights_on:
+        print(f"classes imbalanced {report.imbalance:.2f}:1: training weighs the loss by class "
+              "(RunConfig.class_weights=auto)", file=sys.stderr)
+    print(json.dumps(report.to_dict()))
     return 0
 
 
 def cmd_runs(a) -> int:
-    from .runs import list_runs
-
-    for r in list_runs(a.root):
+    for r in runs.list_runs(a.root):
         print(json.dumps({"run_dir": r.dir, "status": r.status, "backbone": r.config.backbone,
                           "strategy": r.config.strategy, "val/acc": r.metrics.get("val/acc"), "parent": r.parent}))
     return 0
 
 
 def cmd_run_job(a) -> int:
-    from . import distributed
-    from .events import Finished
-    from .job import run_here, run_here_other_rank
+    from . import distributed  # deferred: torch (see the note at the top)
 
     if a.devices > 1 and not distributed.under_torchrun():
         return distributed.launch(a.argv, a.devices)
@@ -266,9 +302,6 @@ STRATEGIES_ORDER = ("scratch", "feature_extraction", "partial", "full")
 
 
 def _member_line(r: dict) -> str:
-    from .energy import describe
-    from .verdict import duration, wilson
-
     if r.get("acc") is None:
         return f"{r['strategy']}: {r.get('status')}"
     lo, hi = wilson(r["correct"], r["n_val"])
@@ -278,11 +311,9 @@ def _member_line(r: dict) -> str:
 
 
 def cmd_compare(a) -> int:
-    from . import compare
-    from . import estimate as timing
-    from .data import load_dataset
-    from .job import JobManager
-    from .verdict import duration
+    from . import compare  # deferred: torch (see the note at the top)
+    from . import estimate as timing  # deferred: torch (see the note at the top)
+    from .model import resolve_source  # deferred: torch (see the note at the top)
 
     base = RunConfig(backbone=a.backbone, pretrained=a.pretrained, epochs=a.epochs, unfreeze=a.unfreeze,
                      batch_size=a.batch_size, image_size=a.image_size, seed=a.seed, val_fraction=a.val_fraction,
@@ -293,8 +324,6 @@ def cmd_compare(a) -> int:
     ds = load_dataset(a.data, workdir=tempfile.mkdtemp(prefix=".upload-", dir=out), val_fraction=a.val_fraction,
                       seed=a.seed)
     _print_report(ds)
-    from .weights import fetch_with_bar, resolve_source
-
     if resolve_source(base) == "hub":
         fetch_with_bar(base.backbone)
     speed = timing.measure_speed(base, ds)
@@ -320,13 +349,11 @@ def cmd_compare(a) -> int:
 
 def _follow(group, compare) -> None:
     """Print each member's line as it ends (the group runs on its own thread)."""
-    import time
-
     shown = set()
     while True:
         done = group.done
         for r in compare.results(compare.read_group(group.path)):
-            if r["strategy"] not in shown and r.get("status") in ("Finished", "Stopped", "Failed"):
+            if r["strategy"] not in shown and r.get("status") in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED):
                 shown.add(r["strategy"])
                 print(_member_line(r), file=sys.stderr)
         if done:
@@ -342,12 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--threshold", type=float, default=None,
+                   help='answer "not sure" below this calibrated probability (default: the run\'s, from validation)')
     p.add_argument("--engine", choices=["auto", "torch", "onnx", "bf16"], default="auto",
                    help="auto: the fastest exact engine measured on this computer (bf16 only if named)")
     p = sub.add_parser("export", help="export a run as safetensors (timm) or ONNX, verified")
     p.add_argument("run_dir")
-    p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
+    p.add_argument("--format", choices=["safetensors", "onnx", "embeddings"], default="onnx",
+                   help="a zip that runs as unpacked (predict.py), or the backbone features as .npz/.csv")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("audit", help="duplicates, train/val leakage, conflicting labels, class counts")
+    p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
+    p.add_argument("--backbone", default="", help="also compare backbone features (e.g. tf_efficientnet_lite0)")
+    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR (with --backbone)")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")
     p.add_argument("run_dir")
     p.add_argument("--devices", type=int, default=1, help="on N GPUs (torchrun + DDP)")
@@ -360,28 +396,124 @@ def build_parser() -> argparse.ArgumentParser:
     _compare_parser(sub)
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
-    from . import weights
-
-    if hasattr(weights, "add_cli"):
-        weights.add_cli(sub)
+    _weights_parser(sub)
     return parser
 
 
+def _weights_parser(subparsers) -> None:
+    """Register `weights status|fetch|inspect` on the CLI's sub-command parsers."""
+    p = subparsers.add_parser("weights", help="pretrained weights: cache status, download, check a file")
+    sub = p.add_subparsers(dest="weights_command", required=True)
+    s = sub.add_parser("status", help="are the hub weights cached? size, cache folder")
+    s.add_argument("names", nargs="+", metavar="NAME", help="timm backbone name(s)")
+    f = sub.add_parser("fetch", help="download hub weights into the cache, with a progress bar")
+    f.add_argument("names", nargs="+", metavar="NAME", help="timm backbone name(s)")
+    i = sub.add_parser("inspect", help="check that a weights file fits a backbone")
+    i.add_argument("name", metavar="NAME", help="timm backbone name")
+    i.add_argument("file", help=".safetensors / .pth / .pt file")
+    p.set_defaults(handler=cmd_weights)
+
+
+def cmd_weights(args) -> int:
+    """Run a parsed `weights` sub-command; returns the exit status (0 when everything worked)."""
+    commands = {"status": _cli_status, "fetch": _cli_fetch, "inspect": _cli_inspect}
+    return commands[args.weights_command](args)
+
+
+def _for_each(names: list[str], action) -> int:
+    """Print action(name) for each name; a WeightsError is printed and makes the exit status 1."""
+    rc = 0
+    for name in names:
+        try:
+            print(f"{name}: {action(name)}")
+        except WeightsError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def _status_line(name: str) -> str:
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    from .model import readiness  # deferred: torch (see the note at the top)
+
+    ready = readiness(name)
+    if ready.kind in ("package", "pip"):
+        return ready.text
+    st = hub.cache_status(name)
+    return f"{'cached' if st.cached else 'not cached'}, {hub.mb(st.size_bytes)}, {st.repo_id} -- {st.message}"
+
+
+def _cli_status(args) -> int:
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    rc = _for_each(args.names, _status_line)
+    print(f"cache: {hub.cache_dir()}")
+    return rc
+
+
+def fetch_with_bar(backbone: str) -> str:
+    """fetch() with a tqdm bar on stderr (the CLI's download progress); raises WeightsError."""
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    bar = _CliBar(backbone)
+    try:
+        return hub.fetch(backbone, bar.progress)
+    finally:
+        bar.close()
+
+
+def _cli_fetch(args) -> int:
+    return _for_each(args.names, fetch_with_bar)
+
+
+class _CliBar:
+    """A tqdm bar that appears with the first byte, so a refusal prints no empty bar."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+
+    def progress(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            self.bar = tqdm(desc=self.name, total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+        if total and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _cli_inspect(args) -> int:
+    from .weights import inspect_weights_file, shape_text  # deferred: timm and torch (see the note at the top)
+
+    try:
+        report = inspect_weights_file(args.name, args.file)
+    except WeightsError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(report.message)
+    for key, got, want in report.mismatched[:20]:
+        print(f"  shape  {key}: file {shape_text(got)}, model {shape_text(want)}")
+    for key in report.missing[:20]:
+        print(f"  missing     {key}")
+    for key in report.unexpected[:20]:
+        print(f"  unexpected  {key}")
+    return 0 if report.ok else 1
+
+
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
-            "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare}
+            "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare, "audit": cmd_audit}
 
 
 def main(argv=None) -> int:
-    from .data import DataError
-    from .export import ExportError
-    from .weights import WeightsError
-
     a = build_parser().parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)  # --devices re-runs the same command under torchrun
     handler = COMMANDS.get(a.command) or getattr(a, "handler", None)
     try:
         return handler(a)
-    except (DataError, ConfigError, WeightsError, ExportError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .messages import ConfigError  # noqa: F401  (public here too: tl_core.config.ConfigError)
+
 STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 HEADS = ("linear", "mlp")
@@ -12,14 +14,13 @@ HEAD_FITS = ("solve", "sgd")
 # fine-tuning from pretrained weights: start from the solved linear head, or a random one
 HEAD_INITS = ("probe", "random")
 AUGMENTATIONS = ("none", "light", "strong")
+CLASS_WEIGHTS = ("auto", "on", "off")  # auto: on above audit.IMBALANCE_RATIO (largest/smallest class)
 # Head learning rate by strategy. Feature extraction trains a linear head on cached features,
 # a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
 # dataset (46% val), at 1e-2..5e-2 it reached 58-71% in under a second (measured, CPU).
 DEFAULT_LR = {"feature_extraction": 1e-2, "partial": 1e-3, "full": 1e-3, "scratch": 3e-3}
 
 
-class ConfigError(ValueError):
-    """A configuration a user asked for that cannot run; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    class_weights: str = "auto"  # loss weighted by 1/class share: auto | on | off
     devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
     # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
     # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
@@ -80,6 +82,7 @@ class RunConfig:
             (self.image_size == 0 or 32 <= self.image_size <= 1024, "image size must be 32..1024 (or 0 for the model's own)"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (bool(self.backbone), "choose a backbone"),
+            (self.class_weights in CLASS_WEIGHTS, f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}"),
             (1 <= self.devices <= 64, "devices must be 1..64 (GPUs for one run)"),
         ]
         for ok, message in checks:

@@ -17,6 +17,8 @@ import sys
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
 
 def under_torchrun() -> bool:
@@ -71,8 +73,6 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The model DDP-wrapped for training steps (gradients averaged over ranks), or itself."""
     if not active():
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
@@ -89,16 +89,12 @@ def train_sampler(dataset, seed: int):
     """This rank's share of each epoch (None for one process: the loader shuffles as before)."""
     if not active():
         return None
-    from torch.utils.data.distributed import DistributedSampler
-
     return DistributedSampler(dataset, num_replicas=world(), rank=rank(), shuffle=True, seed=seed)
 
 
 def eval_sampler(dataset):
     if not active():
         return None
-    from torch.utils.data.distributed import DistributedSampler
-
     # every rank gets ceil(n / world) items (the last ones repeated): gather_rows drops the repeats
     return DistributedSampler(dataset, num_replicas=world(), rank=rank(), shuffle=False)
 

@@ -12,6 +12,8 @@ page the same handle: id, run_dir, owner, status, events(since), stop(), done, q
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import secrets
 import signal
@@ -23,22 +25,23 @@ from collections import deque
 from pathlib import Path
 
 from . import runs
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 from .data import Dataset
-from .events import Failed, Finished, Note, Progress, Started, Stopped, TERMINAL
+from .events import Failed, Note, Progress, Started, Stopped
+from .messages import ConfigError, WeightsError, mentions_out_of_memory
+from .status import RunStatus, status_after
 
-_STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
+# torch, timm and the hub (through .train and .hub) are imported inside the functions that need
+# them: ui/ imports this module, and a page must not load torch just to list or poll jobs.
 
 
 def is_out_of_memory(failed: Failed) -> bool:
-    from .train import mentions_out_of_memory
-
     return mentions_out_of_memory(f"{failed.message}\n{failed.detail}")
 
 
 def _explained(e):
     """A Failed event for running out of memory always carries the what-to-do sentence."""
-    from .train import OOM_SENTENCE
+    from .train import OOM_SENTENCE  # deferred: .train loads torch (see the note at the top)
 
     if isinstance(e, Failed) and is_out_of_memory(e) and not e.message.startswith("Out of memory"):
         return Failed(OOM_SENTENCE, e.detail)
@@ -61,15 +64,13 @@ def oom_retry_config(cfg: RunConfig, failed, device: str) -> RunConfig | None:
 
 def _likely_device(cfg: RunConfig) -> str:
     # an OOM can come before Started (moving the model to the GPU): guess as train.pick_device does
-    import torch
+    import torch  # deferred: torch only once a job runs (see the note at the top)
 
     return "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
 
 
 def _free_cuda_memory() -> None:
-    import gc
-
-    import torch
+    import torch  # deferred: torch only once a job runs (see the note at the top)
 
     gc.collect()  # the failed attempt's model and optimizer
     if torch.cuda.is_available():
@@ -86,7 +87,7 @@ class Job:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._events: list = []
-        self.status = "queued"
+        self.status = RunStatus.QUEUED
         self._thread = threading.Thread(target=self._work, name=f"tl-job-{self.id[:6]}", daemon=True)
 
     def events(self, since: int = 0) -> list:
@@ -99,7 +100,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "failed")
+        return self.status.done
 
     def queue_position(self) -> int:
         return self._manager.position(self)
@@ -110,8 +111,9 @@ class Job:
     def _emit(self, event) -> None:
         with self._lock:
             self._events.append(event)
-        if isinstance(event, TERMINAL):
-            self.status = _STATUS[type(event)]
+        status = status_after(event)
+        if status is not None:
+            self.status = status
 
     def _fetch_weights(self) -> Failed | None:
         """Hub weights not cached yet: download them first, with Progress("weights") events live.
@@ -119,7 +121,8 @@ class Job:
         train() would download them too, but silently inside model building; here the page can
         show a progress bar for a 100 MB download. The callback runs on this job's own thread.
         """
-        from .weights import WeightsError, cache_status, fetch, resolve_source
+        from .hub import cache_status, fetch  # deferred: timm and torch (see the note at the top)
+        from .model import resolve_source  # deferred: torch (see the note at the top)
 
         cfg = self.cfg
         if resolve_source(cfg) != "hub":
@@ -156,13 +159,13 @@ class Job:
             runs.update_run(self.run_dir, config=cfg.to_dict(), oom_retry=True)
 
     def _work(self) -> None:
-        from .train import train
-
-        if not self._manager.acquire(self):
+        if not self._manager.acquire(self):  # first: the queue order must not wait on an import
             self._record([Stopped(0, "Stopped before it started (it was queued).")])
             return
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         try:
+            from .train import train  # deferred: torch (see the note at the top)
+
             self._record(self._attempts(train))
         finally:
             self._manager.release()  # whatever happened, the next job in the queue gets the slot
@@ -196,7 +199,7 @@ class ProcessJob(Job):
         if not self._manager.acquire(self):
             self._record([Stopped(0, "Stopped before it started (it was queued).")])
             return
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         try:
             self._follow_child()
         finally:
@@ -255,8 +258,6 @@ def _die_with_parent() -> None:
     """The kernel kills this process when its parent dies (Linux): a killed pool worker takes its
     job with it, so the run ends Interrupted rather than training on unwatched."""
     try:
-        import ctypes
-
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: the watcher's parent check below still ends it
@@ -281,7 +282,7 @@ def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
     Used by the process runner's child and by pool workers. The config is run.json's unless given;
     the dataset is dataset.json's. Stop: runs.request_stop(run_dir) from anywhere, or SIGTERM.
     """
-    from .train import train
+    from .train import train  # deferred: torch (see the note at the top)
 
     run_dir = Path(run_dir)
     info = runs.read_json(run_dir / "run.json")
@@ -298,7 +299,7 @@ def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
     try:
         if runs.stop_requested(run_dir):
             job._stop.set()  # stopped between being queued and starting here
-        job.status = "running"
+        job.status = RunStatus.RUNNING
         job._record(job._attempts(train))
     finally:
         done.set()
@@ -309,7 +310,7 @@ def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
 def run_here_other_rank(run_dir: str | Path) -> None:
     """A rank other than 0 of a run-job under torchrun: trains its share of the run; rank 0 (run_here)
     alone writes the folder and watches the stop file, and its stop reaches every rank."""
-    from .train import train
+    from .train import train  # deferred: torch (see the note at the top)
 
     run_dir = Path(run_dir)
     info = runs.read_json(run_dir / "run.json")
@@ -413,28 +414,3 @@ class JobManager:
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-
-_DEFAULT: JobManager | None = None
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_manager() -> JobManager:
-    """The process-wide manager; TL_MAX_JOBS sets the cap (see settings)."""
-    from .settings import load_settings
-
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = JobManager(load_settings().max_jobs)
-        return _DEFAULT
-
-
-def make_runner(settings):
-    """The runner the settings name (TL_RUNNER): a JobManager (thread, process) or a pool.PoolRunner
-    (rq). All have submit(cfg, dataset, runs_root, owner), get(job_id, owner), jobs(owner)."""
-    if settings.runner == "rq":
-        from .pool import PoolRunner  # rq and redis are needed only by a hosted web tier
-
-        return PoolRunner(settings.redis_url, settings.runs_dir, settings.job_timeout_s)
-    return JobManager(max_concurrent=settings.max_jobs, runner=settings.runner)

@@ -32,10 +32,12 @@ from rq.serializers import JSONSerializer
 from . import runs
 from .config import ConfigError, RunConfig
 from .events import Failed, Finished, Stopped, TERMINAL
+from .job import run_here, run_on_devices
+from .settings import load_settings
+from .status import RunStatus, status_after
 
 QUEUE = "tl-train"
 JOB_FUNCTION = "tl_core.pool.rq_job"  # enqueued by name: the web tier never imports the trainer
-_STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
 _GONE = ("failed", "canceled", "stopped", "finished")  # rq states in which a Queued run will never start
 
 
@@ -82,14 +84,9 @@ def resolve_run_id(runs_dir: str | Path, run_id: str, owner: str | None) -> Path
 
 def rq_job(run_id: str, owner: str | None, config: dict) -> dict:
     """What a worker runs for one job (in rq's fresh work-horse process): train the run folder."""
-    from .job import run_here  # imports torch: only in the work horse, after the fork
-    from .settings import load_settings
-
     run_dir = resolve_run_id(load_settings().runs_dir, run_id, owner)
     devices = max(int(config.get("devices", 1)), int(os.environ.get("TL_WORKER_DEVICES", "1")))
     if devices > 1:  # a worker bound to several GPUs trains each run on all of them (DDP)
-        from .job import run_on_devices
-
         return {"run_id": run_id, "exit": run_on_devices(run_dir, devices)}
     last = run_here(run_dir, RunConfig.from_dict(config))
     return {"run_id": run_id, "status": type(last).__name__ if last is not None else "skipped"}
@@ -137,22 +134,22 @@ class PoolJob:
         return self._tail.since(since)
 
     @property
-    def status(self) -> str:
-        """queued | running | finished | stopped | failed | interrupted: from the run folder."""
+    def status(self) -> RunStatus:
+        """The run's status, from its run folder (and, while Queued, from Redis)."""
         last = self._tail.events[-1] if self._tail.read() or self._tail.events else None
         if isinstance(last, TERMINAL):
-            return _STATUS[type(last)]
+            return status_after(last)
         try:
             info = runs.read_json(self.run_dir / "run.json")
         except (OSError, ValueError):
-            return "interrupted"  # the folder is gone (deleted, storage lost)
+            return RunStatus.INTERRUPTED  # the folder is gone (deleted, storage lost)
         if info.get("status") == runs.QUEUED:  # waiting in Redis, not in the process that made it
-            return "interrupted" if self._rq_status() in (None, *_GONE) else "queued"
-        return runs.run_status(info, self.run_dir).lower()
+            return RunStatus.INTERRUPTED if self._rq_status() in (None, *_GONE) else RunStatus.QUEUED
+        return runs.run_status(info, self.run_dir)
 
     @property
     def done(self) -> bool:
-        return self.status not in ("queued", "running")
+        return not self.status.active
 
     def _rq_job(self):
         try:

@@ -13,19 +13,21 @@ import shutil
 import socket
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from . import events as ev
-from .config import ConfigError, RunConfig
+from .atomic import read_json, write_bytes_atomic, write_json_atomic  # noqa: F401  (public here too)
+from .config import RunConfig
 from .energy import EnergyMeter
+from .messages import RunsFolderError
+from .settings import load_settings
+from .status import RunStatus, status_after
 
+# the status names as module constants, for callers that spelled them runs.FINISHED
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
-    "Queued", "Running", "Finished", "Stopped", "Failed", "Interrupted")
-_TERMINAL_STATUS = {"Finished": FINISHED, "Stopped": STOPPED, "Failed": FAILED}
-
-
-class RunsFolderError(ConfigError):
-    """The runs folder cannot take a new run (unwritable, or the disk is nearly full)."""
+    RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED,
+    RunStatus.INTERRUPTED)
 
 
 def check_runs_folder(root: str | Path, min_free_mb: float | None = None) -> Path:
@@ -36,8 +38,6 @@ def check_runs_folder(root: str | Path, min_free_mb: float | None = None) -> Pat
     """
     root = Path(root)
     if min_free_mb is None:
-        from .settings import load_settings
-
         min_free_mb = load_settings().min_free_mb
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -76,32 +76,10 @@ def _boot_id() -> str | None:
         return None
 
 
-def write_json_atomic(path: Path, data) -> None:
-    write_bytes_atomic(Path(path), json.dumps(data, indent=2, ensure_ascii=False).encode())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of either
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not also leave litter behind
-        raise
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def _versions() -> dict:
-    import timm
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__}
+    # read from the installed packages' metadata: recording a version must not import torch
+    return {"python": platform.python_version(), "torch": metadata.version("torch"),
+            "timm": metadata.version("timm")}
 
 
 def create_run(root: str | Path, cfg: RunConfig, classes: list, dataset_dict: dict | None = None) -> Path:
@@ -166,7 +144,7 @@ def read_events(run_dir: str | Path) -> list:
 
 def finish_run(run_dir: Path, event, extra: dict | None = None) -> None:
     info = read_json(run_dir / "run.json")
-    info["status"] = _TERMINAL_STATUS[type(event).__name__]
+    info["status"] = status_after(event)
     info["ended"] = time.time()
     if isinstance(event, ev.Finished):
         info["metrics"] = event.metrics
@@ -281,7 +259,7 @@ class EventTail:
 class RunInfo:
     dir: str
     name: str
-    status: str
+    status: RunStatus
     config: RunConfig
     classes: list
     metrics: dict
@@ -303,14 +281,17 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def run_status(info: dict, run_dir: str | Path | None = None) -> str:
+def run_status(info: dict, run_dir: str | Path | None = None) -> RunStatus:
     """Running/Queued only while the process that owns the run is alive; else Interrupted.
 
     With `run_dir`: a run whose trainer beats a heartbeat (process and pool runners) and has not
     beaten for HEARTBEAT_STALE_S is Interrupted too, on whatever machine it ran.
     """
-    status = info.get("status", INTERRUPTED)
-    if status not in (RUNNING, QUEUED):
+    try:
+        status = RunStatus(info.get("status", INTERRUPTED))
+    except ValueError:  # a status this version does not know: nothing can be said about it
+        return INTERRUPTED
+    if not status.active:
         return status
     if status == RUNNING and run_dir is not None and heartbeat_stale(run_dir):
         return INTERRUPTED
@@ -347,16 +328,3 @@ def list_runs(root: str | Path) -> list[RunInfo]:
             except (ValueError, KeyError, TypeError, OSError):
                 continue  # a damaged run.json hides that run, never the list
     return sorted(out, key=lambda r: r.created, reverse=True)
-
-
-def load_run(run_dir: str | Path):
-    """A Predictor for the run's best checkpoint."""
-    from .predict import Predictor
-
-    return Predictor(Path(run_dir))
-
-
-def evaluation(run_dir: str | Path):
-    from .metrics import evaluation_from_predictions
-
-    return evaluation_from_predictions(read_json(Path(run_dir) / "val_predictions.json"))

@@ -30,7 +30,9 @@ def _solve_setup(loop: FeatureLoop) -> ProbeSolver:
     run = loop.run
     x, y = loop.x_train.cpu(), loop.y_train.cpu()
     l2 = choose_l2(x, y, len(run.classes), CV_FOLDS, seed=run.cfg.seed)
-    return ProbeSolver(x, y, len(run.classes), l2)
+    # class weighting (RunConfig.class_weights) is a weight per image here, as in the loss
+    weight = torch.tensor(run.class_weights)[y] if getattr(run, "class_weights", None) else None
+    return ProbeSolver(x, y, len(run.classes), l2, sample_weight=weight)
 
 
 def _install(head: torch.nn.Linear, solver: ProbeSolver) -> None:

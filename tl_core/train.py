@@ -16,14 +16,20 @@ import torch
 from torch import nn
 
 from . import distributed
-from .config import ConfigError, RunConfig
-from .data import DataError, Dataset
+from .atomic import write_json_atomic
+from .audit import class_weights_for
+from .checkpoint import save_model, save_preprocess
+from .config import RunConfig
+from .data import Dataset
 from .engines import native_bf16
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
-from .model import build_model, count_params
+from .features import FeatureLoop
+from .solved_head import SolvedHeadLoop, init_head_from_probe
+from .messages import ConfigError, DataError, UserError, mentions_out_of_memory
+from .model import build_model, count_params, source_sentence
+from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics  # noqa: F401  (public here too)
 from .strategies import apply_strategy, set_train_mode
 from .transforms import DECODED, BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
-from .weights import WeightsError, source_sentence
 
 
 class StopRequested(Exception):
@@ -102,15 +108,8 @@ def configure_threads(since=None) -> int:
     return n
 
 
-# CUDA says "out of memory"; the CPU allocator says "DefaultCPUAllocator: can't allocate memory"
-OOM_MARKERS = ("out of memory", "outofmemoryerror", "can't allocate memory", "not enough memory")
 OOM_SENTENCE = ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
                 "and start again.")
-
-
-def mentions_out_of_memory(text: str) -> bool:
-    text = text.lower()
-    return any(m in text for m in OOM_MARKERS)
 
 
 def user_message(e: BaseException) -> str:
@@ -120,7 +119,7 @@ def user_message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return ("The disk is full: the checkpoint could not be saved. Free some space (or delete old runs) "
                 "and start again.")
-    if isinstance(e, (DataError, ConfigError, WeightsError, FloatingPointError)):
+    if isinstance(e, (UserError, FloatingPointError)):
         return str(e)
     return f"Training failed: {type(e).__name__}: {e}"
 
@@ -129,28 +128,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def lr_lambda(cfg: RunConfig, steps_per_epoch: int):
-    """Linear warm-up, then cosine decay to 1% of the peak, per optimizer step."""
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    total = max(1, cfg.epochs * steps_per_epoch)
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total - warmup)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return f
-
-
-def make_optimizer(cfg: RunConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 # A best checkpoint is written when it improves, but at most once per SAVE_EVERY_S: a cached
@@ -180,7 +157,9 @@ class Run:
         self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.class_weights = class_weights_for(cfg, dataset)
+        weight = torch.tensor(self.class_weights, device=self.device) if self.class_weights else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
         self.best_key = (-1.0, math.inf)
         self.keep_last = False  # True: the last epoch is the model (a solved head), not the best by val acc
@@ -190,8 +169,6 @@ class Run:
         self._saved_at = -math.inf
         self._pending = None  # (state, val_items) of a best epoch not written yet
         if run_dir is not None:
-            from .checkpoint import save_preprocess
-
             save_preprocess(run_dir, self.pp)
 
     @property
@@ -265,9 +242,6 @@ class Run:
             self.model.load_state_dict(current, strict=False)
 
     def _write_best(self, val_items: list) -> None:
-        from .checkpoint import save_model
-        from .runs import write_json_atomic
-
         save_model(self.run_dir, self.model, self.cfg, self.classes)
         write_json_atomic(self.run_dir / "val_predictions.json", {"classes": self.classes, "items": val_items})
         self._saved_at = time.perf_counter()
@@ -381,29 +355,6 @@ class ImageLoop:
         return val_metrics(run, outputs)
 
 
-def loader_kwargs(run: Run) -> dict:
-    # On CPU the decoded-image cache (transforms.DecodedCache) makes loading cheap after epoch 1,
-    # and worker processes would compete with the model for the same cores: no workers.
-    # On CUDA, forked workers keep the GPU fed; fork (not spawn) so Streamlit's page script is
-    # not re-run in each worker.
-    if not run.cuda:
-        return {"num_workers": 0}
-    workers = max(1, min(8, run.threads - 1))
-    return {"num_workers": workers, "pin_memory": True, "persistent_workers": True,
-            "multiprocessing_context": "fork"}
-
-
-def val_metrics(run: Run, outputs: list) -> tuple[dict, list]:
-    logits = torch.cat([o[0] for o in outputs])
-    y = torch.cat([o[1] for o in outputs])
-    loss = nn.functional.cross_entropy(logits, y).item()
-    acc = (logits.argmax(1) == y).float().mean().item()
-    probs = logits.softmax(1)
-    items = [{"path": it.path, "true": it.label, "probs": [round(p, 5) for p in row]}
-             for it, row in zip(run.dataset.val, probs.tolist())]
-    return {"val/loss": loss, "val/acc": acc}, items
-
-
 def _epochs(run: Run, loop):
     yield from loop.prepare()
     for epoch in range(1, run.cfg.epochs + 1):
@@ -422,9 +373,6 @@ def _epochs(run: Run, loop):
 
 def _make_loop(run: Run):
     """Solved head on cached features, SGD head on cached features, or epochs over images."""
-    from .features import FeatureLoop
-    from .solved_head import SolvedHeadLoop
-
     if run.cfg.solves_head:
         return SolvedHeadLoop(run)
     if run.cfg.strategy == "feature_extraction" and run.cfg.feature_cache:
@@ -446,13 +394,15 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if run.class_weights:
+            yield Note(f"Class-weighted loss is on ({cfg.class_weights}): each class counts as much as the "
+                       "others however many images it has (weights " +
+                       ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights)) + ").")
         if distributed.active():
             yield Note(f"Training on {distributed.world()} processes ({run.device.type}, DistributedDataParallel).")
         if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
             yield Note("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).")
         if cfg.starts_from_probe:
-            from .solved_head import init_head_from_probe
-
             yield from init_head_from_probe(run)
             distributed.same_weights(run.model)
         yield from _epochs(run, loop)

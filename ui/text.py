@@ -257,6 +257,9 @@ EN = {
     "energy_estimated": "{wh:.3g} Wh, estimated ({watts:g} W per busy core × CPU time)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
     "energy_line": "Time {time} · energy {energy}",
+    "energy_how_measured": "measured ({source})",
+    "energy_how_estimated": "estimated ({watts:g} W per busy core × CPU time)",
+    "energy_how_estimated_gpu": "estimated ({watts:g} W × wall time)",
     "adv_measure": "Measure how similar my images are (seconds)",
     "adv_measuring": "Probing {n} training images with pretrained and with random features…",
     "adv_measured": "Linear probe on frozen features of {n} training images: **{acc:.0%}** with the pretrained "
@@ -539,6 +542,9 @@ ES = {
     "energy_estimated": "{wh:.3g} Wh, estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
     "energy_line": "Tiempo {time} · energía {energy}",
+    "energy_how_measured": "medido ({source})",
+    "energy_how_estimated": "estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
+    "energy_how_estimated_gpu": "estimado ({watts:g} W × tiempo real)",
     "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
     "adv_measuring": "Probando {n} imágenes de entrenamiento con características preentrenadas y aleatorias…",
     "adv_measured": "Sonda lineal sobre características congeladas de {n} imágenes de entrenamiento: **{acc:.0%}** "
@@ -562,6 +568,171 @@ ES = {
     "tb_col_student": "Estudiante", "tb_col_backbone": "Red", "tb_no_runs": "Aún no hay entrenamientos.",
     "tb_verdicts": "Veredictos de las comparaciones",
 }
+
+# issue 11: data audit, calibrated confidence and "not sure", label issues, feature map, exports
+EN.update({
+    "m_class_weights": "Class weighting", "m_class_weights_auto": "Automatic", "m_class_weights_on": "On",
+    "m_class_weights_off": "Off",
+    "m_class_weights_help": "On: every class counts as much as the others in the loss, however many images it "
+                            "has. Automatic switches it on when the largest class has more than {ratio:g} times "
+                            "the images of the smallest.",
+    "au_title": "Duplicates and leakage",
+    "au_explain": "Copies of one photo (also resized, re-encoded or slightly cropped) in training and validation "
+                  "make the validation score look better than it is; the same photo in two classes teaches "
+                  "both. Fixes change only which images are used, never your files.",
+    "au_with_features": "Also compare what {backbone} sees (slower, finds more)",
+    "au_with_features_help": "Runs the chosen backbone over every image once (cached for training too).",
+    "au_features_working": "Computing {backbone} features of every image…", "au_working": "Looking for copies…",
+    "au_leaks": "Train/validation copies", "au_conflicts": "Same image, different classes",
+    "au_within": "Copies within a split",
+    "au_weights_on": "Largest class / smallest class: {ratio:.2f} to 1, above {limit:g} to 1: training weighs "
+                     "the loss by class (Model page, Class weighting).",
+    "au_weights_off": "Largest class / smallest class: {ratio:.2f} to 1. Class weighting switches on "
+                      "automatically above {limit:g} to 1.",
+    "au_none": "No duplicate found.", "au_more": "… and {n} more pairs (`python -m tl_core audit` lists all).",
+    "au_where_train-val": "**Leak**: in training and in validation", "au_where_classes": "**Conflict**: in two classes",
+    "au_where_train": "Twice in training", "au_where_val": "Twice in validation",
+    "au_kind_exact": "identical file", "au_kind_near": "near copy",
+    "au_similarity": "{kind}, similarity {sim:.2f} ({method})",
+    "au_move": "Move the validation copy to training", "au_drop_val": "Leave the validation copy out",
+    "au_drop": "Leave out {name}",
+    "au_dropped_reason": "left out by the audit (a copy of {other})",
+    "au_fixed_move": "{name} now trains instead of validating.", "au_fixed_drop": "{name} is left out (file kept).",
+    "ev_cal_title": "How far to trust its confidence",
+    "ev_ece_before": "Calibration error (raw)", "ev_ece_after": "Calibration error (calibrated)",
+    "ev_temperature": "Temperature",
+    "ev_rel_perfect": "perfectly calibrated", "ev_rel_before": "raw softmax", "ev_rel_after": "calibrated",
+    "ev_rel_title": "Reliability: how often it is right at each confidence", "ev_rel_x": "Confidence",
+    "ev_rel_y": "Accuracy",
+    "ev_cal_explain": "Fitted on the {n} validation images: probabilities are the logits divided by {t:.2f} "
+                      "(temperature scaling; no answer changes). Below {threshold:.0%} the app says "
+                      "\"not sure\" (Predict page, exports).",
+    "ev_threshold_rule": "That level keeps {keep:.0%} of the validation answers it got right and holds back "
+                         "{caught:.0%} of its mistakes.",
+    "ev_threshold_manual": "That level was chosen by hand.",
+    "ev_issues_title": "These images may be in the wrong folder",
+    "ev_issues_explain": "Each image is judged by models that never saw it (5-fold cross-validation on the "
+                         "backbone's features); listed when another class is confidently more likely than "
+                         "its folder's. Look at them: a wrong folder lowers accuracy for everyone.",
+    "ev_issues_button": "Look for images in the wrong folder", "ev_issues_working": "Cross-validating…",
+    "ev_issues_none": "None of the {n} images looks like it is in the wrong folder.",
+    "ev_issues_found": "{k} of {n} images may be in the wrong folder (the cross-validated models are right "
+                       "on {acc:.0%} of all images).",
+    "ev_issue_cap": "{name} ({split}): in “{given}”, looks like “{suggested}” ({p:.0%})",
+    "ev_map_title": "Map of what the backbone sees",
+    "ev_map_explain": "Every image as a point; close points look alike to the backbone. Clusters, overlaps "
+                      "between classes and outliers at a glance; hover over a point to see its image.",
+    "ev_map_method": "Projection", "ev_map_pca": "PCA (instant)", "ev_map_tsne": "t-SNE (keeps neighbours)",
+    "ev_map_show": "Show the map", "ev_map_working": "Projecting the features…",
+    "pr_not_sure": "**{name}**: not sure (best guess {cls}, {prob:.0%})",
+    "pr_threshold_title": "\"Not sure\" below {threshold:.0%}",
+    "pr_threshold_explain": "Probabilities are calibrated (logits divided by {t:.2f}, fitted on validation). "
+                            "The run's threshold is {threshold:.0%}.",
+    "pr_threshold": "Answer \"not sure\" below", "pr_threshold_save": "Keep this threshold for the run and its exports",
+    "pr_threshold_saved": "Saved: exports made from now on use it.",
+    "ex_onnx_title": "ONNX (.zip)", "ex_safetensors_title": "PyTorch / timm (.zip)",
+    "ex_onnx_help": "model.onnx, labels, preprocessing, calibration and a predict.py that runs as unpacked "
+                    "(numpy, pillow, onnxruntime; no PyTorch).",
+    "ex_safetensors_help": "model.safetensors with timm's config.json, labels, preprocessing, calibration and a "
+                           "predict.py that runs as unpacked (torch, timm).",
+    "ex_onnx_make": "Make the ONNX zip", "ex_safetensors_make": "Make the PyTorch zip",
+    "ex_working_fmt": "Exporting {fmt} and checking it on every validation image…", "ex_done": "Ready",
+    "ex_parity": "Checked on {n} validation images: same top answer as the app on {agree:.1%}, "
+                 "largest probability difference {diff:.2g} (also in parity.json).",
+    "ex_onnx_button": "Download the ONNX zip", "ex_safetensors_button": "Download the PyTorch zip",
+    "ex_unzip": "Unzip {name}, then: python predict.py IMAGE …",
+    "ex_emb_title": "Backbone features (.npz, .csv)",
+    "ex_emb_help": "What the backbone sees in every image (file, split, label, features) for classical methods, "
+                   "with a scikit-learn check (logistic regression and k-NN).",
+    "ex_emb_make": "Export the features", "ex_emb_working": "Computing the features of every image…",
+    "ex_emb_button": "Download the features (.zip)",
+    "ex_emb_check": "sklearn_check.py reproduces the head's validation accuracy ({acc:.1%}).",
+    "ex_code_help": "The predict.py inside the ONNX zip.",
+})
+ES.update({
+    "m_class_weights": "Peso por clase", "m_class_weights_auto": "Automático", "m_class_weights_on": "Activado",
+    "m_class_weights_off": "Desactivado",
+    "m_class_weights_help": "Activado: cada clase cuenta lo mismo en la pérdida, tenga las imágenes que tenga. "
+                            "Automático lo activa cuando la clase mayor tiene más de {ratio:g} veces las "
+                            "imágenes de la menor.",
+    "au_title": "Duplicados y fugas",
+    "au_explain": "Copias de una foto (también redimensionadas, recomprimidas o algo recortadas) en "
+                  "entrenamiento y validación hacen que la validación parezca mejor de lo que es; la misma foto "
+                  "en dos clases enseña las dos. Los arreglos solo cambian qué imágenes se usan, nunca tus archivos.",
+    "au_with_features": "Comparar también lo que ve {backbone} (más lento, encuentra más)",
+    "au_with_features_help": "Pasa la red base por cada imagen una vez (queda en caché para el entrenamiento).",
+    "au_features_working": "Calculando las características de {backbone} de cada imagen…",
+    "au_working": "Buscando copias…",
+    "au_leaks": "Copias entre entrenamiento y validación", "au_conflicts": "Misma imagen, distinta clase",
+    "au_within": "Copias dentro de una parte",
+    "au_weights_on": "Clase mayor / clase menor: {ratio:.2f} a 1, más de {limit:g} a 1: el entrenamiento "
+                     "pondera la pérdida por clase (página Modelo, Peso por clase).",
+    "au_weights_off": "Clase mayor / clase menor: {ratio:.2f} a 1. El peso por clase se activa solo por encima "
+                      "de {limit:g} a 1.",
+    "au_none": "No se encontró ningún duplicado.",
+    "au_more": "… y {n} pares más (`python -m tl_core audit` los lista todos).",
+    "au_where_train-val": "**Fuga**: en entrenamiento y en validación", "au_where_classes": "**Conflicto**: en dos clases",
+    "au_where_train": "Dos veces en entrenamiento", "au_where_val": "Dos veces en validación",
+    "au_kind_exact": "archivo idéntico", "au_kind_near": "copia cercana",
+    "au_similarity": "{kind}, similitud {sim:.2f} ({method})",
+    "au_move": "Pasar la copia de validación a entrenamiento", "au_drop_val": "Dejar fuera la copia de validación",
+    "au_drop": "Dejar fuera {name}",
+    "au_dropped_reason": "dejada fuera por la auditoría (copia de {other})",
+    "au_fixed_move": "{name} ahora entrena en vez de validar.",
+    "au_fixed_drop": "{name} queda fuera (el archivo se conserva).",
+    "ev_cal_title": "Cuánto fiarse de su confianza",
+    "ev_ece_before": "Error de calibración (sin calibrar)", "ev_ece_after": "Error de calibración (calibrado)",
+    "ev_temperature": "Temperatura",
+    "ev_rel_perfect": "calibración perfecta", "ev_rel_before": "softmax sin calibrar", "ev_rel_after": "calibrado",
+    "ev_rel_title": "Fiabilidad: cuántas veces acierta con cada confianza", "ev_rel_x": "Confianza",
+    "ev_rel_y": "Acierto",
+    "ev_cal_explain": "Ajustado con las {n} imágenes de validación: las probabilidades son los logits divididos "
+                      "entre {t:.2f} (escalado por temperatura; ninguna respuesta cambia). Por debajo de "
+                      "{threshold:.0%} la aplicación dice «no estoy seguro» (página Predecir, exportaciones).",
+    "ev_threshold_rule": "Ese nivel conserva el {keep:.0%} de las respuestas acertadas en validación y retiene "
+                         "el {caught:.0%} de sus errores.",
+    "ev_threshold_manual": "Ese nivel se eligió a mano.",
+    "ev_issues_title": "Estas imágenes quizá estén en la carpeta equivocada",
+    "ev_issues_explain": "Cada imagen la juzgan modelos que nunca la vieron (validación cruzada en 5 partes "
+                         "sobre las características de la red base); aparece cuando otra clase es claramente "
+                         "más probable que la de su carpeta. Míralas: una carpeta equivocada baja la precisión.",
+    "ev_issues_button": "Buscar imágenes en la carpeta equivocada", "ev_issues_working": "Validación cruzada…",
+    "ev_issues_none": "Ninguna de las {n} imágenes parece estar en la carpeta equivocada.",
+    "ev_issues_found": "{k} de {n} imágenes quizá estén en la carpeta equivocada (los modelos de la validación "
+                       "cruzada aciertan en el {acc:.0%} de todas).",
+    "ev_issue_cap": "{name} ({split}): en «{given}», parece «{suggested}» ({p:.0%})",
+    "ev_map_title": "Mapa de lo que ve la red base",
+    "ev_map_explain": "Cada imagen es un punto; los puntos cercanos se parecen para la red base. Grupos, "
+                      "solapes entre clases e imágenes raras de un vistazo; pasa el ratón por un punto para ver "
+                      "su imagen.",
+    "ev_map_method": "Proyección", "ev_map_pca": "PCA (al instante)", "ev_map_tsne": "t-SNE (conserva vecinos)",
+    "ev_map_show": "Mostrar el mapa", "ev_map_working": "Proyectando las características…",
+    "pr_not_sure": "**{name}**: no estoy seguro (quizá {cls}, {prob:.0%})",
+    "pr_threshold_title": "«No estoy seguro» por debajo de {threshold:.0%}",
+    "pr_threshold_explain": "Las probabilidades están calibradas (logits divididos entre {t:.2f}, ajustado en "
+                            "validación). El umbral del entrenamiento es {threshold:.0%}.",
+    "pr_threshold": "Responder «no estoy seguro» por debajo de",
+    "pr_threshold_save": "Guardar este umbral para el entrenamiento y sus exportaciones",
+    "pr_threshold_saved": "Guardado: las exportaciones que hagas a partir de ahora lo usan.",
+    "ex_onnx_title": "ONNX (.zip)", "ex_safetensors_title": "PyTorch / timm (.zip)",
+    "ex_onnx_help": "model.onnx, clases, preprocesado, calibración y un predict.py que funciona al descomprimir "
+                    "(numpy, pillow, onnxruntime; sin PyTorch).",
+    "ex_safetensors_help": "model.safetensors con el config.json de timm, clases, preprocesado, calibración y un "
+                           "predict.py que funciona al descomprimir (torch, timm).",
+    "ex_onnx_make": "Crear el zip ONNX", "ex_safetensors_make": "Crear el zip de PyTorch",
+    "ex_working_fmt": "Exportando {fmt} y comprobándolo con cada imagen de validación…", "ex_done": "Listo",
+    "ex_parity": "Comprobado con {n} imágenes de validación: la misma respuesta que la aplicación en el "
+                 "{agree:.1%}, diferencia máxima de probabilidad {diff:.2g} (también en parity.json).",
+    "ex_onnx_button": "Descargar el zip ONNX", "ex_safetensors_button": "Descargar el zip de PyTorch",
+    "ex_unzip": "Descomprime {name} y ejecuta: python predict.py IMAGEN …",
+    "ex_emb_title": "Características de la red base (.npz, .csv)",
+    "ex_emb_help": "Lo que ve la red base en cada imagen (archivo, parte, clase, características) para métodos "
+                   "clásicos, con una comprobación en scikit-learn (regresión logística y k-NN).",
+    "ex_emb_make": "Exportar las características", "ex_emb_working": "Calculando las características de cada imagen…",
+    "ex_emb_button": "Descargar las características (.zip)",
+    "ex_emb_check": "sklearn_check.py reproduce la precisión en validación de la cabeza ({acc:.1%}).",
+    "ex_code_help": "El predict.py del zip ONNX.",
+})
 
 TABLES = {"en": EN, "es": ES}
 
