@@ -31,6 +31,15 @@ _kinds({
     "text": ("{text}", "{text}"),
 })
 
+_kinds({
+    # the worker-pool runner (tl_core.pool)
+    "pool.unreachable": (
+        "The job queue at {url} cannot be reached ({error}); start Redis (redis-server) or set TL_REDIS_URL, "
+        "then try again.",
+        "No se puede contactar con la cola de trabajos en {url} ({error}); inicia Redis (redis-server) o "
+        "define TL_REDIS_URL y vuelve a intentarlo."),
+})
+
 
 # ---------------------------------------------------------------- messages
 

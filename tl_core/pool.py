@@ -52,8 +52,7 @@ def connect(url: str, check: bool = True) -> Redis:
         try:
             conn.ping()
         except Exception as e:  # redis raises ConnectionError, TimeoutError, AuthenticationError...
-            raise PoolError(f"The job queue at {url} cannot be reached ({type(e).__name__}); start Redis "
-                            "(redis-server) or set TL_REDIS_URL, then try again.") from None
+            raise PoolError("pool.unreachable", url=url, error=type(e).__name__) from None
     return conn
 
 
