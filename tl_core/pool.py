@@ -31,7 +31,7 @@ from rq.serializers import JSONSerializer
 
 from . import runs
 from .config import ConfigError, RunConfig
-from .events import Failed, Finished, Stopped, TERMINAL
+from .events import Stopped, TERMINAL
 from .job import run_here, run_on_devices
 from .settings import load_settings
 from .status import RunStatus, status_after
