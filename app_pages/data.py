@@ -9,7 +9,7 @@ import streamlit as st
 
 from tl_core import audit, data, sessions
 from ui import charts, state
-from ui.text import t
+from ui.text import say, t
 from ui.widgets import image_grid, user_errors
 
 THUMBS_PER_CLASS = 12
@@ -115,7 +115,7 @@ def overview(ds) -> None:
 
 def report(ds) -> None:
     for w in ds.report.warnings:
-        st.warning(w)
+        st.warning(say(w))
     if ds.report.duplicates:
         with st.expander(t("data_duplicates", n=len(ds.report.duplicates))):
             for group in ds.report.duplicates:
@@ -123,7 +123,7 @@ def report(ds) -> None:
     skipped = ds.report.skipped
     with st.expander(t("data_skipped", n=len(skipped)), expanded=bool(skipped) and len(skipped) <= 20):
         if skipped:
-            st.dataframe(pd.DataFrame([{t("file"): s.name, t("reason"): s.reason} for s in skipped]),
+            st.dataframe(pd.DataFrame([{t("file"): s.name, t("reason"): say(s.reason)} for s in skipped]),
                          hide_index=True)
         else:
             st.write(t("data_none_skipped"))

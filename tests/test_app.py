@@ -250,6 +250,36 @@ def test_train_page_reattaches_after_refresh(finished_run):
     assert "Finished" in texts(at)
 
 
+def test_refresh_keeps_the_dataset_and_the_settings(env, tmp_path):
+    """A fresh session with only the URL (a refresh, or the link opened later) has the dataset,
+    the settings and the session's workspace back; a link to nothing saved starts clean."""
+    src = make_shapes_dataset(tmp_path / "shapes", per_class=4, size=32, classes=("circle", "star"))
+    files = [(f"shapes/{p.parent.name}/{p.name}", p.read_bytes(), "image/png") for p in sorted(src.rglob("*.png"))]
+    at = app("app_pages/data.py")
+    at.file_uploader(key="upload_dir").set_value(files).run()
+    at.switch_page("app_pages/model.py").run()
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("partial").run()
+    assert not at.exception, at.exception
+    url = dict(at.query_params)
+    assert {"s", "data", "cfg"} <= url.keys()
+
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.query_params.update(url)
+    again.run()
+    again.switch_page("app_pages/model.py").run()
+    assert not again.exception, again.exception
+    ds, cfg = again.session_state["dataset"], again.session_state["config"]
+    assert ds.classes == ["circle", "star"] and len(ds.train) + len(ds.val) == 8
+    assert (cfg.backbone, cfg.strategy) == ("test_resnet", "partial")
+    assert again.session_state["sid"] == at.session_state["sid"]
+
+    stranger = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    stranger.query_params.update({"data": url["data"], "cfg": "../../etc/passwd"})  # no session of its own
+    stranger.run()
+    assert not stranger.exception and "dataset" not in stranger.session_state
+
+
 def test_evaluate_page(finished_run):
     at = app("app_pages/evaluate.py")
     assert not at.exception, at.exception
@@ -305,9 +335,24 @@ def test_augmentation_preview(env):
     at.button(key="use_sample").click().run()
     at.switch_page("app_pages/model.py").run()
     at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("partial").run()  # augmentation acts on images the model sees
     at.button(key="m_preview").click().run()
     assert not at.exception, at.exception
     assert len(at.get("image")) >= 8, "augmented samples are shown"
+
+
+def test_augmentation_is_off_for_feature_extraction(env):
+    """Cached features never see an augmented image: the control is off, the reason is shown,
+    and the config asks for no augmentation."""
+    at = app("app_pages/model.py")
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("feature_extraction").run()
+    assert not at.exception, at.exception
+    assert at.session_state["config"].augment == "none"
+    assert not any(b.key == "m_preview" for b in at.button)
+    assert "computed once and cached" in texts(at)
+    at.radio(key="m_strategy").set_value("full").run()
+    assert any(b.key == "m_preview" for b in at.button) and at.session_state["config"].augment != "none"
 
 
 def test_queue_position_is_shown(finished_run):

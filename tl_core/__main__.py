@@ -44,7 +44,9 @@ def _train_parser(sub) -> None:
                         "package | hub | none | FILE | run:RUN_DIR")
     p.add_argument("--head", choices=["linear", "mlp"], default="linear")
     p.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default="adamw")
-    p.add_argument("--augment", choices=["none", "light", "strong"], default="light")
+    p.add_argument("--augment", choices=["none", "light", "strong"], default=None,
+                   help="default: light when fine-tuning, none for feature extraction (cached features never "
+                        "see an augmented image)")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--early-stop", type=int, default=0, help="patience in epochs; 0 = off")
     p.add_argument("--val-fraction", type=float, default=0.2)
@@ -65,9 +67,14 @@ def _config(a) -> RunConfig:
     return RunConfig(backbone=a.backbone, pretrained=a.pretrained, strategy=a.strategy, unfreeze=a.unfreeze,
                      epochs=a.epochs, batch_size=a.batch_size, image_size=a.image_size,
                      lr=a.lr or DEFAULT_LR[a.strategy], head=a.head,
-                     optimizer=a.optimizer, augment=a.augment, label_smoothing=a.label_smoothing,
+                     optimizer=a.optimizer, augment=a.augment or _default_augment(a.strategy),
+                     label_smoothing=a.label_smoothing,
                      early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
                      cpu_bf16=a.bf16, devices=max(1, getattr(a, "devices", 1)))
+
+
+def _default_augment(strategy: str) -> str:
+    return "none" if strategy == "feature_extraction" else "light"
 
 
 def _print_report(ds) -> None:
@@ -80,21 +87,18 @@ def _print_report(ds) -> None:
 
 
 class _Bars:
-    """tqdm bars: one for feature extraction, one per epoch."""
+    """tqdm bars on a terminal: one for feature extraction, one per epoch. Into a file or a pipe
+    (a log, CI) a bar would print a line per update, with rates like "1342177 step/s" from
+    steps microseconds apart: there only the one line per epoch (and the notes) are printed."""
 
-    def __init__(self):
+    def __init__(self, live: bool | None = None):
+        self.live = sys.stderr.isatty() if live is None else live
         self.tqdm, self.bar, self.key = tqdm, None, None
 
     def show(self, e) -> None:
         if isinstance(e, Progress) and e.phase in ("features", "train"):
-            key = (e.phase, e.epoch)
-            if key != self.key:
-                self.close()
-                desc = "features" if e.phase == "features" else f"epoch {e.epoch}"
-                self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="img" if e.phase == "features" else "step",
-                                               file=sys.stderr, leave=True), key
-            self.bar.n = e.step
-            self.bar.set_postfix_str(f"loss {e.loss:.4f}" if e.loss is not None else "", refresh=True)
+            if self.live:
+                self._draw(e)
         elif isinstance(e, EpochEnd):
             self.close()
             m = e.metrics
@@ -102,6 +106,16 @@ class _Bars:
                   f"val loss {m['val/loss']:.4f} acc {m['val/acc']:.3f}{' *' if e.is_best else ''}", file=sys.stderr)
         elif isinstance(e, Note):
             print(e.message, file=sys.stderr)
+
+    def _draw(self, e) -> None:
+        key = (e.phase, e.epoch)
+        if key != self.key:
+            self.close()
+            desc = "features" if e.phase == "features" else f"epoch {e.epoch}"
+            self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="img" if e.phase == "features" else "step",
+                                           file=sys.stderr, leave=True), key
+        self.bar.n = e.step
+        self.bar.set_postfix_str(f"loss {e.loss:.4f}" if e.loss is not None else "", refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -61,7 +61,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     raises ExportError if a probability differs by more than PARITY_TOLERANCE.
     """
     if fmt not in ("onnx", "safetensors"):
-        raise ExportError(f"unknown export format {fmt!r}; choose safetensors or onnx")
+        raise ExportError("export.unknown_format", fmt=fmt)
     pred = Predictor(Path(run_dir))
     out_dir = Path(out_dir)
     folder = out_dir / f"{pred.run_dir.name}-{fmt}"
@@ -79,8 +79,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     parity = _parity(pred, folder, paths, cal)
     (folder / "parity.json").write_text(json.dumps(parity, indent=1), encoding="utf-8")
     if not parity["max_abs_prob_diff"] <= PARITY_TOLERANCE:
-        raise ExportError(f"the {fmt} export differs from the trained model (max prob. difference "
-                          f"{parity['max_abs_prob_diff']:.2e})")
+        raise ExportError("export.mismatch", fmt=fmt, diff=parity["max_abs_prob_diff"])
     zip_path = out_dir / f"{folder.name}.zip"
     write_bytes_atomic(zip_path, zip_folder(folder))
     return ExportResult(str(zip_path), parity["max_abs_prob_diff"], parity["top1_agreement"], parity["n_images"],
@@ -128,7 +127,7 @@ def _onnx(pred: Predictor, folder: Path) -> None:
                                      dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
             prog.save(str(path), external_data=False)
         except Exception as e:
-            raise ExportError(f"ONNX export failed for {pred.cfg.backbone}: {type(e).__name__}: {e}") from e
+            raise ExportError("export.onnx_failed", backbone=pred.cfg.backbone, detail=f"{type(e).__name__}: {e}") from e
 
 
 def _safetensors(pred: Predictor, folder: Path) -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from tl_core.messages import render
+
 LANGUAGES = {"en": "English", "es": "Español"}
 
 EN = {
@@ -138,6 +140,9 @@ EN = {
     "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
     "m_augment_none_explain": "Images are used exactly as they are.",
+    "m_augment_off_features": "Off for feature extraction: each image's features are computed once and cached, "
+                              "so augmented copies would never be seen. Choose fine-tuning (partial or full) to "
+                              "use augmentation.",
     "m_augment_light_explain": "Gentle flips, crops and colour changes: good for small datasets.",
     "m_augment_strong_explain": "Bolder crops and colour changes: helps with many images, can hurt with few.",
     "m_preview": "Preview augmented images", "m_preview_working": "Making examples…",
@@ -293,7 +298,7 @@ ES = {
     "no_runs": "Todavía no hay ningún entrenamiento terminado. Entrena un modelo primero.",
     "side_data": "Datos: {n} imágenes en {k} clases", "side_no_data": "Datos: aún no hay ninguno cargado",
     "side_model": "Modelo: {backbone} · {strategy}", "side_no_run": "Entrenamiento: ninguno todavía",
-    "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor precisión {acc:.0%} (época {epoch})",
+    "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor exactitud {acc:.0%} (época {epoch})",
     "status_queued": "en espera", "status_running": "entrenando", "status_finished": "terminado",
     "status_stopped": "detenido", "status_failed": "falló",
     "status_interrupted": "interrumpido (se reinició la aplicación)",
@@ -360,7 +365,7 @@ ES = {
                    "fp32 hasta en un pequeño porcentaje.",
     "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
                       "exacto más rápido; las características difieren hasta un {err:.1%}.",
-    "m_top1_source": "Precisión y tamaños según las tablas de resultados publicadas por timm.",
+    "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
     "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
                    "test_resnet con los pesos iniciales incluidos («Un archivo de pesos»): aprendió formas en "
@@ -421,6 +426,9 @@ ES = {
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
     "m_augment_strong": "Fuerte",
     "m_augment_none_explain": "Las imágenes se usan tal cual.",
+    "m_augment_off_features": "Desactivado en extracción de características: las características de cada imagen "
+                              "se calculan una vez y se guardan en caché, así que las copias aumentadas nunca se "
+                              "verían. Elige ajuste fino (parcial o completo) para usar aumento de datos.",
     "m_augment_light_explain": "Volteos, recortes y cambios de color suaves: bueno para pocos datos.",
     "m_augment_strong_explain": "Recortes y cambios de color más atrevidos: ayuda con muchas imágenes, "
                                 "puede perjudicar con pocas.",
@@ -435,7 +443,7 @@ ES = {
     "why_small_similar": "Con pocas imágenes parecidas a las del preentrenamiento, las características "
                          "preentrenadas ya sirven y entrenar solo una capa final nueva evita el sobreajuste.",
     "why_large_similar": "Con muchas imágenes parecidas puedes ajustar toda la red y ganar los últimos "
-                         "puntos de precisión sin sobreajustar.",
+                         "puntos de exactitud sin sobreajustar.",
     "why_small_different": "Tus imágenes se parecen poco a fotos cotidianas y son pocas: conserva las "
                            "primeras capas, que son generales, y reentrena solo las últimas etapas.",
     "why_large_different": "Con muchas imágenes distintas de las fotos cotidianas, reentrena todo, pero "
@@ -451,7 +459,7 @@ ES = {
     "train_run_folder": "Carpeta del entrenamiento: {path}",
     "train_device": "Dispositivo", "train_images": "Imágenes (entren. / valid.)",
     "train_trainable": "Parámetros entrenables", "train_ips": "Imágenes por segundo",
-    "train_finished": "Terminado: {acc:.1%} de precisión en validación (mejor época {epoch}, {secs:.0f} s).",
+    "train_finished": "Terminado: {acc:.1%} de exactitud en validación (mejor época {epoch}, {secs:.0f} s).",
     "train_best_picked": "Se guarda la época {epoch} de {n} porque fue la mejor con las imágenes de validación, así "
                          "que esta exactitud es algo optimista: fotos nuevas pueden puntuar un poco menos.",
     "train_stopped": "Detenido durante la época {epoch}. Se ha guardado el mejor modelo hasta ese momento.",
@@ -462,12 +470,12 @@ ES = {
     "prog_weights": "Descargando los pesos preentrenados: {done:.1f} de {total:.1f} MB",
     "phase_weights": "Obteniendo pesos", "phase_features": "Calculando características",
     "phase_train": "Entrenando", "phase_val": "Comprobando",
-    "chart_loss": "Pérdida", "chart_acc": "Precisión", "chart_train": "Entrenamiento", "chart_val": "Validación",
+    "chart_loss": "Pérdida", "chart_acc": "Exactitud", "chart_train": "Entrenamiento", "chart_val": "Validación",
     "chart_epoch": "Época", "chart_raw": "Cada paso", "chart_smoothed": "Suavizada",
     "chart_step_loss": "Pérdida de entrenamiento por paso", "chart_step": "Paso",
     "eval_title": "Evaluar", "ev_tab_one": "Un entrenamiento", "ev_tab_compare": "Comparar entrenamientos",
     "ev_pick": "Entrenamiento", "ev_working": "Evaluando con las imágenes de validación…",
-    "ev_accuracy": "Precisión", "ev_val_loss": "Pérdida en validación", "ev_backbone": "Red base",
+    "ev_accuracy": "Exactitud", "ev_val_loss": "Pérdida en validación", "ev_backbone": "Red base",
     "ev_strategy": "Estrategia",
     "ev_lineage": "Punto de partida: {source}", "ev_lineage_run": "Partió de tu entrenamiento {parent}",
     "ev_normalise": "Mostrar porcentajes",
@@ -479,7 +487,7 @@ ES = {
     "ev_mistakes": "Errores ({n})", "ev_no_mistakes": "No se clasificó mal ninguna imagen de validación.",
     "ev_mistake_cap": "{true} → {pred} ({conf:.0%})",
     "ev_compare_need": "Entrena al menos dos modelos para poder compararlos.",
-    "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Precisión en validación",
+    "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Exactitud en validación",
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
@@ -527,12 +535,12 @@ ES = {
     "cmp_running": "Comparación en marcha: {done} de {n} entrenamientos terminados.",
     "cmp_waiting": "Otro entrenamiento tuyo está en marcha; la comparación sigue cuando termine.",
     "cmp_leaderboard": "Clasificación", "cmp_verdict": "Veredicto",
-    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Precisión",
+    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Exactitud",
     "cmp_col_interval": "Intervalo del 95%", "cmp_col_time": "Tiempo", "cmp_col_energy": "Energía (Wh)",
     "cmp_col_how": "Energía según",
-    "cmp_interval_help": "Cada precisión lleva un intervalo de Wilson del 95% según el número de imágenes de "
+    "cmp_interval_help": "Cada exactitud lleva un intervalo de Wilson del 95% según el número de imágenes de "
                          "validación: solo hay ganador cuando los intervalos no se solapan.",
-    "cmp_curves": "Precisión en validación de cada entrenamiento",
+    "cmp_curves": "Exactitud en validación de cada entrenamiento",
     "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
     "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
     "cmp_pick": "Comparación", "cmp_none": "Aún no hay comparaciones.",
@@ -695,7 +703,7 @@ ES.update({
     "ev_issues_title": "Estas imágenes quizá estén en la carpeta equivocada",
     "ev_issues_explain": "Cada imagen la juzgan modelos que nunca la vieron (validación cruzada en 5 partes "
                          "sobre las características de la red base); aparece cuando otra clase es claramente "
-                         "más probable que la de su carpeta. Míralas: una carpeta equivocada baja la precisión.",
+                         "más probable que la de su carpeta. Míralas: una carpeta equivocada baja la exactitud.",
     "ev_issues_button": "Buscar imágenes en la carpeta equivocada", "ev_issues_working": "Validación cruzada…",
     "ev_issues_none": "Ninguna de las {n} imágenes parece estar en la carpeta equivocada.",
     "ev_issues_found": "{k} de {n} imágenes quizá estén en la carpeta equivocada (los modelos de la validación "
@@ -730,7 +738,7 @@ ES.update({
                    "clásicos, con una comprobación en scikit-learn (regresión logística y k-NN).",
     "ex_emb_make": "Exportar las características", "ex_emb_working": "Calculando las características de cada imagen…",
     "ex_emb_button": "Descargar las características (.zip)",
-    "ex_emb_check": "sklearn_check.py reproduce la precisión en validación de la cabeza ({acc:.1%}).",
+    "ex_emb_check": "sklearn_check.py reproduce la exactitud en validación de la cabeza ({acc:.1%}).",
     "ex_code_help": "El predict.py del zip ONNX.",
 })
 
@@ -743,3 +751,13 @@ def t(key: str, **values) -> str:
     # a key missing in a translation falls back to English; tests keep the tables in step
     text = table.get(key) or EN.get(key, key)
     return text.format(**values) if values else text
+
+
+def say(msg) -> str:
+    """A sentence from tl_core in the sidebar's language: a Message, an error of its family, an
+    event that says one (Note, Failed, Stopped), a {"kind", "params"} dict, or plain text."""
+    if hasattr(msg, "says"):  # an event
+        msg = msg.says()
+    elif hasattr(msg, "message") and hasattr(msg, "render"):  # a tl_core UserError
+        msg = msg.message
+    return render(msg, st.session_state.get("lang", "en"))
