@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test bench chromium clean
+.PHONY: run test bench chromium redis clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,10 +23,17 @@ chromium:
 		else echo "note: /usr/bin/chromium is missing (sudo apt-get install chromium); the browser test will be skipped"; fi; \
 	fi
 
+# The worker-pool tests start Debian's redis-server on a free port (skipped with a note without it).
+redis:
+	@if [ ! -x /usr/bin/redis-server ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q redis-server; \
+		else echo "note: /usr/bin/redis-server is missing (sudo apt-get install redis-server); the worker-pool tests will be skipped"; fi; \
+	fi
+
 run: $(VENV)/.runtime
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev chromium redis
 	$(BIN)/python -m pytest -q tests
 
 bench: $(VENV)/.dev

@@ -6,12 +6,12 @@ import json
 import pandas as pd
 import streamlit as st
 
-from tl_core import compare, estimate as timing, settings
+from tl_core import compare, estimate as timing, sessions, settings
 from tl_core.config import RunConfig
 from tl_core.verdict import duration, render, wilson
 from ui import charts, state
 from ui.text import t
-from ui.widgets import energy_text, user_errors
+from ui.widgets import energy_how, user_errors
 
 POLL_SECONDS = 1.0
 ENDED = ("Finished", "Stopped", "Failed", "Interrupted", "missing")
@@ -51,7 +51,7 @@ def start(members, ds, estimate) -> None:
     for cfg in members:  # the server's caps, before anything is queued
         settings.check_config(server, cfg, state.session_id())
     group = compare.CompareGroup(state.job_manager(), members, ds, root, owner=state.owner(), estimate_s=estimate,
-                                 before_submit=lambda: settings.make_room_for_run(server, root))
+                                 before_submit=lambda: sessions.make_room_for_run(server, root))
     state.set_group(group.start())
 
 
@@ -67,14 +67,13 @@ def _row(r: dict) -> dict:
             t("cmp_col_acc"): r.get("acc"), t("cmp_col_interval"): interval,
             t("cmp_col_time"): duration(r["wall_s"]) if r.get("wall_s") is not None else "",
             t("cmp_col_energy"): r.get("energy_wh"),
-            t("cmp_col_how"): energy_text(r.get("energy")) if r.get("energy") else ""}
+            t("cmp_col_how"): energy_how(r.get("energy"))}
 
 
-def leaderboard(group: dict) -> bool:
-    """The table (best first), all validation curves in one chart, the verdict. -> still running?"""
+def leaderboard(group: dict, running: bool) -> None:
+    """The table (best first), all validation curves in one chart, the verdict."""
     rows = compare.results(group)
     done = sum(r.get("status") in ENDED for r in rows)
-    running = group.get("ended") is None
     if running:
         st.progress(done / len(rows), text=t("cmp_running", done=done, n=len(rows)))
     st.subheader(t("cmp_leaderboard"))
@@ -86,10 +85,11 @@ def leaderboard(group: dict) -> bool:
     curves = {t(f"strat_{r['strategy']}"): [{"epoch": i + 1, "val/acc": acc} for i, (_, acc) in enumerate(r["curve"])]
               for r in rows if r.get("curve")}
     if curves:
-        st.plotly_chart(charts.compare(curves, "val/acc", t("cmp_curves"), {"epoch": t("chart_epoch")}),
-                        key="cmp_curves")
+        fig = charts.compare(curves, "val/acc", t("cmp_curves"), {"epoch": t("chart_epoch")})
+        fig.update_xaxes(dtick=1)
+        fig.update_yaxes(tickformat=".0%")
+        st.plotly_chart(fig, key="cmp_curves")
     verdict(rows, group)
-    return running
 
 
 def verdict(rows: list, group: dict) -> None:
@@ -107,7 +107,9 @@ def verdict(rows: list, group: dict) -> None:
 
 def live(group_path) -> None:
     group = compare.read_group(group_path)
-    running = leaderboard(group)
+    # running: ended is None and this server process runs it (after a restart it never will)
+    running = group.get("ended") is None and group["id"] in state.compare_groups()
+    leaderboard(group, running)
     if not running and st.session_state.get("cmp_polling"):
         st.session_state.cmp_polling = False
         st.rerun(scope="app")  # the buttons catch up once the comparison ends

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import data, settings
+from tl_core import data, sessions
 from ui import charts, state
 from ui.text import t
 from ui.widgets import image_grid, user_errors
@@ -36,7 +36,7 @@ def _ingest(files) -> None:
         state.set_dataset(data.ingest_uploads(pairs, workdir, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                               limits=limits))
         st.session_state.upload_sig = sig
-    settings.prune_uploads(state.server_settings(), state.session_id(), keep=2)  # old uploads, never one in use
+    sessions.prune_uploads(state.server_settings(), state.session_id(), keep=2)  # old uploads, never one in use
 
 
 def _use_sample(folder) -> None:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from tl_core import runs
+from tl_core.metrics import evaluation
 from ui import charts
 from ui.text import t
 from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
@@ -15,7 +16,7 @@ MAX_MISTAKES = 24
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _evaluation(run_dir: str, mtime: float):
     # mtime in the key: a run folder rewritten in place is evaluated again
-    return runs.evaluation(run_dir)
+    return evaluation(run_dir)
 
 
 def _mtime(run_dir) -> float:

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import catalog, similarity, weights
+from tl_core import catalog, engines, hub, model, similarity, weights
+from tl_core.distributed import gpu_count
+from tl_core.transforms import preview_augmentations
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ui import advisor, charts, state
 from ui.text import t
@@ -40,7 +42,8 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_batch", batch), ("m_imgsize", cfg.image_size), ("m_lr", lr),
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
-                       ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device)):
+                       ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
+                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count())))):
         state.seed_widget(key, value)
 
 
@@ -51,12 +54,14 @@ def gallery() -> str:
     if source == "shortlist":
         table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_weights"): _readiness(b.name).text,
                                t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
-                               t("m_col_top1"): b.top1, t("m_col_speed"): b.speed_hint, t("m_col_why"): b.why}
+                               t("m_col_top1"): b.top1, t("m_col_speed"): _speed_here(b.name, b.input_size), t("m_col_why"): b.why}
                               for b in catalog.CURATED])
         st.dataframe(table, hide_index=True, column_config={
             t("m_col_params"): st.column_config.NumberColumn(format="%.2f M"),
             t("m_col_top1"): st.column_config.NumberColumn(format="%.1f %%")})
-        st.caption(t("m_top1_source"))
+        st.caption(t("m_top1_source") + " " + t("m_speed_caption"))
+        if st.button(t("m_speed_button"), key="m_speed", help=t("m_speed_help")):
+            _measure_speed()
         return st.selectbox(t("m_backbone"), _shortlist(), key="m_backbone", help=t("m_tiny_help"))
     query = st.text_input(t("m_query"), key="m_query", placeholder="convnext, vit_small, efficientnet...")
     found = catalog.search(query, limit=50) if query else []
@@ -64,6 +69,39 @@ def gallery() -> str:
         st.info(t("m_search_none") if query else t("m_search_hint"))
         return state.config().backbone
     return st.selectbox(t("m_search_results", n=len(found)), found, key="m_search_pick")
+
+
+def _speed_here(name: str, size: int) -> str:
+    """Images/s of the fastest exact engine from this computer's cached probe (measured on request)."""
+    entry = engines.cached_probe(name, size)
+    if not entry:
+        return t("m_speed_unmeasured")
+    best = engines.choose(entry["rates"], ["torch", "onnx"])
+    return t("m_speed_cell", rate=entry["rates"][best] or 0, engine=engines.LABELS[best])
+
+
+def _measure_speed() -> None:
+    bar = st.progress(0.0)
+    with user_errors():
+        for i, b in enumerate(catalog.CURATED, 1):
+            bar.progress((i - 1) / len(catalog.CURATED), text=t("m_speed_working", name=b.name, i=i,
+                                                                n=len(catalog.CURATED)))
+            engines.probe_backbone(b.name, b.input_size)
+    bar.empty()
+    st.rerun()
+
+
+def _bf16_option(backbone: str) -> bool:
+    """Offered only where the CPU computes bf16 natively, with this computer's measured figures."""
+    if not engines.native_bf16():
+        return False
+    on = st.checkbox(t("m_bf16"), key="m_bf16", help=t("m_bf16_help"))
+    entry = engines.cached_probe(backbone, catalog.input_size(backbone))
+    if entry and entry["rates"].get("bf16") and entry["errors"].get("bf16") is not None:
+        exact = engines.choose(entry["rates"], ["torch", "onnx"])
+        st.caption(t("m_bf16_figures", name=backbone, bf16=entry["rates"]["bf16"], fp32=entry["rates"][exact] or 0,
+                     err=entry["errors"]["bf16"]))
+    return on
 
 
 def _save_weights_file(upload) -> None:
@@ -77,12 +115,12 @@ def _save_weights_file(upload) -> None:
 @st.cache_data(ttl=300, show_spinner=False)
 def _cache_status(backbone: str):
     # online, cache_status asks the hub for the download size (up to a few seconds): once per 5 min
-    return weights.cache_status(backbone)
+    return hub.cache_status(backbone)
 
 
 @st.cache_data(ttl=300, show_spinner=False)
 def _readiness(backbone: str):
-    return weights.readiness(backbone)
+    return model.readiness(backbone)
 
 
 def _pretrained_status(backbone: str) -> None:
@@ -105,11 +143,11 @@ def _hub_status(backbone: str) -> None:
     if st.button(t("m_hub_fetch"), key="m_fetch"):
         bar = st.progress(0.0, text=t("m_hub_fetching"))
 
-        def progress(done, total):  # called on this script thread by weights.fetch
+        def progress(done, total):  # called on this script thread by hub.fetch
             bar.progress(min(1.0, done / total) if total else 0.0, text=t("m_hub_fetch_mb", mb=done / 1e6))
 
         with user_errors():
-            weights.fetch(backbone, progress=progress)
+            hub.fetch(backbone, progress=progress)
             _cache_status.clear()
             _readiness.clear()
             st.rerun()
@@ -118,7 +156,7 @@ def _hub_status(backbone: str) -> None:
 def prepare_classroom() -> None:
     """Download several backbones ahead of a lesson, so 30 laptops do not fetch them at once."""
     with st.expander(t("m_prep_title")):
-        st.caption(t("m_prep_where", where=weights.cache_dir()))
+        st.caption(t("m_prep_where", where=hub.cache_dir()))
         names = st.multiselect(t("m_prep_pick"), [b.name for b in catalog.CURATED], key="m_prep_names")
         if not st.button(t("m_prep_button"), key="m_prep_go", disabled=not names):
             return
@@ -129,7 +167,7 @@ def prepare_classroom() -> None:
                 bar.progress(min(1.0, done / total) if total else 0.0, text=f"{name}: {done / 1e6:.1f} MB")
 
             with user_errors():
-                weights.fetch(name, progress=progress)
+                hub.fetch(name, progress=progress)
                 bar.progress(1.0, text=t("m_prep_done", name=name))
         _cache_status.clear()
         _readiness.clear()
@@ -293,9 +331,15 @@ def advanced(ds) -> dict:
             head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
             device=c2.selectbox(t("m_device"), ["auto", "cpu", "cuda"], key="m_device"),
         )
+        gpus = gpu_count()
+        if gpus > 1 and state.server_settings().runner != "rq":  # rq: the workers' --devices decide
+            kw["devices"] = c3.number_input(t("m_devices"), 1, gpus, key="m_devices", help=t("m_devices_help"))
+        else:
+            kw["devices"] = 1
         if kw["head"] == "mlp":
             kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
             kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
+        kw["cpu_bf16"] = _bf16_option(state.config().backbone)
         kw["augment"] = st.radio(t("m_augment"), AUGMENTATIONS, key="m_augment", horizontal=True,
                                  format_func=lambda a: t(f"m_augment_{a}"))
         st.caption(t(f"m_augment_{kw['augment']}_explain"))
@@ -305,8 +349,6 @@ def advanced(ds) -> dict:
 
 
 def _preview(cfg: RunConfig, ds) -> None:
-    from tl_core.transforms import preview_augmentations
-
     path = ds.train[0].path if ds is not None else str(next(state.SAMPLE_DIR.rglob("*.jpg")))
     with st.spinner(t("m_preview_working")), user_errors():
         images = preview_augmentations(cfg, path, n=8)

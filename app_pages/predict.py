@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import streamlit as st
 
-from tl_core import runs
 from tl_core.data import load_rgb
+from tl_core.predict import Predictor
 from ui import charts
 from ui.text import t
 from ui.widgets import pick_run, user_errors
@@ -17,7 +18,7 @@ TOP_K = 5
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _predictor(run_dir: str):
     # a loaded model is reused across reruns and sessions; the run folder never changes once finished
-    return runs.load_run(run_dir)
+    return Predictor(Path(run_dir))
 
 
 def _inputs() -> list[tuple[str, bytes]]:

@@ -30,7 +30,7 @@ def allowed() -> bool:
 
 def runs_table(students: list) -> None:
     rows = [{t("tb_col_student"): s["student"], t("tb_col_backbone"): r["backbone"],
-             t("cmp_col_strategy"): t(f"strat_{r['strategy']}"), t("cmp_col_status"): r["status"],
+             t("cmp_col_strategy"): t(f"strat_{r['strategy']}"), t("cmp_col_status"): t(f"status_{r['status'].lower()}"),
              t("cmp_col_acc"): r["acc"], t("cmp_col_time"): duration(r["wall_s"]) if r["wall_s"] is not None else "",
              t("cmp_col_energy"): r["energy_wh"]}
             for s in students for r in s["runs"]]

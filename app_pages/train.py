@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core import settings
+from tl_core import sessions, settings
 from tl_core.events import EpochEnd, Failed, Finished, Note, Started, Stopped
+from tl_core.status import RunStatus
 from ui import charts, state
 from ui.text import t
 from ui.widgets import energy_line, job_events, progress_line, status_of, user_errors
 
-ACTIVE = ("queued", "running")
 POLL_SECONDS = 0.5
 CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step")
 
@@ -19,13 +19,13 @@ def start(cfg, ds) -> None:
         server = state.server_settings()
         # the server's caps (epochs; hosted: only this session's own starting points) before queueing
         settings.check_config(server, cfg, state.session_id())
-        settings.make_room_for_run(server, state.runs_root())  # hosted: drop this session's oldest runs
+        sessions.make_room_for_run(server, state.runs_root())  # hosted: drop this session's oldest runs
         job = state.job_manager().submit(cfg, ds, state.runs_root(), owner=state.owner())
         state.set_job(job)
 
 
 def controls(job, cfg, ds) -> None:
-    active = job is not None and job.status in ACTIVE
+    active = job is not None and job.status.active
     c1, c2, _ = st.columns([1, 1, 4])
     if c1.button(t("train_start"), type="primary", disabled=active or ds is None, key="train_start"):
         start(cfg, ds)
@@ -35,9 +35,9 @@ def controls(job, cfg, ds) -> None:
         st.toast(t("train_stopping"))
 
 
-def header(events, status: str, job) -> None:
+def header(events, status: RunStatus, job) -> None:
     started = next((e for e in events if isinstance(e, Started)), None)
-    if status == "queued":
+    if status == RunStatus.QUEUED:
         st.info(t("train_queued", pos=job.queue_position()), icon=":material/hourglass_top:")
     if started:
         c1, c2, c3, c4 = st.columns(4)
@@ -50,7 +50,7 @@ def header(events, status: str, job) -> None:
             st.caption(started.weights)
 
 
-def outcome(events, status: str, run_dir=None) -> None:
+def outcome(events, status: RunStatus, run_dir=None) -> None:
     for e in events:
         if isinstance(e, Note):
             st.caption(e.message)
@@ -67,7 +67,7 @@ def outcome(events, status: str, run_dir=None) -> None:
             st.caption(line)
     elif isinstance(last, Stopped):
         st.warning(t("train_stopped", epoch=last.epoch), icon=":material/stop_circle:")
-    elif status == "interrupted":
+    elif status == RunStatus.INTERRUPTED:
         st.warning(t("side_run", status=t("status_interrupted")), icon=":material/warning:")
     elif isinstance(last, Failed):
         st.error(last.message, icon=":material/error:")
@@ -81,7 +81,7 @@ def live(job, run_dir) -> None:
     events = job_events(job, run_dir)
     status = status_of(job, events)
     header(events, status, job)
-    if status in ACTIVE:
+    if status.active:
         frac, text = progress_line(events)
         st.progress(frac, text=text)
     labels = {k: t(f"chart_{k}") for k in CURVE_LABELS}
@@ -91,7 +91,7 @@ def live(job, run_dir) -> None:
     if any(getattr(e, "phase", "") == "train" for e in events):
         st.plotly_chart(charts.step_loss(events, labels), key="steps")
     outcome(events, status, run_dir)
-    if status not in ACTIVE and st.session_state.get("train_polling"):
+    if not status.active and st.session_state.get("train_polling"):
         # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling
         st.session_state.train_polling = False
         st.rerun(scope="app")
@@ -108,11 +108,11 @@ job, run_dir = state.current_job()
 controls(job, cfg, ds)
 if job is not None or run_dir is not None:
     st.caption(t("train_run_folder", path=str(run_dir)))
-    polling = job is not None and job.status in ACTIVE
+    polling = job is not None and job.status.active
     st.session_state.train_polling = polling
     # 0.5 s: at 1.0 s the browser saw 0.80 updates/s while training (a rerun takes time too);
     # the target is at least one refresh per second (bench/ui_latency.py)
     st.fragment(run_every=POLL_SECONDS if polling else None)(live)(job, run_dir)
-    if not polling and status_of(job, job_events(job, run_dir)) in ("finished", "stopped"):
+    if not polling and status_of(job, job_events(job, run_dir)) in (RunStatus.FINISHED, RunStatus.STOPPED):
         st.page_link("app_pages/evaluate.py", label=t("go_evaluate"), icon=":material/analytics:")
 st.page_link("app_pages/compare.py", label=t("go_compare"), icon=":material/leaderboard:")

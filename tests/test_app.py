@@ -179,6 +179,31 @@ def test_sample_dataset_button(env):
     assert at.session_state["dataset"].classes == ["circle", "square", "triangle"]
 
 
+def test_gallery_shows_speed_measured_here(env):
+    from tl_core import engines
+
+    def speed(at):
+        table = at.dataframe[0].value.set_index("Model")
+        return table.loc["test_vit3", "Images/s here"]
+
+    engines.probe_file().unlink(missing_ok=True)
+    assert speed(app("app_pages/model.py")) == "not measured yet"
+    engines.save_probe("test_vit3", 160, {"rates": {"torch": 812.0, "onnx": 1234.0}, "errors": {}})
+    assert speed(app("app_pages/model.py")) == "1234 (ONNX Runtime fp32)"
+
+
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_bf16_is_offered_only_on_a_cpu_with_native_bf16(env, monkeypatch, native):
+    monkeypatch.setenv("TL_NATIVE_BF16", native)
+    at = app("app_pages/model.py")
+    boxes = [c for c in at.checkbox if c.key == "m_bf16"]
+    assert len(boxes) == int(native)
+    if boxes:
+        boxes[0].check().run()
+        assert not at.exception, at.exception
+        assert at.session_state["config"].cpu_bf16 is True
+
+
 def test_model_page_builds_config(env):
     at = app("app_pages/model.py")
     at.selectbox(key="m_backbone").set_value("test_resnet").run()

@@ -87,6 +87,8 @@ def test_the_group_runs_and_the_leaderboard_shows(server, dataset):
     at.switch_page("app_pages/evaluate.py").run()
     assert not at.exception, at.exception
     assert len(at.selectbox(key="ev_run").options) == 4
+    page = texts(at)
+    assert "energy" in page and ("estimated" in page or "measured" in page)  # time and energy are shown
 
 
 def classes(at: AppTest) -> list:

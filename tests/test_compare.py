@@ -16,6 +16,7 @@ from tl_core.config import ConfigError, RunConfig
 from tl_core.data import load_dataset
 from tl_core.energy import EnergyMeter, Rapl
 from tl_core.job import JobManager
+from tl_core.predict import Predictor
 from tl_core.verdict import Member, decide, render, wilson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -94,7 +95,7 @@ def test_pretraining_on_a_related_task_helps(tasks):
     assert any(x.startswith("Pretraining helped") for x in s["sentences"])
     # every member is an ordinary run: its folder loads for prediction
     fe = next(m for m in s["members"] if m["strategy"] == "feature_extraction")
-    top = runs.load_run(fe["run_dir"]).top_k([str(next(Path(tasks["shapes"]).rglob("*.png")))], 1)
+    top = Predictor(Path(fe["run_dir"])).top_k([str(next(Path(tasks["shapes"]).rglob("*.png")))], 1)
     assert top[0][0][0] in ("circle", "square", "triangle")
 
 
@@ -173,3 +174,19 @@ def test_run_json_records_time_and_energy(shapes, tmp_path):
     list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
     energy = runs.read_json(run_dir / "run.json")["energy"]
     assert energy["wall_s"] > 0 and energy["wh"] >= 0 and energy["source"] in ("rapl", "nvml", "estimate")
+
+
+# ------------------------------------------------------------------ the measured advisor
+
+
+def test_similarity_tells_related_from_colour_blind_features(tasks):
+    from tl_core import similarity
+
+    related = similarity.measure(RunConfig(pretrained=str(tasks["related"]), **TINY), load_dataset(tasks["shapes"]))
+    blind = similarity.measure(RunConfig(pretrained=str(tasks["blind"]), **TINY), load_dataset(tasks["colours"]))
+    # shapes: the related pretrained features beat random-init features beyond the noise
+    assert related.pretraining_adds and related.probe_acc > related.random_acc, related
+    # colours: random conv features see colour; features made blind to it do not add anything
+    assert not blind.pretraining_adds and not blind.similar, blind
+    assert blind.random_acc > blind.probe_acc
+    assert related.n_images == blind.n_images == 36  # the training split only (12 per class here)

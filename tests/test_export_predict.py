@@ -7,7 +7,7 @@ import pytest
 
 from tl_core.export import export_run, inference_snippet, zip_folder
 from tl_core.predict import Predictor
-from tl_core import runs
+from tl_core import metrics, runs
 from tl_core.train import train
 
 from conftest import tiny_cfg
@@ -72,7 +72,7 @@ def test_gradcam_for_cnn_and_vit(pretrained_run, vit_run, shapes, which):
 
 
 def test_evaluation_from_saved_predictions(pretrained_run, shapes):
-    ev = runs.evaluation(pretrained_run)
+    ev = metrics.evaluation(pretrained_run)
     assert ev.classes == shapes.classes
     assert sum(map(sum, ev.confusion)) == len(shapes.val)
     diag = sum(ev.confusion[i][i] for i in range(3))

@@ -25,6 +25,7 @@ from tl_core import runs
 from tl_core.job import JobManager, oom_retry_config
 from tl_core.predict import Predictor
 from tl_core.train import train
+from tl_core.status import RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_WITHIN_S = 5.0
@@ -88,7 +89,7 @@ def test_cpu_allocator_oom_through_a_job_is_a_sentence(shapes, tmp_path, monkeyp
     job.join(60)
     events = job.events()
     case.observe(f"{events[-1].message} | events: {', '.join(dict.fromkeys(_types(events)))}")
-    assert job.status == "failed" and "smaller batch size or image size" in events[-1].message
+    assert job.status == RunStatus.FAILED and "smaller batch size or image size" in events[-1].message
     assert not any(isinstance(e, ev.Note) for e in events)
     assert runs.read_run(job.run_dir).error == events[-1].message
 
@@ -124,7 +125,7 @@ def test_cuda_oom_retries_once_with_half_the_batch(shapes, tmp_path, monkeypatch
     events = job.events()
     note = next(e.message for e in events if isinstance(e, ev.Note))
     case.observe(f"batch sizes tried {calls}; note: {note}; ended {job.status}")
-    assert calls == [16, 8] and "batch size 8" in note and job.status == "failed"
+    assert calls == [16, 8] and "batch size 8" in note and job.status == RunStatus.FAILED
     assert _types(events) == ["Started", "Note", "Started", "Failed"]
     info = runs.read_json(job.run_dir / "run.json")
     assert info["config"]["batch_size"] == 8 and info["oom_retry"] and info["status"] == "Failed"
@@ -161,7 +162,7 @@ def test_disk_full_while_saving_a_checkpoint(shapes, tmp_path, monkeypatch, case
     job.join(60)
     msg = job.events()[-1].message
     case.observe(msg)
-    assert job.status == "failed" and "disk is full" in msg
+    assert job.status == RunStatus.FAILED and "disk is full" in msg
     assert_consistent(job.run_dir, "Failed")
 
 
@@ -178,7 +179,7 @@ def test_events_file_unwritable_mid_run_still_ends_failed(shapes, tmp_path, monk
     job = JobManager(1).submit(tiny_cfg(strategy="scratch", epochs=2, image_size=32), shapes, tmp_path / "runs")
     job.join(60)
     case.observe(f"status {job.status}: {job.events()[-1].message}")
-    assert job.done and job.status == "failed" and "could not be recorded" in job.events()[-1].message
+    assert job.done and job.status == RunStatus.FAILED and "could not be recorded" in job.events()[-1].message
 
 
 def test_failure_before_training_releases_the_slot(shapes, tmp_path, monkeypatch, case):
@@ -199,8 +200,8 @@ def test_failure_before_training_releases_the_slot(shapes, tmp_path, monkeypatch
     a.join(30)
     b.join(60)
     case.observe(f"first {a.status} ({a.events()[-1].message}); second {b.status}")
-    assert a.status == "failed" and "Read-only file system" in a.events()[-1].message
-    assert b.status == "finished" and manager.running_count() == 0
+    assert a.status == RunStatus.FAILED and "Read-only file system" in a.events()[-1].message
+    assert b.status == RunStatus.FINISHED and manager.running_count() == 0
 
 
 # ---------------------------------------------------------------- stop in every phase
@@ -259,7 +260,7 @@ def test_job_stop_while_running_and_while_queued(shapes, tmp_path, case):
     second.join(STOP_WITHIN_S + 5)
     took = time.perf_counter() - t
     case.observe(f"running: {first.status}, queued: {second.status} ({second.events()[-1].message}); {took:.2f} s")
-    assert first.status == second.status == "stopped" and took < STOP_WITHIN_S
+    assert first.status == second.status == RunStatus.STOPPED and took < STOP_WITHIN_S
     assert not any(isinstance(e, ev.Started) for e in second.events())
     assert_consistent(first.run_dir, "Stopped")
     assert runs.read_run(second.run_dir).status == "Stopped"

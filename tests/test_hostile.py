@@ -24,6 +24,7 @@ from reliability import case  # noqa: F401  (fixture)
 from tl_core.data import DataError, IngestLimits, ingest_uploads, load_dataset, load_rgb
 from tl_core.settings import load_settings
 from tl_core.synthetic import make_shapes_dataset
+from tl_core.status import RunStatus
 
 GOOD = ("circle", "square")
 PER_CLASS = 4
@@ -564,7 +565,7 @@ def test_pickle_that_executes_code_fails_the_run_unexecuted(tmp_path, shapes, ca
     torch.save({"conv1.0.weight": torch.zeros(1), "x": _Payload(marker)}, path)
     job, last = _weights_job(tmp_path, shapes, path)
     case.observe(f"{job.status}: {last.message}")
-    assert job.status == "failed" and "refused" in last.message and "weights.pth" in last.message
+    assert job.status == RunStatus.FAILED and "refused" in last.message and "weights.pth" in last.message
     assert not marker.exists()
 
 
@@ -579,4 +580,4 @@ def test_safetensors_with_wrong_shapes_fails_the_run_with_the_mismatch(tmp_path,
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     job, last = _weights_job(tmp_path, shapes, path)
     case.observe(f"{job.status}: {last.message}")
-    assert job.status == "failed" and "other.safetensors" in last.message and "conv1.0.weight" in last.message
+    assert job.status == RunStatus.FAILED and "other.safetensors" in last.message and "conv1.0.weight" in last.message

@@ -4,6 +4,7 @@ import time
 from tl_core import events as ev
 from tl_core import runs
 from tl_core.job import JobManager
+from tl_core.status import RunStatus
 
 from conftest import tiny_cfg
 
@@ -23,7 +24,7 @@ def test_cap_queues_jobs_in_order(shapes, tmp_path):
     third.stop()  # stopping a queued job ends it without running
     for job in (first, second, third):
         _wait(job)
-    assert (first.status, second.status, third.status) == ("finished", "finished", "stopped")
+    assert (first.status, second.status, third.status) == (RunStatus.FINISHED, RunStatus.FINISHED, RunStatus.STOPPED)
     assert len({first.id, second.id, third.id}) == 3 and len(first.id) >= 20
 
 
@@ -42,7 +43,7 @@ def test_stop_a_running_job(shapes, tmp_path):
         time.sleep(0.05)
     job.stop()
     _wait(job, 30)
-    assert job.status == "stopped" and runs.read_run(job.run_dir).status == "Stopped"
+    assert job.status == RunStatus.STOPPED and runs.read_run(job.run_dir).status == "Stopped"
     assert (job.run_dir / "model.safetensors").is_file()
 
 
@@ -50,7 +51,7 @@ def test_a_failure_is_an_event_not_a_dead_thread(shapes, tmp_path):
     job = JobManager().submit(tiny_cfg(strategy="scratch", backbone="no_such_model"), shapes, tmp_path)
     _wait(job)
     last = job.events()[-1]
-    assert job.status == "failed" and isinstance(last, ev.Failed) and "no_such_model" in last.message
+    assert job.status == RunStatus.FAILED and isinstance(last, ev.Failed) and "no_such_model" in last.message
 
 
 def test_partial_last_line_is_ignored(tmp_path):

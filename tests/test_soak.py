@@ -20,9 +20,10 @@ from tl_core import runs
 from tl_core.config import ConfigError, RunConfig
 from tl_core.data import ingest_uploads
 from tl_core.job import JobManager
-from tl_core.settings import (Settings, SettingsError, check_config, cleanup_idle_sessions, load_settings,
-                              make_room_for_run, new_session_token, prune_uploads, session_runs_root, session_workspace,
-                              valid_token)
+from tl_core.sessions import cleanup_idle_sessions, make_room_for_run, prune_uploads
+from tl_core.settings import (Settings, SettingsError, check_config, load_settings, new_session_token, session_runs_root,
+                              session_workspace, valid_token)
+from tl_core.status import RunStatus
 
 N_SESSIONS = 6
 MAX_JOBS = 2
@@ -133,7 +134,7 @@ def test_sessions_share_two_training_slots_and_stay_isolated(tmp_path, case):
                  f"{peak.seconds:.1f} s wall, {peak.cpu:.1f} s CPU, load average {os.getloadavg()[0]:.1f}")
     case.measure(f"soak: {N_SESSIONS} sessions peak RSS",
                  f"{peak.peak_mb:,.0f} MB (+{peak.peak_mb - peak.start_mb:,.0f} MB)")
-    assert statuses == ["finished"] * N_SESSIONS, [j.events()[-1] for j in jobs]
+    assert statuses == [RunStatus.FINISHED] * N_SESSIONS, [j.events()[-1] for j in jobs]
     assert seen["max_running"] <= MAX_JOBS and overlap <= MAX_JOBS and seen["max_waiting"] >= 1
     assert seen["fifo"] and seen["positions_ok"]
     _assert_isolated(settings, manager, tokens, jobs)

@@ -22,8 +22,9 @@ import timm
 import torch
 from safetensors.torch import load_file, save_file
 
-from tl_core import weights
+from tl_core import heads, hub, weights
 from tl_core.config import RunConfig
+from tl_core.model import create_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = "test_resnet"  # 0.37 M parameters; its pretrained_cfg points at timm/test_resnet.r160_in1k
@@ -38,9 +39,9 @@ def _state(arch: str = ARCH, seed: int = 0, **kwargs) -> dict:
 
 
 def _backbone_equal(model: torch.nn.Module, state: dict) -> bool:
-    heads = weights.head_prefixes(model)
+    prefixes = heads.head_prefixes(model)
     got = model.state_dict()
-    keys = [k for k in state if not k.startswith(heads)]
+    keys = [k for k in state if not k.startswith(prefixes)]
     return bool(keys) and all(torch.equal(got[k], state[k]) for k in keys)
 
 
@@ -74,16 +75,17 @@ def test_hub_weights_load_from_cache_offline(tmp_path):
     torch.save(state, tmp_path / "expected.pt")
     out = _run_py(f"""
         import argparse, contextlib, io, json, torch
-        from tl_core import weights
+        from tl_core import hub, weights
+        from tl_core.model import create_backbone
+        from tl_core.__main__ import main
         from tl_core.config import RunConfig
-        st = weights.cache_status("{ARCH}")
-        model = weights.create_backbone(RunConfig(backbone="{ARCH}", pretrained="hub", strategy="full"), 3)
+        st = hub.cache_status("{ARCH}")
+        model = create_backbone(RunConfig(backbone="{ARCH}", pretrained="hub", strategy="full"), 3)
         expected = torch.load(r"{tmp_path / 'expected.pt'}", weights_only=True)
         same = all(torch.equal(model.state_dict()[k], v) for k, v in expected.items() if not k.startswith("fc."))
-        parser = argparse.ArgumentParser(); weights.add_cli(parser.add_subparsers(dest="cmd"))
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            rc = weights.cli(parser.parse_args(["weights", "status", "{ARCH}"]))
+            rc = main(["weights", "status", "{ARCH}"])
         print(json.dumps(dict(cached=st.cached, size=st.size_bytes, path=st.path, cache_dir=st.cache_dir,
                               repo=st.repo_id, same=same, head=list(model.fc.weight.shape),
                               cli_rc=rc, cli=buf.getvalue(), cfg_file=model.pretrained_cfg.get("file"))))
@@ -99,11 +101,13 @@ def test_hub_weights_load_from_cache_offline(tmp_path):
 
 MISSING = """
     import json, time
-    from tl_core import weights
+    from tl_core import hub, weights
+    from tl_core.model import create_backbone
+    from tl_core.__main__ import main
     from tl_core.config import RunConfig
     t = time.perf_counter()
     try:
-        weights.create_backbone(RunConfig(backbone="{arch}", pretrained="hub"), 2)
+        create_backbone(RunConfig(backbone="{arch}", pretrained="hub"), 2)
         msg = None
     except weights.WeightsError as e:
         msg = str(e)
@@ -158,11 +162,13 @@ def test_fetch_reports_progress_through_huggingface_hub(tmp_path):
     try:
         out = _run_py(f"""
             import json
-            from tl_core import weights
+            from tl_core import hub, weights
+            from tl_core.model import create_backbone
+            from tl_core.__main__ import main
             calls = []
-            st0 = weights.cache_status("{ARCH}")
-            path = weights.fetch("{ARCH}", lambda done, total: calls.append((done, total)))
-            st1 = weights.cache_status("{ARCH}")
+            st0 = hub.cache_status("{ARCH}")
+            path = hub.fetch("{ARCH}", lambda done, total: calls.append((done, total)))
+            st1 = hub.cache_status("{ARCH}")
             print(json.dumps(dict(before=[st0.cached, st0.size_bytes], after=st1.cached, path=path, calls=calls)))
         """, {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
               "HF_HUB_DISABLE_XET": "1"})
@@ -216,7 +222,7 @@ def test_safetensors_file_loads_through_timm(tmp_path):
     save_file(state, str(path))
     report = weights.inspect_weights_file(ARCH, path)
     assert report.ok and report.head == ["fc.bias", "fc.weight"] and "fits" in report.message
-    model = weights.create_backbone(RunConfig(backbone=ARCH, pretrained=str(path), strategy="full"), 2)
+    model = create_backbone(RunConfig(backbone=ARCH, pretrained=str(path), strategy="full"), 2)
     assert _backbone_equal(model, state) and model.fc.out_features == 2
 
 
@@ -224,7 +230,7 @@ def test_plain_pth_state_dict_loads(tmp_path):
     state = _state(seed=4)
     path = tmp_path / "mine.pth"
     torch.save({"state_dict": state}, path)  # the usual training-script wrapper
-    model = weights.create_backbone(RunConfig(backbone=ARCH, pretrained=str(path), strategy="full"), 2)
+    model = create_backbone(RunConfig(backbone=ARCH, pretrained=str(path), strategy="full"), 2)
     assert _backbone_equal(model, state)
 
 
@@ -246,7 +252,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path, zipfile_format):
     with pytest.raises(weights.WeightsError, match="refused.*run code"):
         weights.inspect_weights_file(ARCH, path)
     with pytest.raises(weights.WeightsError, match="refused"):
-        weights.create_backbone(RunConfig(backbone=ARCH, pretrained=str(path)), 2)
+        create_backbone(RunConfig(backbone=ARCH, pretrained=str(path)), 2)
     assert not marker.exists(), "loading must never execute the pickle's payload"
 
 
@@ -263,7 +269,7 @@ def test_wrong_shapes_give_a_key_report(tmp_path):
     assert r.missing == ["layer1.0.conv1.weight"] and r.unexpected == ["extra.weight"]
     assert "does not fit test_resnet" in r.message and "conv1.0.weight is 5x3x3x3 in the file" in r.message
     with pytest.raises(weights.WeightsError, match="wrong shape"):
-        weights.create_backbone(RunConfig(backbone=ARCH, pretrained=str(path)), 2)
+        create_backbone(RunConfig(backbone=ARCH, pretrained=str(path)), 2)
 
 
 def test_weights_of_another_architecture_are_named_as_such(tmp_path):
@@ -311,7 +317,7 @@ def test_reuse_chain_loads_exactly_the_parent_backbone(tmp_path):
     run_b = _train_run(tmp_path / "runs", base.replace(strategy="full", pretrained=f"run:{run_a}"), ds)
     assert read_json(run_b / "run.json")["parent"] == str(run_a)
 
-    model = weights.create_backbone(base.replace(strategy="full", pretrained=f"run:{run_b}"), 5)
+    model = create_backbone(base.replace(strategy="full", pretrained=f"run:{run_b}"), 5)
     b_state, a_state = load_file(str(run_b / "model.safetensors")), load_file(str(run_a / "model.safetensors"))
     assert _backbone_equal(model, b_state), "starting from B must load B's backbone"
     assert not _backbone_equal(model, a_state), "B trained, so its backbone differs from A's"
@@ -320,40 +326,37 @@ def test_reuse_chain_loads_exactly_the_parent_backbone(tmp_path):
 
 def test_reuse_errors_are_sentences(tmp_path):
     with pytest.raises(weights.WeightsError, match="not a TL Studio run"):
-        weights.create_backbone(RunConfig(backbone=ARCH, pretrained=f"run:{tmp_path / 'nope'}"), 2)
+        create_backbone(RunConfig(backbone=ARCH, pretrained=f"run:{tmp_path / 'nope'}"), 2)
     run = tmp_path / "run1"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"config": {"backbone": "test_vit"}}))
     with pytest.raises(weights.WeightsError, match="trained with test_vit, not test_resnet"):
-        weights.create_backbone(RunConfig(backbone=ARCH, pretrained=f"run:{run}"), 2)
+        create_backbone(RunConfig(backbone=ARCH, pretrained=f"run:{run}"), 2)
     with pytest.raises(weights.WeightsError, match="no saved model"):
-        weights.create_backbone(RunConfig(backbone="test_vit", pretrained=f"run:{run}"), 2)
+        create_backbone(RunConfig(backbone="test_vit", pretrained=f"run:{run}"), 2)
 
 
 def test_scratch_never_looks_for_weights(monkeypatch):
-    monkeypatch.setattr(weights, "fetch", lambda *a, **k: pytest.fail("scratch must not fetch"))
+    monkeypatch.setattr(hub, "fetch", lambda *a, **k: pytest.fail("scratch must not fetch"))
     t = time.perf_counter()
-    model = weights.create_backbone(RunConfig(backbone=ARCH, strategy="scratch"), 4)
+    model = create_backbone(RunConfig(backbone=ARCH, strategy="scratch"), 4)
     assert model.fc.out_features == 4 and time.perf_counter() - t < 5
 
 
 def test_unknown_backbone_is_a_sentence():
     with pytest.raises(weights.WeightsError, match="timm has no model called resnet-eighteen"):
-        weights.create_backbone(RunConfig(backbone="resnet-eighteen", pretrained="none"), 2)
+        create_backbone(RunConfig(backbone="resnet-eighteen", pretrained="none"), 2)
     with pytest.raises(weights.WeightsError, match="no model called"):
-        weights.cache_status("resnet-eighteen")
+        hub.cache_status("resnet-eighteen")
 
 
 def test_cli_inspect_lists_the_mismatches(tmp_path, capsys):
-    import argparse
-
     state = _state(seed=6)
     state["conv1.0.weight"] = torch.zeros(5, 3, 3, 3)
     path = tmp_path / "bad.safetensors"
     save_file(state, str(path))
-    parser = argparse.ArgumentParser()
-    weights.add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["weights", "inspect", ARCH, str(path)])
-    assert args.func(args) == 1
+    from tl_core.__main__ import main
+
+    assert main(["weights", "inspect", ARCH, str(path)]) == 1
     out = capsys.readouterr().out
     assert "does not fit test_resnet" in out and "shape  conv1.0.weight: file 5x3x3x3" in out

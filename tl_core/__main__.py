@@ -3,13 +3,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
-from .config import DEFAULT_LR, STRATEGIES, ConfigError, RunConfig
+from tqdm import tqdm
+
+from . import runs
+from .config import DEFAULT_LR, STRATEGIES, RunConfig
+from .data import load_dataset
+from .events import TERMINAL, EpochEnd, Failed, Finished, Note, Progress, Stopped
+from .energy import describe
+from .job import JobManager, run_here, run_here_other_rank
+from .messages import UserError, WeightsError
+from .settings import load_settings
+from .status import RunStatus
+from .verdict import duration, wilson
+
+# Modules that load torch (train, predict, export, hub, weights) are imported inside the commands
+# that use them: `python -m tl_core runs` or `--help` answers in a fraction of a second without them.
 
 
 def _train_parser(sub) -> None:
@@ -36,6 +52,12 @@ def _train_parser(sub) -> None:
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 on a CPU with native bf16 (AVX-512 BF16/AMX): faster, slightly less exact")
     p.add_argument("--out", default="runs", help="the folder that holds run folders")
+    p.add_argument("--queue", metavar="redis://HOST:PORT", default=None,
+                   help="enqueue the run for `python -m tl_core worker` processes (whose TL_RUNS is --out, "
+                        "on storage they share) and print its run id, instead of training here")
+    p.add_argument("--wait", action="store_true", help="with --queue: follow the run and end as a local run does")
+    p.add_argument("--devices", type=int, default=1,
+                   help="train one run on N GPUs (or N CPU processes with --device cpu): torchrun + DDP")
 
 
 def _config(a) -> RunConfig:
@@ -44,7 +66,7 @@ def _config(a) -> RunConfig:
                      lr=a.lr or DEFAULT_LR[a.strategy], head=a.head,
                      optimizer=a.optimizer, augment=a.augment, label_smoothing=a.label_smoothing,
                      early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
-                     cpu_bf16=a.bf16)
+                     cpu_bf16=a.bf16, devices=max(1, getattr(a, "devices", 1)))
 
 
 def _print_report(ds) -> None:
@@ -60,13 +82,9 @@ class _Bars:
     """tqdm bars: one for feature extraction, one per epoch."""
 
     def __init__(self):
-        from tqdm import tqdm
-
         self.tqdm, self.bar, self.key = tqdm, None, None
 
     def show(self, e) -> None:
-        from .events import EpochEnd, Note, Progress
-
         if isinstance(e, Progress) and e.phase in ("features", "train"):
             key = (e.phase, e.epoch)
             if key != self.key:
@@ -90,23 +108,39 @@ class _Bars:
             self.bar, self.key = None, None
 
 
+def _train_other_rank(cfg, ds) -> int:
+    """A rank other than 0 of a --devices N run: trains its share, writes nothing, prints nothing."""
+    from . import distributed  # deferred: torch (see the note at the top)
+    from .train import train  # deferred: torch (see the note at the top)
+
+    for _ in train(cfg, ds):
+        pass
+    distributed.finish()
+    return 0
+
+
 def cmd_train(a) -> int:
-    from . import runs
-    from .data import load_dataset
-    from .events import Failed, Finished, Stopped
-    from .train import train
+    from . import distributed  # deferred: torch (see the note at the top)
+
+    if a.devices > 1 and not distributed.under_torchrun() and not a.queue:
+        return distributed.launch(a.argv, a.devices)  # with --queue the worker launches torchrun
+    from .train import train  # deferred: torch (see the note at the top)
 
     cfg = _config(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix=".upload-", dir=out)  # a zip is extracted here, nowhere else
     ds = load_dataset(a.data, workdir=workdir, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    _print_report(ds)
-    from .weights import fetch_with_bar, resolve_source
+    if os.environ.get("RANK", "0") == "0":  # one report, not one per rank
+        _print_report(ds)
+    if a.queue:
+        return cmd_enqueue(a, cfg, ds, out)
+    from .model import resolve_source  # deferred: torch (see the note at the top)
 
     if resolve_source(cfg) == "hub":
-
         fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
+    if os.environ.get("RANK", "0") != "0":
+        return _train_other_rank(cfg, ds)
     run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
     runs.mark_running(run_dir)
     stop = threading.Event()
@@ -116,18 +150,59 @@ def cmd_train(a) -> int:
         bars.show(e)
         last = e
     bars.close()
-    result = {"run_dir": str(run_dir), "status": type(last).__name__}
+    distributed.finish()
+    return _final_line(run_dir, last)
+
+
+def _final_line(run_dir, last) -> int:
+    """The last line of `train`: one JSON object with the outcome (the same for --queue --wait)."""
+    result = {"run_dir": str(run_dir), "status": type(last).__name__ if last is not None else "Interrupted"}
     if isinstance(last, Finished):
         result.update({"val/acc": last.metrics.get("val/acc"), "val/loss": last.metrics.get("val/loss"),
                        "best_epoch": last.best_epoch, "train_seconds": last.train_seconds})
     elif isinstance(last, (Failed, Stopped)):
         result["message"] = last.message
+    elif last is None:
+        result["message"] = "The worker training this run ended without finishing it; the best checkpoint is kept."
     print(json.dumps(result))
     return 0 if isinstance(last, Finished) else 1
 
 
+def cmd_enqueue(a, cfg, ds, out: Path) -> int:
+    """--queue: hand the run to the worker pool; with --wait follow it through its run folder."""
+    from .pool import PoolRunner  # deferred: rq and redis are needed only with --queue
+
+    job = PoolRunner(a.queue, out).submit(cfg, ds, out)
+    print(json.dumps({"run_id": job.run_dir.name, "run_dir": str(job.run_dir), "job": job.id, "status": "Queued"}),
+          flush=True)
+    if not a.wait:
+        return 0
+    signal.signal(signal.SIGINT, lambda *_: job.stop())  # Ctrl-C stops the run on its worker
+    bars, cursor, last = _Bars(), 0, None
+    while True:
+        new = job.events(cursor)
+        cursor += len(new)
+        for e in new:
+            bars.show(e)
+            last = e
+        if isinstance(last, TERMINAL) or (not new and job.done):
+            break
+        time.sleep(0.5)
+    bars.close()
+    return _final_line(job.run_dir, last if isinstance(last, TERMINAL) else None)
+
+
+def cmd_worker(a) -> int:
+    from .pool import serve  # deferred: rq and redis are needed only by a worker
+
+    if a.runs:
+        os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
+    serve(a.queue or load_settings().redis_url, gpu=a.gpu, burst=a.burst, devices=a.devices)
+    return 0
+
+
 def cmd_predict(a) -> int:
-    from .predict import Predictor
+    from .predict import Predictor  # deferred: torch (see the note at the top)
 
     predictor = Predictor(Path(a.run_dir), engine=a.engine)
     for image in a.images:
@@ -137,7 +212,7 @@ def cmd_predict(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from .export import export_run
+    from .export import export_run  # deferred: torch (see the note at the top)
 
     result = export_run(a.run_dir, a.format, a.out)
     print(f"verified: max abs difference of probabilities vs the torch model = {result.max_abs_diff:.2e}",
@@ -147,12 +222,24 @@ def cmd_export(a) -> int:
 
 
 def cmd_runs(a) -> int:
-    from .runs import list_runs
-
-    for r in list_runs(a.root):
+    for r in runs.list_runs(a.root):
         print(json.dumps({"run_dir": r.dir, "status": r.status, "backbone": r.config.backbone,
                           "strategy": r.config.strategy, "val/acc": r.metrics.get("val/acc"), "parent": r.parent}))
     return 0
+
+
+def cmd_run_job(a) -> int:
+    from . import distributed  # deferred: torch (see the note at the top)
+
+    if a.devices > 1 and not distributed.under_torchrun():
+        return distributed.launch(a.argv, a.devices)
+    if os.environ.get("RANK", "0") != "0":
+        run_here_other_rank(a.run_dir)
+        distributed.finish()
+        return 0
+    last = run_here(a.run_dir)
+    distributed.finish()
+    return 0 if last is None or isinstance(last, Finished) else 1
 
 
 def _compare_parser(sub) -> None:
@@ -179,9 +266,6 @@ STRATEGIES_ORDER = ("scratch", "feature_extraction", "partial", "full")
 
 
 def _member_line(r: dict) -> str:
-    from .energy import describe
-    from .verdict import duration, wilson
-
     if r.get("acc") is None:
         return f"{r['strategy']}: {r.get('status')}"
     lo, hi = wilson(r["correct"], r["n_val"])
@@ -191,11 +275,9 @@ def _member_line(r: dict) -> str:
 
 
 def cmd_compare(a) -> int:
-    from . import compare
-    from . import estimate as timing
-    from .data import load_dataset
-    from .job import JobManager
-    from .verdict import duration
+    from . import compare  # deferred: torch (see the note at the top)
+    from . import estimate as timing  # deferred: torch (see the note at the top)
+    from .model import resolve_source  # deferred: torch (see the note at the top)
 
     base = RunConfig(backbone=a.backbone, pretrained=a.pretrained, epochs=a.epochs, unfreeze=a.unfreeze,
                      batch_size=a.batch_size, image_size=a.image_size, seed=a.seed, val_fraction=a.val_fraction,
@@ -206,8 +288,6 @@ def cmd_compare(a) -> int:
     ds = load_dataset(a.data, workdir=tempfile.mkdtemp(prefix=".upload-", dir=out), val_fraction=a.val_fraction,
                       seed=a.seed)
     _print_report(ds)
-    from .weights import fetch_with_bar, resolve_source
-
     if resolve_source(base) == "hub":
         fetch_with_bar(base.backbone)
     speed = timing.measure_speed(base, ds)
@@ -233,13 +313,11 @@ def cmd_compare(a) -> int:
 
 def _follow(group, compare) -> None:
     """Print each member's line as it ends (the group runs on its own thread)."""
-    import time
-
     shown = set()
     while True:
         done = group.done
         for r in compare.results(compare.read_group(group.path)):
-            if r["strategy"] not in shown and r.get("status") in ("Finished", "Stopped", "Failed"):
+            if r["strategy"] not in shown and r.get("status") in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED):
                 shown.add(r["strategy"])
                 print(_member_line(r), file=sys.stderr)
         if done:
@@ -261,30 +339,136 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")
+    p.add_argument("run_dir")
+    p.add_argument("--devices", type=int, default=1, help="on N GPUs (torchrun + DDP)")
+    p = sub.add_parser("worker", help="serve the job queue: train queued runs, one at a time (TL_RUNNER=rq)")
+    p.add_argument("--queue", metavar="redis://HOST:PORT", default=None, help="default: TL_REDIS_URL")
+    p.add_argument("--gpu", default=None, help="bind this worker to one GPU (0, 1, ...) or to the cpu")
+    p.add_argument("--runs", default=None, help="the shared folder of run folders (default: TL_RUNS)")
+    p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    p.add_argument("--devices", type=int, default=1, help="train each job on N GPUs at once (torchrun + DDP)")
     _compare_parser(sub)
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
-    from . import weights
-
-    if hasattr(weights, "add_cli"):
-        weights.add_cli(sub)
+    _weights_parser(sub)
     return parser
 
 
+def _weights_parser(subparsers) -> None:
+    """Register `weights status|fetch|inspect` on the CLI's sub-command parsers."""
+    p = subparsers.add_parser("weights", help="pretrained weights: cache status, download, check a file")
+    sub = p.add_subparsers(dest="weights_command", required=True)
+    s = sub.add_parser("status", help="are the hub weights cached? size, cache folder")
+    s.add_argument("names", nargs="+", metavar="NAME", help="timm backbone name(s)")
+    f = sub.add_parser("fetch", help="download hub weights into the cache, with a progress bar")
+    f.add_argument("names", nargs="+", metavar="NAME", help="timm backbone name(s)")
+    i = sub.add_parser("inspect", help="check that a weights file fits a backbone")
+    i.add_argument("name", metavar="NAME", help="timm backbone name")
+    i.add_argument("file", help=".safetensors / .pth / .pt file")
+    p.set_defaults(handler=cmd_weights)
+
+
+def cmd_weights(args) -> int:
+    """Run a parsed `weights` sub-command; returns the exit status (0 when everything worked)."""
+    commands = {"status": _cli_status, "fetch": _cli_fetch, "inspect": _cli_inspect}
+    return commands[args.weights_command](args)
+
+
+def _for_each(names: list[str], action) -> int:
+    """Print action(name) for each name; a WeightsError is printed and makes the exit status 1."""
+    rc = 0
+    for name in names:
+        try:
+            print(f"{name}: {action(name)}")
+        except WeightsError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def _status_line(name: str) -> str:
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    from .model import readiness  # deferred: torch (see the note at the top)
+
+    ready = readiness(name)
+    if ready.kind in ("package", "pip"):
+        return ready.text
+    st = hub.cache_status(name)
+    return f"{'cached' if st.cached else 'not cached'}, {hub.mb(st.size_bytes)}, {st.repo_id} -- {st.message}"
+
+
+def _cli_status(args) -> int:
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    rc = _for_each(args.names, _status_line)
+    print(f"cache: {hub.cache_dir()}")
+    return rc
+
+
+def fetch_with_bar(backbone: str) -> str:
+    """fetch() with a tqdm bar on stderr (the CLI's download progress); raises WeightsError."""
+    from . import hub  # deferred: timm and torch (see the note at the top)
+
+    bar = _CliBar(backbone)
+    try:
+        return hub.fetch(backbone, bar.progress)
+    finally:
+        bar.close()
+
+
+def _cli_fetch(args) -> int:
+    return _for_each(args.names, fetch_with_bar)
+
+
+class _CliBar:
+    """A tqdm bar that appears with the first byte, so a refusal prints no empty bar."""
+
+    def __init__(self, name: str):
+        self.name, self.bar = name, None
+
+    def progress(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            self.bar = tqdm(desc=self.name, total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
+        if total and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _cli_inspect(args) -> int:
+    from .weights import inspect_weights_file, shape_text  # deferred: timm and torch (see the note at the top)
+
+    try:
+        report = inspect_weights_file(args.name, args.file)
+    except WeightsError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(report.message)
+    for key, got, want in report.mismatched[:20]:
+        print(f"  shape  {key}: file {shape_text(got)}, model {shape_text(want)}")
+    for key in report.missing[:20]:
+        print(f"  missing     {key}")
+    for key in report.unexpected[:20]:
+        print(f"  unexpected  {key}")
+    return 0 if report.ok else 1
+
+
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
-            "compare": cmd_compare}
+            "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare}
 
 
 def main(argv=None) -> int:
-    from .data import DataError
-    from .export import ExportError
-    from .weights import WeightsError
-
     a = build_parser().parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)  # --devices re-runs the same command under torchrun
     handler = COMMANDS.get(a.command) or getattr(a, "handler", None)
     try:
         return handler(a)
-    except (DataError, ConfigError, WeightsError, ExportError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -6,12 +6,17 @@ batch 1 on an i7-12700H), copied here so the gallery works offline.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import lru_cache
 
 import timm
 
 from .config import RunConfig
+from .heads import install_head
+from .model import count_params, create_for_preview
+from .strategies import apply_strategy
+from .strategies import num_stages as _stages
 
 
 @dataclass(frozen=True)
@@ -72,24 +77,13 @@ def search(query: str, limit: int = 50) -> list[str]:
     return hits[:limit]
 
 
-def is_known(name: str) -> bool:
-    return timm.is_model(name.split(".")[0])
-
-
 @lru_cache(maxsize=64)
 def _meta_model(backbone: str):
-    from .model import create_for_preview
-
     return create_for_preview(backbone)
 
 
 def trainable_params(cfg: RunConfig, num_classes: int) -> tuple[int, int]:
     """(trainable, total) parameters for cfg's strategy; computed on the meta device (no memory)."""
-    import copy
-
-    from .model import count_params, install_head
-    from .strategies import apply_strategy
-
     model = copy.deepcopy(_meta_model(cfg.backbone))
     model.reset_classifier(num_classes)
     install_head(model, cfg, num_classes)
@@ -98,10 +92,10 @@ def trainable_params(cfg: RunConfig, num_classes: int) -> tuple[int, int]:
 
 
 def num_stages(backbone: str) -> int:
-    from .strategies import num_stages as stages
-
-    return stages(_meta_model(backbone))
+    """Stages the partial strategy can unfreeze (timm's coarse groups, head excluded)."""
+    return _stages(_meta_model(backbone))
 
 
 def input_size(backbone: str) -> int:
+    """The backbone's own input size in pixels (its pretrained config)."""
     return int(_meta_model(backbone).pretrained_cfg.get("input_size", (3, 224, 224))[-1])

@@ -14,9 +14,10 @@ import timm
 import torch
 from safetensors.torch import load_file, save
 
+from .atomic import read_json, write_bytes_atomic, write_json_atomic
 from .config import RunConfig
-from .model import fit_input_size, install_head
-from .runs import read_json, write_bytes_atomic, write_json_atomic
+from .heads import install_head
+from .model import fit_input_size
 from .transforms import Preprocess
 
 

@@ -12,7 +12,6 @@ backbone on this computer and turns them into the announced time. This module lo
 """
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time

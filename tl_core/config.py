@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .messages import ConfigError  # noqa: F401  (public here too: tl_core.config.ConfigError)
+
 STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 HEADS = ("linear", "mlp")
@@ -18,8 +20,6 @@ AUGMENTATIONS = ("none", "light", "strong")
 DEFAULT_LR = {"feature_extraction": 1e-2, "partial": 1e-3, "full": 1e-3, "scratch": 3e-3}
 
 
-class ConfigError(ValueError):
-    """A configuration a user asked for that cannot run; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
     # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
     # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
     cpu_bf16: bool = False
@@ -79,6 +80,7 @@ class RunConfig:
             (self.image_size == 0 or 32 <= self.image_size <= 1024, "image size must be 32..1024 (or 0 for the model's own)"),
             (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
             (bool(self.backbone), "choose a backbone"),
+            (1 <= self.devices <= 64, "devices must be 1..64 (GPUs for one run)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -21,6 +21,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps
 
+from .atomic import write_json_atomic
+from .messages import DataError  # noqa: F401  (public here too: tl_core.data.DataError)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 JUNK_DIRS = {"__macosx", ".ipynb_checkpoints", ".git", "__pycache__"}
@@ -30,17 +33,6 @@ IMBALANCE_WARN = 5.0
 # a 100000x1 PNG is a few hundred bytes but resizes to 6.4 Gpx at short side 64: refuse slivers
 MAX_ASPECT = 50
 _COPY_CHUNK = 1024**2
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used; the message says what to do.
-
-    `report` (when set) holds the files skipped so far, so the UI can list them next to the error.
-    """
-
-    def __init__(self, message: str, report: "Report | None" = None):
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass(frozen=True)
@@ -98,8 +90,6 @@ class Dataset:
                    [Item(**i) for i in d["val"]], report, d.get("split_given", False))
 
     def save(self, path: str | Path) -> None:
-        from .runs import write_json_atomic
-
         write_json_atomic(Path(path), self.to_dict())
 
     @classmethod
@@ -559,10 +549,3 @@ def _dataset_from_folder(folder: Path, val_fraction, seed, limits, report: Repor
     train, val = _stratified_split(found, classes, val_fraction, seed)
     _check_split(classes, train, val, report)
     return Dataset(str(root), classes, train, val, report)
-
-
-def preview_augmentations(cfg, image_path: str, n: int = 8) -> list:
-    """`n` augmented versions of one image as training would show them (see transforms)."""
-    from .transforms import preview_augmentations as preview  # torch is only needed here
-
-    return preview(cfg, image_path, n)

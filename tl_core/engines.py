@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .model import create_for_preview, pooled_features
-from .runs import write_bytes_atomic
+from .atomic import write_bytes_atomic
 
 ENGINES = ("torch", "onnx", "bf16")
 LABELS = {"torch": "PyTorch fp32", "onnx": "ONNX Runtime fp32", "bf16": "PyTorch bfloat16", "cuda": "PyTorch CUDA"}

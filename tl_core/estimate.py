@@ -107,18 +107,31 @@ def measure_speed(base: RunConfig, dataset: Dataset, batch: int = 8) -> Speed:
     return Speed(str(device), batch, decode_s, build_s, ips, infer)
 
 
-def estimate_seconds(cfg: RunConfig, dataset: Dataset, speed: Speed) -> float:
-    """Seconds one member should take here: decoding once, then epochs of training and validation."""
+def _uses_features(cfg: RunConfig) -> bool:
+    # feature extraction embeds every image once; fine-tuning from a solved head does so first too
+    return (cfg.strategy == "feature_extraction" and cfg.feature_cache) or cfg.starts_from_probe
+
+
+def estimate_seconds(cfg: RunConfig, dataset: Dataset, speed: Speed, features_cached: bool = False) -> float:
+    """Seconds one member should take here: decoding once, the frozen feature pass and head solve
+    when it has them (unless an earlier member cached the features), then epochs of training."""
     n_train, n_val = len(dataset.train), len(dataset.val)
     seconds = speed.build_s + (n_train + n_val) * speed.decode_s
+    if _uses_features(cfg):
+        seconds += HEAD_SECONDS + (0.0 if features_cached else (n_train + n_val) / speed.infer_ips)
     if cfg.strategy == "feature_extraction" and cfg.feature_cache:
-        return seconds + (n_train + n_val) / speed.infer_ips + HEAD_SECONDS
+        return seconds
     per_epoch = n_train / speed.train_ips[cfg.strategy] + n_val / speed.infer_ips
     return seconds + cfg.epochs * per_epoch
 
 
 def estimate_total(members: list[RunConfig], dataset: Dataset, speed: Speed) -> float:
-    return sum(estimate_seconds(m, dataset, speed) for m in members)
+    """The members one after another; the feature cache carries over from one member to the next."""
+    total, cached = 0.0, False
+    for m in members:
+        total += estimate_seconds(m, dataset, speed, features_cached=cached)
+        cached = cached or _uses_features(m)
+    return total
 
 
 def epochs_for_budget(members: list[RunConfig], dataset: Dataset, speed: Speed, seconds: float) -> int:

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import timm
 import torch
 
+from .atomic import read_json
+from .checkpoint import load_model
+from .messages import ExportError  # noqa: F401  (public here too: tl_core.export.ExportError)
 from .predict import Predictor
-
-
-class ExportError(RuntimeError):
-    """An export that could not be produced or did not verify; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
 
 
 def _onnx(pred: Predictor, x: torch.Tensor, out_dir: Path):
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: a heavy optional runtime, only for the ONNX format
 
     path = out_dir / "model.onnx"
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -77,8 +77,6 @@ def _onnx(pred: Predictor, x: torch.Tensor, out_dir: Path):
 
 
 def _safetensors(pred: Predictor, x: torch.Tensor, out_dir: Path):
-    from .checkpoint import load_model
-
     folder = out_dir / f"{pred.run_dir.name}-safetensors"
     folder.mkdir(exist_ok=True)
     for name in ("model.safetensors", "config.json", "preprocess.json", "run.json"):
@@ -92,8 +90,6 @@ def _safetensors(pred: Predictor, x: torch.Tensor, out_dir: Path):
 
 def _timm_reload(folder: Path, pred: Predictor) -> torch.nn.Module:
     """Reload with timm alone, as a user without TL Studio would."""
-    import timm
-
     n = len(pred.classes)
     # num_classes in the overlay too: otherwise timm treats the classifier as a different head and drops it
     overlay = dict(file=str(folder / "model.safetensors"), num_classes=n)
@@ -195,8 +191,6 @@ def run(x):
 
 def inference_snippet(run_dir: str | Path, fmt: str = "onnx") -> str:
     """A standalone Python script that classifies images with the exported model."""
-    from .runs import read_json
-
     run_dir = Path(run_dir)
     info = read_json(run_dir / "run.json")
     pp = read_json(run_dir / "preprocess.json")

@@ -13,9 +13,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from . import engines
+from . import distributed, engines
+from .atomic import write_bytes_atomic
 from .events import Note, Progress
-from .runs import write_bytes_atomic
+from .heads import classifier_params, head_module
+from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics
 from .transforms import BatchNormalize, ImageDataset, eval_transform
 
 
@@ -31,9 +33,9 @@ def feature_key(weights: str, engine: str, precision: str) -> str:
 def model_key(model: torch.nn.Module, pp) -> str:
     """Hash of the backbone's weights and the preprocessing: same key <=> same features."""
     h = hashlib.sha1(repr(sorted(pp.to_dict().items())).encode())
-    head = {id(t) for t in model.get_classifier().parameters()}
+    head = classifier_params(model)
     for name, t in model.state_dict(keep_vars=True).items():
-        if id(t) in head:
+        if name in head:
             continue  # the head is not part of the features
         h.update(name.encode())
         h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -59,10 +61,8 @@ class FeatureLoop:
     """Same interface as train.ImageLoop, on cached feature tensors."""
 
     def __init__(self, run):
-        from .train import lr_lambda, make_optimizer
-
         self.run = run
-        self.head = run.model.get_classifier()
+        self.head = head_module(run.model)
         cfg = run.cfg
         self.steps_per_epoch = max(1, -(-len(run.dataset.train) // cfg.batch_size))
         self.optimizer = make_optimizer(cfg, run.groups)
@@ -82,8 +82,10 @@ class FeatureLoop:
             engine, choice = self._engine(choice, weights)
             cache, missing = self._cache(weights, choice)  # another key only if it fell back to torch
         self.choice = choice
-        rate = yield from self._embed(missing, cache, engine)
-        if missing:
+        rate = yield from self._embed(distributed.shard(missing), cache, engine)  # --devices N: 1/N each
+        if distributed.active():
+            cache.features.update(distributed.gather_features(cache.features, [it.sha1 for it in missing]))
+        if missing and distributed.is_main():
             cache.save()
         yield Note(engine_note(choice, rate))
         self.x_train = torch.stack([cache.features[it.sha1] for it in run.dataset.train]).to(run.device)
@@ -95,6 +97,8 @@ class FeatureLoop:
         run = self.run
         if run.cuda:
             return engines.Choice("cuda", {})
+        if distributed.active():  # every rank the same engine (a probe could pick differently per rank)
+            return engines.Choice("torch", {})
         return engines.probe(engines.Pooled(run.model), run.cfg.backbone, run.pp.input_size,
                              engines.onnx_path(weights), run.cfg.cpu_bf16)
 
@@ -134,8 +138,6 @@ class FeatureLoop:
         run = self.run
         if not items:
             return 0.0
-        from .train import loader_kwargs
-
         loader = torch.utils.data.DataLoader(ImageDataset(items, run.pp, eval_transform(run.pp, normalize=False)),
                                              batch_size=run.cfg.batch_size, **loader_kwargs(run))
         normalize = BatchNormalize(run.pp)  # per batch, not per image: see transforms._to_tensor
@@ -179,8 +181,6 @@ class FeatureLoop:
                 "lr": self.optimizer.param_groups[0]["lr"]}
 
     def validate(self, epoch: int):
-        from .train import val_metrics
-
         self.head.eval()
         with torch.inference_mode():
             logits = self.head(self.x_val).float().cpu()

@@ -3,36 +3,55 @@
 The worker thread never touches the UI: it appends events to a buffer (read by the page's
 polling fragment) and to the run folder's events.jsonl (read after a refresh or restart).
 A process-wide cap on concurrent jobs keeps a shared server usable; more wait in a FIFO queue.
+
+Where a job trains is one seam with three runners (settings.runner, TL_RUNNER): "thread" (Job,
+train() on the job's thread, the local default), "process" (ProcessJob: the job's thread starts
+`python -m tl_core run-job RUN_DIR` and follows its run folder, so a crash in native code ends
+that job only), and "rq" (tl_core.pool: worker processes on a Redis queue). All three give the
+page the same handle: id, run_dir, owner, status, events(since), stop(), done, queue_position().
 """
 from __future__ import annotations
 
+import ctypes
+import gc
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import threading
 import traceback
 from collections import deque
 from pathlib import Path
 
 from . import runs
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 from .data import Dataset
-from .events import Failed, Finished, Note, Progress, Started, Stopped, TERMINAL
+from .events import Failed, Note, Progress, Started, Stopped
+from .messages import ConfigError, WeightsError, mentions_out_of_memory
+from .status import RunStatus, status_after
 
-_STATUS = {Finished: "finished", Stopped: "stopped", Failed: "failed"}
+# torch, timm and the hub (through .train and .hub) are imported inside the functions that need
+# them: ui/ imports this module, and a page must not load torch just to list or poll jobs.
 
 
 def is_out_of_memory(failed: Failed) -> bool:
-    from .train import mentions_out_of_memory
-
     return mentions_out_of_memory(f"{failed.message}\n{failed.detail}")
 
 
 def _explained(e):
     """A Failed event for running out of memory always carries the what-to-do sentence."""
-    from .train import OOM_SENTENCE
+    from .train import OOM_SENTENCE  # deferred: .train loads torch (see the note at the top)
 
     if isinstance(e, Failed) and is_out_of_memory(e) and not e.message.startswith("Out of memory"):
         return Failed(OOM_SENTENCE, e.detail)
+    if isinstance(e, Failed) and "JobTimeoutException" in e.message:  # rq's TL_JOB_TIMEOUT_S
+        return Failed(TIMEOUT_SENTENCE, e.detail)
     return e
+
+
+TIMEOUT_SENTENCE = ("This run took longer than the server allows for one run (TL_JOB_TIMEOUT_S) and was ended; "
+                    "its best checkpoint is kept. Choose fewer epochs or a smaller model and start again.")
 
 
 def oom_retry_config(cfg: RunConfig, failed, device: str) -> RunConfig | None:
@@ -45,15 +64,13 @@ def oom_retry_config(cfg: RunConfig, failed, device: str) -> RunConfig | None:
 
 def _likely_device(cfg: RunConfig) -> str:
     # an OOM can come before Started (moving the model to the GPU): guess as train.pick_device does
-    import torch
+    import torch  # deferred: torch only once a job runs (see the note at the top)
 
     return "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
 
 
 def _free_cuda_memory() -> None:
-    import gc
-
-    import torch
+    import torch  # deferred: torch only once a job runs (see the note at the top)
 
     gc.collect()  # the failed attempt's model and optimizer
     if torch.cuda.is_available():
@@ -70,7 +87,7 @@ class Job:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._events: list = []
-        self.status = "queued"
+        self.status = RunStatus.QUEUED
         self._thread = threading.Thread(target=self._work, name=f"tl-job-{self.id[:6]}", daemon=True)
 
     def events(self, since: int = 0) -> list:
@@ -83,7 +100,7 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return self.status in ("finished", "stopped", "failed")
+        return self.status.done
 
     def queue_position(self) -> int:
         return self._manager.position(self)
@@ -94,8 +111,9 @@ class Job:
     def _emit(self, event) -> None:
         with self._lock:
             self._events.append(event)
-        if isinstance(event, TERMINAL):
-            self.status = _STATUS[type(event)]
+        status = status_after(event)
+        if status is not None:
+            self.status = status
 
     def _fetch_weights(self) -> Failed | None:
         """Hub weights not cached yet: download them first, with Progress("weights") events live.
@@ -103,7 +121,8 @@ class Job:
         train() would download them too, but silently inside model building; here the page can
         show a progress bar for a 100 MB download. The callback runs on this job's own thread.
         """
-        from .weights import WeightsError, cache_status, fetch, resolve_source
+        from .hub import cache_status, fetch  # deferred: timm and torch (see the note at the top)
+        from .model import resolve_source  # deferred: torch (see the note at the top)
 
         cfg = self.cfg
         if resolve_source(cfg) != "hub":
@@ -140,13 +159,13 @@ class Job:
             runs.update_run(self.run_dir, config=cfg.to_dict(), oom_retry=True)
 
     def _work(self) -> None:
-        from .train import train
-
-        if not self._manager.acquire(self):
+        if not self._manager.acquire(self):  # first: the queue order must not wait on an import
             self._record([Stopped(0, "Stopped before it started (it was queued).")])
             return
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         try:
+            from .train import train  # deferred: torch (see the note at the top)
+
             self._record(self._attempts(train))
         finally:
             self._manager.release()  # whatever happened, the next job in the queue gets the slot
@@ -165,10 +184,160 @@ class Job:
                 pass  # the UI still has the Failed event; run.json stays as it was
 
 
-class JobManager:
-    """Registry of jobs with a cap on how many train at once; the rest queue in order."""
+class ProcessJob(Job):
+    """A job trained by a child process of its own (`python -m tl_core run-job RUN_DIR`).
 
-    def __init__(self, max_concurrent: int = 1, keep_done: int = 200):
+    The queue, cap and owner rules are the manager's, as for a thread; the child records events in
+    the run folder and this job's thread follows them there. A crash in native code (a CUDA driver
+    error, the kernel's out-of-memory killer) ends the child only, and its memory goes back to the
+    system when it exits.
+    """
+
+    POLL_S = 0.2
+
+    def _work(self) -> None:
+        if not self._manager.acquire(self):
+            self._record([Stopped(0, "Stopped before it started (it was queued).")])
+            return
+        self.status = RunStatus.RUNNING
+        try:
+            self._follow_child()
+        finally:
+            self._manager.release()
+
+    def _follow_child(self) -> None:
+        tail = runs.EventTail(self.run_dir)
+        with open(self.run_dir / "process.log", "ab") as log:  # the child's tracebacks, for an admin
+            child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir),
+                                      "--devices", str(self.cfg.devices)],
+                                     stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+        asked = False
+        while child.poll() is None:
+            if self._stop.is_set() and not asked:
+                runs.request_stop(self.run_dir)
+                asked = True
+            self._emit_all(tail.read())
+            self._stop.wait(self.POLL_S)
+        self._emit_all(tail.read())
+        if not self.done:  # no terminal event: the child died (killed, or a crash in native code)
+            self._record([Failed(_died_sentence(child.returncode), f"exit status {child.returncode}")])
+
+    def _emit_all(self, events) -> None:
+        for e in events:
+            self._emit(e)
+
+
+def _died_sentence(returncode: int) -> str:
+    how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+    hint = " (SIGKILL: often the system ran out of memory)" if returncode == -signal.SIGKILL else ""
+    return (f"The training process ended unexpectedly ({how}{hint}); the best checkpoint so far is kept. "
+            "Try a smaller batch size or image size, and start again.")
+
+
+def _child_env() -> dict:
+    # the child must import tl_core from the same checkout as this server, wherever it was started
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class _HereJob(Job):
+    """A queued run folder trained by this very process (a process-runner child, a pool worker)."""
+
+    def _emit(self, event) -> None:
+        if isinstance(event, Progress) and event.phase == "weights":
+            runs.append_event(self.run_dir, event)  # _record does not see it; the follower must
+        super()._emit(event)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _die_with_parent() -> None:
+    """The kernel kills this process when its parent dies (Linux): a killed pool worker takes its
+    job with it, so the run ends Interrupted rather than training on unwatched."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the watcher's parent check below still ends it
+
+
+def _watch(job: Job, parent: int, done: threading.Event) -> None:
+    """Beat the heartbeat, turn the stop file (or SIGTERM) into the stop flag, die with the parent."""
+    while not done.wait(runs.HEARTBEAT_EVERY_S if not job._stop.is_set() else 1.0):
+        if os.getppid() != parent:
+            os._exit(137)  # orphaned: as if killed with the parent (PR_SET_PDEATHSIG elsewhere)
+        try:
+            runs.beat(job.run_dir)
+            if runs.stop_requested(job.run_dir):
+                job.stop()
+        except OSError:
+            pass  # shared storage hiccup: the next beat tries again
+
+
+def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
+    """Train the queued run folder `run_dir` in this process; returns its last event.
+
+    Used by the process runner's child and by pool workers. The config is run.json's unless given;
+    the dataset is dataset.json's. Stop: runs.request_stop(run_dir) from anywhere, or SIGTERM.
+    """
+    from .train import train  # deferred: torch (see the note at the top)
+
+    run_dir = Path(run_dir)
+    info = runs.read_json(run_dir / "run.json")
+    if info.get("status") != runs.QUEUED:
+        return None  # already stopped while queued (or run before): nothing to do
+    cfg = cfg or RunConfig.from_dict(info["config"])
+    job = _HereJob(None, cfg, Dataset.load(run_dir / "dataset.json"), run_dir)
+    _die_with_parent()
+    parent, done = os.getppid(), threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: job.stop())
+    runs.beat(run_dir)
+    threading.Thread(target=_watch, args=(job, parent, done), daemon=True, name="tl-watch").start()
+    try:
+        if runs.stop_requested(run_dir):
+            job._stop.set()  # stopped between being queued and starting here
+        job.status = RunStatus.RUNNING
+        job._record(job._attempts(train))
+    finally:
+        done.set()
+    events = job.events()
+    return events[-1] if events else None
+
+
+def run_here_other_rank(run_dir: str | Path) -> None:
+    """A rank other than 0 of a run-job under torchrun: trains its share of the run; rank 0 (run_here)
+    alone writes the folder and watches the stop file, and its stop reaches every rank."""
+    from .train import train  # deferred: torch (see the note at the top)
+
+    run_dir = Path(run_dir)
+    info = runs.read_json(run_dir / "run.json")
+    if info.get("status") not in (runs.QUEUED, runs.RUNNING):
+        return  # stopped while queued: rank 0 skips it too
+    _die_with_parent()
+    for _ in train(RunConfig.from_dict(info["config"]), Dataset.load(run_dir / "dataset.json")):
+        pass
+
+
+def run_on_devices(run_dir: str | Path, devices: int) -> int:
+    """Train the queued run folder on `devices` GPUs under torchrun (a pool worker with --devices N);
+    the torchrun agent dies with this process, and its ranks with it."""
+    _die_with_parent()
+    cmd = [sys.executable, "-m", "tl_core", "run-job", str(run_dir), "--devices", str(devices)]
+    return subprocess.call(cmd, env=_child_env(), preexec_fn=_die_with_parent)
+
+
+class JobManager:
+    """Registry of jobs with a cap on how many train at once; the rest queue in order.
+
+    runner="thread" trains each job on its own thread in this process; runner="process" in a
+    child process per job (ProcessJob). Both keep this manager's queue, cap and owner rules.
+    """
+
+    def __init__(self, max_concurrent: int = 1, keep_done: int = 200, runner: str = "thread"):
+        self.job_class = ProcessJob if runner == "process" else Job
         self.max_concurrent = max(1, max_concurrent)
         self.keep_done = keep_done  # finished jobs kept in memory for reattaching
         self._cond = threading.Condition()
@@ -185,7 +354,9 @@ class JobManager:
             raise ConfigError("You already have a run queued or training; stop it or wait for it to "
                               "finish before starting another.")
         run_dir = runs.create_run(runs_root, cfg, dataset.classes, dataset.to_dict())
-        job = Job(self, cfg, dataset, run_dir, owner)
+        # a run on several GPUs is several processes (torchrun): a thread cannot hold it
+        job_class = ProcessJob if cfg.devices > 1 else self.job_class
+        job = job_class(self, cfg, dataset, run_dir, owner)
         with self._cond:
             self._forget_done()
             self._jobs[job.id] = job
@@ -243,18 +414,3 @@ class JobManager:
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-
-_DEFAULT: JobManager | None = None
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_manager() -> JobManager:
-    """The process-wide manager; TL_MAX_JOBS sets the cap (see settings)."""
-    from .settings import load_settings
-
-    global _DEFAULT
-    with _DEFAULT_LOCK:
-        if _DEFAULT is None:
-            _DEFAULT = JobManager(load_settings().max_jobs)
-        return _DEFAULT

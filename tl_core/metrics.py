@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from .atomic import read_json
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,8 @@ def evaluation_from_predictions(preds: dict) -> Evaluation:
     accuracy = sum(confusion[i][i] for i in range(n)) / total if total else 0.0
     wrong.sort(key=lambda w: -w["confidence"])
     return Evaluation(classes, accuracy, confusion, _per_class(confusion, classes), wrong)
+
+
+def evaluation(run_dir: str | Path) -> Evaluation:
+    """The Evaluation of a run's best checkpoint, from its saved val_predictions.json."""
+    return evaluation_from_predictions(read_json(Path(run_dir) / "val_predictions.json"))

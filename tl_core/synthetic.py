@@ -6,6 +6,7 @@ class, so a model has to learn shape rather than a single colour.
 """
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -15,8 +16,6 @@ SHAPES = ("circle", "square", "triangle", "star")
 
 
 def _star(cx, cy, r):
-    import math
-
     pts = []
     for i in range(10):
         rr = r if i % 2 == 0 else r * 0.45

@@ -15,14 +15,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ConfigError, RunConfig
-from .data import DataError, Dataset
+from . import distributed
+from .atomic import write_json_atomic
+from .checkpoint import save_model, save_preprocess
+from .config import RunConfig
+from .data import Dataset
 from .engines import native_bf16
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
-from .model import build_model, count_params
+from .features import FeatureLoop
+from .solved_head import SolvedHeadLoop, init_head_from_probe
+from .messages import ConfigError, DataError, UserError, mentions_out_of_memory
+from .model import build_model, count_params, source_sentence
+from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics  # noqa: F401  (public here too)
 from .strategies import apply_strategy, set_train_mode
 from .transforms import DECODED, BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
-from .weights import WeightsError, source_sentence
 
 
 class StopRequested(Exception):
@@ -30,6 +36,8 @@ class StopRequested(Exception):
 
 
 def pick_device(cfg: RunConfig) -> torch.device:
+    if distributed.under_torchrun():
+        return distributed.init(cfg.device)  # one rank of a --devices N run: its own GPU, or the CPU
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("CUDA was asked for but no GPU is available; choose device auto or cpu")
     if cfg.device == "cpu" or not torch.cuda.is_available():
@@ -99,15 +107,8 @@ def configure_threads(since=None) -> int:
     return n
 
 
-# CUDA says "out of memory"; the CPU allocator says "DefaultCPUAllocator: can't allocate memory"
-OOM_MARKERS = ("out of memory", "outofmemoryerror", "can't allocate memory", "not enough memory")
 OOM_SENTENCE = ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
                 "and start again.")
-
-
-def mentions_out_of_memory(text: str) -> bool:
-    text = text.lower()
-    return any(m in text for m in OOM_MARKERS)
 
 
 def user_message(e: BaseException) -> str:
@@ -117,7 +118,7 @@ def user_message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return ("The disk is full: the checkpoint could not be saved. Free some space (or delete old runs) "
                 "and start again.")
-    if isinstance(e, (DataError, ConfigError, WeightsError, FloatingPointError)):
+    if isinstance(e, (UserError, FloatingPointError)):
         return str(e)
     return f"Training failed: {type(e).__name__}: {e}"
 
@@ -126,28 +127,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def lr_lambda(cfg: RunConfig, steps_per_epoch: int):
-    """Linear warm-up, then cosine decay to 1% of the peak, per optimizer step."""
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    total = max(1, cfg.epochs * steps_per_epoch)
-
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, total - warmup)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return f
-
-
-def make_optimizer(cfg: RunConfig, groups: list[dict]) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 # A best checkpoint is written when it improves, but at most once per SAVE_EVERY_S: a cached
@@ -187,8 +166,6 @@ class Run:
         self._saved_at = -math.inf
         self._pending = None  # (state, val_items) of a best epoch not written yet
         if run_dir is not None:
-            from .checkpoint import save_preprocess
-
             save_preprocess(run_dir, self.pp)
 
     @property
@@ -209,7 +186,8 @@ class Run:
         return not self.cuda and self.cfg.cpu_bf16 and native_bf16()
 
     def check_stop(self) -> None:
-        if self.stop.is_set():
+        # several ranks: all stop at the same step (a rank that stopped alone would hang the others)
+        if distributed.any_rank(self.stop.is_set()):
             raise StopRequested()
 
     def started(self, steps_per_epoch: int) -> Started:
@@ -261,9 +239,6 @@ class Run:
             self.model.load_state_dict(current, strict=False)
 
     def _write_best(self, val_items: list) -> None:
-        from .checkpoint import save_model
-        from .runs import write_json_atomic
-
         save_model(self.run_dir, self.model, self.cfg, self.classes)
         write_json_atomic(self.run_dir / "val_predictions.json", {"classes": self.classes, "items": val_items})
         self._saved_at = time.perf_counter()
@@ -286,11 +261,19 @@ class ImageLoop:
         drop_last = len(ds.train) % cfg.batch_size == 1
         gen = torch.Generator().manual_seed(cfg.seed)
         kw = loader_kwargs(run)
+        train_set = ImageDataset(ds.train, pp, train_transform(pp, cfg.augment, normalize=False))
+        val_set = ImageDataset(ds.val, pp, eval_transform(pp, normalize=False))
+        # --devices N: each rank takes 1/N of the batch, so the global batch and schedule are the same
+        batch = max(1, cfg.batch_size // distributed.world())
+        self.sampler = distributed.train_sampler(train_set, cfg.seed)
+        if self.sampler is not None:
+            drop_last = len(self.sampler) % batch == 1
         self.train_loader = torch.utils.data.DataLoader(
-            ImageDataset(ds.train, pp, train_transform(pp, cfg.augment, normalize=False)), batch_size=cfg.batch_size,
-            shuffle=True, drop_last=drop_last, generator=gen, **kw)
-        self.val_loader = torch.utils.data.DataLoader(
-            ImageDataset(ds.val, pp, eval_transform(pp, normalize=False)), batch_size=cfg.batch_size, **kw)
+            train_set, batch_size=batch, shuffle=self.sampler is None, sampler=self.sampler, drop_last=drop_last,
+            generator=gen, **kw)
+        self.val_loader = torch.utils.data.DataLoader(val_set, batch_size=batch,
+                                                      sampler=distributed.eval_sampler(val_set), **kw)
+        self.net = distributed.wrap(run.model, run.device)  # DDP averages gradients over ranks
         # uint8 batches, normalised here in one go (see transforms._to_tensor; on CUDA this also
         # moves 4x fewer bytes to the GPU)
         self.normalize = BatchNormalize(pp)
@@ -321,13 +304,15 @@ class ImageLoop:
     def train_epoch(self, epoch: int):
         run = self.run
         set_train_mode(run.model)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every rank
         loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
         for step, (x, y) in enumerate(self.train_loader, 1):
             run.check_stop()
             t = time.perf_counter()
             x, y = self._to_device(x, y)
             with run.autocast():
-                logits = run.model(x)
+                logits = self.net(x)
                 loss = run.loss_fn(logits.float(), y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -343,6 +328,7 @@ class ImageLoop:
             self.step_seconds.append(time.perf_counter() - t)
             yield Progress("train", epoch, step, self.steps_per_epoch, loss.item(),
                            seen / (time.perf_counter() - t_epoch), self._eta(epoch, step))
+        loss_sum, correct, seen = distributed.sum_over_ranks(loss_sum, correct, seen)  # the whole epoch's
         return {"train/loss": loss_sum / max(1, seen), "train/acc": correct / max(1, seen),
                 "images_per_s": seen / (time.perf_counter() - t_epoch),
                 "lr": self.optimizer.param_groups[0]["lr"]}
@@ -359,30 +345,11 @@ class ImageLoop:
                     logits = run.model(x).float()
                 outputs.append((logits.cpu(), y.cpu()))
                 yield Progress("val", epoch, step, len(self.val_loader))
+        if distributed.active():  # every rank gets every validation image's logits, in order
+            n = len(run.dataset.val)
+            outputs = [(distributed.gather_rows(torch.cat([o[0] for o in outputs]), n),
+                        distributed.gather_rows(torch.cat([o[1] for o in outputs]), n))]
         return val_metrics(run, outputs)
-
-
-def loader_kwargs(run: Run) -> dict:
-    # On CPU the decoded-image cache (transforms.DecodedCache) makes loading cheap after epoch 1,
-    # and worker processes would compete with the model for the same cores: no workers.
-    # On CUDA, forked workers keep the GPU fed; fork (not spawn) so Streamlit's page script is
-    # not re-run in each worker.
-    if not run.cuda:
-        return {"num_workers": 0}
-    workers = max(1, min(8, run.threads - 1))
-    return {"num_workers": workers, "pin_memory": True, "persistent_workers": True,
-            "multiprocessing_context": "fork"}
-
-
-def val_metrics(run: Run, outputs: list) -> tuple[dict, list]:
-    logits = torch.cat([o[0] for o in outputs])
-    y = torch.cat([o[1] for o in outputs])
-    loss = nn.functional.cross_entropy(logits, y).item()
-    acc = (logits.argmax(1) == y).float().mean().item()
-    probs = logits.softmax(1)
-    items = [{"path": it.path, "true": it.label, "probs": [round(p, 5) for p in row]}
-             for it, row in zip(run.dataset.val, probs.tolist())]
-    return {"val/loss": loss, "val/acc": acc}, items
 
 
 def _epochs(run: Run, loop):
@@ -403,9 +370,6 @@ def _epochs(run: Run, loop):
 
 def _make_loop(run: Run):
     """Solved head on cached features, SGD head on cached features, or epochs over images."""
-    from .features import FeatureLoop
-    from .solved_head import SolvedHeadLoop
-
     if run.cfg.solves_head:
         return SolvedHeadLoop(run)
     if run.cfg.strategy == "feature_extraction" and run.cfg.feature_cache:
@@ -427,12 +391,13 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if distributed.active():
+            yield Note(f"Training on {distributed.world()} processes ({run.device.type}, DistributedDataParallel).")
         if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
             yield Note("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).")
         if cfg.starts_from_probe:
-            from .solved_head import init_head_from_probe
-
             yield from init_head_from_probe(run)
+            distributed.same_weights(run.model)
         yield from _epochs(run, loop)
     except StopRequested:
         if run:

@@ -16,6 +16,7 @@ import torch
 from torchvision import transforms as T
 
 from .data import Item, load_rgb
+from .model import create_for_preview
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,6 @@ class ImageDataset(torch.utils.data.Dataset):
 
 def preview_augmentations(cfg, image_path: str, n: int = 8) -> list:
     """`n` augmented versions of one image, as the model would see them (before normalising)."""
-    from .model import create_for_preview
-
     pp = preprocess_for(create_for_preview(cfg.backbone), cfg.image_size)
     tf = train_transform(pp, cfg.augment)
     ops = [t for t in tf.transforms if not isinstance(t, (T.ToTensor, T.Normalize, ToCHWUint8))]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core import settings
+from tl_core import sessions, settings
 from tl_core.config import DEFAULT_LR, RunConfig
-from tl_core.job import JobManager
+from tl_core.runners import make_runner
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = ASSETS / "samples"
@@ -41,7 +41,7 @@ def session_id() -> str:
         st.session_state.sid = from_url if hosted and settings.valid_token(from_url) else settings.new_session_token()
         if hosted:
             st.query_params["s"] = st.session_state.sid
-            settings.cleanup_idle_sessions(server_settings())  # once per new session, not per rerun
+            sessions.cleanup_idle_sessions(server_settings())  # once per new session, not per rerun
     return st.session_state.sid
 
 
@@ -61,9 +61,10 @@ def safe_name(name: str) -> str:
 
 
 @st.cache_resource
-def job_manager() -> JobManager:
-    # one registry per server process: jobs outlive a browser refresh, not a restart
-    return JobManager(max_concurrent=server_settings().max_jobs)
+def job_manager():
+    # one registry per server process: jobs outlive a browser refresh; TL_RUNNER picks where they
+    # train (thread, process, or rq workers, whose jobs also outlive a restart of this server)
+    return make_runner(server_settings())
 
 
 def dataset():

@@ -67,7 +67,20 @@ EN = {
     "m_step_backbone": "1. Backbone", "m_step_weights": "2. Starting weights", "m_step_strategy": "3. What to train",
     "m_source": "Pick from", "m_source_shortlist": "Recommended list", "m_source_search": "Search all timm models",
     "m_col_name": "Model", "m_col_params": "Parameters", "m_col_input": "Input size", "m_col_top1": "ImageNet top-1",
-    "m_col_speed": "Speed", "m_col_why": "Good for",
+    "m_col_speed": "Images/s here", "m_col_why": "Good for",
+    "m_speed_unmeasured": "not measured yet",
+    "m_speed_cell": "{rate:.0f} ({engine})",
+    "m_speed_button": "Measure speed on this computer",
+    "m_speed_help": "Runs each backbone on a few random images with every engine this computer offers (PyTorch, "
+                    "ONNX Runtime, bfloat16 where the CPU has it); about 5-15 s per backbone, kept for next time.",
+    "m_speed_working": "Measuring {name} ({i} of {n})…",
+    "m_speed_caption": "Images/s: the fastest exact engine measured on this computer, batch of 16 at the "
+                       "backbone's own size (frozen pass: feature extraction and prediction).",
+    "m_bf16": "bfloat16 on this CPU (faster, slightly less exact)",
+    "m_bf16_help": "This CPU computes bfloat16 natively. Feature extraction may then use it when faster, and "
+                   "fine-tuning runs in bf16 autocast. Features differ from fp32 by up to a few percent.",
+    "m_bf16_figures": "Measured here for {name}: bfloat16 {bf16:.0f} images/s vs {fp32:.0f} for the fastest exact "
+                      "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
     "m_backbone": "Backbone",
     "m_tiny_help": "test_* models are toy models that train in seconds. Offline, start test_resnet from "
@@ -121,6 +134,8 @@ EN = {
     "m_opt": "Optimizer", "m_patience": "Stop early after N epochs without progress",
     "m_patience_help": "0 never stops early.", "m_head": "New last layer", "m_head_linear": "Linear",
     "m_head_mlp": "Small network (MLP)", "m_hidden": "Hidden units", "m_dropout": "Dropout", "m_device": "Device",
+    "m_devices": "GPUs for this run",
+    "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
     "m_augment_none_explain": "Images are used exactly as they are.",
     "m_augment_light_explain": "Gentle flips, crops and colour changes: good for small datasets.",
@@ -242,6 +257,9 @@ EN = {
     "energy_estimated": "{wh:.3g} Wh, estimated ({watts:g} W per busy core × CPU time)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
     "energy_line": "Time {time} · energy {energy}",
+    "energy_how_measured": "measured ({source})",
+    "energy_how_estimated": "estimated ({watts:g} W per busy core × CPU time)",
+    "energy_how_estimated_gpu": "estimated ({watts:g} W × wall time)",
     "adv_measure": "Measure how similar my images are (seconds)",
     "adv_measuring": "Probing {n} training images with pretrained and with random features…",
     "adv_measured": "Linear probe on frozen features of {n} training images: **{acc:.0%}** with the pretrained "
@@ -326,7 +344,22 @@ ES = {
     "m_step_backbone": "1. Red base", "m_step_weights": "2. Pesos iniciales", "m_step_strategy": "3. Qué se entrena",
     "m_source": "Elegir de", "m_source_shortlist": "Lista recomendada", "m_source_search": "Buscar entre todos los modelos de timm",
     "m_col_name": "Modelo", "m_col_params": "Parámetros", "m_col_input": "Tamaño de entrada",
-    "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Velocidad", "m_col_why": "Indicado para",
+    "m_col_top1": "Top-1 en ImageNet", "m_col_speed": "Imágenes/s aquí", "m_col_why": "Indicado para",
+    "m_speed_unmeasured": "sin medir",
+    "m_speed_cell": "{rate:.0f} ({engine})",
+    "m_speed_button": "Medir la velocidad en este ordenador",
+    "m_speed_help": "Ejecuta cada modelo base con unas pocas imágenes aleatorias en cada motor que ofrece este "
+                    "ordenador (PyTorch, ONNX Runtime, bfloat16 si la CPU lo tiene); unos 5-15 s por modelo, "
+                    "se guarda para la próxima vez.",
+    "m_speed_working": "Midiendo {name} ({i} de {n})…",
+    "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
+                       "propio del modelo (pasada congelada: extracción de características y predicción).",
+    "m_bf16": "bfloat16 en esta CPU (más rápido, algo menos exacto)",
+    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. La extracción de características puede usarlo si "
+                   "es más rápido, y el ajuste fino se ejecuta con autocast bf16. Las características difieren de "
+                   "fp32 hasta en un pequeño porcentaje.",
+    "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
+                      "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Precisión y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
     "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
@@ -383,6 +416,8 @@ ES = {
     "m_patience_help": "0 nunca para antes de tiempo.", "m_head": "Nueva capa final", "m_head_linear": "Lineal",
     "m_head_mlp": "Red pequeña (MLP)", "m_hidden": "Unidades ocultas", "m_dropout": "Dropout",
     "m_device": "Dispositivo",
+    "m_devices": "GPU para este entrenamiento",
+    "m_devices_help": "Más de 1 entrena este único modelo en varias GPU a la vez (PyTorch DDP): cada una toma una parte de cada lote.",
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
     "m_augment_strong": "Fuerte",
     "m_augment_none_explain": "Las imágenes se usan tal cual.",
@@ -507,6 +542,9 @@ ES = {
     "energy_estimated": "{wh:.3g} Wh, estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
     "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
     "energy_line": "Tiempo {time} · energía {energy}",
+    "energy_how_measured": "medido ({source})",
+    "energy_how_estimated": "estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
+    "energy_how_estimated_gpu": "estimado ({watts:g} W × tiempo real)",
     "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
     "adv_measuring": "Probando {n} imágenes de entrenamiento con características preentrenadas y aleatorias…",
     "adv_measured": "Sonda lineal sobre características congeladas de {n} imágenes de entrenamiento: **{acc:.0%}** "

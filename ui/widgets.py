@@ -7,17 +7,13 @@ from pathlib import Path
 import streamlit as st
 
 from tl_core import classboard
-from tl_core.config import ConfigError
-from tl_core.data import DataError
-from tl_core.events import EpochEnd, Failed, Finished, Progress, Started, Stopped
-from tl_core.export import ExportError
-from tl_core.runs import read_json
+from tl_core.events import EpochEnd, Progress, Started
+from tl_core.messages import UserError
+from tl_core.runs import list_runs, read_events, read_json
+from tl_core.status import RunStatus, status_after
 from tl_core.verdict import duration
-from tl_core.weights import WeightsError
 from ui import state
 from ui.text import t
-
-USER_ERRORS = (DataError, ConfigError, WeightsError, ExportError)
 
 
 @contextmanager
@@ -25,27 +21,25 @@ def user_errors():
     """Turn errors a user can cause into a sentence on the page; anything else still raises."""
     try:
         yield
-    except USER_ERRORS as e:
+    except UserError as e:
         st.error(str(e), icon=":material/error:")
         report = getattr(e, "report", None)  # a refused dataset: show which files were skipped and why
         if report is not None and report.skipped:
             st.dataframe([{"file": s.name, "reason": s.reason} for s in report.skipped], hide_index=True)
 
 
-def status_of(job, events) -> str:
-    """The run's state (queued/running/finished/stopped/failed/interrupted), from the job or a replay."""
+def status_of(job, events) -> RunStatus:
+    """The run's state, from the job or a replay of its events."""
     if job is not None:
         return job.status
     last = events[-1] if events else None
     # no terminal event and no job: the server stopped while it trained
-    return {Finished: "finished", Stopped: "stopped", Failed: "failed"}.get(type(last), "interrupted")
+    return status_after(last) or RunStatus.INTERRUPTED
 
 
 def job_events(job, run_dir) -> list:
     if job is not None:
         return job.events()
-    from tl_core.runs import read_events  # replay after a server restart
-
     return read_events(run_dir) if run_dir else []
 
 
@@ -67,7 +61,7 @@ def sidebar_status() -> None:
             return
         events = job_events(job, run_dir)
         status = status_of(job, events)
-        line = t("side_run", status=t(f"status_{status}"))
+        line = t("side_run", status=t(f"status_{status.key}"))
         best = _best_epoch(events)
         if best is not None:
             line += " · " + t("side_val_acc", acc=best.metrics.get("val/acc", 0.0), epoch=best.epoch)
@@ -115,20 +109,18 @@ def _fmt_seconds(s: float) -> str:
 def run_label(info) -> str:
     acc = info.metrics.get("val/acc") if info.metrics else None
     acc_txt = f" · {acc:.1%}" if isinstance(acc, (int, float)) else ""
-    status = "" if info.status.lower() == "finished" else f" · {t('status_' + info.status.lower())}"
+    status = "" if info.status == RunStatus.FINISHED else f" · {t('status_' + info.status.key)}"
     return f"{info.name} · {info.config.backbone} · {t('strat_' + info.config.strategy)}{acc_txt}{status}"
 
 
 def _usable(info) -> bool:
-    # a stopped or interrupted run still saved its best epoch; run.json spells statuses "Finished"
-    done = info.status.lower() in ("finished", "stopped", "interrupted")
+    # a stopped or interrupted run still saved its best epoch
+    done = info.status in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.INTERRUPTED)
     return done and all((Path(info.dir) / f).is_file() for f in ("model.safetensors", "val_predictions.json"))
 
 
 def finished_runs():
     """Runs with a saved model to evaluate, predict with or export, newest first."""
-    from tl_core.runs import list_runs
-
     return [r for r in list_runs(state.runs_root()) if _usable(r)]
 
 
@@ -155,6 +147,16 @@ def energy_text(energy: dict | None) -> str:
         return t("energy_measured", wh=energy["wh"], source=energy.get("source", "?"))
     key = "energy_estimated" if "core" in energy.get("basis", "core") else "energy_estimated_gpu"
     return t(key, wh=energy["wh"], watts=energy.get("stated_watts", 0))
+
+
+def energy_how(energy: dict | None) -> str:
+    """How a run's energy was obtained: 'measured (rapl)' or 'estimated (10 W per busy core × CPU time)'."""
+    if not energy or energy.get("wh") is None:
+        return ""
+    if not energy.get("estimate"):
+        return t("energy_how_measured", source=energy.get("source", "?"))
+    key = "energy_how_estimated" if "core" in energy.get("basis", "core") else "energy_how_estimated_gpu"
+    return t(key, watts=energy.get("stated_watts", 0))
 
 
 def energy_line(run_dir) -> str | None:

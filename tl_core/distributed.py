@@ -1,0 +1,164 @@
+"""One run on several GPUs (or CPU processes): torchrun --standalone + DistributedDataParallel.
+
+`python -m tl_core train ... --devices N` re-runs itself under torchrun with N processes. Each
+process (rank) trains on its share of every epoch's batches (a DistributedSampler; the global
+batch stays --batch-size, so the learning-rate schedule is the one-process schedule); DDP averages
+the gradients; the epoch's metrics are summed over ranks; validation is sharded and gathered, so
+every rank sees the same metrics and stops (early, or on request) at the same step. Rank 0 alone
+writes the run folder. Feature extraction shards the embedding pass and gathers the features.
+
+Outside torchrun every function here is a no-op for one process, so train.py calls them always.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
+
+
+def under_torchrun() -> bool:
+    """True in a process torchrun started as one of several ranks."""
+    return "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def gpu_count() -> int:
+    """GPUs this process can use: the app offers one run on several where there are more than one."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def launch(argv: list[str], devices: int) -> int:
+    """Run `python -m tl_core ARGV` under torchrun (standalone: one machine) with `devices` ranks."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
+           "-m", "tl_core", *argv]
+    return subprocess.call(cmd)
+
+
+def init(device_pref: str) -> torch.device:
+    """Join torchrun's process group (NCCL on GPUs, gloo on CPU) and return this rank's device."""
+    local = int(os.environ["LOCAL_RANK"])
+    cuda = device_pref != "cpu" and torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(local)
+    elif not os.environ.get("TL_NUM_THREADS"):
+        # N CPU ranks share the cores: one rank using them all would stall the others at each op
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        os.environ["TL_NUM_THREADS"] = str(max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    if not active():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return torch.device("cuda", local) if cuda else torch.device("cpu")
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model DDP-wrapped for training steps (gradients averaged over ranks), or itself."""
+    if not active():
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def same_weights(model: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers on every rank (after a change each rank made on its own,
+    e.g. a head solved on every rank: float noise must not let the replicas drift apart)."""
+    if not active():
+        return
+    for t in [*model.parameters(), *model.buffers()]:
+        dist.broadcast(t.data, 0)
+
+
+def train_sampler(dataset, seed: int):
+    """This rank's share of each epoch (None for one process: the loader shuffles as before)."""
+    if not active():
+        return None
+    return DistributedSampler(dataset, num_replicas=world(), rank=rank(), shuffle=True, seed=seed)
+
+
+def eval_sampler(dataset):
+    if not active():
+        return None
+    # every rank gets ceil(n / world) items (the last ones repeated): gather_rows drops the repeats
+    return DistributedSampler(dataset, num_replicas=world(), rank=rank(), shuffle=False)
+
+
+def _device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def sum_over_ranks(*values: float) -> list[float]:
+    if not active():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if it is True on any (a stop seen by rank 0 stops them all together)."""
+    if not active():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def gather_rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    """Rows sharded by eval_sampler (rank r has rows r, r+W, ...) back in order: the first n rows."""
+    if not active():
+        return t
+    local = t.to(_device()).contiguous()
+    parts = [torch.empty_like(local) for _ in range(world())]
+    dist.all_gather(parts, local)
+    return torch.stack(parts, 1).reshape(-1, *t.shape[1:])[:n].to(t.device)
+
+
+def shard(items: list) -> list:
+    """This rank's share of `items` for a one-off pass, padded so every rank has as many (the same
+    count of steps on every rank: a rank with fewer would wait forever in a collective)."""
+    if not active() or not items:
+        return items
+    return _shard_of(items, rank())
+
+
+def gather_features(mine: dict, keys: list) -> dict:
+    """Every rank's {key: feature row} for `keys` (this rank computed `mine`), as one dict on every rank."""
+    if not active() or not keys:
+        return mine
+    order = shard(keys)
+    rows = torch.stack([mine[k] for k in order])
+    parts = [torch.empty_like(rows.to(_device())) for _ in range(world())]
+    dist.all_gather(parts, rows.to(_device()).contiguous())
+    out = {}
+    for r, part in enumerate(parts):
+        for k, row in zip(_shard_of(keys, r), part.cpu()):
+            out[k] = row.clone()
+    return out
+
+
+def _shard_of(items: list, r: int) -> list:
+    per = -(-len(items) // world())
+    mine = items[r::world()]
+    return mine + items[:per - len(mine)]
+
+
+def finish() -> None:
+    if active():
+        dist.destroy_process_group()
