@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import data, sessions
+from tl_core import audit, data, sessions
 from ui import charts, state
-from ui.text import t
+from ui.text import say, t
 from ui.widgets import image_grid, user_errors
 
 THUMBS_PER_CLASS = 12
@@ -115,7 +115,7 @@ def overview(ds) -> None:
 
 def report(ds) -> None:
     for w in ds.report.warnings:
-        st.warning(w)
+        st.warning(say(w))
     if ds.report.duplicates:
         with st.expander(t("data_duplicates", n=len(ds.report.duplicates))):
             for group in ds.report.duplicates:
@@ -123,10 +123,90 @@ def report(ds) -> None:
     skipped = ds.report.skipped
     with st.expander(t("data_skipped", n=len(skipped)), expanded=bool(skipped) and len(skipped) <= 20):
         if skipped:
-            st.dataframe(pd.DataFrame([{t("file"): s.name, t("reason"): s.reason} for s in skipped]),
+            st.dataframe(pd.DataFrame([{t("file"): s.name, t("reason"): say(s.reason)} for s in skipped]),
                          hide_index=True)
         else:
             st.write(t("data_none_skipped"))
+
+
+MAX_PAIRS = 12
+
+
+def _audit_key(ds) -> str:
+    h = hashlib.sha1()
+    for split, items in (("t", ds.train), ("v", ds.val)):
+        for it in items:
+            h.update(f"{split}{it.path}\0{it.sha1}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _run_audit(ds, with_features: bool):
+    key = ("audit", _audit_key(ds), with_features)
+    if st.session_state.get("audit_key") != key:
+        features = None
+        if with_features:
+            from tl_core.embeddings import dataset_features
+
+            bar = st.progress(0.0, text=t("au_features_working", backbone=state.config().backbone))
+            features = dataset_features(state.config(), ds, progress=lambda d, n: bar.progress(d / n))
+            bar.empty()
+        st.session_state.audit_result = audit.audit(ds, features)
+        st.session_state.audit_key = key
+    return st.session_state.audit_result
+
+
+def _fix(ds, action: str, path: str, other: str) -> None:
+    name = Path(other).name
+    new = (audit.move_to_train(ds, path) if action == "move" else
+           audit.drop(ds, path, t("au_dropped_reason", other=name)))
+    state.set_dataset(new)
+    st.session_state.audit_fixed = t("au_fixed_move" if action == "move" else "au_fixed_drop", name=Path(path).name)
+
+
+def _pair(ds, i: int, p) -> None:
+    with st.container(border=True):
+        st.markdown(t(f"au_where_{p.where}") + " · " +
+                    t("au_similarity", kind=t(f"au_kind_{p.kind}"), sim=p.similarity, method=p.method))
+        c1, c2, c3 = st.columns([1, 1, 1.3])
+        for col, path, split, cls in ((c1, p.a, p.a_split, p.a_class), (c2, p.b, p.b_split, p.b_class)):
+            col.image(_thumb(path), caption=f"{Path(path).name} · {t(split)} · {cls}", width=150)
+        with c3:
+            if p.where == "train-val":
+                val_copy, train_copy = (p.b, p.a) if p.b_split == "val" else (p.a, p.b)
+                st.button(t("au_move"), key=f"au_move_{i}", on_click=_fix, args=(ds, "move", val_copy, train_copy))
+                st.button(t("au_drop_val"), key=f"au_drop_{i}", on_click=_fix, args=(ds, "drop", val_copy, train_copy))
+            else:
+                for j, (path, other) in enumerate(((p.a, p.b), (p.b, p.a))):
+                    st.button(t("au_drop", name=Path(path).name), key=f"au_drop_{i}_{j}", on_click=_fix,
+                              args=(ds, "drop", path, other))
+
+
+def audit_section(ds) -> None:
+    """Duplicates, leakage and conflicting labels as image pairs with one-click split fixes."""
+    st.subheader(t("au_title"))
+    st.caption(t("au_explain"))
+    with_features = st.toggle(t("au_with_features", backbone=state.config().backbone), key="au_features",
+                              help=t("au_with_features_help"))
+    with st.spinner(t("au_working")), user_errors():
+        report = _run_audit(ds, with_features)
+        if st.session_state.get("audit_fixed"):
+            st.success(st.session_state.pop("audit_fixed"))
+        groups = report.by_where()
+        c1, c2, c3 = st.columns(3)
+        c1.metric(t("au_leaks"), len(groups.get("train-val", [])))
+        c2.metric(t("au_conflicts"), len(groups.get("classes", [])))
+        c3.metric(t("au_within"), len(groups.get("train", [])) + len(groups.get("val", [])))
+        st.caption(t("au_weights_on" if report.class_weights_on else "au_weights_off",
+                     ratio=report.imbalance, limit=audit.IMBALANCE_RATIO))
+        if not report.pairs:
+            st.success(t("au_none"))
+            return
+        order = {"train-val": 0, "classes": 1, "train": 2, "val": 3}
+        pairs = sorted(report.pairs, key=lambda p: (order[p.where], -p.similarity))
+        for i, p in enumerate(pairs[:MAX_PAIRS]):
+            _pair(ds, i, p)
+        if len(pairs) > MAX_PAIRS:
+            st.caption(t("au_more", n=len(pairs) - MAX_PAIRS))
 
 
 def thumbnails(ds) -> None:
@@ -148,5 +228,6 @@ else:
     st.success(t("data_loaded", k=len(ds.classes), n=len(ds.train) + len(ds.val)))
     overview(ds)
     report(ds)
+    audit_section(ds)
     thumbnails(ds)
     st.page_link("app_pages/model.py", label=t("go_model"), icon=":material/neurology:")

@@ -1,12 +1,15 @@
 """Evaluate: how good is a finished run, where does it go wrong, and how do runs compare."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1  # noqa: F401  (st.components.v1.html: the feature map's hover images)
 
 from tl_core import runs
 from tl_core.metrics import evaluation
-from ui import charts
+from ui import charts, trust
 from ui.text import t
 from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
 
@@ -20,8 +23,6 @@ def _evaluation(run_dir: str, mtime: float):
 
 
 def _mtime(run_dir) -> float:
-    from pathlib import Path
-
     p = Path(run_dir) / "run.json"
     return p.stat().st_mtime if p.exists() else 0.0
 
@@ -72,6 +73,77 @@ def mistakes(ev) -> None:
     image_grid(images, caps, columns=6, width=120)
 
 
+def confidence(info) -> None:
+    """Reliability diagram and ECE before/after temperature scaling; the "not sure" threshold."""
+    from tl_core import calibration
+
+    st.subheader(t("ev_cal_title"))
+    cal = calibration.load(info.dir)
+    c1, c2, c3 = st.columns(3)
+    c1.metric(t("ev_ece_before"), f"{cal.ece_before:.1%}")
+    c2.metric(t("ev_ece_after"), f"{cal.ece_after:.1%}", delta=f"{cal.ece_after - cal.ece_before:+.1%}",
+              delta_color="inverse")
+    c3.metric(t("ev_temperature"), f"{cal.temperature:.2f}")
+    labels = {k: t(f"ev_rel_{k}") for k in ("perfect", "before", "after", "title", "x", "y")}
+    st.plotly_chart(trust.reliability(cal.reliability_before, cal.reliability_after, labels), key="reliability")
+    rule = (t("ev_threshold_rule", keep=cal.keep_correct, caught=cal.mistakes_caught)
+            if cal.keep_correct == cal.keep_correct else t("ev_threshold_manual"))
+    st.caption(t("ev_cal_explain", n=cal.n_val, t=cal.temperature, threshold=cal.threshold) + " " + rule)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _label_issues(run_dir: str, mtime: float) -> dict:
+    from tl_core.label_issues import label_issues
+
+    return label_issues(run_dir)
+
+
+def wrong_folder(info) -> None:
+    """Images whose folder disagrees with confident out-of-sample predictions."""
+    from tl_core.label_issues import LABEL_ISSUES_FILE
+
+    st.subheader(t("ev_issues_title"))
+    st.caption(t("ev_issues_explain"))
+    done = (Path(info.dir) / LABEL_ISSUES_FILE).exists()
+    if not done and not st.button(t("ev_issues_button"), key="ev_issues"):
+        return
+    with st.spinner(t("ev_issues_working")), user_errors():
+        result = _label_issues(str(info.dir), _mtime(info.dir))
+        issues = result["issues"]
+        if not issues:
+            st.success(t("ev_issues_none", n=result["n_images"]))
+            return
+        st.warning(t("ev_issues_found", k=len(issues), n=result["n_images"], acc=result["oof_acc"]))
+        shown = issues[:MAX_MISTAKES]
+        from tl_core.data import load_rgb
+
+        caps = [t("ev_issue_cap", given=i["given"], suggested=i["suggested"], p=i["p_suggested"], split=t(i["split"]),
+                  name=Path(i["path"]).name) for i in shown]
+        image_grid([load_rgb(i["path"], short_side=128) for i in shown], caps, columns=6, width=120)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _map(run_dir: str, method: str, mtime: float) -> str:
+    from tl_core.embeddings import project, run_features
+
+    rf = run_features(run_dir)
+    xy = project(rf.features, method)
+    thumbs = [trust.thumbnail_uri(p) for p in rf.paths]
+    names = [f"{Path(p).name} ({s})" for p, s in zip(rf.paths, rf.splits)]
+    fig = trust.feature_map(xy.tolist(), rf.labels.tolist(), rf.classes, names, thumbs, t(f"ev_map_{method}"))
+    return trust.hover_image_html(fig)
+
+
+def feature_map(info) -> None:
+    st.subheader(t("ev_map_title"))
+    st.caption(t("ev_map_explain"))
+    method = st.radio(t("ev_map_method"), ["pca", "tsne"], key="ev_map_method", horizontal=True,
+                      format_func=lambda m: t(f"ev_map_{m}"))
+    if st.toggle(t("ev_map_show"), key="ev_map_show"):
+        with st.spinner(t("ev_map_working")), user_errors():
+            st.components.v1.html(_map(str(info.dir), method, _mtime(info.dir)), height=540)
+
+
 def compare() -> None:
     all_runs = finished_runs()
     if len(all_runs) < 2:
@@ -105,5 +177,11 @@ with one:
             with right:
                 per_class(ev)
             mistakes(ev)
+            st.divider()
+            confidence(info)
+            st.divider()
+            wrong_folder(info)
+            st.divider()
+            feature_map(info)
 with many:
     compare()

@@ -1,6 +1,9 @@
-"""Export: take the trained model away as safetensors, ONNX, its settings and a code snippet."""
+"""Export: take the trained model away: one zip per format that runs as unpacked, checked on
+every validation image; the backbone features for classical methods; the settings."""
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import streamlit as st
@@ -16,34 +19,44 @@ def _out_dir(run_dir: Path, fmt: str) -> Path:
     return state.workspace() / "exports" / run_dir.name / fmt
 
 
-def safetensors_download(run_dir: Path) -> None:
-    st.markdown(f"**{t('ex_st_title')}**")
-    st.caption(t("ex_st_help"))
-    key = f"ex_st::{run_dir}"
-    if key not in st.session_state:
-        with st.spinner(t("ex_working")), user_errors():
-            result = export.export_run(run_dir, "safetensors", _out_dir(run_dir, "safetensors"))
-            st.session_state[key] = export.zip_folder(result.path)
+def model_download(run_dir: Path, fmt: str) -> None:
+    """Make the zip on request (the check runs the export on every validation image), then offer it."""
+    st.markdown(f"**{t(f'ex_{fmt}_title')}**")
+    st.caption(t(f"ex_{fmt}_help"))
+    key = f"ex_{fmt}::{run_dir}"
+    if key not in st.session_state and st.button(t(f"ex_{fmt}_make"), key=f"ex_{fmt}_make"):
+        with st.status(t("ex_working_fmt", fmt=t(f"ex_{fmt}_title")), expanded=False) as status, user_errors():
+            result = export.export_run(run_dir, fmt, _out_dir(run_dir, fmt))
+            st.session_state[key] = (Path(result.path).read_bytes(), Path(result.path).name, result)
+            status.update(label=t("ex_done"), state="complete")
     if key in st.session_state:
-        st.download_button(t("ex_st_button"), st.session_state[key], file_name=f"{run_dir.name}-safetensors.zip",
-                           mime="application/zip", key="dl_st", icon=":material/download:")
+        data, name, result = st.session_state[key]
+        st.success(t("ex_parity", n=result.n_images, agree=result.agreement, diff=result.max_abs_diff),
+                   icon=":material/check_circle:")
+        st.download_button(t(f"ex_{fmt}_button"), data, file_name=name, mime="application/zip", key=f"dl_{fmt}",
+                           icon=":material/download:")
+        st.caption(t("ex_unzip", name=name))
 
 
-def onnx_download(run_dir: Path) -> None:
-    st.markdown(f"**{t('ex_onnx_title')}**")
-    st.caption(t("ex_onnx_help"))
-    key = f"ex_onnx::{run_dir}"
-    # ONNX export takes a few seconds to a minute: only on request
-    if key not in st.session_state and st.button(t("ex_onnx_make"), key="ex_onnx_make"):
-        with st.status(t("ex_onnx_working"), expanded=False) as status, user_errors():
-            result = export.export_run(run_dir, "onnx", _out_dir(run_dir, "onnx"))
-            st.session_state[key] = (Path(result.path).read_bytes(), result.max_abs_diff)
-            status.update(label=t("ex_onnx_done"), state="complete")
+def embeddings_download(run_dir: Path) -> None:
+    st.markdown(f"**{t('ex_emb_title')}**")
+    st.caption(t("ex_emb_help"))
+    key = f"ex_emb::{run_dir}"
+    if key not in st.session_state and st.button(t("ex_emb_make"), key="ex_emb_make"):
+        from tl_core.embeddings import export_embeddings
+
+        with st.spinner(t("ex_emb_working")), user_errors():
+            out = export_embeddings(run_dir, _out_dir(run_dir, "embeddings"))
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                for name in ("npz", "csv", "snippet"):
+                    zf.write(out[name], f"{run_dir.name}-embeddings/{Path(out[name]).name}")
+            st.session_state[key] = (buf.getvalue(), out["head_val_acc"])
     if key in st.session_state:
-        data, diff = st.session_state[key]
-        st.success(t("ex_onnx_parity", diff=diff), icon=":material/check_circle:")
-        st.download_button(t("ex_onnx_button"), data, file_name=f"{run_dir.name}.onnx",
-                           mime="application/octet-stream", key="dl_onnx", icon=":material/download:")
+        data, acc = st.session_state[key]
+        st.download_button(t("ex_emb_button"), data, file_name=f"{run_dir.name}-embeddings.zip",
+                           mime="application/zip", key="dl_emb", icon=":material/download:")
+        st.caption(t("ex_emb_check", acc=acc))
 
 
 def settings_download(run_dir: Path) -> None:
@@ -55,10 +68,9 @@ def settings_download(run_dir: Path) -> None:
 
 def snippet(run_dir: Path) -> None:
     st.markdown(f"**{t('ex_code_title')}**")
+    st.caption(t("ex_code_help"))
     with user_errors():
-        code = export.inference_snippet(run_dir)
-        st.code(code, language="python")
-        st.download_button(t("ex_code_button"), code, file_name="predict.py", mime="text/x-python", key="dl_code")
+        st.code(export.inference_snippet(run_dir, "onnx"), language="python")
 
 
 st.title(t("export_title"))
@@ -67,10 +79,12 @@ if info is not None:
     run_dir = Path(info.dir)
     left, right = st.columns(2)
     with left:
-        safetensors_download(run_dir)
+        model_download(run_dir, "onnx")
+        st.divider()
+        embeddings_download(run_dir)
+    with right:
+        model_download(run_dir, "safetensors")
         st.divider()
         settings_download(run_dir)
-    with right:
-        onnx_download(run_dir)
     st.divider()
     snippet(run_dir)

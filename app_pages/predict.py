@@ -34,7 +34,7 @@ def _inputs() -> list[tuple[str, bytes]]:
     return items
 
 
-def show(predictor, name: str, raw: bytes, gradcam: bool) -> None:
+def show(predictor, name: str, raw: bytes, gradcam: bool, threshold: float) -> None:
     with st.container(border=True):
         try:
             image = load_rgb(raw)
@@ -42,10 +42,11 @@ def show(predictor, name: str, raw: bytes, gradcam: bool) -> None:
             st.error(t("pr_bad_image", name=name))
             return
         t0 = time.perf_counter()
-        pairs = predictor.top_k([image], k=min(TOP_K, len(predictor.classes)))[0]
+        answer = predictor.answers([image], k=TOP_K, threshold=threshold)[0]  # calibrated; "not sure"
         ms = 1000 * (time.perf_counter() - t0)
+        pairs = answer["top_k"]
         best, prob = pairs[0]
-        st.markdown(t("pr_result", name=name, cls=best, prob=prob))
+        st.markdown(t("pr_result" if answer["sure"] else "pr_not_sure", name=name, cls=best, prob=prob))
         st.caption(t("pr_engine", engine=predictor.choice.label, ms=ms))
         c1, c2, c3 = st.columns([1, 1, 2])
         c1.image(image, caption=t("pr_input"), width="stretch")
@@ -53,6 +54,25 @@ def show(predictor, name: str, raw: bytes, gradcam: bool) -> None:
             with st.spinner(t("pr_gradcam_working")):
                 c2.image(predictor.gradcam(image), caption=t("pr_gradcam_cap", cls=best), width="stretch")
         c3.plotly_chart(charts.top_k(pairs, t("pr_topk")), key=f"topk_{name}_{len(raw)}")
+
+
+def not_sure_threshold(predictor) -> float:
+    """The run's "not sure" threshold (chosen on validation), stated and adjustable."""
+    from tl_core import calibration
+
+    cal = predictor.calibration()
+    key = f"pr_threshold::{predictor.run_dir}"
+    if key not in st.session_state:
+        st.session_state[key] = float(cal.threshold)
+    with st.expander(t("pr_threshold_title", threshold=st.session_state[key])):
+        rule = (t("ev_threshold_rule", keep=cal.keep_correct, caught=cal.mistakes_caught)
+                if cal.keep_correct == cal.keep_correct else t("ev_threshold_manual"))
+        st.caption(t("pr_threshold_explain", t=cal.temperature, threshold=cal.threshold) + " " + rule)
+        value = st.slider(t("pr_threshold"), 0.0, 1.0, step=0.01, key=key)
+        if abs(value - cal.threshold) > 1e-9 and st.button(t("pr_threshold_save"), key="pr_threshold_save"):
+            calibration.set_threshold(predictor.run_dir, value)
+            st.success(t("pr_threshold_saved"))
+    return float(st.session_state[key])
 
 
 st.title(t("predict_title"))
@@ -66,5 +86,6 @@ if info is not None:
         if items:
             with st.spinner(t("pr_loading")):
                 predictor = _predictor(str(info.dir))
+            threshold = not_sure_threshold(predictor)
             for name, raw in items:
-                show(predictor, name, raw, gradcam)
+                show(predictor, name, raw, gradcam, threshold)

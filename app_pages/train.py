@@ -7,7 +7,7 @@ from tl_core import sessions, settings
 from tl_core.events import EpochEnd, Failed, Finished, Note, Started, Stopped
 from tl_core.status import RunStatus
 from ui import charts, state
-from ui.text import t
+from ui.text import say, t
 from ui.widgets import energy_line, job_events, progress_line, status_of, user_errors
 
 POLL_SECONDS = 0.5
@@ -47,13 +47,13 @@ def header(events, status: RunStatus, job) -> None:
         ips = next((e.images_per_s for e in reversed(events) if hasattr(e, "images_per_s") and e.images_per_s), 0.0)
         c4.metric(t("train_ips"), f"{ips:,.0f}")
         if started.weights:
-            st.caption(started.weights)
+            st.caption(say(started.weights_says or started.weights))
 
 
 def outcome(events, status: RunStatus, run_dir=None) -> None:
     for e in events:
         if isinstance(e, Note):
-            st.caption(e.message)
+            st.caption(say(e))
     last = events[-1] if events else None
     if isinstance(last, Finished):
         acc = last.metrics.get("val/acc", 0.0)
@@ -70,7 +70,7 @@ def outcome(events, status: RunStatus, run_dir=None) -> None:
     elif status == RunStatus.INTERRUPTED:
         st.warning(t("side_run", status=t("status_interrupted")), icon=":material/warning:")
     elif isinstance(last, Failed):
-        st.error(last.message, icon=":material/error:")
+        st.error(say(last), icon=":material/error:")
         if last.detail:
             with st.expander(t("train_details")):
                 st.code(last.detail)

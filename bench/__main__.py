@@ -46,7 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--subset", type=int, default=64, help="T: training images for the workers comparison")
     p.add_argument("--p5-images", type=int, default=300, help="P5: generated 1-4 MP photos")
     p.add_argument("--latency-images", type=int, default=40, help="E3: images predicted one at a time")
-    p.add_argument("--seeds", default="0,1", help="E2: seeds, each trained in fp32 and in bf16")
+    p.add_argument("--seeds", default="", help="E2: also whole fine-tuning runs for these seeds (e.g. 0,1,2), "
+                                               "each in fp32 and in bf16, with final accuracy (slow)")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
     p.add_argument("--write", action="store_true", help="append the results to BENCHMARKS.md")
     args = p.parse_args(argv)

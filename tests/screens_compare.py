@@ -52,7 +52,7 @@ def shoot(url: str, path: str, out: Path, token: str | None = None) -> None:
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1400})
+        page = browser.new_page(viewport={"width": 1440, "height": 1700})
         page.set_default_timeout(60_000)
         page.goto(f"{url}/{path}")
         page.wait_for_selector("h1")
@@ -61,6 +61,9 @@ def shoot(url: str, path: str, out: Path, token: str | None = None) -> None:
             box.fill(token)
             box.press("Enter")
             page.wait_for_selector("text=Comparison verdicts")
+        else:
+            page.wait_for_selector("text=Pretraining", timeout=180_000)  # the verdict is the last thing drawn
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
         time.sleep(3)  # charts draw after the data arrives
         page.screenshot(path=str(out), full_page=True)
         browser.close()

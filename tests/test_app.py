@@ -250,6 +250,36 @@ def test_train_page_reattaches_after_refresh(finished_run):
     assert "Finished" in texts(at)
 
 
+def test_refresh_keeps_the_dataset_and_the_settings(env, tmp_path):
+    """A fresh session with only the URL (a refresh, or the link opened later) has the dataset,
+    the settings and the session's workspace back; a link to nothing saved starts clean."""
+    src = make_shapes_dataset(tmp_path / "shapes", per_class=4, size=32, classes=("circle", "star"))
+    files = [(f"shapes/{p.parent.name}/{p.name}", p.read_bytes(), "image/png") for p in sorted(src.rglob("*.png"))]
+    at = app("app_pages/data.py")
+    at.file_uploader(key="upload_dir").set_value(files).run()
+    at.switch_page("app_pages/model.py").run()
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("partial").run()
+    assert not at.exception, at.exception
+    url = dict(at.query_params)
+    assert {"s", "data", "cfg"} <= url.keys()
+
+    again = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    again.query_params.update(url)
+    again.run()
+    again.switch_page("app_pages/model.py").run()
+    assert not again.exception, again.exception
+    ds, cfg = again.session_state["dataset"], again.session_state["config"]
+    assert ds.classes == ["circle", "star"] and len(ds.train) + len(ds.val) == 8
+    assert (cfg.backbone, cfg.strategy) == ("test_resnet", "partial")
+    assert again.session_state["sid"] == at.session_state["sid"]
+
+    stranger = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    stranger.query_params.update({"data": url["data"], "cfg": "../../etc/passwd"})  # no session of its own
+    stranger.run()
+    assert not stranger.exception and "dataset" not in stranger.session_state
+
+
 def test_evaluate_page(finished_run):
     at = app("app_pages/evaluate.py")
     assert not at.exception, at.exception
@@ -273,7 +303,7 @@ def test_export_page(finished_run):
     assert not at.exception, at.exception
     at.button(key="ex_onnx_make").click().run()
     assert not at.exception, at.exception
-    assert "largest difference" in texts(at)
+    assert "largest probability difference" in texts(at) and "validation images" in texts(at)
 
 
 def test_stop_a_run(finished_run):
@@ -305,9 +335,24 @@ def test_augmentation_preview(env):
     at.button(key="use_sample").click().run()
     at.switch_page("app_pages/model.py").run()
     at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("partial").run()  # augmentation acts on images the model sees
     at.button(key="m_preview").click().run()
     assert not at.exception, at.exception
     assert len(at.get("image")) >= 8, "augmented samples are shown"
+
+
+def test_augmentation_is_off_for_feature_extraction(env):
+    """Cached features never see an augmented image: the control is off, the reason is shown,
+    and the config asks for no augmentation."""
+    at = app("app_pages/model.py")
+    at.selectbox(key="m_backbone").set_value("test_resnet").run()
+    at.radio(key="m_strategy").set_value("feature_extraction").run()
+    assert not at.exception, at.exception
+    assert at.session_state["config"].augment == "none"
+    assert not any(b.key == "m_preview" for b in at.button)
+    assert "computed once and cached" in texts(at)
+    at.radio(key="m_strategy").set_value("full").run()
+    assert any(b.key == "m_preview" for b in at.button) and at.session_state["config"].augment != "none"
 
 
 def test_queue_position_is_shown(finished_run):
@@ -421,3 +466,38 @@ def test_classroom_predownload_offline_is_a_sentence(env):
     at.button(key="m_prep_go").click().run()
     assert not at.exception, at.exception
     assert any("train from scratch" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_data_audit_shows_a_leak_and_fixes_the_split(env, tmp_path):
+    from PIL import Image
+
+    src = make_shapes_dataset(tmp_path / "shapes", per_class=6, size=48, classes=("circle", "star"))
+    files = [(f"shapes/{p.parent.name}/{p.name}", p.read_bytes(), "image/png") for p in sorted(src.rglob("*.png"))]
+    copy = Image.open(src / "circle" / "circle_0000.png").resize((40, 40))  # a resized copy, in another class
+    import io
+
+    buf = io.BytesIO()
+    copy.save(buf, "PNG")
+    files.append(("shapes/star/looks_like_a_circle.png", buf.getvalue(), "image/png"))
+    at = app("app_pages/data.py")
+    at.file_uploader(key="upload_dir").set_value(files)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Conflict" in texts(at)
+    before = len(at.session_state["dataset"].train) + len(at.session_state["dataset"].val)
+    at.button(key="au_drop_0_1").click().run()  # leave out the second copy
+    assert not at.exception, at.exception
+    ds = at.session_state["dataset"]
+    assert len(ds.train) + len(ds.val) == before - 1 and (src / "circle" / "circle_0000.png").exists()
+    assert "is left out" in texts(at)
+
+
+def test_evaluate_page_calibration_label_issues_and_map(finished_run):
+    at = app("app_pages/evaluate.py")
+    assert not at.exception, at.exception
+    assert "Calibration error (calibrated)" in [m.label for m in at.metric]
+    at.button(key="ev_issues").click().run()
+    assert not at.exception, at.exception
+    assert "wrong folder" in texts(at)
+    at.toggle(key="ev_map_show").set_value(True).run()
+    assert not at.exception, at.exception

@@ -170,15 +170,19 @@ def test_walk_through(server, page, debug_shot):
     shot(page, "predict")
 
     goto(page, "Export")
-    page.get_by_role("button", name="Make the ONNX file").click()
-    page.get_by_text("largest difference").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Make the ONNX zip").click()
+    page.get_by_text("largest probability difference").wait_for(timeout=120_000)
     settle(page)
     with page.expect_download() as info:
-        page.get_by_role("button", name="Download ONNX").click()
-    target = tmp / "model.onnx"
+        page.get_by_role("button", name="Download the ONNX zip").click()
+    target = tmp / "export.zip"
     info.value.save_as(target)
-    assert info.value.suggested_filename.endswith(".onnx")
+    assert info.value.suggested_filename.endswith("-onnx.zip")
+    import zipfile
+
     import onnx
 
-    onnx.checker.check_model(onnx.load(str(target)))
+    with zipfile.ZipFile(target) as zf:
+        zf.extractall(tmp / "unzipped")
+    onnx.checker.check_model(onnx.load(str(next((tmp / "unzipped").glob("*/model.onnx")))))
     shot(page, "export")

@@ -30,6 +30,9 @@ def scratch_run(shapes_dir, tmp_path_factory):
             "--lr", "3e-3", "--out", out)
     result = last_json(r.stdout)
     assert "epoch 1:" in r.stderr and "val loss" in r.stderr  # per-epoch progress is shown
+    # stderr is a pipe here, not a terminal: one line per epoch, no progress-bar redraws or step rates
+    epoch_lines = [line for line in r.stderr.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 5 and "step/s" not in r.stderr and "\r" not in r.stderr, r.stderr[-2000:]
     return result, out
 
 

@@ -1,11 +1,12 @@
 import json
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
 import pytest
 
-from tl_core.export import export_run, inference_snippet, zip_folder
+from tl_core.export import export_run
 from tl_core.predict import Predictor
 from tl_core import metrics, runs
 from tl_core.train import train
@@ -24,11 +25,11 @@ def vit_run(shapes, tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["onnx", "safetensors"])
 def test_export_parity(pretrained_run, tmp_path, fmt):
     result = export_run(pretrained_run, fmt, tmp_path)
-    assert result.max_abs_diff < 1e-4
-    if fmt == "safetensors":
-        names = {p.name for p in (tmp_path / f"{pretrained_run.name}-safetensors").iterdir()}
-        assert {"model.safetensors", "config.json", "preprocess.json", "labels.txt", "predict.py"} <= names
-        assert zip_folder(result.path)[:2] == b"PK"
+    assert result.max_abs_diff < 1e-4 and result.agreement == 1.0 and result.n_images > 0
+    names = {p.name for p in Path(result.folder).iterdir()}
+    model = {"onnx": {"model.onnx"}, "safetensors": {"model.safetensors", "config.json"}}[fmt]
+    assert model | {"preprocess.json", "labels.txt", "calibration.json", "predict.py", "parity.json"} <= names
+    assert Path(result.path).read_bytes()[:2] == b"PK"
 
 
 def test_onnx_export_of_a_vit_at_another_image_size(vit_run, tmp_path):
@@ -36,13 +37,15 @@ def test_onnx_export_of_a_vit_at_another_image_size(vit_run, tmp_path):
     assert export_run(vit_run, "safetensors", tmp_path).max_abs_diff < 1e-4
 
 
-def test_inference_snippet_reproduces_the_predictor(pretrained_run, shapes, tmp_path):
-    export_run(pretrained_run, "onnx", tmp_path)
-    (tmp_path / "predict.py").write_text(inference_snippet(pretrained_run))
+def test_safetensors_predict_py_reproduces_the_predictor(pretrained_run, shapes, tmp_path):
+    result = export_run(pretrained_run, "safetensors", tmp_path)
     image = shapes.val[0].path
-    out = subprocess.run([sys.executable, "predict.py", image], cwd=tmp_path, capture_output=True, text=True, check=True)
-    expected = Predictor(pretrained_run).top_k([image], 3)[0]
-    assert str([(c, round(p, 4)) for c, p in expected]) in out.stdout
+    out = subprocess.run([sys.executable, "predict.py", image], cwd=result.folder, capture_output=True, text=True,
+                         check=True)
+    expected = Predictor(pretrained_run).answers([image], 3)[0]
+    got = json.loads(out.stdout)
+    assert [c for c, _ in got["top_k"]] == [c for c, _ in expected["top_k"]]
+    assert got["top_k"][0][1] == pytest.approx(expected["top_k"][0][1], abs=1e-3)
 
 
 def test_top_k_is_sorted_and_sums_to_one(pretrained_run, shapes):

@@ -158,7 +158,7 @@ def usable(ds, n_good: int = 2 * PER_CLASS) -> None:
 
 
 def skipped(ds) -> dict:
-    return {s.name: s.reason for s in ds.report.skipped}
+    return {s.name: str(s.reason) for s in ds.report.skipped}
 
 
 # ---------------------------------------------------------------- one hostile file in a good dataset
@@ -284,7 +284,7 @@ def test_nfd_and_nfc_spellings_are_one_class(tmp_path, case):
 def test_class_names_differing_by_case_warn(tmp_path, case):
     case("class names differ only by case (Cat, cat)", "kept apart, with a warning naming both")
     ds = ingest_uploads(_pairs({"Cat": 5, "cat": 5, "dog": 5}), tmp_path / "work")
-    warning = next(w for w in ds.report.warnings if "case" in w)
+    warning = next(str(w) for w in ds.report.warnings if "case" in str(w))
     case.observe(warning)
     assert "Cat, cat" in warning and len(ds.classes) == 3
 
@@ -292,7 +292,7 @@ def test_class_names_differing_by_case_warn(tmp_path, case):
 def test_class_with_one_image_warns(tmp_path, case):
     case("a class folder with one image", "usable; warnings: very few images, no validation image")
     ds = ingest_uploads(_pairs({"cats": 6, "dogs": 1}), tmp_path / "work")
-    text = " | ".join(ds.report.warnings)
+    text = " | ".join(map(str, ds.report.warnings))
     case.observe(text)
     assert "very few images in: dogs" in text and "no validation image for: dogs" in text
     assert ds.counts()["dogs"] == {"train": 1, "val": 0}

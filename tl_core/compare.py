@@ -31,11 +31,10 @@ def member_configs(base: RunConfig, strategies=ORDER) -> list[RunConfig]:
     """One RunConfig per strategy: the same backbone, split, seed and epochs; each strategy's
     default learning rate; scratch starts from random weights, the others from base.pretrained."""
     if base.pretrained == "none":
-        raise ConfigError("A comparison measures what pretrained weights bring over training from scratch: "
-                          "choose starting weights on the Model page (or --pretrained) first.")
+        raise ConfigError("compare.needs_pretrained")
     unknown = [s for s in strategies if s not in ORDER]
     if unknown or not strategies:
-        raise ConfigError(f"strategies must be some of {', '.join(ORDER)}")
+        raise ConfigError("compare.bad_strategies", choices=", ".join(ORDER))
     return [base.replace(strategy=s, lr=DEFAULT_LR[s], pretrained="none" if s == "scratch" else base.pretrained,
                          unfreeze=max(1, base.unfreeze))
             for s in ORDER if s in strategies]

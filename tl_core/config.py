@@ -14,6 +14,7 @@ HEAD_FITS = ("solve", "sgd")
 # fine-tuning from pretrained weights: start from the solved linear head, or a random one
 HEAD_INITS = ("probe", "random")
 AUGMENTATIONS = ("none", "light", "strong")
+CLASS_WEIGHTS = ("auto", "on", "off")  # auto: on above audit.IMBALANCE_RATIO (largest/smallest class)
 # Head learning rate by strategy. Feature extraction trains a linear head on cached features,
 # a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
 # dataset (46% val), at 1e-2..5e-2 it reached 58-71% in under a second (measured, CPU).
@@ -56,6 +57,7 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    class_weights: str = "auto"  # loss weighted by 1/class share: auto | on | off
     devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
     # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
     # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
@@ -65,26 +67,25 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
+        for name, choices in (("strategy", STRATEGIES), ("optimizer", OPTIMIZERS), ("head", HEADS),
+                              ("head_fit", HEAD_FITS), ("head_init", HEAD_INITS), ("augment", AUGMENTATIONS),
+                              ("class_weights", CLASS_WEIGHTS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError("config.bad_choice", field=name, choices=", ".join(choices))
         checks = [
-            (self.strategy in STRATEGIES, f"strategy must be one of {', '.join(STRATEGIES)}"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
-            (self.head_fit in HEAD_FITS, f"head_fit must be one of {', '.join(HEAD_FITS)}"),
-            (self.head_init in HEAD_INITS, f"head_init must be one of {', '.join(HEAD_INITS)}"),
-            (self.augment in AUGMENTATIONS, f"augment must be one of {', '.join(AUGMENTATIONS)}"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch size must be at least 1"),
-            (self.lr > 0, "learning rate must be positive"),
-            (self.unfreeze >= 0, "unfreeze must be 0 or more stages"),
-            (0 < self.val_fraction < 1, "val_fraction must be between 0 and 1"),
-            (self.image_size == 0 or 32 <= self.image_size <= 1024, "image size must be 32..1024 (or 0 for the model's own)"),
-            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
-            (bool(self.backbone), "choose a backbone"),
-            (1 <= self.devices <= 64, "devices must be 1..64 (GPUs for one run)"),
+            (self.epochs >= 1, "config.epochs_min"),
+            (self.batch_size >= 1, "config.batch_min"),
+            (self.lr > 0, "config.lr_positive"),
+            (self.unfreeze >= 0, "config.unfreeze_min"),
+            (0 < self.val_fraction < 1, "config.val_fraction"),
+            (self.image_size == 0 or 32 <= self.image_size <= 1024, "config.image_size"),
+            (self.device in ("auto", "cpu", "cuda"), "config.device"),
+            (bool(self.backbone), "config.no_backbone"),
+            (1 <= self.devices <= 64, "config.devices"),
         ]
-        for ok, message in checks:
+        for ok, kind in checks:
             if not ok:
-                raise ConfigError(message)
+                raise ConfigError(kind)
 
     @property
     def uses_pretrained(self) -> bool:
@@ -111,7 +112,7 @@ class RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+            raise ConfigError("config.unknown_keys", keys=", ".join(unknown))
         d = dict(d)
         return cls(**d)
 

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .atomic import write_json_atomic
-from .messages import DataError  # noqa: F401  (public here too: tl_core.data.DataError)
+from .messages import DataError, Message
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
@@ -53,13 +53,13 @@ class Item:
 @dataclass(frozen=True)
 class Skipped:
     name: str
-    reason: str
+    reason: Message | str  # a Message (kind + params); plain text in datasets saved by older versions
 
 
 @dataclass
 class Report:
     skipped: list = field(default_factory=list)  # [Skipped]
-    warnings: list = field(default_factory=list)  # [str]
+    warnings: list = field(default_factory=list)  # [Message] (plain str from older versions)
     duplicates: list = field(default_factory=list)  # [[name, name, ...]] same bytes, several classes
 
 
@@ -80,12 +80,13 @@ class Dataset:
         return out
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self)  # Messages become {"kind", "params"}; from_dict turns them back
 
     @classmethod
     def from_dict(cls, d: dict) -> "Dataset":
         rep = d["report"]
-        report = Report([Skipped(**s) for s in rep["skipped"]], list(rep["warnings"]), list(rep["duplicates"]))
+        report = Report([Skipped(s["name"], _message(s["reason"])) for s in rep["skipped"]],
+                        [_message(w) for w in rep["warnings"]], list(rep["duplicates"]))
         return cls(d["root"], list(d["classes"]), [Item(**i) for i in d["train"]],
                    [Item(**i) for i in d["val"]], report, d.get("split_given", False))
 
@@ -95,6 +96,10 @@ class Dataset:
     @classmethod
     def load(cls, path: str | Path) -> "Dataset":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _message(v) -> Message | str:
+    return Message.from_dict(v) if isinstance(v, dict) else v
 
 
 # ---------------------------------------------------------------- decoding
@@ -124,9 +129,9 @@ def _check_size(img: Image.Image, max_pixels: int | None, short_side: int | None
     limit = max_pixels or IngestLimits.max_pixels
     w, h = img.size
     if limit and w * h > limit:
-        raise DataError(f"image is {w}x{h} pixels, over the {limit:,} pixel limit")
+        raise DataError("data.over_pixel_limit", w=w, h=h, limit=limit)
     if short_side and (min(w, h) < 1 or max(w, h) > MAX_ASPECT * min(w, h)):
-        raise DataError(f"image is {w}x{h} pixels: sides more than {MAX_ASPECT}:1 apart, too thin to use")
+        raise DataError("data.too_thin", w=w, h=h, ratio=MAX_ASPECT)
 
 
 def load_rgb(source, short_side: int | None = None, max_pixels: int | None = None) -> Image.Image:
@@ -154,23 +159,23 @@ def resize_short_side(img: Image.Image, short_side: int) -> Image.Image:
     return img.resize(size, Image.BICUBIC) if size != img.size else img
 
 
-def _check_image(data: bytes, limits: IngestLimits) -> str | None:
+def _check_image(data: bytes, limits: IngestLimits) -> Message | None:
     """Return None when `data` is a decodable image, else the reason it is not."""
     if not data:
-        return "empty file (0 bytes)"
+        return Message("data.empty_file")
     try:
         # a reduced decode still reads the whole stream, so truncation is caught
         load_rgb(data, short_side=64, max_pixels=limits.max_pixels)
     except DataError as e:
-        return str(e)
+        return e.message
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-        return f"image over the pixel limit, refused as a possible decompression bomb ({e})"
+        return Message("data.pixel_bomb", {"detail": str(e)})
     except Image.UnidentifiedImageError:
-        return "not an image Pillow can read"
+        return Message("data.not_an_image")
     except MemoryError:
-        return "image too large to decode in the memory available"
+        return Message("data.too_big_to_decode")
     except Exception as e:  # fuzzed files raise struct.error, IndexError, EOFError...: all mean "damaged"
-        return f"damaged image ({type(e).__name__}: {e})"
+        return Message("data.damaged", {"detail": f"{type(e).__name__}: {e}"})
     return None
 
 
@@ -193,16 +198,16 @@ def _safe_parts(name: str) -> list[str] | None:
     return [unicodedata.normalize("NFC", p) for p in parts]
 
 
-def _junk_reason(parts: list[str], is_dir: bool = False) -> str | None:
+def _junk_reason(parts: list[str], is_dir: bool = False) -> Message | None:
     lowered = [p.lower() for p in parts]
     if any(p in JUNK_DIRS for p in (lowered if is_dir else lowered[:-1])):
-        return "system folder (e.g. __MACOSX, .ipynb_checkpoints)"
+        return Message("data.system_folder")
     if lowered[-1] in JUNK_NAMES or parts[-1].startswith("._"):
-        return "system file (e.g. .DS_Store, Thumbs.db)"
+        return Message("data.system_file")
     if any(p.startswith(".") for p in parts):
-        return "hidden file or folder"
+        return Message("data.hidden")
     if len(parts) > MAX_DEPTH:
-        return f"nested more than {MAX_DEPTH} folders deep"
+        return Message("data.too_deep", {"depth": MAX_DEPTH})
     return None
 
 
@@ -211,7 +216,7 @@ def _write_member(dest: Path, parts: list[str], data) -> None:
     target = dest.joinpath(*parts)
     # belt and braces: the resolved path must stay inside dest
     if dest.resolve() not in target.resolve().parents:
-        raise DataError(f"refused {'/'.join(parts)}: it would be written outside the dataset folder")
+        raise DataError("data.outside_folder", name="/".join(parts))
     target.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, (bytes, bytearray)):
         target.write_bytes(data)
@@ -225,19 +230,17 @@ def _store_files(files, dest: Path, limits: IngestLimits, report: Report) -> Non
     total = 0
     for count, (name, data) in enumerate(files):
         if count >= limits.max_files:
-            raise DataError(f"too many files: the limit is {limits.max_files:,}; upload fewer images", report)
+            raise DataError("data.too_many_files", report, limit=limits.max_files)
         parts = _safe_parts(name)
         if parts is None:
-            raise DataError(f"refused the upload: '{name}' points outside its folder (absolute path or '..'); "
-                            "upload the dataset folder itself", report)
+            raise DataError("data.upload_escapes", report, name=name)
         junk = _junk_reason(parts)
         if junk:
             report.skipped.append(Skipped(name, junk))
             continue
         total += len(data)
         if total > limits.max_bytes:
-            raise DataError(f"upload too large: over {_mb(limits.max_bytes)} uncompressed; "
-                            "upload fewer or smaller images", report)
+            raise DataError("data.upload_too_large", report, limit=_mb(limits.max_bytes))
         _write_or_skip(dest, parts, name, data, report)
 
 
@@ -245,23 +248,20 @@ def _write_or_skip(dest: Path, parts: list[str], name: str, data, report: Report
     try:
         _write_member(dest, parts, data)
     except OSError as e:  # a 300-character name, a file where a folder should be, ...
-        report.skipped.append(Skipped(name, f"could not be saved ({e.strerror or e}); rename it"))
+        report.skipped.append(Skipped(name, Message("data.cannot_save", {"detail": str(e.strerror or e)})))
 
 
 def _zip_infos(zf: zipfile.ZipFile, label: str, limits: IngestLimits, report: Report) -> list:
     """The zip's file entries, after checking names, count and declared sizes (nothing read yet)."""
     infos = [i for i in zf.infolist() if not i.is_dir()]
     if len(infos) > limits.max_files:
-        raise DataError(f"refused {label}: it holds {len(infos):,} files, over the limit of "
-                        f"{limits.max_files:,}; upload fewer images", report)
+        raise DataError("data.zip_too_many", report, label=label, n=len(infos), limit=limits.max_files)
     for i in infos:
         if _safe_parts(i.filename) is None:
-            raise DataError(f"refused {label}: member '{i.filename}' points outside the archive (absolute path "
-                            "or '..'); re-create the zip from the dataset folder", report)
+            raise DataError("data.zip_escapes", report, label=label, member=i.filename)
     declared = sum(i.file_size for i in infos)
     if declared > limits.max_bytes:
-        raise DataError(f"refused {label}: it unpacks to {_mb(declared)}, over the "
-                        f"{_mb(limits.max_bytes)} limit; upload fewer or smaller images", report)
+        raise DataError("data.zip_too_big", report, label=label, size=_mb(declared), limit=_mb(limits.max_bytes))
     return infos
 
 
@@ -278,12 +278,13 @@ class _Capped(io.RawIOBase):
         n = self.f.readinto(b)
         self.left -= n
         if self.left < 0:  # a lying header cannot inflate past the declared total
-            raise DataError(f"member '{self.name}' is larger than its header says")
+            raise DataError("data.zip_member_lies", name=self.name)
         return n
 
 
-def extract_zip(zip_source, dest: Path, limits: IngestLimits, report: Report, label: str = "the zip") -> None:
+def extract_zip(zip_source, dest: Path, limits: IngestLimits, report: Report, label=None) -> None:
     """Extract a zip under dest, streaming each member (memory stays flat whatever its size)."""
+    label = label or Message("data.the_zip")
     try:
         with zipfile.ZipFile(zip_source) as zf:
             for info in _zip_infos(zf, label, limits, report):
@@ -294,7 +295,7 @@ def extract_zip(zip_source, dest: Path, limits: IngestLimits, report: Report, la
                 else:
                     _extract_member(zf, info, dest, parts, report)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError):
-        raise DataError(f"{label} is damaged or not a zip; re-create it and upload again", report) from None
+        raise DataError("data.zip_damaged", report, label=label) from None
 
 
 def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, parts: list, report: Report) -> None:
@@ -305,12 +306,12 @@ def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, part
                            report)
     except DataError as e:
         _discard(target)
-        raise DataError(f"refused the zip: {e}; it may be a zip bomb", report) from None
+        raise DataError("data.zip_bomb", report, detail=e.message) from None
     except (RuntimeError, NotImplementedError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         # encrypted members, unsupported compression, bad CRC: that file is lost, the rest is usable
         _discard(target)
-        reason = ("is password-protected; zip it again without a password" if info.flag_bits & 0x1
-                  else f"could not be extracted from the zip ({e})")
+        reason = (Message("data.zip_password") if info.flag_bits & 0x1
+                  else Message("data.zip_member_failed", {"detail": str(e)}))
         report.skipped.append(Skipped(info.filename, reason))
 
 
@@ -351,7 +352,7 @@ def _class_files(class_dir: Path, root: Path, report: Report):
     for p in sorted(class_dir.rglob("*")):
         rel = p.relative_to(root).as_posix()
         if p.is_symlink():
-            report.skipped.append(Skipped(rel, "symbolic link (not followed)"))
+            report.skipped.append(Skipped(rel, Message("data.symlink")))
         elif p.is_file():
             junk = _junk_reason(list(p.relative_to(root).parts))
             if junk:
@@ -359,7 +360,7 @@ def _class_files(class_dir: Path, root: Path, report: Report):
             else:
                 yield p, rel
         elif not p.is_dir():  # a FIFO would block the read forever
-            report.skipped.append(Skipped(rel, "not a regular file"))
+            report.skipped.append(Skipped(rel, Message("data.not_regular")))
 
 
 def _scan_classes(split_root: Path, report: Report, limits: IngestLimits, base: Path) -> dict:
@@ -371,9 +372,9 @@ def _scan_classes(split_root: Path, report: Report, limits: IngestLimits, base: 
         if junk:
             report.skipped.append(Skipped(rel, junk))
         elif entry.is_symlink():
-            report.skipped.append(Skipped(rel, "symbolic link (not followed)"))
+            report.skipped.append(Skipped(rel, Message("data.symlink")))
         elif entry.is_file():
-            report.skipped.append(Skipped(rel, "not inside a class folder"))
+            report.skipped.append(Skipped(rel, Message("data.not_in_class")))
         elif entry.is_dir():
             found[entry.name] = _usable_images(entry, base, report, limits)
     return found
@@ -384,8 +385,8 @@ def _usable_images(class_dir: Path, base: Path, report: Report, limits: IngestLi
     for p, rel in _class_files(class_dir, base, report):
         size = p.stat().st_size
         if size > limits.max_file_bytes:
-            report.skipped.append(Skipped(rel, f"file is {_mb(size)}, over the "
-                                               f"{_mb(limits.max_file_bytes)} per-image limit"))
+            report.skipped.append(Skipped(rel, Message("data.file_over_limit",
+                                                       {"size": _mb(size), "limit": _mb(limits.max_file_bytes)})))
             continue
         data = p.read_bytes()
         reason = _check_image(data, limits)
@@ -399,33 +400,29 @@ def _usable_images(class_dir: Path, base: Path, report: Report, limits: IngestLi
 # ---------------------------------------------------------------- building the dataset
 
 
-def _skipped_examples(report: Report, n: int = 3) -> str:
-    ex = "; ".join(f"{x.name}: {x.reason}" for x in report.skipped[:n])
-    return f" Skipped {len(report.skipped)} file(s), e.g. {ex}." if ex else ""
+def _skipped_examples(report: Report, n: int = 3) -> Message | str:
+    ex = [Message("data.skipped_item", {"name": x.name, "reason": x.reason}) for x in report.skipped[:n]]
+    return Message("data.skipped_examples", {"n": len(report.skipped), "examples": ex}) if ex else ""
 
 
 def _check_classes(found: dict, report: Report) -> None:
     if len(found) < 2:
-        raise DataError(f"found {len(found)} class folder(s); a classifier needs at least 2. "
-                        "Put each class's images in its own sub-folder (e.g. data/cats, data/dogs)."
-                        + _skipped_examples(report), report)
+        raise DataError("data.too_few_classes", report, n=len(found), skipped=_skipped_examples(report))
     if not any(found.values()):
-        raise DataError("no usable image found." + _skipped_examples(report) +
-                        " Upload a folder with one sub-folder of JPEG/PNG images per class.", report)
+        raise DataError("data.no_usable_image", report, skipped=_skipped_examples(report))
     empty = [c for c, files in found.items() if not files]
     if empty:
-        raise DataError(f"class folder(s) with no usable image: {', '.join(empty)}. "
-                        "Add images there or remove the folder (see the skipped-files list).", report)
+        raise DataError("data.empty_classes", report, names=", ".join(empty))
     _warn_lookalike_names(found, report)
     sizes = {c: len(f) for c, f in found.items()}
     small = [c for c, n in sizes.items() if n < MIN_PER_CLASS_WARN]
     if small:
-        report.warnings.append(f"very few images in: {', '.join(small)} (fewer than {MIN_PER_CLASS_WARN}); "
-                               "results will be unreliable — add more if you can")
+        report.warnings.append(Message("data.warn_few", {"names": ", ".join(small), "min": MIN_PER_CLASS_WARN}))
     if max(sizes.values()) > IMBALANCE_WARN * min(sizes.values()):
-        report.warnings.append(f"classes are imbalanced more than {IMBALANCE_WARN:.0f}:1 "
-                               f"({max(sizes, key=sizes.get)}: {max(sizes.values())}, "
-                               f"{min(sizes, key=sizes.get)}: {min(sizes.values())}); accuracy can mislead")
+        big, small = max(sizes, key=sizes.get), min(sizes, key=sizes.get)
+        report.warnings.append(Message("data.warn_imbalance", {"ratio": f"{IMBALANCE_WARN:.0f}", "big": big,
+                                                               "n_big": sizes[big], "small": small,
+                                                               "n_small": sizes[small]}))
 
 
 def _warn_lookalike_names(found: dict, report: Report) -> None:
@@ -435,19 +432,16 @@ def _warn_lookalike_names(found: dict, report: Report) -> None:
     seen = Counter(key(c) for c in found)
     clash = sorted(c for c in found if seen[key(c)] > 1)
     if clash:
-        report.warnings.append(f"class names differ only by case: {', '.join(clash)}; "
-                               "they are kept as separate classes — merge them if they are the same thing")
+        report.warnings.append(Message("data.warn_case", {"names": ", ".join(clash)}))
 
 
 def _check_split(classes: list, train: list, val: list, report: Report) -> None:
     if not val:
-        raise DataError("no image could be held out for validation: give every class at least 2 images "
-                        "(or add a val/ folder next to train/).", report)
+        raise DataError("data.no_val", report)
     in_val = {it.label for it in val}
     no_val = [c for i, c in enumerate(classes) if i not in in_val]
     if no_val:
-        report.warnings.append(f"no validation image for: {', '.join(no_val)} (one image only); "
-                               "its accuracy cannot be measured — add at least one more image")
+        report.warnings.append(Message("data.warn_no_val", {"names": ", ".join(no_val)}))
 
 
 def _flag_duplicates(found_by_split: list[dict], base: Path, report: Report) -> None:
@@ -462,8 +456,7 @@ def _flag_duplicates(found_by_split: list[dict], base: Path, report: Report) -> 
         if len(classes) > 1:
             report.duplicates.append(sorted(names_of[sha]))
     if report.duplicates:
-        report.warnings.append(f"{len(report.duplicates)} image(s) appear in more than one class; "
-                               "check their labels (listed under duplicates)")
+        report.warnings.append(Message("data.warn_duplicates", {"n": len(report.duplicates)}))
 
 
 def _stratified_split(found: dict, classes: list, val_fraction: float, seed: int):
@@ -489,12 +482,12 @@ def load_dataset(source, workdir=None, val_fraction: float = 0.2, seed: int = 0,
     source = Path(source)
     report = Report()
     if not source.exists():
-        raise DataError(f"{source} does not exist")
+        raise DataError("data.not_found", path=str(source))
     if source.is_file():
         if not zipfile.is_zipfile(source):
-            raise DataError(f"{source.name} is neither a folder nor a zip file")
+            raise DataError("data.not_folder_or_zip", name=source.name)
         if workdir is None:
-            raise DataError("a zip needs a working folder to be extracted into")
+            raise DataError("data.zip_needs_workdir")
         dest = _fresh_dir(Path(workdir))
         extract_zip(source, dest, limits, report, source.name)
         source = dest
@@ -525,7 +518,7 @@ def _fresh_dir(workdir: Path) -> Path:
 
 def _dataset_from_folder(folder: Path, val_fraction, seed, limits, report: Report) -> Dataset:
     if not any(folder.iterdir()):
-        raise DataError("no files found; upload a folder that holds one sub-folder per class", report)
+        raise DataError("data.no_files", report)
     root = _find_root(folder)
     splits = _split_dirs(root)
     if splits:
@@ -541,8 +534,7 @@ def _dataset_from_folder(folder: Path, val_fraction, seed, limits, report: Repor
         return Dataset(str(root), classes, train, val, report, split_given=True)
     found = _scan_classes(root, report, limits, root)
     if not found and root != folder:  # _find_root walked into the only class folder there is
-        raise DataError(f"found one class folder ('{root.name}'); a classifier needs at least 2. Put each "
-                        "class's images in its own sub-folder next to it (e.g. data/cats, data/dogs).", report)
+        raise DataError("data.one_class", report, name=root.name)
     _check_classes(found, report)
     _flag_duplicates([found], root, report)
     classes = sorted(found)

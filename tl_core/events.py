@@ -4,6 +4,23 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .messages import Message
+
+
+class _Says:
+    """An event with a sentence: `message` is the English (logs, CLI, run.json), `kind` and
+    `params` the same sentence as a tl_core.messages kind, which the UI renders in its language."""
+
+    @classmethod
+    def of(cls, msg: Message, **fields):
+        """The event saying `msg`, with its other fields."""
+        return cls(message=str(msg), kind=msg.kind, params=msg.to_dict()["params"], **fields)
+
+    def says(self) -> Message:
+        """The sentence as a Message (plain text for events written before kinds existed)."""
+        return Message.from_dict({"kind": self.kind, "params": self.params}) if self.kind else \
+            Message("text", {"text": self.message})
+
 
 @dataclass(frozen=True)
 class Started:
@@ -18,6 +35,7 @@ class Started:
     strategy: str
     backbone: str
     weights: str = ""  # one sentence: where the starting weights came from
+    weights_says: dict = field(default_factory=dict)  # the same sentence as a Message dict (kind, params)
 
 
 @dataclass(frozen=True)
@@ -40,8 +58,10 @@ class EpochEnd:
 
 
 @dataclass(frozen=True)
-class Note:
+class Note(_Says):
     message: str  # something the user should know that is not an error (e.g. early stop)
+    kind: str = ""
+    params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,15 +72,19 @@ class Finished:
 
 
 @dataclass(frozen=True)
-class Stopped:
+class Stopped(_Says):
     epoch: int
     message: str = "Stopped by the user."
+    kind: str = ""
+    params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Failed:
+class Failed(_Says):
     message: str
     detail: str = ""  # the traceback, for the log; the UI shows `message`
+    kind: str = ""
+    params: dict = field(default_factory=dict)
 
 
 Event = Started | Progress | EpochEnd | Note | Finished | Stopped | Failed

@@ -1,8 +1,10 @@
 """Export a run: a safetensors folder (timm-loadable) or ONNX, each verified against the torch model."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import secrets
 import shutil
 import warnings
 import zipfile
@@ -12,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import timm
 import torch
+from PIL import Image
 
-from .atomic import read_json
+from .atomic import read_json, write_bytes_atomic
+from .calibration import load as load_calibration
 from .checkpoint import load_model
 from .messages import ExportError  # noqa: F401  (public here too: tl_core.export.ExportError)
 from .predict import Predictor
@@ -21,86 +25,114 @@ from .predict import Predictor
 
 @dataclass(frozen=True)
 class ExportResult:
-    path: str
-    max_abs_diff: float  # max |p_export - p_torch| over verification images (probabilities)
+    path: str  # the zip: one download per format, runs as unpacked
+    max_abs_diff: float  # max |p_export - p_app| over every validation image (calibrated probabilities)
+    agreement: float = 1.0  # share of those images whose top-1 class matches the app's
+    n_images: int = 0
+    folder: str = ""  # the unpacked export the zip was made from
 
 
-def _check_images(pred: Predictor, n: int = 4) -> torch.Tensor:
-    """A few of the run's own validation images (real pixels), else seeded noise."""
+PARITY_TOLERANCE = 1e-3  # probability; float32 ONNX vs torch differ by ~1e-6 on real images
+
+
+def _check_paths(pred: Predictor, workdir: Path) -> list[str]:
+    """Every validation image of the run (real pixels), else a few seeded noise images."""
     vp = pred.run_dir / "val_predictions.json"
     paths = []
     if vp.exists():
-        paths = [it["path"] for it in json.loads(vp.read_text())["items"] if Path(it["path"]).exists()][:n]
+        paths = [it["path"] for it in json.loads(vp.read_text())["items"] if Path(it["path"]).exists()]
     if paths:
-        return pred.tensor(paths)
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, 3, pred.pp.input_size, pred.pp.input_size, generator=g)
+        return paths
+    rng = np.random.default_rng(0)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for i in range(4):
+        noise = rng.integers(0, 256, (pred.pp.scale_size, pred.pp.scale_size, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(workdir / f"noise{i}.png")
+        paths.append(str(workdir / f"noise{i}.png"))
+    return paths
 
 
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResult:
-    """Write the export under out_dir and verify it; raises ExportError if it does not match."""
+    """Write `<run>-<fmt>/` and `<run>-<fmt>.zip` under out_dir: the model, labels.txt,
+    preprocess.json, calibration.json, a predict.py that runs as unpacked, and parity.json.
+
+    Parity: the unpacked predict.py itself (its own preprocessing, the exported model, the
+    calibration) is run on every validation image and compared with the app's predictions;
+    raises ExportError if a probability differs by more than PARITY_TOLERANCE.
+    """
+    if fmt not in ("onnx", "safetensors"):
+        raise ExportError("export.unknown_format", fmt=fmt)
     pred = Predictor(Path(run_dir))
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    x = _check_images(pred)
-    with torch.inference_mode():
-        expected = pred.model(x).softmax(1).numpy()
-    if fmt == "onnx":
-        path, got = _onnx(pred, x, out_dir)
-    elif fmt == "safetensors":
-        path, got = _safetensors(pred, x, out_dir)
-    else:
-        raise ExportError(f"unknown export format {fmt!r}; choose safetensors or onnx")
-    diff = float(np.abs(got - expected).max())
-    if diff > 1e-3:
-        raise ExportError(f"the {fmt} export differs from the trained model (max prob. difference {diff:.2e})")
-    return ExportResult(str(path), diff)
+    folder = out_dir / f"{pred.run_dir.name}-{fmt}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    cal = pred.calibration()
+    paths = _check_paths(pred, out_dir / ".parity-images")
+    (_onnx if fmt == "onnx" else _safetensors)(pred, folder)
+    for name in ("preprocess.json", "run.json"):
+        shutil.copy2(pred.run_dir / name, folder / name)
+    (folder / "labels.txt").write_text("\n".join(pred.classes) + "\n", encoding="utf-8")
+    (folder / "calibration.json").write_text(json.dumps(_portable(cal), indent=1), encoding="utf-8")
+    (folder / "predict.py").write_text(inference_snippet(pred.run_dir, fmt), encoding="utf-8")
+    parity = _parity(pred, folder, paths, cal)
+    (folder / "parity.json").write_text(json.dumps(parity, indent=1), encoding="utf-8")
+    if not parity["max_abs_prob_diff"] <= PARITY_TOLERANCE:
+        raise ExportError("export.mismatch", fmt=fmt, diff=parity["max_abs_prob_diff"])
+    zip_path = out_dir / f"{folder.name}.zip"
+    write_bytes_atomic(zip_path, zip_folder(folder))
+    return ExportResult(str(zip_path), parity["max_abs_prob_diff"], parity["top1_agreement"], parity["n_images"],
+                        str(folder))
 
 
-def _onnx(pred: Predictor, x: torch.Tensor, out_dir: Path):
-    import onnxruntime as ort  # deferred: a heavy optional runtime, only for the ONNX format
+def _portable(cal) -> dict:
+    """What predict.py needs from the calibration (the reliability bins stay in the run)."""
+    d = cal.to_dict()
+    return {k: d[k] for k in ("temperature", "threshold", "keep_correct", "ece_before", "ece_after", "n_val")}
 
-    path = out_dir / "model.onnx"
+
+def _load_snippet(folder: Path):
+    """The exported predict.py as a module, exactly as a user would run it."""
+    spec = importlib.util.spec_from_file_location(f"tl_export_{secrets.token_hex(4)}", folder / "predict.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _parity(pred: Predictor, folder: Path, paths: list[str], cal) -> dict:
+    snippet = _load_snippet(folder)
+    app, got = [], []
+    for start in range(0, len(paths), 32):
+        batch = paths[start:start + 32]
+        with torch.inference_mode():
+            app.append(cal.probabilities(pred.model(pred.tensor(batch)).double().numpy()))
+        got.append(snippet.probabilities(batch))
+    app, got = np.concatenate(app), np.concatenate(got)
+    return {"images": "validation" if not paths[0].startswith(str(folder.parent)) else "noise",
+            "n_images": len(paths), "top1_agreement": float((app.argmax(1) == got.argmax(1)).mean()),
+            "max_abs_prob_diff": float(np.abs(app - got).max()), "calibrated": True,
+            "temperature": cal.temperature}
+
+
+def _onnx(pred: Predictor, folder: Path) -> None:
+    path = folder / "model.onnx"
+    x = torch.zeros(2, 3, pred.pp.input_size, pred.pp.input_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             # the dynamo exporter: the legacy one cannot export timm ViTs (bicubic upsample)
-            prog = torch.onnx.export(pred.model, (x[:2],), input_names=["image"], output_names=["logits"],
+            prog = torch.onnx.export(pred.model, (x,), input_names=["image"], output_names=["logits"],
                                      dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
             prog.save(str(path), external_data=False)
         except Exception as e:
-            raise ExportError(f"ONNX export failed for {pred.cfg.backbone}: {type(e).__name__}: {e}") from e
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    logits = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-    return path, torch.from_numpy(logits).softmax(1).numpy()
+            raise ExportError("export.onnx_failed", backbone=pred.cfg.backbone, detail=f"{type(e).__name__}: {e}") from e
 
 
-def _safetensors(pred: Predictor, x: torch.Tensor, out_dir: Path):
-    folder = out_dir / f"{pred.run_dir.name}-safetensors"
-    folder.mkdir(exist_ok=True)
-    for name in ("model.safetensors", "config.json", "preprocess.json", "run.json"):
+def _safetensors(pred: Predictor, folder: Path) -> None:
+    for name in ("model.safetensors", "config.json"):
         shutil.copy2(pred.run_dir / name, folder / name)
-    (folder / "labels.txt").write_text("\n".join(pred.classes) + "\n", encoding="utf-8")
-    (folder / "predict.py").write_text(inference_snippet(pred.run_dir, "safetensors"), encoding="utf-8")
-    model = _timm_reload(folder, pred) if pred.cfg.head == "linear" else load_model(folder)[0]
-    with torch.inference_mode():
-        return folder, model(x).softmax(1).numpy()
-
-
-def _timm_reload(folder: Path, pred: Predictor) -> torch.nn.Module:
-    """Reload with timm alone, as a user without TL Studio would."""
-    n = len(pred.classes)
-    # num_classes in the overlay too: otherwise timm treats the classifier as a different head and drops it
-    overlay = dict(file=str(folder / "model.safetensors"), num_classes=n)
-    return timm.create_model(pred.cfg.backbone, pretrained=True, num_classes=n, pretrained_cfg_overlay=overlay,
-                             **_size_kwargs(pred)).eval()
-
-
-def _size_kwargs(pred: Predictor) -> dict:
-    """Fixed-size models (ViT) trained at another size must be created at that size."""
-    fixed = pred.model.pretrained_cfg.get("fixed_input_size")
-    return {"img_size": pred.pp.input_size} if fixed else {}
 
 
 def zip_folder(path: str | Path) -> bytes:
@@ -115,18 +147,28 @@ def zip_folder(path: str | Path) -> bytes:
 
 _SNIPPET = '''"""Classify images with a model exported from TL Studio ({run_name}).
 
-Reproduces TL Studio's preprocessing exactly: EXIF orientation, RGB (transparency on white),
-shorter side resized to {scale_size} px (bicubic), centre crop {input_size} px, normalised.
-Usage: python predict.py IMAGE [IMAGE ...]
+Unzip the download, then:  python predict.py IMAGE [IMAGE ...] [--threshold P]
+Needs: {needs}. Prints one JSON line per image: the answer (a class, or "not sure"),
+and the top classes with calibrated probabilities.
+
+Preprocessing is TL Studio's own: EXIF orientation, RGB (transparency on white), shorter
+side resized to {scale_size} px (bicubic), centre crop {input_size} px, normalised.
+Calibration (calibration.json): logits are divided by the temperature {temperature:.4f}, fitted on
+the {n_val} validation images; when the top calibrated probability is below {threshold:.4f}, the
+answer is "not sure" ({rule}).
 """
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+HERE = Path(__file__).resolve().parent  # files are found next to this script, wherever it runs from
 CLASSES = {classes!r}
 SCALE_SIZE, INPUT_SIZE = {scale_size}, {input_size}
 MEAN, STD = np.array({mean!r}, np.float32), np.array({std!r}, np.float32)
+TEMPERATURE, THRESHOLD = {temperature!r}, {threshold!r}
 
 
 def load(path):
@@ -149,29 +191,41 @@ def load(path):
     top = int(round((img.height - INPUT_SIZE) / 2.0))
     img = img.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
     x = (np.asarray(img, np.float32) / 255.0 - MEAN) / STD
-    return x.transpose(2, 0, 1)[None]
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return x.transpose(2, 0, 1)
 {runner}
 
-if __name__ == "__main__":
-    for path in sys.argv[1:]:
-        probs = softmax(run(load(path)))[0]
+def probabilities(paths):
+    """Calibrated class probabilities, one row per image."""
+    z = run(np.stack([load(p) for p in paths])).astype(np.float64) / TEMPERATURE
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def main(argv):
+    threshold = THRESHOLD
+    if "--threshold" in argv:
+        i = argv.index("--threshold")
+        threshold, argv = float(argv[i + 1]), argv[:i] + argv[i + 2:]
+    for path in argv:
+        probs = probabilities([path])[0]
         best = probs.argsort()[::-1][:5]
-        print(path, [(CLASSES[i], round(float(probs[i]), 4)) for i in best])
+        answer = CLASSES[best[0]] if probs[best[0]] >= threshold else "not sure"
+        print(json.dumps({{"image": path, "answer": answer,
+                          "top_k": [[CLASSES[i], round(float(probs[i]), 4)] for i in best]}}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
 '''
 
 _ONNX_RUNNER = '''
 import onnxruntime as ort
 
-SESSION = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+SESSION = ort.InferenceSession(str(HERE / "model.onnx"), providers=["CPUExecutionProvider"])
 
 
 def run(x):
-    return SESSION.run(None, {"image": x})[0]
+    return SESSION.run(None, {{"image": x}})[0]
 '''
 
 _TIMM_RUNNER = '''
@@ -179,8 +233,8 @@ import timm
 import torch
 
 MODEL = timm.create_model("{backbone}", num_classes=len(CLASSES), pretrained=True,{size_kwargs}
-                          pretrained_cfg_overlay=dict(file="model.safetensors",
-                                                              num_classes=len(CLASSES))).eval()
+                          pretrained_cfg_overlay=dict(file=str(HERE / "model.safetensors"),
+                                                      num_classes=len(CLASSES))).eval()
 
 
 def run(x):
@@ -190,13 +244,19 @@ def run(x):
 
 
 def inference_snippet(run_dir: str | Path, fmt: str = "onnx") -> str:
-    """A standalone Python script that classifies images with the exported model."""
+    """predict.py for an export: standalone, reads its model next to itself, calibrated, "not sure"."""
     run_dir = Path(run_dir)
     info = read_json(run_dir / "run.json")
     pp = read_json(run_dir / "preprocess.json")
+    cal = load_calibration(run_dir)
     fixed = read_json(run_dir / "config.json").get("pretrained_cfg", {}).get("fixed_input_size")
     size_kwargs = f" img_size={pp['input_size']}," if fixed else ""
-    runner = _ONNX_RUNNER if fmt == "onnx" else _TIMM_RUNNER.format(backbone=info["config"]["backbone"],
-                                                                     size_kwargs=size_kwargs)
+    runner = (_ONNX_RUNNER.format() if fmt == "onnx" else
+              _TIMM_RUNNER.format(backbone=info["config"]["backbone"], size_kwargs=size_kwargs))
+    needs = "numpy, pillow, onnxruntime" if fmt == "onnx" else "numpy, pillow, torch, timm"
+    rule = (f"chosen on validation to keep {cal.keep_correct:.0%} of correct answers"
+            if cal.keep_correct == cal.keep_correct else "chosen by hand")
     return _SNIPPET.format(run_name=run_dir.name, classes=info["classes"], scale_size=pp["scale_size"],
-                           input_size=pp["input_size"], mean=list(pp["mean"]), std=list(pp["std"]), runner=runner)
+                           input_size=pp["input_size"], mean=list(pp["mean"]), std=list(pp["std"]), runner=runner,
+                           temperature=float(cal.temperature), threshold=float(cal.threshold), n_val=cal.n_val,
+                           rule=rule, needs=needs)

@@ -17,6 +17,7 @@ from . import distributed, engines
 from .atomic import write_bytes_atomic
 from .events import Note, Progress
 from .heads import classifier_params, head_module
+from .messages import LossError, Message
 from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics
 from .transforms import BatchNormalize, ImageDataset, eval_transform
 
@@ -87,7 +88,7 @@ class FeatureLoop:
             cache.features.update(distributed.gather_features(cache.features, [it.sha1 for it in missing]))
         if missing and distributed.is_main():
             cache.save()
-        yield Note(engine_note(choice, rate))
+        yield Note.of(engine_note(choice, rate))
         self.x_train = torch.stack([cache.features[it.sha1] for it in run.dataset.train]).to(run.device)
         self.y_train = torch.tensor([it.label for it in run.dataset.train], device=run.device)
         self.x_val = torch.stack([cache.features[it.sha1] for it in run.dataset.val]).to(run.device)
@@ -166,7 +167,7 @@ class FeatureLoop:
             logits = head(self.x_train[idx])
             loss = run.loss_fn(logits, self.y_train[idx])
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch}: lower the learning rate")
+                raise LossError("train.loss_not_finite", loss=loss.item(), epoch=epoch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -188,10 +189,10 @@ class FeatureLoop:
         return val_metrics(self.run, [(logits, self.y_val.cpu())])
 
 
-def engine_note(choice: engines.Choice, rate: float) -> str:
+def engine_note(choice: engines.Choice, rate: float) -> Message:
     """What the Train page and the CLI show about the feature pass."""
-    probe = ", ".join(f"{engines.LABELS[e]} {r:.0f}" for e, r in choice.rates.items() if r)
-    probe = f" Measured on this computer, images/s: {probe}." if probe else ""
+    rates = ", ".join(f"{engines.LABELS[e]} {r:.0f}" for e, r in choice.rates.items() if r)
+    probe = Message("features.probe", {"rates": rates}) if rates else ""
     if rate:
-        return f"Features computed with {choice.label}: {rate:.0f} images/s.{probe}"
-    return f"Features read from the cache, computed with {choice.label}.{probe}"
+        return Message("features.computed", {"engine": choice.label, "rate": rate, "probe": probe})
+    return Message("features.from_cache", {"engine": choice.label, "probe": probe})

@@ -22,12 +22,11 @@ from timm.models import get_pretrained_cfg
 from timm.models._hub import hf_split
 from tqdm.auto import tqdm as base
 
-from .messages import WeightsError, short_error
+from .messages import Message, WeightsError, short_error
 
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")  # timm's order: safetensors first
 PROBE_TIMEOUT_S = 3.0  # one metadata request to learn size and reachability; no retries
-WAYS_FORWARD = ("connect to the internet and try again, load a weights file (.safetensors), "
-                "or train from scratch (pretrained: none)")
+WAYS_FORWARD = Message("hub.ways_forward")
 
 
 
@@ -42,7 +41,7 @@ class WeightsStatus:
     repo_id: str | None
     filename: str | None
     path: str | None  # the cached file, if cached
-    message: str
+    message: Message  # what the UI shows (rendered in the user's language)
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,7 @@ def hub_source(backbone: str) -> HubSource:
     cfg = get_pretrained_cfg(backbone)
     hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
     if not hub_id:
-        raise WeightsError(f"timm has no downloadable pretrained weights for {backbone}; "
-                           "load a weights file or train from scratch.")
+        raise WeightsError("hub.no_weights_in_timm", backbone=backbone)
     repo_id, revision = hf_split(hub_id)
     names = (cfg.hf_hub_filename,) if getattr(cfg, "hf_hub_filename", None) else HUB_FILENAMES
     return HubSource(repo_id, revision, names)
@@ -103,8 +101,7 @@ def hub_source(backbone: str) -> HubSource:
 
 def check_known(backbone: str) -> None:
     if not backbone.startswith("hf-hub:") and not timm.is_model(backbone):
-        raise WeightsError(f"timm has no model called {backbone}; check the spelling, or pick one from the "
-                           "backbone gallery.")
+        raise WeightsError("hub.unknown_model", backbone=backbone)
 
 
 def _cached_file(src: HubSource) -> tuple[str, str] | None:
@@ -168,7 +165,7 @@ def _probe(src: HubSource) -> tuple[str, int]:
 
 
 def mb(n: int | None) -> str:
-    return "size unknown" if n is None else f"{n / 1e6:.1f} MB"
+    return Message("hub.size_unknown") if n is None else f"{n / 1e6:.1f} MB"
 
 
 def cache_status(backbone: str) -> WeightsStatus:
@@ -182,28 +179,25 @@ def cache_status(backbone: str) -> WeightsStatus:
     if hit:
         size = os.path.getsize(hit[1])
         return WeightsStatus(backbone, True, size, cache_dir(), src.repo_id, hit[0], hit[1],
-                             f"Pretrained weights for {backbone} are on this computer ({mb(size)}, {hit[1]}).")
+                             Message("hub.cached", {"backbone": backbone, "size": mb(size), "path": hit[1]}))
     if is_offline():
         return WeightsStatus(backbone, False, None, cache_dir(), src.repo_id, None, None,
-                             f"Pretrained weights for {backbone} are not downloaded yet, and offline mode "
-                             "(HF_HUB_OFFLINE) is on, so they cannot be fetched.")
+                             Message("hub.missing_offline", {"backbone": backbone}))
     try:
         name, size = _remote_size(src)
     except OSError as e:
         return WeightsStatus(backbone, False, None, cache_dir(), src.repo_id, None, None,
-                             f"Pretrained weights for {backbone} are not downloaded yet, and the Hugging Face "
-                             f"Hub cannot be reached ({short_error(e)}).")
+                             Message("hub.missing_unreachable", {"backbone": backbone, "detail": short_error(e)}))
     return WeightsStatus(backbone, False, size, cache_dir(), src.repo_id, name, None,
-                         f"Pretrained weights for {backbone} will be downloaded once ({mb(size)}) "
-                         f"from {src.repo_id} into {cache_dir()}.")
+                         Message("hub.will_download", {"backbone": backbone, "size": mb(size), "repo": src.repo_id,
+                                                       "cache": cache_dir()}))
 
 
-def unavailable_message(status: WeightsStatus) -> str:
+def unavailable_message(status: WeightsStatus) -> Message:
     """The one sentence shown when hub weights are needed but cannot be had."""
-    why = ("offline mode (HF_HUB_OFFLINE) is on" if is_offline()
-           else "the Hugging Face Hub cannot be reached")
-    return (f"The pretrained weights for {status.backbone} ({status.repo_id}) are not on this computer "
-            f"and {why}: {WAYS_FORWARD}.")
+    why = Message("hub.why_offline" if is_offline() else "hub.why_unreachable")
+    return Message("hub.unavailable", {"backbone": status.backbone, "repo": status.repo_id, "why": why,
+                                       "ways": WAYS_FORWARD})
 
 
 # ---------------------------------------------------------------- downloading
@@ -249,7 +243,7 @@ def fetch(backbone: str, progress=None) -> str:
             size = os.path.getsize(hit[1])
             progress(size, size)
         return hit[1]
-    status = WeightsStatus(backbone, False, None, cache_dir(), src.repo_id, None, None, "")
+    status = WeightsStatus(backbone, False, None, cache_dir(), src.repo_id, None, None, Message("text", {"text": ""}))
     if is_offline():
         raise WeightsError(unavailable_message(status))
     try:
@@ -267,5 +261,5 @@ def _download(src: HubSource, name: str, backbone: str, progress) -> str:
     try:
         return hub.hf_hub_download(src.repo_id, name, revision=src.revision, **kwargs)
     except Exception as e:  # network drop mid-download, disk full, permissions
-        raise WeightsError(f"Downloading the pretrained weights for {backbone} failed ({short_error(e)}): "
-                           f"{WAYS_FORWARD}.") from e
+        raise WeightsError("hub.download_failed", backbone=backbone, detail=short_error(e),
+                           ways=WAYS_FORWARD) from e

@@ -28,7 +28,7 @@ from . import runs
 from .config import RunConfig
 from .data import Dataset
 from .events import Failed, Note, Progress, Started, Stopped
-from .messages import ConfigError, WeightsError, mentions_out_of_memory
+from .messages import OUT_OF_MEMORY, ConfigError, Message, WeightsError, mentions_out_of_memory
 from .status import RunStatus, status_after
 
 # torch, timm and the hub (through .train and .hub) are imported inside the functions that need
@@ -41,17 +41,12 @@ def is_out_of_memory(failed: Failed) -> bool:
 
 def _explained(e):
     """A Failed event for running out of memory always carries the what-to-do sentence."""
-    from .train import OOM_SENTENCE  # deferred: .train loads torch (see the note at the top)
-
-    if isinstance(e, Failed) and is_out_of_memory(e) and not e.message.startswith("Out of memory"):
-        return Failed(OOM_SENTENCE, e.detail)
+    if isinstance(e, Failed) and is_out_of_memory(e) and e.kind != OUT_OF_MEMORY.kind:
+        return Failed.of(OUT_OF_MEMORY, detail=e.detail)
     if isinstance(e, Failed) and "JobTimeoutException" in e.message:  # rq's TL_JOB_TIMEOUT_S
-        return Failed(TIMEOUT_SENTENCE, e.detail)
+        return Failed.of(Message("job.timeout"), detail=e.detail)
     return e
 
-
-TIMEOUT_SENTENCE = ("This run took longer than the server allows for one run (TL_JOB_TIMEOUT_S) and was ended; "
-                    "its best checkpoint is kept. Choose fewer epochs or a smaller model and start again.")
 
 
 def oom_retry_config(cfg: RunConfig, failed, device: str) -> RunConfig | None:
@@ -131,7 +126,7 @@ class Job:
             if not cache_status(cfg.backbone).cached:
                 fetch(cfg.backbone, progress=lambda done, total: self._emit(Progress("weights", 0, done, total)))
         except WeightsError as e:
-            return Failed(str(e))
+            return Failed.of(e.message)
         return None
 
     def _attempts(self, train):
@@ -152,15 +147,14 @@ class Job:
                 yield _explained(e)
             if retry is None:
                 return
-            yield Note(f"Out of memory on the GPU at batch size {cfg.batch_size}: retrying once "
-                       f"automatically with batch size {retry.batch_size}.")
+            yield Note.of(Message("job.oom_retry", {"batch": cfg.batch_size, "half": retry.batch_size}))
             _free_cuda_memory()
             cfg = self.cfg = retry
             runs.update_run(self.run_dir, config=cfg.to_dict(), oom_retry=True)
 
     def _work(self) -> None:
         if not self._manager.acquire(self):  # first: the queue order must not wait on an import
-            self._record([Stopped(0, "Stopped before it started (it was queued).")])
+            self._record([Stopped.of(Message("job.stopped_in_queue"), epoch=0)])
             return
         self.status = RunStatus.RUNNING
         try:
@@ -176,7 +170,8 @@ class Job:
             for e in runs.record(self.run_dir, events):
                 self._emit(e)
         except BaseException as e:  # e.g. the disk filled while recording: still end as Failed
-            failed = Failed(f"The run could not be recorded: {type(e).__name__}: {e}", traceback.format_exc())
+            failed = Failed.of(Message("job.not_recorded", {"detail": f"{type(e).__name__}: {e}"}),
+                               detail=traceback.format_exc())
             self._emit(failed)
             try:
                 runs.finish_run(self.run_dir, failed)
@@ -197,7 +192,7 @@ class ProcessJob(Job):
 
     def _work(self) -> None:
         if not self._manager.acquire(self):
-            self._record([Stopped(0, "Stopped before it started (it was queued).")])
+            self._record([Stopped.of(Message("job.stopped_in_queue"), epoch=0)])
             return
         self.status = RunStatus.RUNNING
         try:
@@ -351,8 +346,7 @@ class JobManager:
         session token, hosted mode) a session may have one active job at a time (ConfigError)."""
         if owner is not None and any(not j.done for j in self.jobs(owner)):
             # hosted fairness: one session cannot fill the queue ahead of a classroom
-            raise ConfigError("You already have a run queued or training; stop it or wait for it to "
-                              "finish before starting another.")
+            raise ConfigError("job.one_at_a_time")
         run_dir = runs.create_run(runs_root, cfg, dataset.classes, dataset.to_dict())
         # a run on several GPUs is several processes (torchrun): a thread cannot hold it
         job_class = ProcessJob if cfg.devices > 1 else self.job_class

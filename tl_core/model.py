@@ -14,8 +14,8 @@ from .atomic import read_json
 from .config import RunConfig
 from .heads import classifier_params, head_prefixes, install_head  # noqa: F401  (classifier_params: public here too)
 from .hub import check_known
-from .messages import WeightsError, short_error
-from .packages import PackageError, is_installed, load_package_state, package_for
+from .messages import ConfigError, Message, WeightsError, short_error
+from .packages import is_installed, load_package_state, package_for
 from .positional import remap_by_position
 from .weights import compare_keys, inspect_weights_file, read_state_dict
 from .weights import preview_model as create_for_preview  # noqa: F401  (metadata only: meta device)
@@ -63,7 +63,7 @@ class Readiness:
 
     kind: str  # package | cached | download | unreachable | pip
     ready: bool  # usable now with no network
-    text: str  # a short phrase for the gallery
+    text: Message  # a short phrase for the gallery
 
 
 def readiness(backbone: str) -> Readiness:
@@ -74,33 +74,31 @@ def readiness(backbone: str) -> Readiness:
     """
     pkg = package_for(backbone)
     if pkg is not None and is_installed(backbone):
-        return Readiness("package", True, f"installed package {pkg.distribution}: ready offline")
+        return Readiness("package", True, Message("ready.package", {"package": pkg.distribution}))
     try:
         status = hub.cache_status(backbone)
     except WeightsError:
         status = None
     if status is not None and status.cached:
-        return Readiness("cached", True, f"downloaded ({hub.mb(status.size_bytes)}): ready offline")
+        return Readiness("cached", True, Message("ready.cached", {"size": hub.mb(status.size_bytes)}))
     if pkg is not None:
-        return Readiness("pip", False, f"not installed: `{pkg.pip_command}` adds it ({pkg.download_mb:.0f} MB)")
+        return Readiness("pip", False, Message("ready.pip", {"command": pkg.pip_command, "mb": pkg.download_mb}))
     if status is not None and status.size_bytes:
-        return Readiness("download", False, f"downloads once from the Hugging Face Hub ({hub.mb(status.size_bytes)})")
-    return Readiness("unreachable", False, "needs the internet once, or a weights file")
+        return Readiness("download", False, Message("ready.download", {"size": hub.mb(status.size_bytes)}))
+    return Readiness("unreachable", False, Message("ready.unreachable"))
 
 
-def source_sentence(cfg: RunConfig) -> str:
+def source_sentence(cfg: RunConfig) -> Message:
     """One sentence on where this run's starting weights come from (shown as the run starts)."""
     source = resolve_source(cfg)
-    if source == "none":
-        return f"Starting from random weights: {cfg.backbone} is trained from scratch."
+    if source in ("none", "hub"):
+        return Message(f"source.{source}", {"backbone": cfg.backbone})
     if source == "package":
-        return (f"Starting from the ImageNet weights of {cfg.backbone} in the installed package "
-                f"{package_for(cfg.backbone).distribution} (no download needed).")
-    if source == "hub":
-        return f"Starting from the pretrained weights of {cfg.backbone} from the Hugging Face Hub."
+        return Message("source.package", {"backbone": cfg.backbone,
+                                          "package": package_for(cfg.backbone).distribution})
     if source.startswith("run:"):
-        return f"Starting from the backbone of run {Path(source[4:]).name}."
-    return f"Starting from the weights file {Path(source).name}."
+        return Message("source.run", {"name": Path(source[4:]).name})
+    return Message("source.file", {"name": Path(source).name})
 
 
 def _with_weights(backbone: str, num_classes: int, state: dict) -> nn.Module:
@@ -110,16 +108,13 @@ def _with_weights(backbone: str, num_classes: int, state: dict) -> nn.Module:
     heads = head_prefixes(model)
     left = [k for k in missing if not k.startswith(heads) and not k.endswith("num_batches_tracked")]
     if left:  # remap_by_position covers every body tensor; this would be a bug, not a user error
-        raise WeightsError(f"{len(left)} tensors of {backbone} got no weights (e.g. {left[0]}).")
+        raise WeightsError("weights.unfilled", n=len(left), backbone=backbone, key=left[0])
     return model
 
 
 def _from_package(backbone: str, num_classes: int) -> nn.Module:
     target = create_for_preview(backbone)
-    try:
-        match = load_package_state(backbone, target.state_dict(), head_prefixes(target))
-    except PackageError as e:
-        raise WeightsError(str(e)) from e
+    match = load_package_state(backbone, target.state_dict(), head_prefixes(target))  # PackageError: a WeightsError
     return _with_weights(backbone, num_classes, match.state)
 
 
@@ -139,8 +134,7 @@ def _from_hub(backbone: str, num_classes: int, progress=None) -> nn.Module:
     try:
         return _timm_from_file(backbone, path, num_classes)
     except Exception as e:  # a damaged cache entry: re-downloading fixes it
-        raise WeightsError(f"The cached weights for {backbone} could not be loaded ({short_error(e)}); delete "
-                           f"{path} to download them again, or train from scratch.") from e
+        raise WeightsError("model.cache_damaged", backbone=backbone, detail=short_error(e), path=path) from e
 
 
 def _timm_hub_direct(backbone: str, num_classes: int) -> nn.Module:
@@ -148,8 +142,8 @@ def _timm_hub_direct(backbone: str, num_classes: int) -> nn.Module:
     try:
         return timm.create_model(backbone, pretrained=True, num_classes=num_classes)
     except Exception as e:
-        raise WeightsError(f"Could not get the pretrained weights for {backbone} ({short_error(e)}): "
-                           f"{hub.WAYS_FORWARD}.") from e
+        raise WeightsError("model.hub_direct_failed", backbone=backbone, detail=short_error(e),
+                           ways=hub.WAYS_FORWARD) from e
 
 
 def _from_file(backbone: str, path: Path, num_classes: int) -> nn.Module:
@@ -163,8 +157,7 @@ def _from_file(backbone: str, path: Path, num_classes: int) -> nn.Module:
     try:
         return _timm_from_file(backbone, str(path), num_classes)
     except Exception as e:
-        raise WeightsError(f"Could not load {path.name} into {backbone} ({short_error(e)}); "
-                           "choose another weights file or train from scratch.") from e
+        raise WeightsError("model.file_load_failed", name=path.name, backbone=backbone, detail=short_error(e)) from e
 
 
 def _from_run(backbone: str, run_dir: Path, num_classes: int) -> nn.Module:
@@ -174,9 +167,8 @@ def _from_run(backbone: str, run_dir: Path, num_classes: int) -> nn.Module:
     try:
         state = load_file(str(file))
     except Exception as e:
-        raise WeightsError(f"The saved model of run {run_dir.name} could not be read ({short_error(e)}); "
-                           "choose another run or train from scratch.") from e
-    report = compare_keys(model, state, f"Run {run_dir.name}")
+        raise WeightsError("model.run_unreadable_model", name=run_dir.name, detail=short_error(e)) from e
+    report = compare_keys(model, state, Message("weights.run_label", {"name": run_dir.name}))
     if not report.ok:
         raise WeightsError(report.message)
     heads = head_prefixes(model)
@@ -187,18 +179,16 @@ def _from_run(backbone: str, run_dir: Path, num_classes: int) -> nn.Module:
 def _run_weights(backbone: str, run_dir: Path) -> Path:
     """The run's model.safetensors, after checking the run exists and used the same backbone."""
     if not (run_dir / "run.json").is_file():
-        raise WeightsError(f"{run_dir} is not a TL Studio run (no run.json); choose a run from the list.")
+        raise WeightsError("model.not_a_run", path=str(run_dir))
     try:
         parent = read_json(run_dir / "run.json").get("config", {}).get("backbone")
     except (ValueError, OSError) as e:
-        raise WeightsError(f"Run {run_dir.name} cannot be read ({short_error(e)}); choose another run.") from e
+        raise WeightsError("model.run_unreadable", name=run_dir.name, detail=short_error(e)) from e
     if parent and parent != backbone:
-        raise WeightsError(f"Run {run_dir.name} was trained with {parent}, not {backbone}: choose "
-                           f"{parent} as the backbone to start from it, or another starting point.")
+        raise WeightsError("model.run_other_backbone", name=run_dir.name, parent=parent, backbone=backbone)
     file = run_dir / "model.safetensors"
     if not file.is_file():
-        raise WeightsError(f"Run {run_dir.name} has no saved model to start from (it may have stopped "
-                           "before its first epoch ended); choose another run.")
+        raise WeightsError("model.run_no_model", name=run_dir.name)
     return file
 
 
@@ -207,8 +197,7 @@ def fit_input_size(model: nn.Module, image_size: int) -> None:
     native = model.pretrained_cfg.get("input_size", (3, 0, 0))[-1]
     if image_size and image_size != native and model.pretrained_cfg.get("fixed_input_size"):
         if not hasattr(model, "set_input_size"):
-            raise ValueError(f"{model.pretrained_cfg.get('architecture')} only accepts {native} px images; "
-                             f"set the image size to {native} (or 0 for the model's own)")
+            raise ConfigError("model.fixed_size", arch=model.pretrained_cfg.get("architecture"), native=native)
         model.set_input_size(img_size=image_size)
 
 

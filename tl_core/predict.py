@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import engines
+from . import calibration, engines
 from .checkpoint import load_model
 from .data import _to_rgb, load_rgb, resize_short_side
 from .transforms import eval_transform
@@ -55,6 +55,29 @@ class Predictor:
         values, idx = probs.topk(k, dim=1)
         return [[(self.classes[i], round(float(v), 6)) for v, i in zip(vs, ids)]
                 for vs, ids in zip(values.tolist(), idx.tolist())]
+
+    def calibration(self) -> "calibration.Calibration":
+        """Temperature and "not sure" threshold fitted on this run's validation predictions."""
+        return calibration.load(self.run_dir)
+
+    def answers(self, images: list, k: int = 5, threshold: float | None = None) -> list[dict]:
+        """Calibrated top-k per image, and whether the model is sure enough to answer.
+
+        -> [{"top_k": [(class, p), ...], "sure": bool, "threshold": t}]; `threshold` overrides
+        the run's own (chosen on validation).
+        """
+        cal = self.calibration()
+        t = cal.threshold if threshold is None else threshold
+        # no inference_mode here: building the engine converts the model (channels_last), and
+        # parameters made inside inference_mode could no longer give Grad-CAM its gradients
+        probs = cal.probabilities(self.engine()(self.tensor(images)).detach().double().numpy())
+        k = min(k, len(self.classes))
+        out = []
+        for row in probs:
+            best = np.argsort(-row)[:k]
+            out.append({"top_k": [(self.classes[i], round(float(row[i]), 6)) for i in best],
+                        "sure": bool(row[best[0]] >= t), "threshold": t})
+        return out
 
     def gradcam(self, image, class_index: int | None = None) -> Image.Image:
         """The image (as the model saw it) with a heat map of where the evidence for the class was."""

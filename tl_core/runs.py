@@ -45,12 +45,10 @@ def check_runs_folder(root: str | Path, min_free_mb: float | None = None) -> Pat
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        raise RunsFolderError(f"The runs folder {root} cannot be written ({e.strerror or e}); "
-                              "choose another folder (TL_RUNS) or fix its permissions.") from None
+        raise RunsFolderError("runs.unwritable", root=str(root), detail=str(e.strerror or e)) from None
     free_mb = shutil.disk_usage(root).free / 1e6
     if free_mb < min_free_mb:
-        raise RunsFolderError(f"The disk holding {root} has only {free_mb:,.0f} MB free (a run needs at least "
-                              f"{min_free_mb:,.0f} MB); delete old runs or free some space, then start again.")
+        raise RunsFolderError("runs.low_disk", root=str(root), free=free_mb, need=min_free_mb)
     return root
 
 
@@ -104,8 +102,7 @@ def create_run(root: str | Path, cfg: RunConfig, classes: list, dataset_dict: di
             write_json_atomic(run_dir / "dataset.json", dataset_dict)
     except OSError as e:  # the disk filled between the check and now
         shutil.rmtree(run_dir, ignore_errors=True)
-        raise RunsFolderError(f"Could not create a run folder in {root} ({e.strerror or e}); "
-                              "free some disk space or choose another runs folder.") from None
+        raise RunsFolderError("runs.cannot_create", root=str(root), detail=str(e.strerror or e)) from None
     return run_dir
 
 

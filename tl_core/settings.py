@@ -85,9 +85,9 @@ def _int_env(env: dict, name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number; set it to e.g. {default} or unset it.") from None
+        raise SettingsError("settings.not_a_number", name=name, raw=raw, default=default) from None
     if value < 0:
-        raise SettingsError(f"{name}={raw!r} is negative; set it to 0 or more, or unset it.")
+        raise SettingsError("settings.negative", name=name, raw=raw)
     return value
 
 
@@ -96,16 +96,15 @@ def load_settings(environ: dict | None = None) -> Settings:
     env = os.environ if environ is None else environ
     mode = env.get("TL_MODE", "local").strip().lower() or "local"
     if mode not in MODES:
-        raise SettingsError(f"TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).")
+        raise SettingsError("settings.bad_mode", mode=mode)
     defaults = _DEFAULTS[mode]
     values = {k: _int_env(env, f"TL_{k.upper()}", v) for k, v in defaults.items()}
     for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb", "job_timeout_s"):
         if values[name] < 1:
-            raise SettingsError(f"TL_{name.upper()} must be at least 1.")
+            raise SettingsError("settings.at_least_one", name=f"TL_{name.upper()}")
     runner = env.get("TL_RUNNER", "thread").strip().lower() or "thread"
     if runner not in RUNNERS:
-        raise SettingsError(f"TL_RUNNER={runner!r} is not a runner; use 'thread' (the default), 'process' "
-                            "(a process per job) or 'rq' (worker processes on a Redis queue, TL_REDIS_URL).")
+        raise SettingsError("settings.bad_runner", runner=runner)
     return Settings(mode=mode, runs_dir=env.get("TL_RUNS", "runs"), workspace_dir=env.get("TL_WORKSPACE", "workspace"),
                     runner=runner, redis_url=env.get("TL_REDIS_URL", "redis://127.0.0.1:6379").strip(), **values)
 
@@ -125,7 +124,7 @@ def valid_token(token: str | None) -> bool:
 def _session_dir(base: str, token: str) -> Path:
     # the token comes from a URL: it must never be a path ("../other") or a short guessable name
     if not valid_token(token):
-        raise SettingsError("the session token is not valid; reload the page to start a new session.")
+        raise SettingsError("settings.bad_token")
     return Path(base) / token
 
 
@@ -150,13 +149,11 @@ def check_config(settings: Settings, cfg: RunConfig, token: str | None = None) -
     must be this session's own (a crafted path must not read another user's model).
     """
     if cfg.epochs > settings.max_epochs:
-        raise ConfigError(f"{cfg.epochs} epochs is more than this server allows ({settings.max_epochs}); "
-                          f"choose {settings.max_epochs} or fewer.")
+        raise ConfigError("settings.too_many_epochs", epochs=cfg.epochs, limit=settings.max_epochs)
     if not settings.hosted or token is None or cfg.pretrained in ("auto", "package", "hub", "none") or not cfg.uses_pretrained:
         return
     is_run = cfg.pretrained.startswith("run:")
     path = Path(cfg.pretrained[4:] if is_run else cfg.pretrained).resolve()
     home = (session_runs_root(settings, token) if is_run else session_workspace(settings, token)).resolve()
     if not path.is_relative_to(home) and not path.is_relative_to(BUNDLED_WEIGHTS.resolve()):
-        raise ConfigError("That starting point belongs to another session; choose one of your own runs "
-                          "or upload the weights file again.")
+        raise ConfigError("settings.not_yours")

@@ -20,6 +20,7 @@ import time
 import torch
 
 from .events import Note, Progress
+from .messages import Message
 from .features import FeatureLoop
 from .probe import MAX_ITER, ProbeSolver, choose_l2
 
@@ -30,7 +31,9 @@ def _solve_setup(loop: FeatureLoop) -> ProbeSolver:
     run = loop.run
     x, y = loop.x_train.cpu(), loop.y_train.cpu()
     l2 = choose_l2(x, y, len(run.classes), CV_FOLDS, seed=run.cfg.seed)
-    return ProbeSolver(x, y, len(run.classes), l2)
+    # class weighting (RunConfig.class_weights) is a weight per image here, as in the loss
+    weight = torch.tensor(run.class_weights)[y] if getattr(run, "class_weights", None) else None
+    return ProbeSolver(x, y, len(run.classes), l2, sample_weight=weight)
 
 
 def _install(head: torch.nn.Linear, solver: ProbeSolver) -> None:
@@ -41,8 +44,7 @@ def _install(head: torch.nn.Linear, solver: ProbeSolver) -> None:
 
 
 def l2_note(l2: float, n: int) -> Note:
-    return Note(f"The head is solved exactly on the cached features (logistic regression); its L2 strength "
-                f"{l2:g} was chosen by {CV_FOLDS}-fold cross-validation on the {n} training images only.")
+    return Note.of(Message("head.solved", {"l2": l2, "folds": CV_FOLDS, "n": n}))
 
 
 class SolvedHeadLoop(FeatureLoop):
@@ -85,6 +87,4 @@ def init_head_from_probe(run):
     if not (run.cuda and run.cfg.channels_last):  # the CPU embedding pass switched to channels_last
         run.model.to(memory_format=torch.contiguous_format)
     train_acc = solver.probe().accuracy(loop.x_train.cpu(), loop.y_train.cpu())
-    yield Note(f"Fine-tuning starts from a head solved on the frozen pretrained features (training accuracy "
-               f"{train_acc:.1%}, L2 {solver.l2:g} chosen by cross-validation on the training images), not "
-               "from a random head, so the first steps do not disturb the pretrained features.")
+    yield Note.of(Message("head.fine_tune_from_solved", {"acc": train_acc, "l2": solver.l2}))

@@ -53,6 +53,8 @@ def val_metrics(run, outputs: list) -> tuple[dict, list]:
     loss = nn.functional.cross_entropy(logits, y).item()
     acc = (logits.argmax(1) == y).float().mean().item()
     probs = logits.softmax(1)
-    items = [{"path": it.path, "true": it.label, "probs": [round(p, 5) for p in row]}
-             for it, row in zip(run.dataset.val, probs.tolist())]
+    # logits too: temperature scaling (calibration.py) needs them unrounded by softmax
+    items = [{"path": it.path, "true": it.label, "probs": [round(p, 5) for p in row],
+              "logits": [round(z, 5) for z in zrow]}
+             for it, row, zrow in zip(run.dataset.val, probs.tolist(), logits.tolist())]
     return {"val/loss": loss, "val/acc": acc}, items

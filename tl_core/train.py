@@ -17,15 +17,16 @@ from torch import nn
 
 from . import distributed
 from .atomic import write_json_atomic
+from .audit import class_weights_for
 from .checkpoint import save_model, save_preprocess
 from .config import RunConfig
 from .data import Dataset
 from .engines import native_bf16
 from .events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
 from .features import FeatureLoop
-from .solved_head import SolvedHeadLoop, init_head_from_probe
-from .messages import ConfigError, DataError, UserError, mentions_out_of_memory
+from .messages import OUT_OF_MEMORY, ConfigError, DataError, LossError, Message, UserError, mentions_out_of_memory
 from .model import build_model, count_params, source_sentence
+from .solved_head import SolvedHeadLoop, init_head_from_probe
 from .steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics  # noqa: F401  (public here too)
 from .strategies import apply_strategy, set_train_mode
 from .transforms import DECODED, BatchNormalize, ImageDataset, eval_transform, preprocess_for, train_transform
@@ -39,7 +40,7 @@ def pick_device(cfg: RunConfig) -> torch.device:
     if distributed.under_torchrun():
         return distributed.init(cfg.device)  # one rank of a --devices N run: its own GPU, or the CPU
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA was asked for but no GPU is available; choose device auto or cpu")
+        raise ConfigError("train.no_gpu")
     if cfg.device == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda")
@@ -107,20 +108,15 @@ def configure_threads(since=None) -> int:
     return n
 
 
-OOM_SENTENCE = ("Out of memory: choose a smaller batch size or image size (or a smaller backbone) "
-                "and start again.")
-
-
-def user_message(e: BaseException) -> str:
+def user_message(e: BaseException) -> Message:
     """One sentence for the user; the traceback goes to Failed.detail."""
     if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or mentions_out_of_memory(str(e)):
-        return OOM_SENTENCE
+        return OUT_OF_MEMORY
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-        return ("The disk is full: the checkpoint could not be saved. Free some space (or delete old runs) "
-                "and start again.")
-    if isinstance(e, (UserError, FloatingPointError)):
-        return str(e)
-    return f"Training failed: {type(e).__name__}: {e}"
+        return Message("train.disk_full")
+    if isinstance(e, UserError):
+        return e.message
+    return Message("train.failed", {"detail": f"{type(e).__name__}: {e}"})
 
 
 def seed_everything(seed: int) -> None:
@@ -142,7 +138,7 @@ class Run:
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, run_dir: Path | None, stop):
         if not dataset.val:
-            raise DataError("the dataset has no validation images; add more images per class")
+            raise DataError("data.no_val_images")
         self.cfg, self.dataset, self.run_dir, self.stop = cfg, dataset, run_dir, stop
         self.classes = list(dataset.classes)
         sample = cpu_sample()
@@ -156,7 +152,9 @@ class Run:
         self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.class_weights = class_weights_for(cfg, dataset)
+        weight = torch.tensor(self.class_weights, device=self.device) if self.class_weights else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.epoch, self.best_epoch, self.best_metrics = 0, 0, {}
         self.best_key = (-1.0, math.inf)
         self.keep_last = False  # True: the last epoch is the model (a solved head), not the best by val acc
@@ -192,9 +190,10 @@ class Run:
 
     def started(self, steps_per_epoch: int) -> Started:
         trainable, total = count_params(self.model)
+        source = source_sentence(self.cfg)
         return Started(str(self.device), self.classes, len(self.dataset.train), len(self.dataset.val),
                        trainable, total, self.cfg.epochs, steps_per_epoch, self.cfg.strategy, self.cfg.backbone,
-                       source_sentence(self.cfg))
+                       str(source), source.to_dict())
 
     def end_epoch(self, metrics: dict, val_items: list, seconds: float) -> EpochEnd:
         """Track the best epoch (val accuracy, then val loss) and save its checkpoint."""
@@ -315,8 +314,7 @@ class ImageLoop:
                 logits = self.net(x)
                 loss = run.loss_fn(logits.float(), y)
             if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss became {loss.item()} at epoch {epoch}, step {step}: lower the learning rate")
+                raise LossError("train.loss_not_finite_step", loss=loss.item(), epoch=epoch, step=step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -361,8 +359,8 @@ def _epochs(run: Run, loop):
         val_m, val_items = yield from loop.validate(epoch)
         yield run.end_epoch({**train_m, **val_m}, val_items, round(time.perf_counter() - t, 3))
         if run.should_stop_early():
-            yield Note(f"Stopped early: validation loss has not improved for "
-                       f"{run.cfg.early_stop_patience} epochs; the best epoch ({run.best_epoch}) is kept.")
+            yield Note.of(Message("train.early_stop", {"patience": run.cfg.early_stop_patience,
+                                                       "best": run.best_epoch}))
             break
     run.flush_best()
     yield run.finished()
@@ -391,10 +389,16 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if isinstance(loop, FeatureLoop) and cfg.augment != "none":
+            # cached features are computed from the plain image: say so rather than pretend
+            yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
+        if run.class_weights:
+            weights = ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights))
+            yield Note.of(Message("train.class_weights", {"mode": cfg.class_weights, "weights": weights}))
         if distributed.active():
-            yield Note(f"Training on {distributed.world()} processes ({run.device.type}, DistributedDataParallel).")
+            yield Note.of(Message("train.distributed", {"n": distributed.world(), "device": run.device.type}))
         if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
-            yield Note("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).")
+            yield Note.of(Message("train.no_native_bf16"))
         if cfg.starts_from_probe:
             yield from init_head_from_probe(run)
             distributed.same_weights(run.model)
@@ -402,15 +406,15 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     except StopRequested:
         if run:
             run.flush_best()
-        yield Stopped(run.epoch if run else 0)
+        yield Stopped.of(Message("train.stopped_by_user"), epoch=run.epoch if run else 0)
     except Exception as e:  # every failure becomes an event with a sentence; nothing dies silently
         message, detail = user_message(e), traceback.format_exc()
         if run:
             try:
                 run.flush_best()
             except Exception as save_error:  # e.g. the disk is full: say so too
-                message += f" (the best checkpoint could not be saved either: {save_error})"
-        yield Failed(message, detail)
+                message = Message("train.also_not_saved", {"message": message, "detail": str(save_error)})
+        yield Failed.of(message, detail=detail)
     finally:  # the consumer closed the generator early: keep the best epoch anyway
         DECODED.run_ended()
         if run and run._pending is not None:

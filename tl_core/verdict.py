@@ -12,7 +12,10 @@ Sentences are a closed family (kind + parameters) rendered in English or Spanish
 from __future__ import annotations
 
 import math
+import string
 from dataclasses import asdict, dataclass, field
+
+from .messages import EN, LANGS, Message
 
 Z95 = 1.959964  # two-sided 95%
 PRETRAINED = ("feature_extraction", "partial", "full")
@@ -153,50 +156,6 @@ def decide(members: list[Member]) -> Verdict:
 
 # ------------------------------------------------------------------ sentences
 
-STRATEGY_NAMES = {
-    "en": {"feature_extraction": "feature extraction", "partial": "partial fine-tuning",
-           "full": "full fine-tuning", "scratch": "training from scratch"},
-    "es": {"feature_extraction": "extracción de características", "partial": "ajuste fino parcial",
-           "full": "ajuste fino completo", "scratch": "entrenamiento desde cero"},
-}
-
-SENTENCES = {
-    "en": {
-        "only_one": "Only {strategy} finished ({acc:.1%}): nothing to compare yet.",
-        "winner": "{strategy} wins with {acc:.1%}, {points:.1f} points ahead of {runner_up}; "
-                  "the difference is larger than the uncertainty from the number of validation images.",
-        "too_close": "Too close to call between {strategies}: their 95% intervals overlap "
-                     "(the leader is {points:.1f} points ahead, within the noise of this many validation images).",
-        "helped": "Pretraining helped: {strategy} is {points:.1f} points above training from scratch.",
-        "sooner": "{strategy} reached scratch's best accuracy ({target:.1%}) after {seconds} (epoch {epoch}); "
-                  "scratch needed {scratch_seconds} (epoch {scratch_epoch}).",
-        "negative_transfer": "Warning, negative transfer: training from scratch beats every pretrained strategy "
-                             "(by {points:.1f} points over {strategy}). The pretrained features do not fit these "
-                             "images; train from scratch or choose a backbone pretrained on images more like yours.",
-        "pretraining_unclear": "Pretraining made no clear difference here ({points:+.1f} points against scratch, "
-                               "within the noise).",
-        "energy": "Feature extraction used {wh:.3g} Wh, 1/{ratio:.0f} of training from scratch{estimated}.",
-    },
-    "es": {
-        "only_one": "Solo terminó {strategy} ({acc:.1%}): aún no hay nada que comparar.",
-        "winner": "Gana {strategy} con {acc:.1%}, {points:.1f} puntos por delante de {runner_up}; "
-                  "la diferencia supera la incertidumbre que da el número de imágenes de validación.",
-        "too_close": "Demasiado igualado para decidir entre {strategies}: sus intervalos del 95% se solapan "
-                     "(el primero saca {points:.1f} puntos, dentro del ruido de tan pocas imágenes de validación).",
-        "helped": "El preentrenamiento ayudó: {strategy} queda {points:.1f} puntos por encima del entrenamiento desde cero.",
-        "sooner": "{strategy} alcanzó la mejor precisión de desde cero ({target:.1%}) a los {seconds} "
-                  "(época {epoch}); desde cero necesitó {scratch_seconds} (época {scratch_epoch}).",
-        "negative_transfer": "Atención, transferencia negativa: entrenar desde cero supera a todas las estrategias "
-                             "preentrenadas (por {points:.1f} puntos sobre {strategy}). Las características "
-                             "preentrenadas no encajan con estas imágenes; entrena desde cero o elige una red "
-                             "preentrenada con imágenes más parecidas a las tuyas.",
-        "pretraining_unclear": "El preentrenamiento no marcó una diferencia clara ({points:+.1f} puntos frente a "
-                               "desde cero, dentro del ruido).",
-        "energy": "La extracción de características gastó {wh:.3g} Wh, 1/{ratio:.0f} del entrenamiento desde cero{estimated}.",
-    },
-}
-_ESTIMATED = {"en": " (estimated)", "es": " (estimación)"}
-_AND = {"en": " and ", "es": " y "}
 
 
 def duration(seconds: float) -> str:
@@ -211,26 +170,36 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def _said(kind: str, lang: str) -> str:
+    return Message(kind).render(lang)
+
+
+def _name(strategy: str, lang: str) -> str:
+    return _said(f"strategy.{strategy}", lang) if f"strategy.{strategy}" in EN else strategy
+
+
 def _listed(names: list, lang: str) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + _AND[lang] + names[-1]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + _said("verdict.and", lang) + names[-1]
 
 
 def render(messages: list, lang: str = "en") -> list[str]:
-    """The verdict's messages as sentences in `lang` (en | es; anything else falls back to en)."""
-    lang = lang if lang in SENTENCES else "en"
-    names = STRATEGY_NAMES[lang]
+    """The verdict's messages as sentences in `lang` (en | es; anything else falls back to en).
+
+    The sentences are kinds of tl_core.messages ("verdict.<kind>"), with the strategies' names."""
+    lang = lang if lang in LANGS else "en"
     out = []
     for kind, params in messages:
         p = dict(params)
         for key in ("strategy", "runner_up"):
             if key in p:
-                p[key] = names.get(p[key], p[key])
+                p[key] = _name(p[key], lang)
         if "strategies" in p:
-            p["strategies"] = _listed([names.get(s, s) for s in p["strategies"]], lang)
+            p["strategies"] = _listed([_name(s, lang) for s in p["strategies"]], lang)
         for key in ("seconds", "scratch_seconds"):
             if key in p:
                 p[key] = duration(p[key])
-        p["estimated"] = _ESTIMATED[lang] if p.get("estimate") else ""
-        text = SENTENCES[lang][kind].format(**p)
+        p["estimated"] = _said("verdict.estimated", lang) if p.get("estimate") else ""
+        fields = {f for _, f, _, _ in string.Formatter().parse(EN[f"verdict.{kind}"]) if f}
+        text = Message(f"verdict.{kind}", {k: v for k, v in p.items() if k in fields}).render(lang)
         out.append(text[0].upper() + text[1:])
     return out

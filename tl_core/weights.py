@@ -17,7 +17,7 @@ from timm.models import load_state_dict
 from torch import nn
 
 from .heads import head_prefixes
-from .messages import WeightsError, short_error
+from .messages import Message, WeightsError, short_error
 from .positional import remap_by_position
 
 FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -33,7 +33,7 @@ class KeyReport:
     head: list = field(default_factory=list)  # classifier keys in the file: replaced, not loaded
     loaded: int = 0  # tensors that will load
     ok: bool = False
-    message: str = ""
+    message: Message | None = None  # what the UI shows (rendered in the user's language)
     by_position: bool = False  # names are another library's: tensors matched by position and shape
 
 
@@ -41,21 +41,16 @@ def read_state_dict(path: str | Path) -> dict:
     """Tensors of a .safetensors / .pth / .pt / .bin file, read without running any pickled code."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"The weights file {path} does not exist; choose another file.")
+        raise WeightsError("weights.file_missing", path=str(path))
     if path.suffix.lower() not in FILE_SUFFIXES:
-        raise WeightsError(f"{path.name} is not a weights file timm can read; use a .safetensors "
-                           "(or .pth / .pt) file.")
+        raise WeightsError("weights.bad_suffix", name=path.name)
     try:
         # timm's reader: safetensors, or torch.load(weights_only=True); unwraps state_dict/model keys
         state = load_state_dict(str(path), weights_only=True)
     except Exception as e:  # truncated, corrupt, not a checkpoint, or an unsafe pickle
         if _is_unsafe_pickle(e):
-            raise WeightsError(
-                f"{path.name} was refused: it contains Python objects that would run code when loaded"
-                f"{_unsafe_globals(path)}, which is unsafe; save the weights as .safetensors "
-                "(or a plain state_dict of tensors) and try again.") from e
-        raise WeightsError(f"{path.name} could not be read as weights ({short_error(e)}); "
-                           "check that the file is complete and is a .safetensors or .pth checkpoint.") from e
+            raise WeightsError("weights.unsafe_pickle", name=path.name, asks=_unsafe_globals(path)) from e
+        raise WeightsError("weights.unreadable", name=path.name, detail=short_error(e)) from e
     return _only_tensors(state, path.name)
 
 
@@ -64,21 +59,21 @@ def _is_unsafe_pickle(e: BaseException) -> bool:
     return isinstance(e, pickle.UnpicklingError) or isinstance(e.__cause__, pickle.UnpicklingError)
 
 
-def _unsafe_globals(path: Path) -> str:
+def _unsafe_globals(path: Path) -> Message | str:
     """' (it asks for posix.system)': what the pickle wanted to call, read without running it."""
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception:  # legacy (non-zip) format or unreadable: the refusal stands without names
         return ""
-    return f" (it asks for {', '.join(names[:3])})" if names else ""
+    return Message("weights.pickle_asks", {"names": ", ".join(names[:3])}) if names else ""
 
 
 def _only_tensors(state, name: str) -> dict:
     if not isinstance(state, dict) or not state:
-        raise WeightsError(f"{name} holds no weights (no tensors found); choose another file.")
+        raise WeightsError("weights.no_tensors", name=name)
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise WeightsError(f"{name} holds no weights (no tensors found); choose another file.")
+        raise WeightsError("weights.no_tensors", name=name)
     return tensors
 
 
@@ -112,9 +107,8 @@ def compare_keys(model: nn.Module, state: dict, name: str = "the file") -> KeyRe
     return report
 
 
-def positional_message(name: str, arch: str, matched: int) -> str:
-    return (f"{name} uses another library's tensor names: {matched} tensors were matched to {arch} by "
-            "position and shape, and the classifier head is replaced for your classes.")
+def positional_message(name, arch: str, matched: int) -> Message:
+    return Message("weights.by_position", {"name": name, "arch": arch, "matched": matched})
 
 
 def _compare(model: nn.Module, state: dict, name: str) -> KeyReport:
@@ -136,27 +130,23 @@ def shape_text(s: tuple) -> str:
     return "x".join(map(str, s)) or "scalar"
 
 
-def _report_message(r: KeyReport, name: str, model: nn.Module) -> str:
+def _report_message(r: KeyReport, name, model: nn.Module) -> Message:
     arch = model.pretrained_cfg.get("architecture") or type(model).__name__
     head = head_prefixes(model)[0].rstrip(".")
     if r.ok:
-        return (f"{name} fits {arch}: {r.loaded} tensors load, and the classifier head ({head}) "
-                "is replaced for your classes.")
+        return Message("weights.fits", {"name": name, "arch": arch, "loaded": r.loaded, "head": head})
     if r.loaded == 0 and not r.mismatched:
-        return (f"{name} holds no weights for {arch} (none of its tensor names match, and its tensors do not "
-                "line up by position and shape either); it is probably for another architecture: choose the "
-                "backbone it was made for, or another file.")
+        return Message("weights.no_match", {"name": name, "arch": arch})
     parts = []
     if r.mismatched:
         k, got, want = r.mismatched[0]
-        parts.append(f"{len(r.mismatched)} tensors have the wrong shape (e.g. {k} is {shape_text(got)} in the "
-                     f"file but {shape_text(want)} in the model)")
+        parts.append(Message("weights.wrong_shapes", {"n": len(r.mismatched), "key": k, "got": shape_text(got),
+                                                      "want": shape_text(want)}))
     if r.missing:
-        parts.append(f"{len(r.missing)} are missing (e.g. {r.missing[0]})")
+        parts.append(Message("weights.missing_keys", {"n": len(r.missing), "key": r.missing[0]}))
     if r.unexpected:
-        parts.append(f"{len(r.unexpected)} are not part of {arch} (e.g. {r.unexpected[0]})")
-    return (f"{name} does not fit {arch}: " + "; ".join(parts)
-            + ". Choose the backbone these weights were made for, or another weights file.")
+        parts.append(Message("weights.unexpected_keys", {"n": len(r.unexpected), "arch": arch, "key": r.unexpected[0]}))
+    return Message("weights.does_not_fit", {"name": name, "arch": arch, "problems": parts})
 
 
 def preview_model(backbone: str) -> nn.Module:
@@ -165,7 +155,7 @@ def preview_model(backbone: str) -> nn.Module:
         with torch.device("meta"):
             return timm.create_model(backbone, pretrained=False)
     except Exception as e:  # unknown name, bad kwargs
-        raise WeightsError(f"timm cannot build {backbone} ({short_error(e)}); choose another backbone.") from e
+        raise WeightsError("weights.cannot_build", backbone=backbone, detail=short_error(e)) from e
 
 
 def inspect_weights_file(backbone: str, path: str | Path) -> KeyReport:

@@ -4,13 +4,18 @@ Pages read and write state only through these functions, so the keys are spelled
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
 import streamlit as st
 
 from tl_core import sessions, settings
+from tl_core.atomic import read_json, write_json_atomic
 from tl_core.config import DEFAULT_LR, RunConfig
+from tl_core.data import Dataset
+from tl_core.messages import ConfigError
 from tl_core.runners import make_runner
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -33,14 +38,14 @@ def runs_root() -> Path:
 def session_id() -> str:
     """An unguessable token for this session (our own, not Streamlit's: it exists under AppTest).
 
-    Hosted, it travels in the URL (?s=) so a browser refresh keeps the session's runs and job.
+    It travels in the URL (?s=) so a browser refresh, or the same link opened later, finds the
+    session's workspace again: its dataset and settings (and, hosted, its runs and job).
     """
     if "sid" not in st.session_state:
         from_url = st.query_params.get("s")
-        hosted = server_settings().hosted
-        st.session_state.sid = from_url if hosted and settings.valid_token(from_url) else settings.new_session_token()
-        if hosted:
-            st.query_params["s"] = st.session_state.sid
+        st.session_state.sid = from_url if settings.valid_token(from_url) else settings.new_session_token()
+        st.query_params["s"] = st.session_state.sid
+        if server_settings().hosted:
             sessions.cleanup_idle_sessions(server_settings())  # once per new session, not per rerun
     return st.session_state.sid
 
@@ -67,22 +72,79 @@ def job_manager():
     return make_runner(server_settings())
 
 
+# The dataset and the settings are kept in the session's workspace, each under a name made from
+# its content and named in the URL (?data=, ?cfg=), as the job is (?job=): a browser refresh or
+# the same link opened later (after a server restart too) gets them back. Old versions stay on
+# disk, so the back button's URL still names what it showed.
+_SAVED = {"dataset": ("data", "datasets"), "config": ("cfg", "configs")}
+_NAME = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _saved_path(what: str, name: str) -> Path:
+    return workspace() / _SAVED[what][1] / f"{name}.json"
+
+
+def _keep(what: str, payload: dict) -> None:
+    """Write `payload` into the workspace (atomically) and name it in the URL."""
+    body = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    name = hashlib.sha1(body.encode()).hexdigest()[:16]
+    path = _saved_path(what, name)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, payload)
+    st.query_params[_SAVED[what][0]] = name
+
+
+def _restore(what: str) -> dict | None:
+    """The payload the URL names, if this session's workspace still has it."""
+    name = st.query_params.get(_SAVED[what][0], "")
+    if not _NAME.fullmatch(name):  # from a URL: never a path
+        return None
+    try:
+        return read_json(_saved_path(what, name))
+    except (OSError, ValueError):
+        return None
+
+
 def dataset():
+    if "dataset" not in st.session_state:
+        restored = _restored_dataset()  # None: nothing loaded yet (the key stays unset)
+        if restored is not None:
+            st.session_state.dataset = restored
     return st.session_state.get("dataset")
+
+
+def _restored_dataset():
+    saved = _restore("dataset")
+    try:
+        ds = Dataset.from_dict(saved) if saved else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    # the images must still be there (hosted mode prunes old uploads)
+    return ds if ds is not None and Path(ds.root).is_dir() else None
 
 
 def set_dataset(ds) -> None:
     st.session_state.dataset = ds
+    _keep("dataset", ds.to_dict())
 
 
 def config() -> RunConfig:
     if "config" not in st.session_state:
-        # a tiny, offline-safe default; the Model page replaces it
-        st.session_state.config = RunConfig(backbone="resnet18", lr=DEFAULT_LR["feature_extraction"])
+        saved = _restore("config")
+        try:
+            st.session_state.config = RunConfig.from_dict(saved) if saved else None
+        except (ConfigError, TypeError):
+            st.session_state.config = None  # written by another version: start from the default
+        if st.session_state.config is None:
+            # a tiny, offline-safe default; the Model page replaces it
+            st.session_state.config = RunConfig(backbone="resnet18", lr=DEFAULT_LR["feature_extraction"])
     return st.session_state.config
 
 
 def set_config(cfg: RunConfig) -> None:
+    if st.session_state.get("config") != cfg or st.query_params.get("cfg") is None:
+        _keep("config", cfg.to_dict())
     st.session_state.config = cfg
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from tl_core.messages import render
+
 LANGUAGES = {"en": "English", "es": "Español"}
 
 EN = {
@@ -138,6 +140,9 @@ EN = {
     "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
     "m_augment_none_explain": "Images are used exactly as they are.",
+    "m_augment_off_features": "Off for feature extraction: each image's features are computed once and cached, "
+                              "so augmented copies would never be seen. Choose fine-tuning (partial or full) to "
+                              "use augmentation.",
     "m_augment_light_explain": "Gentle flips, crops and colour changes: good for small datasets.",
     "m_augment_strong_explain": "Bolder crops and colour changes: helps with many images, can hurt with few.",
     "m_preview": "Preview augmented images", "m_preview_working": "Making examples…",
@@ -293,7 +298,7 @@ ES = {
     "no_runs": "Todavía no hay ningún entrenamiento terminado. Entrena un modelo primero.",
     "side_data": "Datos: {n} imágenes en {k} clases", "side_no_data": "Datos: aún no hay ninguno cargado",
     "side_model": "Modelo: {backbone} · {strategy}", "side_no_run": "Entrenamiento: ninguno todavía",
-    "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor precisión {acc:.0%} (época {epoch})",
+    "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor exactitud {acc:.0%} (época {epoch})",
     "status_queued": "en espera", "status_running": "entrenando", "status_finished": "terminado",
     "status_stopped": "detenido", "status_failed": "falló",
     "status_interrupted": "interrumpido (se reinició la aplicación)",
@@ -360,7 +365,7 @@ ES = {
                    "fp32 hasta en un pequeño porcentaje.",
     "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
                       "exacto más rápido; las características difieren hasta un {err:.1%}.",
-    "m_top1_source": "Precisión y tamaños según las tablas de resultados publicadas por timm.",
+    "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
     "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
                    "test_resnet con los pesos iniciales incluidos («Un archivo de pesos»): aprendió formas en "
@@ -421,6 +426,9 @@ ES = {
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
     "m_augment_strong": "Fuerte",
     "m_augment_none_explain": "Las imágenes se usan tal cual.",
+    "m_augment_off_features": "Desactivado en extracción de características: las características de cada imagen "
+                              "se calculan una vez y se guardan en caché, así que las copias aumentadas nunca se "
+                              "verían. Elige ajuste fino (parcial o completo) para usar aumento de datos.",
     "m_augment_light_explain": "Volteos, recortes y cambios de color suaves: bueno para pocos datos.",
     "m_augment_strong_explain": "Recortes y cambios de color más atrevidos: ayuda con muchas imágenes, "
                                 "puede perjudicar con pocas.",
@@ -435,7 +443,7 @@ ES = {
     "why_small_similar": "Con pocas imágenes parecidas a las del preentrenamiento, las características "
                          "preentrenadas ya sirven y entrenar solo una capa final nueva evita el sobreajuste.",
     "why_large_similar": "Con muchas imágenes parecidas puedes ajustar toda la red y ganar los últimos "
-                         "puntos de precisión sin sobreajustar.",
+                         "puntos de exactitud sin sobreajustar.",
     "why_small_different": "Tus imágenes se parecen poco a fotos cotidianas y son pocas: conserva las "
                            "primeras capas, que son generales, y reentrena solo las últimas etapas.",
     "why_large_different": "Con muchas imágenes distintas de las fotos cotidianas, reentrena todo, pero "
@@ -451,7 +459,7 @@ ES = {
     "train_run_folder": "Carpeta del entrenamiento: {path}",
     "train_device": "Dispositivo", "train_images": "Imágenes (entren. / valid.)",
     "train_trainable": "Parámetros entrenables", "train_ips": "Imágenes por segundo",
-    "train_finished": "Terminado: {acc:.1%} de precisión en validación (mejor época {epoch}, {secs:.0f} s).",
+    "train_finished": "Terminado: {acc:.1%} de exactitud en validación (mejor época {epoch}, {secs:.0f} s).",
     "train_best_picked": "Se guarda la época {epoch} de {n} porque fue la mejor con las imágenes de validación, así "
                          "que esta exactitud es algo optimista: fotos nuevas pueden puntuar un poco menos.",
     "train_stopped": "Detenido durante la época {epoch}. Se ha guardado el mejor modelo hasta ese momento.",
@@ -462,12 +470,12 @@ ES = {
     "prog_weights": "Descargando los pesos preentrenados: {done:.1f} de {total:.1f} MB",
     "phase_weights": "Obteniendo pesos", "phase_features": "Calculando características",
     "phase_train": "Entrenando", "phase_val": "Comprobando",
-    "chart_loss": "Pérdida", "chart_acc": "Precisión", "chart_train": "Entrenamiento", "chart_val": "Validación",
+    "chart_loss": "Pérdida", "chart_acc": "Exactitud", "chart_train": "Entrenamiento", "chart_val": "Validación",
     "chart_epoch": "Época", "chart_raw": "Cada paso", "chart_smoothed": "Suavizada",
     "chart_step_loss": "Pérdida de entrenamiento por paso", "chart_step": "Paso",
     "eval_title": "Evaluar", "ev_tab_one": "Un entrenamiento", "ev_tab_compare": "Comparar entrenamientos",
     "ev_pick": "Entrenamiento", "ev_working": "Evaluando con las imágenes de validación…",
-    "ev_accuracy": "Precisión", "ev_val_loss": "Pérdida en validación", "ev_backbone": "Red base",
+    "ev_accuracy": "Exactitud", "ev_val_loss": "Pérdida en validación", "ev_backbone": "Red base",
     "ev_strategy": "Estrategia",
     "ev_lineage": "Punto de partida: {source}", "ev_lineage_run": "Partió de tu entrenamiento {parent}",
     "ev_normalise": "Mostrar porcentajes",
@@ -479,7 +487,7 @@ ES = {
     "ev_mistakes": "Errores ({n})", "ev_no_mistakes": "No se clasificó mal ninguna imagen de validación.",
     "ev_mistake_cap": "{true} → {pred} ({conf:.0%})",
     "ev_compare_need": "Entrena al menos dos modelos para poder compararlos.",
-    "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Precisión en validación",
+    "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Exactitud en validación",
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
@@ -527,12 +535,12 @@ ES = {
     "cmp_running": "Comparación en marcha: {done} de {n} entrenamientos terminados.",
     "cmp_waiting": "Otro entrenamiento tuyo está en marcha; la comparación sigue cuando termine.",
     "cmp_leaderboard": "Clasificación", "cmp_verdict": "Veredicto",
-    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Precisión",
+    "cmp_col_strategy": "Estrategia", "cmp_col_status": "Estado", "cmp_col_acc": "Exactitud",
     "cmp_col_interval": "Intervalo del 95%", "cmp_col_time": "Tiempo", "cmp_col_energy": "Energía (Wh)",
     "cmp_col_how": "Energía según",
-    "cmp_interval_help": "Cada precisión lleva un intervalo de Wilson del 95% según el número de imágenes de "
+    "cmp_interval_help": "Cada exactitud lleva un intervalo de Wilson del 95% según el número de imágenes de "
                          "validación: solo hay ganador cuando los intervalos no se solapan.",
-    "cmp_curves": "Precisión en validación de cada entrenamiento",
+    "cmp_curves": "Exactitud en validación de cada entrenamiento",
     "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
     "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
     "cmp_pick": "Comparación", "cmp_none": "Aún no hay comparaciones.",
@@ -569,6 +577,171 @@ ES = {
     "tb_verdicts": "Veredictos de las comparaciones",
 }
 
+# issue 11: data audit, calibrated confidence and "not sure", label issues, feature map, exports
+EN.update({
+    "m_class_weights": "Class weighting", "m_class_weights_auto": "Automatic", "m_class_weights_on": "On",
+    "m_class_weights_off": "Off",
+    "m_class_weights_help": "On: every class counts as much as the others in the loss, however many images it "
+                            "has. Automatic switches it on when the largest class has more than {ratio:g} times "
+                            "the images of the smallest.",
+    "au_title": "Duplicates and leakage",
+    "au_explain": "Copies of one photo (also resized, re-encoded or slightly cropped) in training and validation "
+                  "make the validation score look better than it is; the same photo in two classes teaches "
+                  "both. Fixes change only which images are used, never your files.",
+    "au_with_features": "Also compare what {backbone} sees (slower, finds more)",
+    "au_with_features_help": "Runs the chosen backbone over every image once (cached for training too).",
+    "au_features_working": "Computing {backbone} features of every image…", "au_working": "Looking for copies…",
+    "au_leaks": "Train/validation copies", "au_conflicts": "Same image, different classes",
+    "au_within": "Copies within a split",
+    "au_weights_on": "Largest class / smallest class: {ratio:.2f} to 1, above {limit:g} to 1: training weighs "
+                     "the loss by class (Model page, Class weighting).",
+    "au_weights_off": "Largest class / smallest class: {ratio:.2f} to 1. Class weighting switches on "
+                      "automatically above {limit:g} to 1.",
+    "au_none": "No duplicate found.", "au_more": "… and {n} more pairs (`python -m tl_core audit` lists all).",
+    "au_where_train-val": "**Leak**: in training and in validation", "au_where_classes": "**Conflict**: in two classes",
+    "au_where_train": "Twice in training", "au_where_val": "Twice in validation",
+    "au_kind_exact": "identical file", "au_kind_near": "near copy",
+    "au_similarity": "{kind}, similarity {sim:.2f} ({method})",
+    "au_move": "Move the validation copy to training", "au_drop_val": "Leave the validation copy out",
+    "au_drop": "Leave out {name}",
+    "au_dropped_reason": "left out by the audit (a copy of {other})",
+    "au_fixed_move": "{name} now trains instead of validating.", "au_fixed_drop": "{name} is left out (file kept).",
+    "ev_cal_title": "How far to trust its confidence",
+    "ev_ece_before": "Calibration error (raw)", "ev_ece_after": "Calibration error (calibrated)",
+    "ev_temperature": "Temperature",
+    "ev_rel_perfect": "perfectly calibrated", "ev_rel_before": "raw softmax", "ev_rel_after": "calibrated",
+    "ev_rel_title": "Reliability: how often it is right at each confidence", "ev_rel_x": "Confidence",
+    "ev_rel_y": "Accuracy",
+    "ev_cal_explain": "Fitted on the {n} validation images: probabilities are the logits divided by {t:.2f} "
+                      "(temperature scaling; no answer changes). Below {threshold:.0%} the app says "
+                      "\"not sure\" (Predict page, exports).",
+    "ev_threshold_rule": "That level keeps {keep:.0%} of the validation answers it got right and holds back "
+                         "{caught:.0%} of its mistakes.",
+    "ev_threshold_manual": "That level was chosen by hand.",
+    "ev_issues_title": "These images may be in the wrong folder",
+    "ev_issues_explain": "Each image is judged by models that never saw it (5-fold cross-validation on the "
+                         "backbone's features); listed when another class is confidently more likely than "
+                         "its folder's. Look at them: a wrong folder lowers accuracy for everyone.",
+    "ev_issues_button": "Look for images in the wrong folder", "ev_issues_working": "Cross-validating…",
+    "ev_issues_none": "None of the {n} images looks like it is in the wrong folder.",
+    "ev_issues_found": "{k} of {n} images may be in the wrong folder (the cross-validated models are right "
+                       "on {acc:.0%} of all images).",
+    "ev_issue_cap": "{name} ({split}): in “{given}”, looks like “{suggested}” ({p:.0%})",
+    "ev_map_title": "Map of what the backbone sees",
+    "ev_map_explain": "Every image as a point; close points look alike to the backbone. Clusters, overlaps "
+                      "between classes and outliers at a glance; hover over a point to see its image.",
+    "ev_map_method": "Projection", "ev_map_pca": "PCA (instant)", "ev_map_tsne": "t-SNE (keeps neighbours)",
+    "ev_map_show": "Show the map", "ev_map_working": "Projecting the features…",
+    "pr_not_sure": "**{name}**: not sure (best guess {cls}, {prob:.0%})",
+    "pr_threshold_title": "\"Not sure\" below {threshold:.0%}",
+    "pr_threshold_explain": "Probabilities are calibrated (logits divided by {t:.2f}, fitted on validation). "
+                            "The run's threshold is {threshold:.0%}.",
+    "pr_threshold": "Answer \"not sure\" below", "pr_threshold_save": "Keep this threshold for the run and its exports",
+    "pr_threshold_saved": "Saved: exports made from now on use it.",
+    "ex_onnx_title": "ONNX (.zip)", "ex_safetensors_title": "PyTorch / timm (.zip)",
+    "ex_onnx_help": "model.onnx, labels, preprocessing, calibration and a predict.py that runs as unpacked "
+                    "(numpy, pillow, onnxruntime; no PyTorch).",
+    "ex_safetensors_help": "model.safetensors with timm's config.json, labels, preprocessing, calibration and a "
+                           "predict.py that runs as unpacked (torch, timm).",
+    "ex_onnx_make": "Make the ONNX zip", "ex_safetensors_make": "Make the PyTorch zip",
+    "ex_working_fmt": "Exporting {fmt} and checking it on every validation image…", "ex_done": "Ready",
+    "ex_parity": "Checked on {n} validation images: same top answer as the app on {agree:.1%}, "
+                 "largest probability difference {diff:.2g} (also in parity.json).",
+    "ex_onnx_button": "Download the ONNX zip", "ex_safetensors_button": "Download the PyTorch zip",
+    "ex_unzip": "Unzip {name}, then: python predict.py IMAGE …",
+    "ex_emb_title": "Backbone features (.npz, .csv)",
+    "ex_emb_help": "What the backbone sees in every image (file, split, label, features) for classical methods, "
+                   "with a scikit-learn check (logistic regression and k-NN).",
+    "ex_emb_make": "Export the features", "ex_emb_working": "Computing the features of every image…",
+    "ex_emb_button": "Download the features (.zip)",
+    "ex_emb_check": "sklearn_check.py reproduces the head's validation accuracy ({acc:.1%}).",
+    "ex_code_help": "The predict.py inside the ONNX zip.",
+})
+ES.update({
+    "m_class_weights": "Peso por clase", "m_class_weights_auto": "Automático", "m_class_weights_on": "Activado",
+    "m_class_weights_off": "Desactivado",
+    "m_class_weights_help": "Activado: cada clase cuenta lo mismo en la pérdida, tenga las imágenes que tenga. "
+                            "Automático lo activa cuando la clase mayor tiene más de {ratio:g} veces las "
+                            "imágenes de la menor.",
+    "au_title": "Duplicados y fugas",
+    "au_explain": "Copias de una foto (también redimensionadas, recomprimidas o algo recortadas) en "
+                  "entrenamiento y validación hacen que la validación parezca mejor de lo que es; la misma foto "
+                  "en dos clases enseña las dos. Los arreglos solo cambian qué imágenes se usan, nunca tus archivos.",
+    "au_with_features": "Comparar también lo que ve {backbone} (más lento, encuentra más)",
+    "au_with_features_help": "Pasa la red base por cada imagen una vez (queda en caché para el entrenamiento).",
+    "au_features_working": "Calculando las características de {backbone} de cada imagen…",
+    "au_working": "Buscando copias…",
+    "au_leaks": "Copias entre entrenamiento y validación", "au_conflicts": "Misma imagen, distinta clase",
+    "au_within": "Copias dentro de una parte",
+    "au_weights_on": "Clase mayor / clase menor: {ratio:.2f} a 1, más de {limit:g} a 1: el entrenamiento "
+                     "pondera la pérdida por clase (página Modelo, Peso por clase).",
+    "au_weights_off": "Clase mayor / clase menor: {ratio:.2f} a 1. El peso por clase se activa solo por encima "
+                      "de {limit:g} a 1.",
+    "au_none": "No se encontró ningún duplicado.",
+    "au_more": "… y {n} pares más (`python -m tl_core audit` los lista todos).",
+    "au_where_train-val": "**Fuga**: en entrenamiento y en validación", "au_where_classes": "**Conflicto**: en dos clases",
+    "au_where_train": "Dos veces en entrenamiento", "au_where_val": "Dos veces en validación",
+    "au_kind_exact": "archivo idéntico", "au_kind_near": "copia cercana",
+    "au_similarity": "{kind}, similitud {sim:.2f} ({method})",
+    "au_move": "Pasar la copia de validación a entrenamiento", "au_drop_val": "Dejar fuera la copia de validación",
+    "au_drop": "Dejar fuera {name}",
+    "au_dropped_reason": "dejada fuera por la auditoría (copia de {other})",
+    "au_fixed_move": "{name} ahora entrena en vez de validar.",
+    "au_fixed_drop": "{name} queda fuera (el archivo se conserva).",
+    "ev_cal_title": "Cuánto fiarse de su confianza",
+    "ev_ece_before": "Error de calibración (sin calibrar)", "ev_ece_after": "Error de calibración (calibrado)",
+    "ev_temperature": "Temperatura",
+    "ev_rel_perfect": "calibración perfecta", "ev_rel_before": "softmax sin calibrar", "ev_rel_after": "calibrado",
+    "ev_rel_title": "Fiabilidad: cuántas veces acierta con cada confianza", "ev_rel_x": "Confianza",
+    "ev_rel_y": "Acierto",
+    "ev_cal_explain": "Ajustado con las {n} imágenes de validación: las probabilidades son los logits divididos "
+                      "entre {t:.2f} (escalado por temperatura; ninguna respuesta cambia). Por debajo de "
+                      "{threshold:.0%} la aplicación dice «no estoy seguro» (página Predecir, exportaciones).",
+    "ev_threshold_rule": "Ese nivel conserva el {keep:.0%} de las respuestas acertadas en validación y retiene "
+                         "el {caught:.0%} de sus errores.",
+    "ev_threshold_manual": "Ese nivel se eligió a mano.",
+    "ev_issues_title": "Estas imágenes quizá estén en la carpeta equivocada",
+    "ev_issues_explain": "Cada imagen la juzgan modelos que nunca la vieron (validación cruzada en 5 partes "
+                         "sobre las características de la red base); aparece cuando otra clase es claramente "
+                         "más probable que la de su carpeta. Míralas: una carpeta equivocada baja la exactitud.",
+    "ev_issues_button": "Buscar imágenes en la carpeta equivocada", "ev_issues_working": "Validación cruzada…",
+    "ev_issues_none": "Ninguna de las {n} imágenes parece estar en la carpeta equivocada.",
+    "ev_issues_found": "{k} de {n} imágenes quizá estén en la carpeta equivocada (los modelos de la validación "
+                       "cruzada aciertan en el {acc:.0%} de todas).",
+    "ev_issue_cap": "{name} ({split}): en «{given}», parece «{suggested}» ({p:.0%})",
+    "ev_map_title": "Mapa de lo que ve la red base",
+    "ev_map_explain": "Cada imagen es un punto; los puntos cercanos se parecen para la red base. Grupos, "
+                      "solapes entre clases e imágenes raras de un vistazo; pasa el ratón por un punto para ver "
+                      "su imagen.",
+    "ev_map_method": "Proyección", "ev_map_pca": "PCA (al instante)", "ev_map_tsne": "t-SNE (conserva vecinos)",
+    "ev_map_show": "Mostrar el mapa", "ev_map_working": "Proyectando las características…",
+    "pr_not_sure": "**{name}**: no estoy seguro (quizá {cls}, {prob:.0%})",
+    "pr_threshold_title": "«No estoy seguro» por debajo de {threshold:.0%}",
+    "pr_threshold_explain": "Las probabilidades están calibradas (logits divididos entre {t:.2f}, ajustado en "
+                            "validación). El umbral del entrenamiento es {threshold:.0%}.",
+    "pr_threshold": "Responder «no estoy seguro» por debajo de",
+    "pr_threshold_save": "Guardar este umbral para el entrenamiento y sus exportaciones",
+    "pr_threshold_saved": "Guardado: las exportaciones que hagas a partir de ahora lo usan.",
+    "ex_onnx_title": "ONNX (.zip)", "ex_safetensors_title": "PyTorch / timm (.zip)",
+    "ex_onnx_help": "model.onnx, clases, preprocesado, calibración y un predict.py que funciona al descomprimir "
+                    "(numpy, pillow, onnxruntime; sin PyTorch).",
+    "ex_safetensors_help": "model.safetensors con el config.json de timm, clases, preprocesado, calibración y un "
+                           "predict.py que funciona al descomprimir (torch, timm).",
+    "ex_onnx_make": "Crear el zip ONNX", "ex_safetensors_make": "Crear el zip de PyTorch",
+    "ex_working_fmt": "Exportando {fmt} y comprobándolo con cada imagen de validación…", "ex_done": "Listo",
+    "ex_parity": "Comprobado con {n} imágenes de validación: la misma respuesta que la aplicación en el "
+                 "{agree:.1%}, diferencia máxima de probabilidad {diff:.2g} (también en parity.json).",
+    "ex_onnx_button": "Descargar el zip ONNX", "ex_safetensors_button": "Descargar el zip de PyTorch",
+    "ex_unzip": "Descomprime {name} y ejecuta: python predict.py IMAGEN …",
+    "ex_emb_title": "Características de la red base (.npz, .csv)",
+    "ex_emb_help": "Lo que ve la red base en cada imagen (archivo, parte, clase, características) para métodos "
+                   "clásicos, con una comprobación en scikit-learn (regresión logística y k-NN).",
+    "ex_emb_make": "Exportar las características", "ex_emb_working": "Calculando las características de cada imagen…",
+    "ex_emb_button": "Descargar las características (.zip)",
+    "ex_emb_check": "sklearn_check.py reproduce la exactitud en validación de la cabeza ({acc:.1%}).",
+    "ex_code_help": "El predict.py del zip ONNX.",
+})
+
 TABLES = {"en": EN, "es": ES}
 
 
@@ -578,3 +751,13 @@ def t(key: str, **values) -> str:
     # a key missing in a translation falls back to English; tests keep the tables in step
     text = table.get(key) or EN.get(key, key)
     return text.format(**values) if values else text
+
+
+def say(msg) -> str:
+    """A sentence from tl_core in the sidebar's language: a Message, an error of its family, an
+    event that says one (Note, Failed, Stopped), a {"kind", "params"} dict, or plain text."""
+    if hasattr(msg, "says"):  # an event
+        msg = msg.says()
+    elif hasattr(msg, "message") and hasattr(msg, "render"):  # a tl_core UserError
+        msg = msg.message
+    return render(msg, st.session_state.get("lang", "en"))

@@ -13,7 +13,7 @@ from tl_core.runs import list_runs, read_events, read_json
 from tl_core.status import RunStatus, status_after
 from tl_core.verdict import duration
 from ui import state
-from ui.text import t
+from ui.text import say, t
 
 
 @contextmanager
@@ -22,10 +22,10 @@ def user_errors():
     try:
         yield
     except UserError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(say(e), icon=":material/error:")
         report = getattr(e, "report", None)  # a refused dataset: show which files were skipped and why
         if report is not None and report.skipped:
-            st.dataframe([{"file": s.name, "reason": s.reason} for s in report.skipped], hide_index=True)
+            st.dataframe([{t("file"): s.name, t("reason"): say(s.reason)} for s in report.skipped], hide_index=True)
 
 
 def status_of(job, events) -> RunStatus:

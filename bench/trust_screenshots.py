@@ -1,0 +1,115 @@
+"""Screenshots of issue 11's screens on real photos (run after bench.trust, which leaves a trained run):
+
+    TL_CACHE=... .venv/bin/python -m bench.trust_screenshots --runs /tmp/tl_trust/runs --data ../shared/data/trashnet
+
+Starts the app headless with TL_RUNS=--runs, uploads --data as a zip on the Data page (audit
+pairs), then shows Evaluate (calibration, label issues, feature map), Predict and Export.
+Writes docs/screenshots/trust_*.png. Debian chromium, as tests/test_browser.py.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from tests.test_browser import ARGS, CHROMIUM, ROOT, _free_port, _wait_healthy
+
+SHOTS = ROOT / "docs" / "screenshots"
+
+
+def zip_of(folder: Path) -> Path:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for p in sorted(folder.rglob("*.jpg")):
+            zf.write(p, f"{folder.name}/{p.relative_to(folder).as_posix()}")
+    path = Path(tempfile.mkdtemp()) / f"{folder.name}.zip"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def settle(page, ms: int = 1500) -> None:
+    page.wait_for_timeout(ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] [data-testid*=\"Running\"]')",
+                           timeout=600_000)
+    page.wait_for_timeout(ms)
+
+
+def goto(page, url: str, name: str) -> None:
+    page.get_by_role("link", name=name).first.click()
+    settle(page)
+
+
+def shoot(page, name: str, full: bool = True) -> None:
+    page.screenshot(path=str(SHOTS / f"trust_{name}.png"), full_page=full)
+
+
+def walk(page, url: str, data_zip: Path, ood_image: Path) -> None:
+    page.goto(url)
+    settle(page)
+    page.get_by_role("tab", name="Upload a zip").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(1).set_input_files(str(data_zip))
+    page.get_by_text("Duplicates and leakage").wait_for(timeout=600_000)
+    settle(page)
+    page.get_by_text("Also compare what").click()
+    page.get_by_text("Leak").first.wait_for(timeout=900_000)
+    settle(page, 3000)
+    page.get_by_text("Duplicates and leakage").scroll_into_view_if_needed()
+    shoot(page, "data_audit")
+    goto(page, url, "Evaluate")
+    page.get_by_role("button", name="Look for images in the wrong folder").click()
+    page.get_by_text("may be in the wrong folder (").wait_for(timeout=600_000)
+    page.get_by_text("Show the map").click()
+    page.wait_for_timeout(8000)
+    settle(page, 3000)
+    frame = page.frame_locator("iframe").first
+    frame.locator(".scatterlayer .point").nth(40).hover()
+    page.wait_for_timeout(1500)
+    shoot(page, "evaluate")
+    goto(page, url, "Predict")
+    page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(ood_image))
+    page.get_by_text(f"{ood_image.name}:").wait_for(timeout=120_000)
+    settle(page, 3000)
+    shoot(page, "predict_not_sure")
+    goto(page, url, "Export")
+    page.get_by_role("button", name="Make the ONNX zip").click()
+    page.get_by_text("largest probability difference").wait_for(timeout=600_000)
+    settle(page)
+    shoot(page, "export")
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", required=True)
+    ap.add_argument("--data", default="../shared/data/trashnet")
+    ap.add_argument("--ood", default="../shared/data/hymenoptera_data/val/bees")
+    a = ap.parse_args()
+    port, tmp = _free_port(), Path(tempfile.mkdtemp())
+    env = {**os.environ, "TL_RUNS": a.runs, "TL_WORKSPACE": str(tmp / "ws"), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+           str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(tmp / "log", "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_context(viewport={"width": 1440, "height": 1300}).new_page()
+            page.set_default_timeout(60_000)
+            walk(page, url, zip_of(Path(a.data)), sorted(Path(a.ood).glob("*.jpg"))[0])
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        print("log:", tmp / "log")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Charts for trusting data and model: reliability diagram, feature map with images on hover.
+
+Plain inputs (lists, arrays, paths); no torch here.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import plotly.graph_objects as go
+from PIL import Image
+
+from tl_core.data import load_rgb
+
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=340, legend=dict(orientation="h", y=-0.25))
+
+
+def reliability(before: list[dict], after: list[dict], labels: dict) -> go.Figure:
+    """Accuracy against confidence per bin, before and after temperature scaling; diagonal = perfect."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name=labels["perfect"])
+    for rows, name, colour in ((before, labels["before"], "#d62728"), (after, labels["after"], "#1f77b4")):
+        fig.add_scatter(x=[r["conf"] for r in rows], y=[r["acc"] for r in rows], mode="lines+markers", name=name,
+                        marker=dict(size=[6 + 20 * (r["count"] / max(1, max(x["count"] for x in rows)))
+                                          for r in rows], color=colour),
+                        customdata=[r["count"] for r in rows],
+                        hovertemplate="%{x:.0%} → %{y:.0%} (%{customdata})<extra></extra>")
+    fig.update_layout(title=labels["title"], xaxis=dict(title=labels["x"], range=[0, 1], tickformat=".0%"),
+                      yaxis=dict(title=labels["y"], range=[0, 1.02], tickformat=".0%"), **_LAYOUT)
+    return fig
+
+
+def thumbnail_uri(path: str, side: int = 72) -> str:
+    """A small JPEG of the image as a data: URI (for hover previews)."""
+    img = load_rgb(path, short_side=side)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    buf = io.BytesIO()
+    img.crop((left, top, left + side, top + side)).save(buf, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def feature_map(xy, labels: list[int], classes: list[str], names: list[str], thumbs: list[str],
+                title: str) -> go.Figure:
+    """2-D map of the features, one colour per class; customdata carries the hover image."""
+    fig = go.Figure()
+    for c, cls in enumerate(classes):
+        idx = [i for i, y in enumerate(labels) if y == c]
+        fig.add_scatter(x=[float(xy[i][0]) for i in idx], y=[float(xy[i][1]) for i in idx], mode="markers",
+                        name=cls, marker=dict(size=7, opacity=0.8),
+                        customdata=[[thumbs[i], f"{cls}: {names[i]}"] for i in idx],
+                        hovertemplate="%{customdata[1]}<extra></extra>")
+    fig.update_layout(title=title, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      margin=dict(l=10, r=10, t=40, b=10), height=520, legend=dict(orientation="h", y=-0.05))
+    return fig
+
+
+_HOVER_JS = """
+var plot = document.getElementById('{plot_id}');
+var box = document.createElement('div');
+box.style.cssText = 'position:fixed;top:48px;right:12px;display:none;background:#fff;border:1px solid #ccc;'
+  + 'padding:4px;font:12px sans-serif;z-index:10;text-align:center;max-width:180px';
+var img = document.createElement('img');
+img.style.cssText = 'width:160px;height:160px;object-fit:cover;display:block';
+var cap = document.createElement('div');
+box.appendChild(img); box.appendChild(cap); document.body.appendChild(box);
+plot.on('plotly_hover', function (ev) {
+  var d = ev.points[0].customdata; img.src = d[0]; cap.textContent = d[1]; box.style.display = 'block';
+});
+plot.on('plotly_unhover', function () { box.style.display = 'none'; });
+"""
+
+
+def hover_image_html(fig: go.Figure) -> str:
+    """A standalone page (plotly.js inlined: works offline) showing the point's image on hover.
+
+    Plotly's own hover labels are text only; Streamlit's chart has no hover callback.
+    """
+    return fig.to_html(include_plotlyjs=True, full_html=True, post_script=_HOVER_JS,
+                       config={"displaylogo": False}, default_width="100%", default_height="520px")
+
+
+def json_line(d: dict) -> str:
+    return json.dumps(d, ensure_ascii=False)
