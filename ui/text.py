@@ -168,6 +168,8 @@ EN = {
     "train_title": "Train",
     "train_need_data": "Load a dataset first.",
     "train_summary": "{backbone} · {strategy} · {epochs} epochs · learning rate {lr:g} · batch {batch}",
+    "train_summary_solved": "{backbone} · {strategy} · the head is solved exactly (no learning rate) · "
+                            "{epochs} epochs",
     "train_start": "Start training", "train_stop": "Stop", "train_stopping": "Stopping after the current step…",
     "train_queued": "Waiting for another training run to finish: position {pos} in line.",
     "train_run_folder": "Run folder: {path}",
@@ -453,6 +455,8 @@ ES = {
     "train_title": "Entrenar",
     "train_need_data": "Primero carga unos datos.",
     "train_summary": "{backbone} · {strategy} · {epochs} épocas · tasa de aprendizaje {lr:g} · lote {batch}",
+    "train_summary_solved": "{backbone} · {strategy} · la cabeza se resuelve exactamente (sin tasa de aprendizaje) · "
+                            "{epochs} épocas",
     "train_start": "Empezar a entrenar", "train_stop": "Detener",
     "train_stopping": "Deteniendo tras el paso actual…",
     "train_queued": "Esperando a que termine otro entrenamiento: puesto {pos} en la cola.",
