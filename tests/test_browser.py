@@ -139,7 +139,7 @@ def test_walk_through(server, page, debug_shot):
     goto(page, "Model")
     # the defaults as a new user finds them: EfficientNet-Lite0 with the ImageNet weights of its
     # installed package (no network), feature extraction
-    page.get_by_text("Ready offline, no download").wait_for()
+    page.get_by_text("nothing to download").wait_for()
     page.get_by_test_id("stRadio").filter(has_text="Strategy").get_by_text("Feature extraction").click()
     settle(page)
     page.get_by_text("Parameters that will train").wait_for()
