@@ -140,18 +140,24 @@ def _audit_key(ds) -> str:
     return h.hexdigest()[:16]
 
 
+def _features(ds):
+    """The chosen backbone's features of every image, or None (with the reason shown) if it cannot run."""
+    from tl_core.embeddings import dataset_features
+
+    bar = st.progress(0.0, text=t("au_features_working", backbone=state.config().backbone))
+    try:
+        with user_errors():
+            return dataset_features(state.config(), ds, progress=lambda d, n: bar.progress(d / n))
+    finally:
+        bar.empty()
+
+
 def _run_audit(ds, with_features: bool):
     key = ("audit", _audit_key(ds), with_features)
     if st.session_state.get("audit_key") != key:
-        features = None
-        if with_features:
-            from tl_core.embeddings import dataset_features
-
-            bar = st.progress(0.0, text=t("au_features_working", backbone=state.config().backbone))
-            features = dataset_features(state.config(), ds, progress=lambda d, n: bar.progress(d / n))
-            bar.empty()
-        st.session_state.audit_result = audit.audit(ds, features)
-        st.session_state.audit_key = key
+        features = _features(ds) if with_features else None
+        st.session_state.audit_result = audit.audit(ds, features)  # the hash alone when features failed
+        st.session_state.audit_key = key if features is not None or not with_features else None
     return st.session_state.audit_result
 
 

@@ -137,8 +137,8 @@ def config() -> RunConfig:
         except (ConfigError, TypeError):
             st.session_state.config = None  # written by another version: start from the default
         if st.session_state.config is None:
-            # a tiny, offline-safe default; the Model page replaces it
-            st.session_state.config = RunConfig(backbone="resnet18", lr=DEFAULT_LR["feature_extraction"])
+            # RunConfig's defaults: EfficientNet-Lite0 with its packaged ImageNet weights, offline-safe
+            st.session_state.config = RunConfig(lr=DEFAULT_LR["feature_extraction"])
     return st.session_state.config
 
 

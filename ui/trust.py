@@ -9,6 +9,7 @@ import io
 import json
 
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from PIL import Image
 
 from tl_core.data import load_rgb
@@ -44,10 +45,11 @@ def feature_map(xy, labels: list[int], classes: list[str], names: list[str], thu
                 title: str) -> go.Figure:
     """2-D map of the features, one colour per class; customdata carries the hover image."""
     fig = go.Figure()
+    palette = qualitative.Plotly + qualitative.Dark24  # explicit: the standalone page has no theme colours
     for c, cls in enumerate(classes):
         idx = [i for i, y in enumerate(labels) if y == c]
         fig.add_scatter(x=[float(xy[i][0]) for i in idx], y=[float(xy[i][1]) for i in idx], mode="markers",
-                        name=cls, marker=dict(size=7, opacity=0.8),
+                        name=cls, marker=dict(size=7, opacity=0.8, color=palette[c % len(palette)]),
                         customdata=[[thumbs[i], f"{cls}: {names[i]}"] for i in idx],
                         hovertemplate="%{customdata[1]}<extra></extra>")
     fig.update_layout(title=title, xaxis=dict(visible=False), yaxis=dict(visible=False),
