@@ -102,8 +102,8 @@ cfg, ds = state.config(), state.dataset()
 if ds is None:
     st.info(t("train_need_data"))
     st.page_link("app_pages/data.py", label=t("go_data"), icon=":material/photo_library:")
-st.caption(t("train_summary", backbone=cfg.backbone, strategy=t(f"strat_{cfg.strategy}"),
-             epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch_size))
+st.caption(t("train_summary_solved" if cfg.solves_head else "train_summary", backbone=cfg.backbone,
+             strategy=t(f"strat_{cfg.strategy}"), epochs=cfg.epochs, lr=cfg.lr, batch=cfg.batch_size))
 job, run_dir = state.current_job()
 controls(job, cfg, ds)
 if job is not None or run_dir is not None:

@@ -118,14 +118,18 @@ def expert_finetune(ds, epochs: int) -> dict:
             "seconds": time.perf_counter() - t, "note": f"last of {epochs} epochs"}
 
 
-def bench_dataset(folder: Path, strategies, epochs: int, experts: bool) -> list[dict]:
+def bench_dataset(folder: Path, strategies, epochs: int, experts) -> list[dict]:
+    """Each row is printed as one JSON line as soon as it is measured."""
     ds = load_dataset(folder)
-    rows = [app_run(ds, s, epochs) for s in strategies]
-    if experts:
-        rows += [expert_probe(ds), expert_finetune(ds, epochs)]
-    for r in rows:
-        r.update(data=folder.name, n_train=len(ds.train), n_val=len(ds.val))
-        print(json.dumps(r), flush=True)
+    jobs = [lambda s=s: app_run(ds, s, epochs) for s in strategies]
+    jobs += [lambda: expert_probe(ds)] if "probe" in experts else []
+    jobs += [lambda: expert_finetune(ds, epochs)] if "finetune" in experts else []
+    rows = []
+    for job in jobs:
+        row = job()
+        row.update(data=folder.name, n_train=len(ds.train), n_val=len(ds.val))
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     return rows
 
 
@@ -142,13 +146,13 @@ def main(argv=None) -> int:
     p.add_argument("--data", action="append", type=Path, help="dataset folder (repeatable)")
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--epochs", type=int, default=RunConfig.epochs)
-    p.add_argument("--no-experts", action="store_true", help="only the app's runs")
+    p.add_argument("--experts", default="probe,finetune", help="expert references to run: probe,finetune (or none)")
     p.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     a = p.parse_args(argv)
     folders = a.data or [d for d in DEFAULT_DATA if d.is_dir()]
     rows = []
     for folder in folders:
-        rows += bench_dataset(folder, [s for s in a.strategies.split(",") if s], a.epochs, not a.no_experts)
+        rows += bench_dataset(folder, [s for s in a.strategies.split(",") if s], a.epochs, a.experts.split(","))
     text = markdown(rows)
     print(text)
     if a.write:

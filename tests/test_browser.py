@@ -61,7 +61,11 @@ def server(tmp_path_factory):
         yield url, tmp
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine can take longer to shut down: not a test failure
+            proc.kill()
+            proc.wait(10)
         log.close()
 
 
@@ -135,7 +139,7 @@ def test_walk_through(server, page, debug_shot):
     goto(page, "Model")
     # the defaults as a new user finds them: EfficientNet-Lite0 with the ImageNet weights of its
     # installed package (no network), feature extraction
-    page.get_by_text("Ready offline, no download").wait_for()
+    page.get_by_text("nothing to download").wait_for()
     page.get_by_test_id("stRadio").filter(has_text="Strategy").get_by_text("Feature extraction").click()
     settle(page)
     page.get_by_text("Parameters that will train").wait_for()

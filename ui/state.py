@@ -137,7 +137,7 @@ def config() -> RunConfig:
         except (ConfigError, TypeError):
             st.session_state.config = None  # written by another version: start from the default
         if st.session_state.config is None:
-            # RunConfig's own default (EfficientNet-Lite0, weights from its installed package: offline)
+            # RunConfig's defaults: EfficientNet-Lite0 with its packaged ImageNet weights, offline-safe
             st.session_state.config = RunConfig(lr=DEFAULT_LR["feature_extraction"])
     return st.session_state.config
 
