@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core import classboard
+from tl_core.jobs import classboard
 from ui import state
 from ui.text import LANGUAGES, t
 from ui.widgets import class_code_box, sidebar_status

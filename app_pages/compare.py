@@ -6,9 +6,11 @@ import json
 import pandas as pd
 import streamlit as st
 
-from tl_core import compare, estimate as timing, sessions, settings
-from tl_core.config import RunConfig
-from tl_core.verdict import duration, render, wilson
+from tl_core.base.config import RunConfig
+from tl_core.base.formatting import duration
+from tl_core.jobs import compare, sessions, settings
+from tl_core.training import estimate as timing
+from tl_core.trust.verdict import render, wilson
 from ui import charts, state
 from ui.text import t
 from ui.widgets import energy_how, user_errors

@@ -7,7 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import audit, data, sessions
+from tl_core.data import audit
+from tl_core.data.dataset import ingest_uploads, load_dataset
+from tl_core.data.decode import load_rgb
+from tl_core.jobs import sessions
 from ui import charts, state
 from ui.text import say, t
 from ui.widgets import image_grid, user_errors
@@ -33,7 +36,7 @@ def _ingest(files) -> None:
     with st.spinner(t("data_checking", n=len(files))), user_errors():
         pairs = [(f.name, f.getvalue()) for f in files]
         limits = state.server_settings().ingest_limits()
-        state.set_dataset(data.ingest_uploads(pairs, workdir, val_fraction=cfg.val_fraction, seed=cfg.seed,
+        state.set_dataset(ingest_uploads(pairs, workdir, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                               limits=limits))
         st.session_state.upload_sig = sig
     sessions.prune_uploads(state.server_settings(), state.session_id(), keep=2)  # old uploads, never one in use
@@ -42,7 +45,7 @@ def _ingest(files) -> None:
 def _use_sample(folder) -> None:
     cfg = state.config()
     with st.spinner(t("data_checking_sample")), user_errors():
-        state.set_dataset(data.load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed))
+        state.set_dataset(load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed))
         st.session_state.upload_sig = f"sample:{folder.name}"
 
 
@@ -54,7 +57,7 @@ def _use_local(path: str) -> None:
         return
     cfg = state.config()
     with st.spinner(t("data_checking_local", path=folder)), user_errors():
-        state.set_dataset(data.load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed,
+        state.set_dataset(load_dataset(folder, val_fraction=cfg.val_fraction, seed=cfg.seed,
                                             limits=state.server_settings().ingest_limits()))
         st.session_state.upload_sig = f"local:{folder}"
 
@@ -95,7 +98,7 @@ def sources() -> None:
 
 @st.cache_data(max_entries=2000, show_spinner=False)
 def _thumb(path: str):
-    return data.load_rgb(path, short_side=96)
+    return load_rgb(path, short_side=96)
 
 
 def overview(ds) -> None:
@@ -142,7 +145,7 @@ def _audit_key(ds) -> str:
 
 def _features(ds):
     """The chosen backbone's features of every image, or None (with the reason shown) if it cannot run."""
-    from tl_core.embeddings import dataset_features
+    from tl_core.trust.embeddings import dataset_features
 
     bar = st.progress(0.0, text=t("au_features_working", backbone=state.config().backbone))
     try:

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 import streamlit.components.v1  # noqa: F401  (st.components.v1.html: the feature map's hover images)
 
-from tl_core import runs
-from tl_core.metrics import evaluation
+from tl_core.jobs import runs
+from tl_core.trust.metrics import evaluation
 from ui import charts, trust
 from ui.text import t
 from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
@@ -66,7 +66,7 @@ def mistakes(ev) -> None:
     if not wrong:
         st.success(t("ev_no_mistakes"))
         return
-    from tl_core.data import load_rgb
+    from tl_core.data.decode import load_rgb
 
     images = [load_rgb(m["path"], short_side=128) for m in wrong]
     caps = [t("ev_mistake_cap", true=m["true"], pred=m["pred"], conf=m["confidence"]) for m in wrong]
@@ -75,7 +75,7 @@ def mistakes(ev) -> None:
 
 def confidence(info) -> None:
     """Reliability diagram and ECE before/after temperature scaling; the "not sure" threshold."""
-    from tl_core import calibration
+    from tl_core.trust import calibration
 
     st.subheader(t("ev_cal_title"))
     cal = calibration.load(info.dir)
@@ -93,14 +93,14 @@ def confidence(info) -> None:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _label_issues(run_dir: str, mtime: float) -> dict:
-    from tl_core.label_issues import label_issues
+    from tl_core.trust.label_issues import label_issues
 
     return label_issues(run_dir)
 
 
 def wrong_folder(info) -> None:
     """Images whose folder disagrees with confident out-of-sample predictions."""
-    from tl_core.label_issues import LABEL_ISSUES_FILE
+    from tl_core.trust.label_issues import LABEL_ISSUES_FILE
 
     st.subheader(t("ev_issues_title"))
     st.caption(t("ev_issues_explain"))
@@ -115,7 +115,7 @@ def wrong_folder(info) -> None:
             return
         st.warning(t("ev_issues_found", k=len(issues), n=result["n_images"], acc=result["oof_acc"]))
         shown = issues[:MAX_MISTAKES]
-        from tl_core.data import load_rgb
+        from tl_core.data.decode import load_rgb
 
         caps = [t("ev_issue_cap", given=i["given"], suggested=i["suggested"], p=i["p_suggested"], split=t(i["split"]),
                   name=Path(i["path"]).name) for i in shown]
@@ -124,7 +124,7 @@ def wrong_folder(info) -> None:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _map(run_dir: str, method: str, mtime: float) -> str:
-    from tl_core.embeddings import project, run_features
+    from tl_core.trust.embeddings import project, run_features
 
     rf = run_features(run_dir)
     xy = project(rf.features, method)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core import export
+from tl_core.serving import export
 from ui import state
 from ui.text import t
 from ui.widgets import pick_run, user_errors
@@ -43,7 +43,7 @@ def embeddings_download(run_dir: Path) -> None:
     st.caption(t("ex_emb_help"))
     key = f"ex_emb::{run_dir}"
     if key not in st.session_state and st.button(t("ex_emb_make"), key="ex_emb_make"):
-        from tl_core.embeddings import export_embeddings
+        from tl_core.trust.embeddings import export_embeddings
 
         with st.spinner(t("ex_emb_working")), user_errors():
             out = export_embeddings(run_dir, _out_dir(run_dir, "embeddings"))

@@ -8,11 +8,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tl_core import catalog, engines, hub, model, similarity, weights
-from tl_core.audit import IMBALANCE_RATIO
-from tl_core.distributed import gpu_count
-from tl_core.transforms import preview_augmentations
-from tl_core.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from tl_core.base.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from tl_core.data.audit import IMBALANCE_RATIO
+from tl_core.models import catalog, engines, model
+from tl_core.models.catalog import preview_augmentations
+from tl_core.models.sources import hub, weights
+from tl_core.training.distributed import gpu_count
+from tl_core.trust import similarity
 from ui import advisor, charts, state
 from ui.text import say, t
 from ui.widgets import finished_runs, image_grid, run_label, user_errors
@@ -299,7 +301,7 @@ def _apply_strategy(strategy: str) -> None:
 
 
 def _strategy_default_lr() -> None:
-    # each strategy has its own good learning rate (tl_core.config.DEFAULT_LR): follow it on a switch
+    # each strategy has its own good learning rate (tl_core.base.config.DEFAULT_LR): follow it on a switch
     st.session_state.m_lr = DEFAULT_LR[st.session_state.m_strategy]
 
 

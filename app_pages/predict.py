@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core.data import load_rgb
-from tl_core.predict import Predictor
+from tl_core.data.decode import load_rgb
+from tl_core.serving.predict import Predictor
 from ui import charts
 from ui.text import t
 from ui.widgets import pick_run, user_errors
@@ -58,7 +58,7 @@ def show(predictor, name: str, raw: bytes, gradcam: bool, threshold: float) -> N
 
 def not_sure_threshold(predictor) -> float:
     """The run's "not sure" threshold (chosen on validation), stated and adjustable."""
-    from tl_core import calibration
+    from tl_core.trust import calibration
 
     cal = predictor.calibration()
     key = f"pr_threshold::{predictor.run_dir}"

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tl_core import classboard
-from tl_core.verdict import duration, render
+from tl_core.base.formatting import duration
+from tl_core.jobs import classboard
+from tl_core.trust.verdict import render
 from ui import state
 from ui.text import t
 

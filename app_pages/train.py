@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core import sessions, settings
-from tl_core.events import EpochEnd, Failed, Finished, Note, Started, Stopped
-from tl_core.status import RunStatus
+from tl_core.base.events import EpochEnd, Failed, Finished, Note, Started, Stopped
+from tl_core.base.status import RunStatus
+from tl_core.jobs import sessions, settings
 from ui import charts, state
 from ui.text import say, t
 from ui.widgets import energy_line, job_events, progress_line, status_of, user_errors

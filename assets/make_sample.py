@@ -4,7 +4,7 @@ recycling/  "Teach a recycling sorter": real photos from TrashNet (MIT licence, 
             recycling/LICENSE.md, which must stay with the images): 4 bins x 50 photos, the
             first 50 of each class folder in sorted order, resized to 256x192 JPEG (quality 85)
             so assets/ stays small. Needs the TrashNet folder (default ../shared/data/trashnet).
-shapes/     Three coloured shapes x 40 images at 64 px, drawn by tl_core.synthetic (license-free):
+shapes/     Three coloured shapes x 40 images at 64 px, drawn by tl_core.data.synthetic (license-free):
             each class has its own shape *and* colour, so even a backbone trained from scratch
             learns it in seconds; the tests and the from-scratch demo use it.
 """
@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tl_core.synthetic import make_shapes_dataset  # noqa: E402
+from tl_core.data.synthetic import make_shapes_dataset  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "samples"
 BINS = ("cardboard", "glass", "metal", "plastic")

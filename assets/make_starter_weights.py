@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from tl_core import runs  # noqa: E402
-from tl_core.config import RunConfig  # noqa: E402
-from tl_core.data import load_dataset  # noqa: E402
-from tl_core.synthetic import SHAPES, make_shapes_dataset  # noqa: E402
-from tl_core.train import train  # noqa: E402
+from tl_core.jobs import runs  # noqa: E402
+from tl_core.base.config import RunConfig  # noqa: E402
+from tl_core.data.dataset import load_dataset  # noqa: E402
+from tl_core.data.synthetic import SHAPES, make_shapes_dataset  # noqa: E402
+from tl_core.training.train import train  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "weights" / "test_resnet.shapes_b.safetensors"
 CFG = RunConfig(backbone="test_resnet", pretrained="none", strategy="scratch", epochs=25, lr=3e-3,

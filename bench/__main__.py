@@ -63,7 +63,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from tl_core.train import configure_threads
+    from tl_core.training.device import configure_threads
 
     from . import engines, p1_features, p2_finetune, p3_pipeline, p5_memory, threads
 

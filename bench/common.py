@@ -46,7 +46,7 @@ class Row:
 def threads_like_ours() -> int:
     """Give the reference the thread count tl_core's policy picks now (train.configure_threads),
     so a ratio compares the loops, not thread counts (the Threads rows measure those)."""
-    from tl_core.train import configure_threads, cpu_sample
+    from tl_core.training.device import configure_threads, cpu_sample
 
     return configure_threads(cpu_sample())
 
@@ -82,8 +82,8 @@ def machine() -> dict:
 
 def dataset_for(args, workdir: Path):
     """The benchmark dataset: --data PATH, or --generate N images of --size px (JPEG)."""
-    from tl_core.data import load_dataset
-    from tl_core.synthetic import SHAPES, make_shapes_dataset
+    from tl_core.data.dataset import load_dataset
+    from tl_core.data.synthetic import SHAPES, make_shapes_dataset
 
     if args.generate:
         per_class = max(2, args.generate // 4)

@@ -15,12 +15,12 @@ import shutil
 import statistics
 from pathlib import Path
 
-from .common import Row, clock, fresh_dir, median, threads_like_ours
 from . import reference
+from .common import Row, clock, fresh_dir, median, threads_like_ours
 
 
 def _cfg(args, **kw):
-    from tl_core.config import RunConfig
+    from tl_core.base.config import RunConfig
 
     base = dict(strategy="feature_extraction", epochs=20, batch_size=args.batch_size, image_size=0, seed=0)
     if args.backbone != "resnet18":  # bench's old default: E measures the app's default unless told
@@ -30,8 +30,8 @@ def _cfg(args, **kw):
 
 def _run(cfg, ds, env: dict | None = None):
     """train() with TL_ENGINE etc. set for this run only -> (seconds, final events)."""
-    from tl_core.events import EpochEnd, Finished, Note
-    from tl_core.train import train
+    from tl_core.base.events import EpochEnd, Finished, Note
+    from tl_core.training.train import train
 
     old = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
@@ -53,7 +53,7 @@ def _ref_pass(cfg, ds, threads: int) -> float:
     import timm
     import torch
 
-    from tl_core.transforms import preprocess_for
+    from tl_core.data.transforms import preprocess_for
 
     model = timm.create_model(cfg.backbone, pretrained=False)
     pp = preprocess_for(model, cfg.image_size)
@@ -66,8 +66,8 @@ def _ref_pass(cfg, ds, threads: int) -> float:
 def e1(args, ds, workdir: Path) -> list[Row]:
     import torch
 
-    from tl_core.features import cache_root
-    from tl_core.transforms import DECODED
+    from tl_core.data.transforms import DECODED
+    from tl_core.training.features import cache_root
 
     cfg = _cfg(args)
     cache = fresh_dir(workdir, "tl_cache_")
@@ -108,7 +108,7 @@ def _step_rates(args, ds) -> dict:
     import timm
     import torch
 
-    from tl_core.transforms import preprocess_for
+    from tl_core.data.transforms import preprocess_for
 
     cfg = _cfg(args, strategy="full")
     model = timm.create_model(cfg.backbone, pretrained=False, num_classes=len(ds.classes)).train()
@@ -147,7 +147,7 @@ def _e2_runs(args, ds) -> list[Row]:
     import timm
     import torch
 
-    from tl_core.transforms import preprocess_for
+    from tl_core.data.transforms import preprocess_for
 
     epochs = 1 + args.epochs
     rates = {"fp32": [], "bf16": [], "plain": []}
@@ -189,10 +189,10 @@ def _percentile(xs, q: float) -> float:
 
 def e3(args, ds, workdir: Path) -> list[Row]:
     """One image at a time (decode + preprocess + forward + top-k), engines interleaved per image."""
-    from tl_core import runs
-    from tl_core.engines import native_bf16
-    from tl_core.predict import Predictor
-    from tl_core.train import train
+    from tl_core.jobs import runs
+    from tl_core.models.engines import native_bf16
+    from tl_core.serving.predict import Predictor
+    from tl_core.training.train import train
 
     os.environ.setdefault("TL_CACHE", str(fresh_dir(workdir, "tl_cache_")))
     cfg = _cfg(args, epochs=1)
@@ -223,8 +223,8 @@ def e4(args, ds, workdir: Path) -> list[Row]:
     """The Data page's local-folder path (AppTest, the whole page run) vs load_dataset, alternated."""
     from streamlit.testing.v1 import AppTest
 
-    from tl_core.data import load_dataset
-    from tl_core.transforms import DECODED
+    from tl_core.data.dataset import load_dataset
+    from tl_core.data.transforms import DECODED
 
     from .common import ROOT
 

@@ -5,7 +5,7 @@
    (../shared/data/timm_results/benchmark-train-amp-nchw-pt112-cu113-rtx3090.csv).
 2. The out-of-memory retry: a Job whose batch cannot fit; the Note and the second attempt at
    half the batch are reported as they happen (no outcome is assumed).
-3. Feature extraction on the GPU through tl_core.train, images/s of the embedding pass, and the
+3. Feature extraction on the GPU through tl_core.training.train, images/s of the embedding pass, and the
    validation accuracy beside the same run on the CPU (same split, same solved head).
 Prints one JSON line per check; nothing is asserted, everything measured.
 """
@@ -24,10 +24,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import timm  # noqa: E402
 import torch  # noqa: E402
 
-from tl_core.config import RunConfig  # noqa: E402
-from tl_core.data import load_dataset  # noqa: E402
-from tl_core.events import Finished, Note, Progress  # noqa: E402
-from tl_core.train import train  # noqa: E402
+from tl_core.base.config import RunConfig  # noqa: E402
+from tl_core.base.events import Finished, Note, Progress  # noqa: E402
+from tl_core.data.dataset import load_dataset  # noqa: E402
+from tl_core.training.train import train  # noqa: E402
 
 from .common import ROOT  # noqa: E402
 
@@ -72,7 +72,7 @@ def train_throughput(name: str, seconds: float = 20.0) -> dict:
 
 
 def oom_retry(ds) -> dict:
-    from tl_core.job import JobManager
+    from tl_core.jobs.job import JobManager
 
     cfg = RunConfig(backbone="resnet50", pretrained="none", strategy="full", epochs=1, image_size=1024,
                     batch_size=4096)

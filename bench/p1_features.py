@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .common import Row, clock, fresh_dir, median, threads_like_ours
 from . import reference
+from .common import Row, clock, fresh_dir, median, threads_like_ours
 
 
 def _cfg(args):
-    from tl_core.config import RunConfig
+    from tl_core.base.config import RunConfig
 
     return RunConfig(backbone=args.backbone, pretrained="none", strategy="feature_extraction", epochs=20,
                      batch_size=args.batch_size, image_size=args.image_size, seed=0)
@@ -17,9 +17,9 @@ def _cfg(args):
 
 def ours_run(cfg, ds, runs_root: Path, threads: list) -> float:
     """Wall time of one recorded feature-extraction run (the app's path: train() + run folder)."""
-    from tl_core import runs
-    from tl_core.events import Finished
-    from tl_core.train import train
+    from tl_core.base.events import Finished
+    from tl_core.jobs import runs
+    from tl_core.training.train import train
 
     t = clock()
     run_dir = runs.create_run(runs_root, cfg, ds.classes, ds.to_dict())
@@ -41,7 +41,7 @@ def ref_pass(cfg, ds, threads: list, like: int | None = None) -> float:
     """One plain forward pass of the backbone over train+val (model creation not counted)."""
     import timm
 
-    from tl_core.transforms import preprocess_for
+    from tl_core.data.transforms import preprocess_for
 
     model = timm.create_model(cfg.backbone, pretrained=False, num_classes=len(ds.classes))
     pp = preprocess_for(model, cfg.image_size)
@@ -58,7 +58,7 @@ def ref_pass(cfg, ds, threads: list, like: int | None = None) -> float:
 
 
 def run(args, ds, workdir: Path) -> list[Row]:
-    from tl_core.transforms import DECODED
+    from tl_core.data.transforms import DECODED
 
     cfg = _cfg(args)
     runs_root = workdir / "runs"

@@ -4,12 +4,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .common import Row, clock, median, threads_like_ours
 from . import reference
+from .common import Row, clock, median, threads_like_ours
 
 
 def _cfg(args, epochs: int):
-    from tl_core.config import RunConfig
+    from tl_core.base.config import RunConfig
 
     return RunConfig(backbone=args.backbone, pretrained="none", strategy="full", epochs=epochs,
                      batch_size=args.batch_size, image_size=args.image_size, augment="light", seed=0)
@@ -20,9 +20,9 @@ def ours(cfg, ds, runs_root: Path) -> tuple[list, list]:
 
     -> ([train images/s per epoch], [epoch seconds, train + val, per epoch]).
     """
-    from tl_core.events import EpochEnd, Finished
-    from tl_core.job import JobManager
-    from tl_core.runs import read_events
+    from tl_core.base.events import EpochEnd, Finished
+    from tl_core.jobs.job import JobManager
+    from tl_core.jobs.runs import read_events
 
     job = JobManager(1).submit(cfg, ds, runs_root)
     seen = 0
@@ -43,7 +43,7 @@ def ref(cfg, ds, threads: int | None = None) -> tuple[list, list]:
     import timm
     import torch
 
-    from tl_core.transforms import preprocess_for
+    from tl_core.data.transforms import preprocess_for
 
     torch.manual_seed(cfg.seed)
     model = timm.create_model(cfg.backbone, pretrained=False, num_classes=len(ds.classes))

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import Row, clock, median
 from . import reference
+from .common import Row, clock, median
 
 
 def _loader(items, pp, batch_size: int, transform, dataset_cls=None, **kw):
     import torch
 
-    from tl_core.transforms import ImageDataset
+    from tl_core.data.transforms import ImageDataset
 
     ds = dataset_cls(items, transform) if dataset_cls else ImageDataset(items, pp, transform)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True,
@@ -27,8 +27,8 @@ def epoch_seconds(loader, normalize=None) -> float:
 
 def train_epoch_seconds(args, ds) -> float:
     """Train-phase seconds of epoch 2 of a tl_core full fine-tune (when P2 did not run)."""
-    from tl_core.events import EpochEnd
-    from tl_core.train import train
+    from tl_core.base.events import EpochEnd
+    from tl_core.training.train import train
 
     from .p2_finetune import _cfg
 
@@ -39,7 +39,7 @@ def train_epoch_seconds(args, ds) -> float:
 def run(args, ds, workdir: Path, results: dict) -> list[Row]:
     import timm
 
-    from tl_core.transforms import DECODED, BatchNormalize, preprocess_for, train_transform
+    from tl_core.data.transforms import DECODED, BatchNormalize, preprocess_for, train_transform
 
     model = timm.create_model(args.backbone, pretrained=False, num_classes=len(ds.classes))
     pp = preprocess_for(model, args.image_size)

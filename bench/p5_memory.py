@@ -19,7 +19,7 @@ def generate(root: Path, n: int, seed: int = 0) -> tuple[Path, int]:
     """n JPEGs of 1-4 megapixels in 2 classes; -> (root, total bytes on disk)."""
     from PIL import Image
 
-    from tl_core.synthetic import draw_shape
+    from tl_core.data.synthetic import draw_shape
 
     rng = random.Random(seed)
     total = 0
@@ -61,14 +61,14 @@ def child(argv: list[str]) -> None:
     data, backbone, image_size, batch_size = argv[0], argv[1], int(argv[2]), int(argv[3])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
-    import torch  # noqa: F401  (imports are part of the baseline, not of the dataset)
     import timm  # noqa: F401
+    import torch  # noqa: F401  (imports are part of the baseline, not of the dataset)
 
-    from tl_core.config import RunConfig
-    from tl_core.data import load_dataset
-    from tl_core.events import Finished
-    from tl_core.train import train
-    from tl_core.transforms import DECODED
+    from tl_core.base.config import RunConfig
+    from tl_core.base.events import Finished
+    from tl_core.data.dataset import load_dataset
+    from tl_core.data.transforms import DECODED
+    from tl_core.training.train import train
 
     proc = psutil.Process()
     base = proc.memory_info().rss

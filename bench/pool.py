@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tl_core import runs  # noqa: E402
-from tl_core.config import RunConfig  # noqa: E402
+from tl_core.base.config import RunConfig  # noqa: E402
+from tl_core.jobs import runs  # noqa: E402
 
 # a realistic small job: the default backbone (EfficientNet-Lite0, ImageNet weights from the
 # installed package), last stage + head fine-tuned, 2 epochs at 128 px
@@ -63,7 +63,7 @@ def jobs_per_hour(url: str, ds, tmp: Path, workers: int, jobs: int) -> float:
     """Submit `jobs` identical jobs at once; jobs/hour = jobs / (first submit -> last finish)."""
     from redis import Redis
 
-    from tl_core.pool import PoolRunner
+    from tl_core.jobs.pool import PoolRunner
 
     Redis.from_url(url).flushdb()
     root = tmp / f"runs-{workers}w-{time.monotonic_ns()}"
@@ -88,8 +88,8 @@ def death_to_interrupted(url: str, ds, tmp: Path, other_host: bool) -> float:
     run is marked as trained on another machine, so only its stopped heartbeat can tell."""
     from redis import Redis
 
-    from tl_core.events import EpochEnd
-    from tl_core.pool import PoolRunner
+    from tl_core.base.events import EpochEnd
+    from tl_core.jobs.pool import PoolRunner
 
     Redis.from_url(url).flushdb()
     root = tmp / f"runs-death-{time.monotonic_ns()}"
@@ -137,7 +137,7 @@ def main(argv=None) -> None:
     ap.add_argument("--clicks", type=int, default=10)
     a = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tl_core.data import load_dataset
+    from tl_core.data.dataset import load_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-pool-"))
     redis, url = start_redis(tmp)

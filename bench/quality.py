@@ -29,10 +29,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported; benchma
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tl_core.config import DEFAULT_LR, STRATEGIES, RunConfig  # noqa: E402
-from tl_core.data import load_dataset  # noqa: E402
-from tl_core.events import Failed, Finished  # noqa: E402
-from tl_core.train import train  # noqa: E402
+from tl_core.base.config import DEFAULT_LR, STRATEGIES, RunConfig  # noqa: E402
+from tl_core.base.events import Failed, Finished  # noqa: E402
+from tl_core.data.dataset import load_dataset  # noqa: E402
+from tl_core.training.train import train  # noqa: E402
 
 from .common import ROOT, machine  # noqa: E402
 from .reference import Files, embed  # noqa: E402
@@ -42,7 +42,7 @@ DEFAULT_DATA = [SHARED / "hymenoptera_data", SHARED / "trashnet"]
 
 
 def app_run(ds, strategy: str, epochs: int) -> dict:
-    """One run through tl_core.train with the app's defaults for `strategy`."""
+    """One run through tl_core.training.train with the app's defaults for `strategy`."""
     cfg = RunConfig(strategy=strategy, lr=DEFAULT_LR[strategy], epochs=epochs)
     t = time.perf_counter()
     last = None
@@ -56,7 +56,7 @@ def app_run(ds, strategy: str, epochs: int) -> dict:
 
 
 def _pretrained_model(num_classes: int):
-    from tl_core.model import build_model
+    from tl_core.models.model import build_model
 
     return build_model(RunConfig(), num_classes)  # the default backbone and weights source
 
@@ -68,7 +68,7 @@ def expert_probe(ds) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tl_core.transforms import preprocess_for
+    from tl_core.data.transforms import preprocess_for
 
     t = time.perf_counter()
     model = _pretrained_model(len(ds.classes))

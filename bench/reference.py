@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-from tl_core.transforms import Preprocess
+from tl_core.data.transforms import Preprocess
 
 
 def _resize(pp: Preprocess):

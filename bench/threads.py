@@ -10,7 +10,7 @@ def _model(args, ds):
     import timm
     import torch
 
-    from tl_core.transforms import preprocess_for
+    from tl_core.data.transforms import preprocess_for
 
     torch.manual_seed(0)
     model = timm.create_model(args.backbone, pretrained=False, num_classes=len(ds.classes))
@@ -30,8 +30,8 @@ def thread_counts(args, ds) -> list[Row]:
     """Median seconds of one full fine-tune step (same batch) at 1 thread vs all cores, interleaved."""
     import torch
 
-    from tl_core.train import configure_threads
-    from tl_core.transforms import ImageDataset, train_transform
+    from tl_core.data.transforms import ImageDataset, train_transform
+    from tl_core.training.device import configure_threads
 
     n = configure_threads()
     model, pp = _model(args, ds)
@@ -63,7 +63,7 @@ def workers(args, ds) -> list[Row]:
     """A tl_core-style training epoch on a subset, DataLoader num_workers 0 (tl_core) vs 1 (fork)."""
     import torch
 
-    from tl_core.transforms import DECODED, BatchNormalize, ImageDataset, train_transform
+    from tl_core.data.transforms import DECODED, BatchNormalize, ImageDataset, train_transform
 
     from .common import threads_like_ours
 

@@ -2,7 +2,7 @@
 
 Task A: ants vs bees (../shared/data/hymenoptera_data, 245 train / 153 val photos) at 96 px.
 Task B, two kinds, each trained from random init with TL Studio's own loop and saved as a run:
-  shapes    generated shapes (tl_core.synthetic), 4 classes, 64 px: another domain entirely.
+  shapes    generated shapes (tl_core.data.synthetic), 4 classes, 64 px: another domain entirely.
   rotation  A's *training* photos rotated by 0/90/180/270 degrees, the label is the rotation
             (a self-supervised pretext task; A's labels and A's val photos are never used).
 Then every arm trains on A with the same epochs, data, batch size, learning rate and seed:
@@ -28,12 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tl_core import runs  # noqa: E402
-from tl_core.config import RunConfig  # noqa: E402
-from tl_core.data import load_dataset, load_rgb  # noqa: E402
-from tl_core.events import EpochEnd, Failed, Finished  # noqa: E402
-from tl_core.synthetic import SHAPES, make_shapes_dataset  # noqa: E402
-from tl_core.train import train  # noqa: E402
+from tl_core.base.config import RunConfig  # noqa: E402
+from tl_core.base.events import EpochEnd, Failed, Finished  # noqa: E402
+from tl_core.data.dataset import load_dataset
+from tl_core.data.decode import load_rgb  # noqa: E402
+from tl_core.data.synthetic import SHAPES, make_shapes_dataset  # noqa: E402
+from tl_core.jobs import runs  # noqa: E402
+from tl_core.training.train import train  # noqa: E402
 
 HYMENOPTERA = ROOT.parent / "shared" / "data" / "hymenoptera_data"
 

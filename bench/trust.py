@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tl_core import audit, calibration, runs
-from tl_core.config import RunConfig
-from tl_core.data import load_dataset
-from tl_core.embeddings import dataset_features, export_embeddings
-from tl_core.export import export_run
-from tl_core.label_issues import label_issues
-from tl_core.predict import Predictor
-from tl_core.train import train
+from tl_core.base.config import RunConfig
+from tl_core.data import audit
+from tl_core.data.dataset import load_dataset
+from tl_core.jobs import runs
+from tl_core.serving.export import export_run
+from tl_core.serving.predict import Predictor
+from tl_core.training.train import train
+from tl_core.trust import calibration
+from tl_core.trust.embeddings import dataset_features, export_embeddings
+from tl_core.trust.label_issues import label_issues
 
 
 def montage(rows: list[tuple[list[str], str]], path: Path, side: int = 160) -> None:

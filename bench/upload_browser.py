@@ -6,12 +6,21 @@ Prints: seconds until the first per-file upload request leaves the browser (the 
 folder), until the last of those requests finished (Streamlit's per-file requests), and until the
 page says "Ready" (the app's one script run with all files: ingest + page). Not part of `make bench`.
 """
-import os, re, subprocess, sys, time, socket, urllib.request
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+
 ROOT = Path(__file__).resolve().parents[1]
 from playwright.sync_api import sync_playwright
+
 SRC = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "trashnet")
 import tempfile
+
 tmp = Path(tempfile.mkdtemp(prefix="tl_upload_")); log_path = tmp / "st.log"
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]

@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402
 
-from tl_core.config import RunConfig  # noqa: E402
-from tl_core.synthetic import make_shapes_dataset  # noqa: E402
+from tl_core.base.config import RunConfig  # noqa: E402
+from tl_core.data.synthetic import make_shapes_dataset  # noqa: E402
 
 TINY = dict(backbone="test_resnet", pretrained="none", image_size=48, batch_size=16)
 
@@ -32,7 +32,7 @@ def shapes_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shapes(shapes_dir):
-    from tl_core.data import load_dataset
+    from tl_core.data.dataset import load_dataset
 
     return load_dataset(shapes_dir)
 
@@ -40,8 +40,8 @@ def shapes(shapes_dir):
 @pytest.fixture(scope="session")
 def pretrained_run(shapes, tmp_path_factory) -> Path:
     """A test_resnet trained from scratch: the 'pretrained' starting point of transfer tests."""
-    from tl_core import runs
-    from tl_core.train import train
+    from tl_core.jobs import runs
+    from tl_core.training.train import train
 
     cfg = RunConfig(strategy="scratch", epochs=5, lr=3e-3, **TINY)
     root = tmp_path_factory.mktemp("runs")

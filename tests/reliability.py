@@ -128,7 +128,7 @@ def render(rec: _Recorder) -> str:
 
 def _settings_section() -> list:
     """The settings table, copied from tl_core/settings.py's docstring (one source of truth)."""
-    import tl_core.settings as settings
+    import tl_core.jobs.settings as settings
 
     doc = settings.__doc__ or ""
     table = [ln for ln in doc.splitlines() if ln.startswith("|")]

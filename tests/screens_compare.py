@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from tests.test_browser import ARGS, CHROMIUM, ROOT, SHOTS, _free_port, _wait_healthy
-from tl_core.settings import new_session_token
+from tl_core.jobs.settings import new_session_token
 
 TOKEN = "teacher-demo-token"
 NAMES = ["Ana", "Ben", "Chloé", "Dev"]

@@ -17,8 +17,8 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tl_core and ui import from the repo root however pytest is started
 
-from tl_core.config import RunConfig
-from tl_core.synthetic import make_shapes_dataset
+from tl_core.base.config import RunConfig
+from tl_core.data.synthetic import make_shapes_dataset
 
 APP = str(ROOT / "app.py")
 PAGES = [f"app_pages/{name}.py" for name in ("data", "model", "train", "evaluate", "predict", "export")]
@@ -180,7 +180,7 @@ def test_sample_dataset_button(env):
 
 
 def test_gallery_shows_speed_measured_here(env):
-    from tl_core import engines
+    from tl_core.models import engines
 
     def speed(at):
         table = at.dataframe[0].value.set_index("Model")
@@ -373,7 +373,7 @@ def test_queue_position_is_shown(finished_run):
 
 
 def test_compare_runs(finished_run):
-    from tl_core.job import JobManager
+    from tl_core.jobs.job import JobManager
     from ui.state import runs_root
 
     job = JobManager().submit(TINY.replace(epochs=1), finished_run.session_state["dataset"], runs_root())

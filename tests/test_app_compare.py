@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tl_core.config import RunConfig  # noqa: E402
-from tl_core.data import load_dataset  # noqa: E402
-from tl_core.synthetic import make_shapes_dataset  # noqa: E402
+from tl_core.base.config import RunConfig  # noqa: E402
+from tl_core.data.dataset import load_dataset  # noqa: E402
+from tl_core.data.synthetic import make_shapes_dataset  # noqa: E402
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120

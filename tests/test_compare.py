@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tl_core import compare, runs
-from tl_core import estimate as timing
-from tl_core.config import ConfigError, RunConfig
-from tl_core.data import load_dataset
-from tl_core.energy import EnergyMeter, Rapl
-from tl_core.job import JobManager
-from tl_core.predict import Predictor
-from tl_core.verdict import Member, decide, render, wilson
+from tl_core.base.config import ConfigError, RunConfig
+from tl_core.data.dataset import load_dataset
+from tl_core.jobs import compare, runs
+from tl_core.jobs.energy import EnergyMeter, Rapl
+from tl_core.jobs.job import JobManager
+from tl_core.serving.predict import Predictor
+from tl_core.training import estimate as timing
+from tl_core.trust.verdict import Member, decide, render, wilson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transfer_tasks  # noqa: E402
@@ -167,7 +167,7 @@ def test_without_counters_energy_is_an_estimate_that_says_so(tmp_path):
 
 
 def test_run_json_records_time_and_energy(shapes, tmp_path):
-    from tl_core.train import train
+    from tl_core.training.train import train
 
     cfg = RunConfig(pretrained="none", strategy="scratch", **{**TINY, "epochs": 1})
     run_dir = runs.create_run(tmp_path, cfg, shapes.classes)
@@ -180,7 +180,7 @@ def test_run_json_records_time_and_energy(shapes, tmp_path):
 
 
 def test_similarity_tells_related_from_colour_blind_features(tasks):
-    from tl_core import similarity
+    from tl_core.trust import similarity
 
     related = similarity.measure(RunConfig(pretrained=str(tasks["related"]), **TINY), load_dataset(tasks["shapes"]))
     blind = similarity.measure(RunConfig(pretrained=str(tasks["blind"]), **TINY), load_dataset(tasks["colours"]))

@@ -1,7 +1,7 @@
 import pytest
 
-from tl_core import events as ev
-from tl_core.config import ConfigError, RunConfig
+from tl_core.base import events as ev
+from tl_core.base.config import ConfigError, RunConfig
 
 
 def test_config_round_trip():

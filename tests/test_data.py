@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tl_core.data import DataError, IngestLimits, ingest_uploads, load_dataset, load_rgb
-from tl_core.synthetic import make_shapes_dataset
+from tl_core.base.messages import DataError
+from tl_core.data.dataset import ingest_uploads, load_dataset
+from tl_core.data.decode import load_rgb
+from tl_core.data.ingest import IngestLimits
+from tl_core.data.synthetic import make_shapes_dataset
 
 
 def _png(size=(32, 32), color=(200, 30, 30), mode="RGB") -> bytes:

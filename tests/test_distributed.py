@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tl_core import events as ev
-from tl_core import runs
-from tl_core.train import train
-
 from conftest import tiny_cfg
+
+from tl_core.base import events as ev
+from tl_core.jobs import runs
+from tl_core.training.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,16 +3,15 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_cfg
 from safetensors.torch import load_file
 
-from tl_core import engines
-from tl_core import events as ev
-from tl_core.features import cache_root, model_key
-from tl_core.model import build_model
-from tl_core.train import seed_everything, train
-from tl_core.transforms import preprocess_for
-
-from conftest import tiny_cfg
+from tl_core.base import events as ev
+from tl_core.data.transforms import preprocess_for
+from tl_core.models import engines
+from tl_core.models.model import build_model
+from tl_core.training.features import cache_root, model_key
+from tl_core.training.train import seed_everything, train
 
 
 def test_choose_takes_the_fastest_allowed_measured_engine():
@@ -96,7 +95,7 @@ def test_damaged_onnx_file_falls_back_to_torch(shapes):
 
 @pytest.mark.parametrize("engine", ["torch", "onnx", "bf16", "auto"])
 def test_predictor_engines_agree_with_the_torch_model(pretrained_run, shapes, engine, monkeypatch):
-    from tl_core.predict import Predictor
+    from tl_core.serving.predict import Predictor
 
     monkeypatch.setenv("TL_NATIVE_BF16", "1")  # bf16 named explicitly runs wherever torch has it
     pred = Predictor(pretrained_run, engine=engine)

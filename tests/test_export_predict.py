@@ -1,17 +1,17 @@
 import json
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tl_core.export import export_run
-from tl_core.predict import Predictor
-from tl_core import metrics, runs
-from tl_core.train import train
-
 from conftest import tiny_cfg
+
+from tl_core.jobs import runs
+from tl_core.serving.export import export_run
+from tl_core.serving.predict import Predictor
+from tl_core.training.train import train
+from tl_core.trust import metrics
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_cfg
 from reliability import case  # noqa: F401  (fixture)
-from tl_core import events as ev
-from tl_core import runs
-from tl_core.job import JobManager, oom_retry_config
-from tl_core.predict import Predictor
-from tl_core.train import train
-from tl_core.status import RunStatus
+
+from tl_core.base import events as ev
+from tl_core.base.status import RunStatus
+from tl_core.jobs import runs
+from tl_core.jobs.job import JobManager, oom_retry_config
+from tl_core.serving.predict import Predictor
+from tl_core.training.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_WITHIN_S = 5.0
@@ -58,7 +58,7 @@ def _run_dir(tmp_path, cfg, ds) -> Path:
 
 def _failing_model(monkeypatch, forward):
     """Real models from train's own build_model, whose forward pass is `forward`."""
-    import tl_core.train as train_mod
+    import tl_core.training.train as train_mod
 
     real = train_mod.build_model
 
@@ -118,7 +118,7 @@ def test_cuda_oom_retries_once_with_half_the_batch(shapes, tmp_path, monkeypatch
         calls.append(cfg.batch_size)
         yield ev.Started("cuda", dataset.classes, 1, 1, 1, 1, cfg.epochs, 1, cfg.strategy, cfg.backbone)
         yield OOM
-    import tl_core.train as train_mod
+    import tl_core.training.train as train_mod
     monkeypatch.setattr(train_mod, "train", fake_train)
     job = JobManager(1).submit(tiny_cfg(strategy="scratch", batch_size=16), shapes, tmp_path / "runs")
     job.join(30)
@@ -152,7 +152,7 @@ def test_nan_in_epoch_two_fails_and_keeps_epoch_one(shapes, tmp_path, monkeypatc
 def test_disk_full_while_saving_a_checkpoint(shapes, tmp_path, monkeypatch, case):
     case("disk full (ENOSPC) when the best checkpoint is saved",
          "Failed with the OS reason; no temp file left; run.json readable")
-    import tl_core.checkpoint as ckpt
+    import tl_core.models.checkpoint as ckpt
 
     def full(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -19,12 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from reliability import case  # noqa: F401  (fixture)
-from tl_core.data import DataError, IngestLimits, ingest_uploads, load_dataset, load_rgb
-from tl_core.settings import load_settings
-from tl_core.synthetic import make_shapes_dataset
-from tl_core.status import RunStatus
+
+from tl_core.base.messages import DataError
+from tl_core.base.status import RunStatus
+from tl_core.data.dataset import ingest_uploads, load_dataset
+from tl_core.data.decode import load_rgb
+from tl_core.data.ingest import IngestLimits
+from tl_core.data.synthetic import make_shapes_dataset
+from tl_core.jobs.settings import load_settings
 
 GOOD = ("circle", "square")
 PER_CLASS = 4
@@ -547,8 +550,8 @@ class _Payload:
 
 
 def _weights_job(tmp_path, shapes, path: Path):
-    from tl_core.config import RunConfig
-    from tl_core.job import JobManager
+    from tl_core.base.config import RunConfig
+    from tl_core.jobs.job import JobManager
 
     cfg = RunConfig(backbone="test_resnet", pretrained=str(path), strategy="full", epochs=1, image_size=32)
     job = JobManager(1).submit(cfg, shapes, tmp_path / "runs")

@@ -1,12 +1,12 @@
 """Jobs on real threads: queueing, stop, failures become events."""
 import time
 
-from tl_core import events as ev
-from tl_core import runs
-from tl_core.job import JobManager
-from tl_core.status import RunStatus
-
 from conftest import tiny_cfg
+
+from tl_core.base import events as ev
+from tl_core.base.status import RunStatus
+from tl_core.jobs import runs
+from tl_core.jobs.job import JobManager
 
 
 def _wait(job, seconds=120):

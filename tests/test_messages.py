@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tl_core import events as ev
-from tl_core import messages
-from tl_core.messages import EN, ES, DataError, Message, WeightsError
+from tl_core.base import events as ev
+from tl_core.base import messages
+from tl_core.base.messages import EN, ES, DataError, Message, WeightsError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +90,8 @@ def test_events_carry_their_kind_through_json():
 
 
 def test_dataset_reasons_and_warnings_survive_a_save(tmp_path):
-    from tl_core.data import Dataset, Report, Skipped
+    from tl_core.data.dataset import Dataset
+    from tl_core.data.ingest import Report, Skipped
 
     report = Report([Skipped("x.txt", Message("data.not_in_class"))], [Message("data.warn_duplicates", {"n": 2})])
     ds = Dataset(str(tmp_path), ["a", "b"], [], [], report)
@@ -102,7 +103,8 @@ def test_dataset_reasons_and_warnings_survive_a_save(tmp_path):
 
 def test_feature_extraction_says_augmentation_is_unused(shapes):
     from conftest import tiny_cfg
-    from tl_core.train import train
+
+    from tl_core.training.train import train
 
     out = list(train(tiny_cfg(strategy="feature_extraction", augment="light", epochs=1), shapes))
     notes = [e for e in out if isinstance(e, ev.Note) and e.kind == "train.augment_unused"]

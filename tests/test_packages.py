@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tl_core import packages, weights
-from tl_core import model as tl_model
-from tl_core.config import RunConfig
+from tl_core.base.config import RunConfig
+from tl_core.models import model as tl_model
+from tl_core.models.sources import packages, weights
 
 LITE0 = "tf_efficientnet_lite0"
 

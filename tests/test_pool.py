@@ -16,14 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tl_core import events as ev
-from tl_core import runs
-from tl_core.job import JobManager
-from tl_core.settings import new_session_token
-from tl_core.status import RunStatus
-
 from conftest import tiny_cfg
+
+from tl_core.base import events as ev
+from tl_core.base.status import RunStatus
+from tl_core.jobs import runs
+from tl_core.jobs.job import JobManager
+from tl_core.jobs.settings import new_session_token
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -102,7 +101,7 @@ def pool(redis_url, tmp_path):
 
 
 def _runner(pool):
-    from tl_core.pool import PoolRunner
+    from tl_core.jobs.pool import PoolRunner
 
     return PoolRunner(pool.url, pool.runs_root)
 
@@ -202,7 +201,7 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
     from redis import Redis
     from rq.job import JobStatus
 
-    from tl_core.pool import queue
+    from tl_core.jobs.pool import queue
 
     runner = _runner(pool)  # no worker yet: everything waits in Redis
     first, second = (runner.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, pool.runs_root) for _ in range(2))
@@ -224,7 +223,7 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
 
 @needs_redis
 def test_worker_refuses_paths_outside_its_runs_folder(pool, tmp_path):
-    from tl_core.pool import PoolError, resolve_run_id
+    from tl_core.jobs.pool import PoolError, resolve_run_id
 
     (pool.runs_root / "tok" / "run1").mkdir(parents=True)
     (pool.runs_root / "tok" / "run1" / "run.json").write_text("{}")
@@ -289,7 +288,7 @@ def _texts(at) -> str:
 
 @needs_redis
 def test_a_job_past_its_timeout_ends_failed_not_running_forever(pool, shapes):
-    from tl_core.pool import PoolRunner
+    from tl_core.jobs.pool import PoolRunner
 
     pool.start(1)
     job = PoolRunner(pool.url, pool.runs_root, job_timeout_s=15).submit(

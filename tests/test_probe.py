@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from tl_core import probe
+from tl_core.training import probe
 
 
 def _blobs(n_per_class=40, dim=20, classes=3, spread=1.0, seed=0):

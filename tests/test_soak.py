@@ -13,17 +13,25 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
-import tl_core.train  # noqa: F401  (torch imported before the memory baselines are taken)
 from reliability import case  # noqa: F401  (fixture)
-from tl_core import runs
-from tl_core.config import ConfigError, RunConfig
-from tl_core.data import ingest_uploads
-from tl_core.job import JobManager
-from tl_core.sessions import cleanup_idle_sessions, make_room_for_run, prune_uploads
-from tl_core.settings import (Settings, SettingsError, check_config, load_settings, new_session_token, session_runs_root,
-                              session_workspace, valid_token)
-from tl_core.status import RunStatus
+
+import tl_core.training.train  # noqa: F401  (torch imported before the memory baselines are taken)
+from tl_core.base.config import ConfigError, RunConfig
+from tl_core.base.status import RunStatus
+from tl_core.data.dataset import ingest_uploads
+from tl_core.jobs import runs
+from tl_core.jobs.job import JobManager
+from tl_core.jobs.sessions import cleanup_idle_sessions, make_room_for_run, prune_uploads
+from tl_core.jobs.settings import (
+    Settings,
+    SettingsError,
+    check_config,
+    load_settings,
+    new_session_token,
+    session_runs_root,
+    session_workspace,
+    valid_token,
+)
 
 N_SESSIONS = 6
 MAX_JOBS = 2
@@ -226,7 +234,7 @@ def test_oldest_runs_are_cleaned_up_per_session(tmp_path, shapes, case):
          "oldest finished runs deleted to make room; the running one kept")
     settings = hosted(tmp_path, TL_MAX_RUNS_PER_SESSION="3")
     root = session_runs_root(settings, new_session_token())
-    from tl_core.events import Finished
+    from tl_core.base.events import Finished
 
     made = []
     for k in range(6):
@@ -245,7 +253,7 @@ def test_oldest_runs_are_cleaned_up_per_session(tmp_path, shapes, case):
 
 
 def test_idle_sessions_expire_but_not_while_training(tmp_path, shapes, case):
-    from tl_core.events import Stopped
+    from tl_core.base.events import Stopped
 
     case("sessions idle longer than TL_SESSION_TTL_HOURS", "their runs and uploads deleted, unless a run is active")
     settings = hosted(tmp_path, TL_SESSION_TTL_HOURS="1")
@@ -277,7 +285,7 @@ def test_settings_from_environment(tmp_path, case):
     with pytest.raises(ConfigError, match="30 or fewer") as e:
         check_config(host, RunConfig(epochs=100))
     case.observe(str(e.value))
-    import tl_core.settings as mod
+    import tl_core.jobs.settings as mod
 
     for name in ("TL_MODE", "TL_RUNS", "TL_WORKSPACE", *(f"TL_{f.upper()}" for f in mod._DEFAULTS["local"])):
         assert name in mod.__doc__, f"{name} is not in the settings table"

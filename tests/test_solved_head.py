@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import torch
-
-from tl_core import runs
-from tl_core.events import EpochEnd, Finished, Note
-from tl_core.train import train
-
 from conftest import tiny_cfg
+
+from tl_core.base.events import EpochEnd, Finished, Note
+from tl_core.jobs import runs
+from tl_core.training.train import train
 
 
 def test_feature_extraction_solves_the_head_and_keeps_the_converged_one(shapes, pretrained_run, tmp_path):
@@ -35,7 +34,7 @@ def test_sgd_head_is_still_available(shapes, pretrained_run):
 
 
 def test_fine_tuning_starts_from_the_solved_head(shapes, pretrained_run, monkeypatch):
-    from tl_core import solved_head
+    from tl_core.training import solved_head
 
     installed = {}
     real_install = solved_head._install

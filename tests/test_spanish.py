@@ -1,6 +1,6 @@
 """Every page in Spanish, through errors, skipped files and warnings: no English sentence shows.
 
-The English tables (tl_core.messages.EN and ui.text.EN) are cut into their fixed fragments (the
+The English tables (tl_core.base.messages.EN and ui.text.EN) are cut into their fixed fragments (the
 text between {placeholders}); a fragment that also occurs in a Spanish sentence (a file type, a
 model name) is not evidence of English and is left out. The walk then collects every sentence
 the pages show and looks for the remaining fragments.
@@ -16,8 +16,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import APP, TIMEOUT, TINY, app, env  # noqa: F401  (env: fixture)
 
-from tl_core import messages
-from tl_core.synthetic import make_shapes_dataset
+from tl_core.base import messages
+from tl_core.data.synthetic import make_shapes_dataset
 from ui import text as ui_text
 
 MIN_FRAGMENT = 14  # characters: shorter pieces ("images", "epoch") are not sentences

@@ -1,12 +1,11 @@
 import timm
 import torch
-
-from tl_core.config import RunConfig
-from tl_core.model import build_model, classifier_params, count_params
-from tl_core.strategies import apply_strategy, backbone_stages
-from tl_core.train import train
-
 from conftest import tiny_cfg
+
+from tl_core.base.config import RunConfig
+from tl_core.models.model import build_model, classifier_params, count_params
+from tl_core.models.strategies import apply_strategy, backbone_stages
+from tl_core.training.train import train
 
 
 def _trainable(backbone: str, **kw) -> tuple[int, int]:

@@ -2,14 +2,13 @@ import json
 import threading
 
 import torch
-
-from tl_core import events as ev
-from tl_core import runs
-from tl_core.predict import Predictor
-from tl_core.train import train
-from tl_core.transforms import DECODED, eval_transform
-
 from conftest import tiny_cfg
+
+from tl_core.base import events as ev
+from tl_core.data.transforms import DECODED, eval_transform
+from tl_core.jobs import runs
+from tl_core.serving.predict import Predictor
+from tl_core.training.train import train
 
 
 def _types(events):
@@ -45,7 +44,7 @@ def test_exception_inside_the_loop_fails_with_the_message_and_keeps_the_best(sha
     """A training image corrupted after epoch 1 (e.g. a disk error) ends the run as Failed."""
     import shutil
 
-    from tl_core.data import load_dataset
+    from tl_core.data.dataset import load_dataset
 
     shutil.copytree(shapes_dir, tmp_path / "data")
     ds = load_dataset(tmp_path / "data")
@@ -86,9 +85,9 @@ def test_feature_cache_second_run_skips_the_backbone(shapes, pretrained_run, tmp
 def test_cached_features_equal_the_backbone_output(shapes, pretrained_run):
     from safetensors.torch import load_file
 
-    from tl_core.features import cache_root, model_key
-    from tl_core.model import build_model, pooled_features
-    from tl_core.transforms import eval_transform, load_rgb, preprocess_for
+    from tl_core.data.transforms import eval_transform, load_rgb, preprocess_for
+    from tl_core.models.model import build_model, pooled_features
+    from tl_core.training.features import cache_root, model_key
 
     cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=1)
     list(train(cfg, shapes))
@@ -107,8 +106,8 @@ def test_cached_features_equal_the_backbone_output(shapes, pretrained_run):
 
 
 def test_save_load_gives_identical_logits(shapes, tmp_path):
-    from tl_core.checkpoint import load_model, save_model
-    from tl_core.model import build_model
+    from tl_core.models.checkpoint import load_model, save_model
+    from tl_core.models.model import build_model
 
     cfg = tiny_cfg(strategy="scratch", head="mlp", head_hidden=16)
     model = build_model(cfg, 3).eval()
@@ -124,7 +123,7 @@ def test_save_load_gives_identical_logits(shapes, tmp_path):
 
 def test_batch_normalize_equals_per_image_normalisation(shapes, pretrained_run):
     """The training loops normalise uint8 batches; prediction normalises per image: same numbers."""
-    from tl_core.transforms import BatchNormalize, Preprocess
+    from tl_core.data.transforms import BatchNormalize, Preprocess
 
     pp = Preprocess.from_dict(json.loads((pretrained_run / "preprocess.json").read_text()))
     images = [load_rgb_for(pp, it.path) for it in shapes.val[:4]]
@@ -134,7 +133,7 @@ def test_batch_normalize_equals_per_image_normalisation(shapes, pretrained_run):
 
 
 def load_rgb_for(pp, path):
-    from tl_core.data import load_rgb
+    from tl_core.data.decode import load_rgb
 
     return load_rgb(path, pp.scale_size)
 
@@ -155,7 +154,7 @@ def test_saved_checkpoint_is_the_best_epoch(shapes, pretrained_run, tmp_path):
 def test_user_messages_for_memory_and_disk():
     import errno
 
-    from tl_core.train import user_message
+    from tl_core.training.train import user_message
 
     assert "smaller batch size" in str(user_message(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried")))
     assert "smaller batch size" in str(user_message(MemoryError()))
@@ -175,7 +174,7 @@ def test_decoded_images_are_released_when_the_run_ends(shapes):
 
 
 def test_decoded_cache_keeps_its_budget(shapes):
-    from tl_core.transforms import DecodedCache
+    from tl_core.data.transforms import DecodedCache
 
     one = 48 * 48 * 3
     cache = DecodedCache(budget_bytes=2 * one)

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_cfg
 from PIL import Image, ImageFilter
 
-from tl_core import audit, calibration, runs
-from tl_core.data import load_dataset
-from tl_core.export import export_run
-from tl_core.predict import Predictor
-from tl_core.train import train
-
-from conftest import tiny_cfg
+from tl_core.data import audit
+from tl_core.data.dataset import load_dataset
+from tl_core.jobs import runs
+from tl_core.serving.export import export_run
+from tl_core.serving.predict import Predictor
+from tl_core.training.train import train
+from tl_core.trust import calibration
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +148,7 @@ def flipped_run(shapes_dir, pretrained_run, tmp_path_factory):
 
 
 def test_a_planted_label_flip_is_among_the_label_issues(flipped_run):
-    from tl_core.label_issues import label_issues
+    from tl_core.trust.label_issues import label_issues
 
     run_dir, planted = flipped_run
     result = label_issues(run_dir)
@@ -158,7 +159,7 @@ def test_a_planted_label_flip_is_among_the_label_issues(flipped_run):
 
 def test_sklearn_snippet_on_the_exported_embeddings_reproduces_the_head(flipped_run, tmp_path):
     pytest.importorskip("sklearn")
-    from tl_core.embeddings import export_embeddings
+    from tl_core.trust.embeddings import export_embeddings
 
     run_dir, _ = flipped_run
     out = export_embeddings(run_dir, tmp_path)
@@ -202,7 +203,7 @@ def test_the_unpacked_onnx_zip_runs_without_tl_core_and_matches_the_app(pretrain
 def test_class_weights_are_on_for_imbalanced_data(shapes):
     from dataclasses import replace
 
-    from tl_core.audit import class_weights_for as _class_weights
+    from tl_core.training.balance import class_weights_for as _class_weights
 
     lopsided = replace(shapes, train=[it for it in shapes.train if it.label != 0 or it.path.endswith("0.jpg")])
     assert _class_weights(tiny_cfg(), shapes) is None  # balanced: plain loss

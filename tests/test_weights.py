@@ -22,9 +22,10 @@ import timm
 import torch
 from safetensors.torch import load_file, save_file
 
-from tl_core import heads, hub, weights
-from tl_core.config import RunConfig
-from tl_core.model import create_backbone
+from tl_core.base.config import RunConfig
+from tl_core.models import heads
+from tl_core.models.model import create_backbone
+from tl_core.models.sources import hub, weights
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = "test_resnet"  # 0.37 M parameters; its pretrained_cfg points at timm/test_resnet.r160_in1k
@@ -296,9 +297,9 @@ def test_unreadable_files_are_sentences(tmp_path, name, content, match):
 
 
 def _train_run(root: Path, cfg: RunConfig, ds) -> Path:
-    from tl_core import runs
-    from tl_core.events import Finished
-    from tl_core.train import train
+    from tl_core.base.events import Finished
+    from tl_core.jobs import runs
+    from tl_core.training.train import train
 
     run_dir = runs.create_run(root, cfg, ds.classes)
     events = list(runs.record(run_dir, train(cfg, ds, run_dir=run_dir)))
@@ -307,9 +308,9 @@ def _train_run(root: Path, cfg: RunConfig, ds) -> Path:
 
 
 def test_reuse_chain_loads_exactly_the_parent_backbone(tmp_path):
-    from tl_core.data import load_dataset
-    from tl_core.runs import read_json
-    from tl_core.synthetic import make_shapes_dataset
+    from tl_core.data.dataset import load_dataset
+    from tl_core.data.synthetic import make_shapes_dataset
+    from tl_core.jobs.runs import read_json
 
     ds = load_dataset(make_shapes_dataset(tmp_path / "shapes", per_class=6, size=48))
     base = RunConfig(backbone=ARCH, epochs=1, batch_size=8, image_size=48, augment="none", lr=3e-3)

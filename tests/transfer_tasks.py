@@ -16,11 +16,11 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file, save_file
 
-from tl_core import runs
-from tl_core.config import RunConfig
-from tl_core.data import load_dataset
-from tl_core.synthetic import SHAPES, make_shapes_dataset
-from tl_core.train import train
+from tl_core.base.config import RunConfig
+from tl_core.data.dataset import load_dataset
+from tl_core.data.synthetic import SHAPES, make_shapes_dataset
+from tl_core.jobs import runs
+from tl_core.training.train import train
 
 SIZE = 48
 PRETRAIN = RunConfig(backbone="test_resnet", pretrained="none", strategy="scratch", epochs=15, lr=3e-3,

@@ -1,3 +1,5 @@
-"""TL Studio's engine: data, models, strategies, training, runs, prediction, export. No UI here."""
+"""TL Studio's library: transfer learning for image classifiers, with no UI.
 
-__version__ = "0.1.0"
+The floors, each importing only the ones below it (tests/test_architecture.py):
+base <- data <- models <- training <- trust <- serving <- jobs <- cli.
+"""

@@ -13,17 +13,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import runs
-from .audit import audit
-from .config import DEFAULT_LR, STRATEGIES, RunConfig
-from .data import load_dataset
-from .events import TERMINAL, EpochEnd, Failed, Finished, Note, Progress, Stopped
-from .energy import describe
-from .job import JobManager, run_here, run_here_other_rank
-from .messages import UserError, WeightsError
-from .settings import load_settings
-from .status import RunStatus
-from .verdict import duration, wilson
+from tl_core.base.config import DEFAULT_LR, STRATEGIES, RunConfig
+from tl_core.base.events import TERMINAL, EpochEnd, Failed, Finished, Note, Progress, Stopped
+from tl_core.base.formatting import duration
+from tl_core.base.messages import UserError, WeightsError
+from tl_core.base.status import RunStatus
+from tl_core.data.audit import audit
+from tl_core.data.dataset import load_dataset
+from tl_core.jobs import runs
+from tl_core.jobs.energy import describe
+from tl_core.jobs.job import JobManager
+from tl_core.jobs.process import run_here, run_here_other_rank
+from tl_core.jobs.settings import load_settings
+from tl_core.trust.verdict import wilson
 
 # Modules that load torch (train, predict, export, hub, weights) are imported inside the commands
 # that use them: `python -m tl_core runs` or `--help` answers in a fraction of a second without them.
@@ -125,8 +127,8 @@ class _Bars:
 
 def _train_other_rank(cfg, ds) -> int:
     """A rank other than 0 of a --devices N run: trains its share, writes nothing, prints nothing."""
-    from . import distributed  # deferred: torch (see the note at the top)
-    from .train import train  # deferred: torch (see the note at the top)
+    from tl_core.training import distributed  # deferred: torch (see the note at the top)
+    from tl_core.training.train import train  # deferred: torch (see the note at the top)
 
     for _ in train(cfg, ds):
         pass
@@ -135,11 +137,11 @@ def _train_other_rank(cfg, ds) -> int:
 
 
 def cmd_train(a) -> int:
-    from . import distributed  # deferred: torch (see the note at the top)
+    from tl_core.training import distributed  # deferred: torch (see the note at the top)
 
     if a.devices > 1 and not distributed.under_torchrun() and not a.queue:
         return distributed.launch(a.argv, a.devices)  # with --queue the worker launches torchrun
-    from .train import train  # deferred: torch (see the note at the top)
+    from tl_core.training.train import train  # deferred: torch (see the note at the top)
 
     cfg = _config(a)
     out = Path(a.out)
@@ -150,7 +152,7 @@ def cmd_train(a) -> int:
         _print_report(ds)
     if a.queue:
         return cmd_enqueue(a, cfg, ds, out)
-    from .model import resolve_source  # deferred: torch (see the note at the top)
+    from tl_core.models.model import resolve_source  # deferred: torch (see the note at the top)
 
     if resolve_source(cfg) == "hub":
         fetch_with_bar(cfg.backbone)  # a download bar now, not a silent wait inside model building
@@ -185,7 +187,7 @@ def _final_line(run_dir, last) -> int:
 
 def cmd_enqueue(a, cfg, ds, out: Path) -> int:
     """--queue: hand the run to the worker pool; with --wait follow it through its run folder."""
-    from .pool import PoolRunner  # deferred: rq and redis are needed only with --queue
+    from tl_core.jobs.pool import PoolRunner  # deferred: rq and redis are needed only with --queue
 
     job = PoolRunner(a.queue, out).submit(cfg, ds, out)
     print(json.dumps({"run_id": job.run_dir.name, "run_dir": str(job.run_dir), "job": job.id, "status": "Queued"}),
@@ -208,7 +210,7 @@ def cmd_enqueue(a, cfg, ds, out: Path) -> int:
 
 
 def cmd_worker(a) -> int:
-    from .pool import serve  # deferred: rq and redis are needed only by a worker
+    from tl_core.jobs.pool import serve  # deferred: rq and redis are needed only by a worker
 
     if a.runs:
         os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
@@ -217,7 +219,7 @@ def cmd_worker(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from .predict import Predictor  # deferred: torch (see the note at the top)
+    from tl_core.serving.predict import Predictor  # deferred: torch (see the note at the top)
 
     predictor = Predictor(Path(a.run_dir), engine=a.engine)
     for image in a.images:
@@ -230,10 +232,10 @@ def cmd_predict(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from .export import export_run  # deferred: torch (see the note at the top)
+    from tl_core.serving.export import export_run  # deferred: torch (see the note at the top)
 
     if a.format == "embeddings":
-        from .embeddings import export_embeddings  # deferred: torch (see the note at the top)
+        from tl_core.trust.embeddings import export_embeddings  # deferred: torch (see the note at the top)
 
         out = export_embeddings(a.run_dir, a.out)
         print(f"backbone features of every image: {out['npz']}, {out['csv']}; check: python {out['snippet']}",
@@ -256,7 +258,7 @@ def cmd_audit(a) -> int:
     _print_report(ds)
     features = None
     if a.backbone:
-        from .embeddings import dataset_features  # deferred: torch (see the note at the top)
+        from tl_core.trust.embeddings import dataset_features  # deferred: torch (see the note at the top)
 
         cfg = RunConfig(backbone=a.backbone, pretrained=a.pretrained)
         print(f"computing {a.backbone} features of {len(ds.train) + len(ds.val)} images...", file=sys.stderr)
@@ -279,7 +281,7 @@ def cmd_runs(a) -> int:
 
 
 def cmd_run_job(a) -> int:
-    from . import distributed  # deferred: torch (see the note at the top)
+    from tl_core.training import distributed  # deferred: torch (see the note at the top)
 
     if a.devices > 1 and not distributed.under_torchrun():
         return distributed.launch(a.argv, a.devices)
@@ -325,9 +327,9 @@ def _member_line(r: dict) -> str:
 
 
 def cmd_compare(a) -> int:
-    from . import compare  # deferred: torch (see the note at the top)
-    from . import estimate as timing  # deferred: torch (see the note at the top)
-    from .model import resolve_source  # deferred: torch (see the note at the top)
+    from tl_core.jobs import compare  # deferred: torch (see the note at the top)
+    from tl_core.models.model import resolve_source  # deferred: torch (see the note at the top)
+    from tl_core.training import estimate as timing  # deferred: torch (see the note at the top)
 
     base = RunConfig(backbone=a.backbone, pretrained=a.pretrained, epochs=a.epochs, unfreeze=a.unfreeze,
                      batch_size=a.batch_size, image_size=a.image_size, seed=a.seed, val_fraction=a.val_fraction,
@@ -447,9 +449,8 @@ def _for_each(names: list[str], action) -> int:
 
 
 def _status_line(name: str) -> str:
-    from . import hub  # deferred: timm and torch (see the note at the top)
-
-    from .model import readiness  # deferred: torch (see the note at the top)
+    from tl_core.models.model import readiness  # deferred: torch (see the note at the top)
+    from tl_core.models.sources import hub  # deferred: timm and torch (see the note at the top)
 
     ready = readiness(name)
     if ready.kind in ("package", "pip"):
@@ -459,7 +460,7 @@ def _status_line(name: str) -> str:
 
 
 def _cli_status(args) -> int:
-    from . import hub  # deferred: timm and torch (see the note at the top)
+    from tl_core.models.sources import hub  # deferred: timm and torch (see the note at the top)
 
     rc = _for_each(args.names, _status_line)
     print(f"cache: {hub.cache_dir()}")
@@ -468,7 +469,7 @@ def _cli_status(args) -> int:
 
 def fetch_with_bar(backbone: str) -> str:
     """fetch() with a tqdm bar on stderr (the CLI's download progress); raises WeightsError."""
-    from . import hub  # deferred: timm and torch (see the note at the top)
+    from tl_core.models.sources import hub  # deferred: timm and torch (see the note at the top)
 
     bar = _CliBar(backbone)
     try:
@@ -500,7 +501,10 @@ class _CliBar:
 
 
 def _cli_inspect(args) -> int:
-    from .weights import inspect_weights_file, shape_text  # deferred: timm and torch (see the note at the top)
+    from tl_core.models.sources.weights import (  # deferred: timm and torch (see the note at the top)
+        inspect_weights_file,
+        shape_text,
+    )
 
     try:
         report = inspect_weights_file(args.name, args.file)

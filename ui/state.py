@@ -11,12 +11,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core import sessions, settings
-from tl_core.atomic import read_json, write_json_atomic
-from tl_core.config import DEFAULT_LR, RunConfig
-from tl_core.data import Dataset
-from tl_core.messages import ConfigError
-from tl_core.runners import make_runner
+from tl_core.base.atomic import read_json, write_json_atomic
+from tl_core.base.config import DEFAULT_LR, RunConfig
+from tl_core.base.messages import ConfigError
+from tl_core.data.dataset import Dataset
+from tl_core.jobs import sessions, settings
+from tl_core.jobs.runners import make_runner
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = ASSETS / "samples"

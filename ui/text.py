@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.messages import render
+from tl_core.base.messages import render
 
 LANGUAGES = {"en": "English", "es": "Español"}
 

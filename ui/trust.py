@@ -9,10 +9,10 @@ import io
 import json
 
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from PIL import Image
+from plotly.colors import qualitative
 
-from tl_core.data import load_rgb
+from tl_core.data.decode import load_rgb
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=340, legend=dict(orientation="h", y=-0.25))
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core import classboard
-from tl_core.events import EpochEnd, Progress, Started
-from tl_core.messages import UserError
-from tl_core.runs import list_runs, read_events, read_json
-from tl_core.status import RunStatus, status_after
-from tl_core.verdict import duration
+from tl_core.base.events import EpochEnd, Progress, Started
+from tl_core.base.formatting import duration
+from tl_core.base.messages import UserError
+from tl_core.base.status import RunStatus, status_after
+from tl_core.jobs import classboard
+from tl_core.jobs.runs import list_runs, read_events, read_json
 from ui import state
 from ui.text import say, t
 

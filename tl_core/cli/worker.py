@@ -1,0 +1,48 @@
+"""`python -m tl_core worker` and `run-job`: serve the job queue; train one queued run folder here."""
+from __future__ import annotations
+
+import os
+
+from tl_core.base.events import Finished
+from tl_core.jobs.process import run_here, run_here_other_rank
+from tl_core.jobs.settings import load_settings
+
+# Modules that load torch are imported inside the commands that use them: `python -m tl_core runs`
+# or `--help` answers in a fraction of a second without them.
+
+
+def cmd_worker(a) -> int:
+    from tl_core.jobs.pool import serve  # deferred: rq and redis are needed only by a worker
+
+    if a.runs:
+        os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
+    serve(a.queue or load_settings().redis_url, gpu=a.gpu, burst=a.burst, devices=a.devices)
+    return 0
+
+
+def cmd_run_job(a) -> int:
+    from tl_core.training import distributed  # deferred: torch (see the note at the top)
+
+    if a.devices > 1 and not distributed.under_torchrun():
+        return distributed.launch(a.argv, a.devices)
+    if os.environ.get("RANK", "0") != "0":
+        run_here_other_rank(a.run_dir)
+        distributed.finish()
+        return 0
+    last = run_here(a.run_dir)
+    distributed.finish()
+    return 0 if last is None or isinstance(last, Finished) else 1
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")
+    p.add_argument("run_dir")
+    p.add_argument("--devices", type=int, default=1, help="on N GPUs (torchrun + DDP)")
+    p.set_defaults(handler=cmd_run_job)
+    p = sub.add_parser("worker", help="serve the job queue: train queued runs, one at a time (TL_RUNNER=rq)")
+    p.add_argument("--queue", metavar="redis://HOST:PORT", default=None, help="default: TL_REDIS_URL")
+    p.add_argument("--gpu", default=None, help="bind this worker to one GPU (0, 1, ...) or to the cpu")
+    p.add_argument("--runs", default=None, help="the shared folder of run folders (default: TL_RUNS)")
+    p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    p.add_argument("--devices", type=int, default=1, help="train each job on N GPUs at once (torchrun + DDP)")
+    p.set_defaults(handler=cmd_worker)

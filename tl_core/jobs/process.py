@@ -1,0 +1,160 @@
+"""The process runner: a job trained by a child process of its own, and the child's side of it.
+
+`ProcessJob` (on the web server) starts `python -m tl_core run-job RUN_DIR` and follows its run
+folder; `run_here` (in the child, or a pool worker) trains that folder in this process, beats its
+heartbeat, and dies with its parent.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from tl_core.base.config import RunConfig
+from tl_core.base.events import Failed, Progress, Stopped
+from tl_core.base.messages import Message
+from tl_core.base.status import RunStatus
+from tl_core.data.dataset import Dataset
+from tl_core.jobs import runs
+from tl_core.jobs.job import Job
+
+
+class ProcessJob(Job):
+    """A job trained by a child process of its own (`python -m tl_core run-job RUN_DIR`).
+
+    The queue, cap and owner rules are the manager's, as for a thread; the child records events in
+    the run folder and this job's thread follows them there. A crash in native code (a CUDA driver
+    error, the kernel's out-of-memory killer) ends the child only, and its memory goes back to the
+    system when it exits.
+    """
+
+    POLL_S = 0.2
+
+    def _work(self) -> None:
+        if not self._manager.acquire(self):
+            self._record([Stopped.of(Message("job.stopped_in_queue"), epoch=0)])
+            return
+        self.status = RunStatus.RUNNING
+        try:
+            self._follow_child()
+        finally:
+            self._manager.release()
+
+    def _follow_child(self) -> None:
+        tail = runs.EventTail(self.run_dir)
+        with open(self.run_dir / "process.log", "ab") as log:  # the child's tracebacks, for an admin
+            child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir),
+                                      "--devices", str(self.cfg.devices)],
+                                     stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+        asked = False
+        while child.poll() is None:
+            if self._stop.is_set() and not asked:
+                runs.request_stop(self.run_dir)
+                asked = True
+            self._emit_all(tail.read())
+            self._stop.wait(self.POLL_S)
+        self._emit_all(tail.read())
+        if not self.done:  # no terminal event: the child died (killed, or a crash in native code)
+            self._record([Failed(_died_sentence(child.returncode), f"exit status {child.returncode}")])
+
+    def _emit_all(self, events) -> None:
+        for e in events:
+            self._emit(e)
+
+
+def _died_sentence(returncode: int) -> str:
+    how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+    hint = " (SIGKILL: often the system ran out of memory)" if returncode == -signal.SIGKILL else ""
+    return (f"The training process ended unexpectedly ({how}{hint}); the best checkpoint so far is kept. "
+            "Try a smaller batch size or image size, and start again.")
+
+
+def _child_env() -> dict:
+    # the child must import tl_core from the same checkout as this server, wherever it was started
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class _HereJob(Job):
+    """A queued run folder trained by this very process (a process-runner child, a pool worker)."""
+
+    def _emit(self, event) -> None:
+        if isinstance(event, Progress) and event.phase == "weights":
+            runs.append_event(self.run_dir, event)  # _record does not see it; the follower must
+        super()._emit(event)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _die_with_parent() -> None:
+    """The kernel kills this process when its parent dies (Linux): a killed pool worker takes its
+    job with it, so the run ends Interrupted rather than training on unwatched."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the watcher's parent check below still ends it
+
+
+def _watch(job: Job, parent: int, done: threading.Event) -> None:
+    """Beat the heartbeat, turn the stop file (or SIGTERM) into the stop flag, die with the parent."""
+    while not done.wait(runs.HEARTBEAT_EVERY_S if not job._stop.is_set() else 1.0):
+        if os.getppid() != parent:
+            os._exit(137)  # orphaned: as if killed with the parent (PR_SET_PDEATHSIG elsewhere)
+        try:
+            runs.beat(job.run_dir)
+            if runs.stop_requested(job.run_dir):
+                job.stop()
+        except OSError:
+            pass  # shared storage hiccup: the next beat tries again
+
+
+def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
+    """Train the queued run folder `run_dir` in this process; returns its last event.
+
+    Used by the process runner's child and by pool workers. The config is run.json's unless given;
+    the dataset is dataset.json's. Stop: runs.request_stop(run_dir) from anywhere, or SIGTERM.
+    """
+    from tl_core.training.train import train  # deferred: torch (see the note at the top)
+
+    run_dir = Path(run_dir)
+    info = runs.read_json(run_dir / "run.json")
+    if info.get("status") != runs.QUEUED:
+        return None  # already stopped while queued (or run before): nothing to do
+    cfg = cfg or RunConfig.from_dict(info["config"])
+    job = _HereJob(None, cfg, Dataset.load(run_dir / "dataset.json"), run_dir)
+    _die_with_parent()
+    parent, done = os.getppid(), threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: job.stop())
+    runs.beat(run_dir)
+    threading.Thread(target=_watch, args=(job, parent, done), daemon=True, name="tl-watch").start()
+    try:
+        if runs.stop_requested(run_dir):
+            job._stop.set()  # stopped between being queued and starting here
+        job.status = RunStatus.RUNNING
+        job._record(job._attempts(train))
+    finally:
+        done.set()
+    events = job.events()
+    return events[-1] if events else None
+
+
+def run_here_other_rank(run_dir: str | Path) -> None:
+    """A rank other than 0 of a run-job under torchrun: trains its share of the run; rank 0 (run_here)
+    alone writes the folder and watches the stop file, and its stop reaches every rank."""
+    from tl_core.training.train import train  # deferred: torch (see the note at the top)
+
+    run_dir = Path(run_dir)
+    info = runs.read_json(run_dir / "run.json")
+    if info.get("status") not in (runs.QUEUED, runs.RUNNING):
+        return  # stopped while queued: rank 0 skips it too
+    _die_with_parent()
+    for _ in train(RunConfig.from_dict(info["config"]), Dataset.load(run_dir / "dataset.json")):
+        pass
