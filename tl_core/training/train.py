@@ -335,7 +335,7 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         yield run.started(loop.steps_per_epoch)
         if isinstance(loop, FeatureLoop) and cfg.augment != "none":
             # cached features are computed from the plain image: say so rather than pretend
-            yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
+            yield Note.of(Message("train.augment_unused", {"augment": Message(f"train.augment_{cfg.augment}")}))
         if run.class_weights:
             weights = ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights))
             yield Note.of(Message("train.class_weights", {"mode": cfg.class_weights, "weights": weights}))

@@ -17,6 +17,7 @@ import torch
 
 from tl_core.base.atomic import read_json
 from tl_core.base.config import RunConfig
+from tl_core.base.messages import DataError
 from tl_core.data.dataset import Dataset, Item
 from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for
 from tl_core.models.checkpoint import load_model
@@ -82,7 +83,7 @@ class RunFeatures:
 def run_dataset(run_dir: Path) -> Dataset:
     path = Path(run_dir) / "dataset.json"
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir} has no dataset.json (runs made before it was saved cannot do this)")
+        raise DataError("trust.no_dataset_json", run=Path(run_dir).name)
     return Dataset.from_dict(read_json(path))
 
 
