@@ -71,8 +71,8 @@ def _local_tab() -> None:
 
 
 def sources() -> None:
-    hosted = state.server_settings().hosted  # a path on the server is never offered to strangers
-    names = [t("data_tab_folder"), t("data_tab_zip")] + ([] if hosted else [t("data_tab_local")])
+    local = state.offers_server_paths()  # a path on the server is never offered to strangers
+    names = [t("data_tab_folder"), t("data_tab_zip")] + ([t("data_tab_local")] if local else [])
     make_tab, folder_tab, zip_tab, *local, sample_tab = st.tabs([t("bk_tab")] + names + [t("data_tab_sample")],
                                                                 key="data_source_tab")
     with make_tab:
@@ -81,7 +81,7 @@ def sources() -> None:
         with local[0]:
             _local_tab()
     with folder_tab:
-        st.caption(t("data_big_folder_hosted") if hosted else t("data_big_folder", tab=t("data_tab_local")))
+        st.caption(t("data_big_folder", tab=t("data_tab_local")) if local else t("data_big_folder_hosted"))
         files = st.file_uploader(t("data_folder_label"), accept_multiple_files="directory",
                                  help=t("data_folder_help"), key="upload_dir")
         if files:

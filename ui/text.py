@@ -16,6 +16,9 @@ EN = {
     "go_data": "Go to Data", "go_model": "Next: choose a model", "go_train": "Next: train",
     "go_evaluate": "Next: evaluate the result",
     "no_runs": "No finished training run yet. Train a model first.",
+    "run_images_removed": "This run's images were deleted with an old upload (this server keeps a few uploads per "
+                          "session): its scores stay, but its pictures, Grad-CAM, the map and the export's check "
+                          "on its validation images are gone.",
     # sidebar
     "side_data": "Data: {n} images in {k} classes", "side_no_data": "Data: none loaded yet",
     "side_model": "Model: {backbone} · {strategy}", "side_no_run": "Run: none yet",
@@ -323,6 +326,9 @@ ES = {
     "go_data": "Ir a Datos", "go_model": "Siguiente: elegir un modelo", "go_train": "Siguiente: entrenar",
     "go_evaluate": "Siguiente: evaluar el resultado",
     "no_runs": "Todavía no hay ningún entrenamiento terminado. Entrena un modelo primero.",
+    "run_images_removed": "Las imágenes de este entrenamiento se borraron con una subida antigua (este servidor "
+                          "guarda pocas subidas por sesión): sus resultados siguen, pero sus imágenes, Grad-CAM, el "
+                          "mapa y la comprobación de la exportación con sus imágenes de validación ya no.",
     "side_data": "Datos: {n} imágenes en {k} clases", "side_no_data": "Datos: aún no hay ninguno cargado",
     "side_model": "Modelo: {backbone} · {strategy}", "side_no_run": "Entrenamiento: ninguno todavía",
     "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor exactitud {acc:.0%} (época {epoch})",
@@ -702,6 +708,8 @@ EN.update({
     "ex_working_fmt": "Exporting {fmt} and checking it on every validation image…", "ex_done": "Ready",
     "ex_parity": "Checked on {n} validation images: same top answer as the app on {agree:.1%}, "
                  "largest probability difference {diff:.2g} (also in parity.json).",
+    "ex_parity_noise": "Checked on {n} random-noise images only (this run's validation images are gone): largest "
+                       "probability difference {diff:.2g} (also in parity.json).",
     "ex_onnx_button": "Download the ONNX zip", "ex_safetensors_button": "Download the PyTorch zip",
     "ex_unzip": "Unzip {name}, then: python predict.py IMAGE …",
     "ex_emb_title": "Backbone features (.npz, .csv)",
@@ -786,6 +794,8 @@ ES.update({
     "ex_working_fmt": "Exportando {fmt} y comprobándolo con cada imagen de validación…", "ex_done": "Listo",
     "ex_parity": "Comprobado con {n} imágenes de validación: la misma respuesta que la aplicación en el "
                  "{agree:.1%}, diferencia máxima de probabilidad {diff:.2g} (también en parity.json).",
+    "ex_parity_noise": "Comprobado solo con {n} imágenes de ruido aleatorio (las imágenes de validación de este "
+                       "entrenamiento ya no están): diferencia máxima de probabilidad {diff:.2g} (también en parity.json).",
     "ex_onnx_button": "Descargar el zip ONNX", "ex_safetensors_button": "Descargar el zip de PyTorch",
     "ex_unzip": "Descomprime {name} y ejecuta: python predict.py IMAGEN …",
     "ex_emb_title": "Características de la red base (.npz, .csv)",
