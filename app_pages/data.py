@@ -13,6 +13,7 @@ from tl_core.data.dataset import ingest_uploads, load_dataset
 from tl_core.data.decode import load_rgb
 from tl_core.jobs import sessions
 from ui import charts, state
+from ui.buckets import make_classes_tab, offer_open_loaded
 from ui.text import say, t
 from ui.widgets import image_grid, user_errors
 
@@ -71,42 +72,44 @@ def _local_tab() -> None:
 
 
 # The tabs' text keys, in order; the first choice on an empty page opens one of them by its key.
-SOURCE_TABS = ("data_tab_folder", "data_tab_zip", "data_tab_local", "data_tab_sample")
+SOURCE_TABS = ("bk_tab", "data_tab_folder", "data_tab_zip", "data_tab_local", "data_tab_sample")
 
 
 def _open_tab(key: str) -> None:
     # a callback: it runs before the page, so the tabs below are drawn with this one open
-    st.session_state.data_source = t(key)
+    st.session_state.data_source_tab = t(key)
 
 
 def first_choice() -> None:
     """What a newcomer sees first on an empty page: three ways in, one click each."""
     with st.container(border=True):
         st.markdown(f"**{t('data_choice_title')}**")
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns(3)
         with c1:
             if st.button(t("data_choice_sample"), type="primary", key="choice_sample", width="stretch"):
                 _use_sample(state.SAMPLE_DIR)
                 st.rerun()  # the page again, with the dataset: the choice gives way to the overview
             st.caption(t("data_choice_sample_help"))
-        with c2:
-            st.button(t("data_choice_upload"), key="choice_upload", width="stretch", on_click=_open_tab,
-                      args=("data_tab_folder",))
-            st.caption(t("data_choice_upload_help"))
+        for col, key, tab in ((c2, "choice_make", "bk_tab"), (c3, "choice_upload", "data_tab_folder")):
+            with col:
+                st.button(t(f"data_{key}"), key=key, width="stretch", on_click=_open_tab, args=(tab,))
+                st.caption(t(f"data_{key}_help"))
 
 
 def sources() -> None:
-    hosted = state.server_settings().hosted  # a path on the server is never offered to strangers
-    keys = [k for k in SOURCE_TABS if not (hosted and k == "data_tab_local")]
+    local = state.offers_server_paths()  # a path on the server is never offered to strangers
+    keys = [k for k in SOURCE_TABS if local or k != "data_tab_local"]
     labels = [t(k) for k in keys]
-    if st.session_state.get("data_source") not in labels:  # e.g. after a language switch
-        st.session_state.pop("data_source", None)
-    tabs = dict(zip(keys, st.tabs(labels, key="data_source", on_change="rerun")))
-    if "data_tab_local" in tabs:
+    if st.session_state.get("data_source_tab") not in labels:  # e.g. after a language switch
+        st.session_state.pop("data_source_tab", None)
+    tabs = dict(zip(keys, st.tabs(labels, key="data_source_tab", on_change="rerun")))
+    with tabs["bk_tab"]:
+        make_classes_tab()
+    if local:
         with tabs["data_tab_local"]:
             _local_tab()
     with tabs["data_tab_folder"]:
-        st.caption(t("data_big_folder_hosted") if hosted else t("data_big_folder", tab=t("data_tab_local")))
+        st.caption(t("data_big_folder", tab=t("data_tab_local")) if local else t("data_big_folder_hosted"))
         files = st.file_uploader(t("data_folder_label"), accept_multiple_files="directory",
                                  help=t("data_folder_help"), key="upload_dir")
         if files:
@@ -272,6 +275,7 @@ if ds is None:
     st.info(t("data_none_yet"))
 else:
     st.success(t("data_loaded", k=len(ds.classes), n=len(ds.train) + len(ds.val)))
+    offer_open_loaded(ds)
     overview(ds)
     report(ds)
     audit_section(ds)
