@@ -71,3 +71,36 @@ def test_advisor_chart_places_no_point_before_similarity_is_measured():
     assert any(a.text == "you_unmeasured" for a in unmeasured.layout.annotations)
     measured = charts.scenarios(40, 0.42, 100, 0.7, labels)
     assert [list(tr.y) for tr in measured.data] == [[0.42]]
+
+
+def test_an_empty_data_page_starts_with_three_ways_in(env):
+    at = app("app_pages/data.py")
+    assert [b.label for b in at.button if b.key.startswith("choice_")] == [
+        "Use the sample", "Make classes here", "Upload a zip or folder"]
+    at.button(key="choice_upload").click().run()
+    assert at.session_state["data_source_tab"] == "Upload a folder"  # that tab opens
+    at.button(key="choice_make").click().run()
+    assert at.session_state["data_source_tab"] == "Make classes here"
+    at.button(key="choice_sample").click().run()
+    assert not at.exception, at.exception
+    assert len(at.session_state["dataset"].classes) == 4
+    assert not [b for b in at.button if b.key.startswith("choice_")], "with data loaded the choice gives way"
+
+
+def test_sentences_stored_or_sent_as_kinds_render_in_each_language(tmp_path):
+    import pytest
+
+    from tl_core.base.messages import DataError, Message, UserError
+    from tl_core.jobs.process import _died
+    from tl_core.trust.embeddings import run_dataset
+
+    died = _died(-9)  # a process-runner child killed (SIGKILL): the Failed event carries a kind
+    assert "ended unexpectedly" in died.render("en") and "terminó de forma inesperada" in died.render("es")
+    assert "señal 9" in died.render("es") and "exit status" not in _died(3).render("es")
+    with pytest.raises(DataError) as e:  # a run folder without dataset.json: a sentence, not a FileNotFoundError
+        run_dataset(tmp_path)
+    assert isinstance(e.value, UserError) and "dataset.json" in e.value.render("es")
+    skipped = Message("data.skipped_examples", {"n": 1, "examples": "a.png"})
+    assert skipped.render("en") == " Skipped 1 file, e.g. a.png." and "archivo(s)" not in skipped.render("es")
+    assert Message("data.skipped_examples", {"n": 3, "examples": "a.png"}).render("es") == \
+        " Se omitieron 3 archivos, p. ej. a.png."
