@@ -83,7 +83,7 @@ def _open_tab(key: str) -> None:
 def first_choice() -> None:
     """What a newcomer sees first on an empty page: three ways in, one click each."""
     with st.container(border=True):
-        st.markdown(f"**{t('data_choice_title')}**")
+        st.subheader(t("data_choice_title"))
         c1, c2, c3 = st.columns(3)
         with c1:
             if st.button(t("data_choice_sample"), type="primary", key="choice_sample", width="stretch"):
