@@ -166,6 +166,20 @@ def test_compare_page_trains_nothing_until_asked(server, dataset):
     assert calls == [1] and "here for" in texts(again), "the last measured estimate is shown, not re-measured"
 
 
+def test_hosted_visitors_get_the_viewer_toolbar(server):
+    """No Deploy button or developer menu for students and visitors (Streamlit's client.toolbarMode)."""
+    import streamlit as st
+
+    server.setenv("TL_MODE", "hosted")
+    before = st.get_option("client.toolbarMode")
+    try:
+        st.set_option("client.toolbarMode", "auto")
+        session("app_pages/data.py")
+        assert st.get_option("client.toolbarMode") == "viewer"
+    finally:
+        st.set_option("client.toolbarMode", before)
+
+
 def test_class_board_with_no_comparison_says_so(server, tmp_path):
     from tl_core.jobs import classboard
     from tl_core.jobs.settings import new_session_token
