@@ -332,14 +332,12 @@ def advanced(ds, strategy_name: str) -> dict:
     with st.expander(t("m_advanced")):
         c1, c2, c3 = st.columns(3)
         kw = dict(
-            epochs=c1.number_input(t("m_epochs"), 1, state.server_settings().max_epochs, key="m_epochs"),
+            head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
             batch_size=c2.selectbox(t("m_batch"), BATCHES, key="m_batch"),
             image_size=c3.number_input(t("m_imgsize"), 0, 1024, step=16, key="m_imgsize", help=t("m_imgsize_help")),
-            head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
-            device=c2.selectbox(t("m_device"), DEVICES, key="m_device", format_func=lambda d: t(f"m_device_{d}")),
-            early_stop_patience=c3.number_input(t("m_patience"), 0, 100, key="m_patience", help=t("m_patience_help")),
         )
-        kw.update(_optimiser(strategy_name, kw["head"], c1, c2))
+        kw.update(_steps(strategy_name, kw["head"], c1, c2, c3))
+        kw["device"] = c1.selectbox(t("m_device"), DEVICES, key="m_device", format_func=lambda d: t(f"m_device_{d}"))
         gpus = gpu_count()
         if gpus > 1 and state.server_settings().runner != "rq":  # rq: the workers' --devices decide
             kw["devices"] = c3.number_input(t("m_devices"), 1, gpus, key="m_devices", help=t("m_devices_help"))
@@ -356,15 +354,18 @@ def advanced(ds, strategy_name: str) -> dict:
     return kw
 
 
-def _optimiser(strategy_name: str, head: str, c1, c2) -> dict:
-    """Learning rate and optimizer, only where something is trained by gradient steps."""
+def _steps(strategy_name: str, head: str, c1, c2, c3) -> dict:
+    """Epochs, learning rate, optimizer and early stopping: only where something learns by steps."""
     if state.config().replace(strategy=strategy_name, head=head).solves_head:
-        # feature extraction's linear head is solved exactly on the cached features: a learning
-        # rate or optimizer here would change nothing (the Train page says the same)
+        # feature extraction's linear head is solved exactly on the cached features, in one go:
+        # an epoch count, a learning rate or an optimizer here would change nothing
         st.caption(t("m_lr_solved"))
         return {}
-    return dict(lr=c1.select_slider(t("m_lr"), LRS, key="m_lr", format_func=lambda v: f"{v:g}", help=t("m_lr_help")),
-                optimizer=c2.selectbox(t("m_opt"), OPTIMIZERS, key="m_opt"))
+    return dict(
+        epochs=c1.number_input(t("m_epochs"), 1, state.server_settings().max_epochs, key="m_epochs"),
+        lr=c2.select_slider(t("m_lr"), LRS, key="m_lr", format_func=lambda v: f"{v:g}", help=t("m_lr_help")),
+        optimizer=c3.selectbox(t("m_opt"), OPTIMIZERS, key="m_opt"),
+        early_stop_patience=c3.number_input(t("m_patience"), 0, 100, key="m_patience", help=t("m_patience_help")))
 
 
 def augmentation(ds, strategy_name: str) -> str:

@@ -39,7 +39,8 @@ def test_learning_rate_only_where_something_learns_by_steps(env):
     at = app("app_pages/model.py")
     assert at.session_state["config"].solves_head  # the default: feature extraction, solved head
     assert not _lr_shown(at) and not any(w.key == "m_opt" for w in at.selectbox)
-    assert any("no learning rate" in c.value for c in at.caption)
+    assert not any(w.key in ("m_epochs", "m_patience") for w in at.number_input)  # one solve: no epochs
+    assert any("no epochs, learning rate or optimizer" in c.value for c in at.caption)
     at.radio(key="m_head").set_value("mlp").run()  # an MLP head is trained by SGD: the rate matters
     assert _lr_shown(at)
     at.radio(key="m_head").set_value("linear").run()

@@ -169,8 +169,8 @@ EN = {
     "m_patience_help": "0 never stops early.", "m_head": "New last layer", "m_head_linear": "Linear",
     "m_head_mlp": "Small network (MLP)", "m_hidden": "Hidden units", "m_dropout": "Dropout", "m_device": "Device",
     "m_device_auto": "Automatic (a GPU if there is one)", "m_device_cpu": "CPU", "m_device_cuda": "GPU (CUDA)",
-    "m_lr_solved": "The new last layer is solved exactly on the cached features: there is no learning rate or "
-                   "optimizer to choose.",
+    "m_lr_solved": "The new last layer is solved exactly on the cached features, in one go: there are no "
+                   "epochs, learning rate or optimizer to choose.",
     "m_devices": "GPUs for this run",
     "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
@@ -203,8 +203,12 @@ EN = {
     "train_title": "Train",
     "train_need_data": "Load a dataset first.",
     "train_summary": "{backbone} · {strategy} · {epochs} {epochs:plural:epoch|epochs} · learning rate {lr:g} · batch {batch}",
-    "train_summary_solved": "{backbone} · {strategy} · the head is solved exactly (no learning rate) · "
-                            "{epochs} epochs",
+    "train_summary_solved": "{backbone} · {strategy} · the head is solved exactly (no learning rate, no epochs)",
+    "train_finished_solved": "Finished: {acc:.1%} validation accuracy (head solved, {secs:.0f} s).",
+    "prog_features": "Features: {step} / {total} images · {ips:,.0f} images/s",
+    "prog_head": "Solving the head: L2 strength {done} of {total} tried by {folds}-fold cross-validation",
+    "chart_l2": "Head: cross-validated accuracy per L2 strength", "chart_l2_x": "L2 strength (weaker →)",
+    "chart_l2_y": "Held-out accuracy", "chart_l2_chosen": "Chosen",
     "train_start": "Start training", "train_stop": "Stop", "train_stopping": "Stopping after the current step…",
     "train_queued": "Waiting for another training run to finish: position {pos} in line.",
     "train_run_folder": "Run folder: {path}",
@@ -500,8 +504,8 @@ ES = {
     "m_head_mlp": "Red pequeña (MLP)", "m_hidden": "Unidades ocultas", "m_dropout": "Dropout",
     "m_device": "Dispositivo",
     "m_device_auto": "Automático (una GPU si la hay)", "m_device_cpu": "CPU", "m_device_cuda": "GPU (CUDA)",
-    "m_lr_solved": "La nueva última capa se resuelve exactamente sobre las características guardadas: no hay "
-                   "tasa de aprendizaje ni optimizador que elegir.",
+    "m_lr_solved": "La nueva última capa se resuelve exactamente sobre las características guardadas, de una "
+                   "vez: no hay épocas, tasa de aprendizaje ni optimizador que elegir.",
     "m_devices": "GPU para este entrenamiento",
     "m_devices_help": "Más de 1 entrena este único modelo en varias GPU a la vez (PyTorch DDP): cada una toma una parte de cada lote.",
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
@@ -534,8 +538,13 @@ ES = {
     "train_title": "Entrenar",
     "train_need_data": "Primero carga unos datos.",
     "train_summary": "{backbone} · {strategy} · {epochs} {epochs:plural:época|épocas} · tasa de aprendizaje {lr:g} · lote {batch}",
-    "train_summary_solved": "{backbone} · {strategy} · la cabeza se resuelve exactamente (sin tasa de aprendizaje) · "
-                            "{epochs} épocas",
+    "train_summary_solved": "{backbone} · {strategy} · la cabeza se resuelve exactamente (sin tasa de aprendizaje "
+                            "ni épocas)",
+    "train_finished_solved": "Terminado: {acc:.1%} de exactitud en validación (cabeza resuelta, {secs:.0f} s).",
+    "prog_features": "Características: {step} / {total} imágenes · {ips:,.0f} imágenes/s",
+    "prog_head": "Resolviendo la cabeza: fuerza L2 {done} de {total} probada por validación cruzada en {folds} partes",
+    "chart_l2": "Cabeza: exactitud en validación cruzada por fuerza L2", "chart_l2_x": "Fuerza L2 (más débil →)",
+    "chart_l2_y": "Exactitud en lo apartado", "chart_l2_chosen": "Elegida",
     "train_start": "Empezar a entrenar", "train_stop": "Detener",
     "train_stopping": "Deteniendo tras el paso actual…",
     "train_queued": "Esperando a que termine otro entrenamiento: puesto {pos} en la cola.",
