@@ -1,0 +1,57 @@
+"""Small measuring pieces now done by libraries: evaluation metrics (sklearn.metrics), the CPU
+sampler behind the thread policy (psutil), file keys (hashlib.file_digest), hub ids."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from tl_core.models.engines import file_key
+from tl_core.models.sources.hub import hf_split
+from tl_core.training import device
+from tl_core.trust.metrics import evaluation_from_predictions
+
+
+def _item(path, true, probs):
+    return {"path": path, "true": true, "probs": probs}
+
+
+def test_evaluation_counts_by_hand():
+    preds = {"classes": ["cat", "dog", "owl"], "items": [
+        _item("a", 0, [0.9, 0.1, 0.0]), _item("b", 0, [0.2, 0.7, 0.1]), _item("c", 1, [0.1, 0.8, 0.1]),
+        _item("d", 1, [0.1, 0.8, 0.1]), _item("e", 2, [0.6, 0.3, 0.1])]}
+    ev = evaluation_from_predictions(preds)
+    assert ev.confusion == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert ev.accuracy == pytest.approx(3 / 5)
+    cat, dog, owl = ev.per_class
+    assert (cat["precision"], cat["recall"], cat["support"]) == (pytest.approx(0.5), pytest.approx(0.5), 2)
+    assert dog["precision"] == pytest.approx(2 / 3) and dog["recall"] == 1.0 and dog["f1"] == pytest.approx(0.8)
+    assert owl == {"class": "owl", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}  # never predicted
+    assert [w["path"] for w in ev.misclassified] == ["b", "e"]  # most confident mistake first
+
+
+def test_evaluation_of_no_validation_images_is_empty_not_an_error():
+    ev = evaluation_from_predictions({"classes": ["a", "b"], "items": []})
+    assert ev.accuracy == 0.0 and ev.confusion == [[0, 0], [0, 0]] and ev.misclassified == []
+
+
+def test_cpu_sampler_sees_another_process_keep_a_core_busy():
+    since = device.cpu_sample()
+    assert since is not None and 0 <= since[1] <= since[2] and since[3] == device.usable_cores()
+    spin = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    # the child spun for 1.5 s of wall time; even sharing 2 cores with a load of 8 it got 0.2 of one
+    assert device.others_busy_cores(since) > 0.2
+
+
+def test_file_key_is_the_sha1_of_the_bytes(tmp_path):
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"x" * (3 << 20))  # several of file_digest's internal blocks
+    assert file_key(f, "logits") == hashlib.sha1(f.read_bytes()).hexdigest()[:24] + "-logits"
+
+
+def test_hub_ids_split_at_the_revision():
+    assert hf_split("timm/resnet18.a1_in1k") == ("timm/resnet18.a1_in1k", None)
+    assert hf_split("timm/resnet18.a1_in1k@main") == ("timm/resnet18.a1_in1k", "main")
