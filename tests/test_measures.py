@@ -1,16 +1,21 @@
-"""Small measuring pieces now done by libraries: evaluation metrics (sklearn.metrics), the CPU
-sampler behind the thread policy (psutil), file keys (hashlib.file_digest), hub ids."""
+"""Small pieces now done by libraries: evaluation metrics (sklearn.metrics), the CPU sampler behind
+the thread policy (psutil), file keys (hashlib.file_digest), hub ids, the learning-rate schedule
+(timm.scheduler)."""
 from __future__ import annotations
 
 import hashlib
+import math
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from tl_core.base.config import RunConfig
 from tl_core.models.engines import file_key
 from tl_core.models.sources.hub import hf_split
 from tl_core.training import device
+from tl_core.training.steps import StepSchedule
 from tl_core.trust.metrics import evaluation_from_predictions
 
 
@@ -55,3 +60,36 @@ def test_file_key_is_the_sha1_of_the_bytes(tmp_path):
 def test_hub_ids_split_at_the_revision():
     assert hf_split("timm/resnet18.a1_in1k") == ("timm/resnet18.a1_in1k", None)
     assert hf_split("timm/resnet18.a1_in1k@main") == ("timm/resnet18.a1_in1k", "main")
+
+
+def _replaced_lambda(step: int, warmup: int, total: int) -> float:
+    """The hand-written LambdaLR factor that timm's scheduler replaced (kept here as the reference)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+@pytest.mark.parametrize("warmup_epochs", [0, 1, 2])
+def test_learning_rate_curve_is_the_replaced_one_within_a_step(warmup_epochs):
+    cfg = RunConfig(lr=1e-2, epochs=10, warmup_epochs=warmup_epochs)
+    steps_per_epoch = 22
+    warmup, total = warmup_epochs * steps_per_epoch, 10 * steps_per_epoch
+    head, body = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD([{"params": head.parameters(), "lr": 1e-2}, {"params": body.parameters(), "lr": 1e-3}])
+    schedule = StepSchedule(cfg, opt, steps_per_epoch)
+    used = []
+    for _ in range(total):
+        used.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        schedule.step()
+    ours = [1e-2 * _replaced_lambda(k, warmup, total) for k in range(total)]
+    head_lr = [u[0] for u in used]
+    assert head_lr[:warmup] == pytest.approx(ours[:warmup], rel=1e-9)  # the warm-up is the same
+    assert all(lr > 0 for lr in head_lr)  # no wasted step at lr 0
+    # the cosine is one step earlier: never more than pi/2 per decay step of the peak apart (0.7% here)
+    assert max(abs(a - b) for a, b in zip(head_lr, ours)) <= 1e-2 * math.pi / 2 / (total - warmup) + 1e-12
+    assert all(b == pytest.approx(a / 10) for a, b in used)  # the backbone group keeps its 1/10
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)  # the end: 1% of the peak
+    after = head_lr[warmup:]
+    assert all(x >= y for x, y in zip(after, after[1:]))  # decays monotonically after the warm-up

@@ -20,7 +20,7 @@ from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform
 from tl_core.models import engines
 from tl_core.models.heads import classifier_params, head_module
 from tl_core.training import distributed
-from tl_core.training.steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics
+from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics
 
 
 def cache_root() -> Path:
@@ -68,7 +68,7 @@ class FeatureLoop:
         cfg = run.cfg
         self.steps_per_epoch = max(1, -(-len(run.dataset.train) // cfg.batch_size))
         self.optimizer = make_optimizer(cfg, run.groups)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.steps_per_epoch))
+        self.scheduler = StepSchedule(cfg, self.optimizer, self.steps_per_epoch)
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
     def prepare(self):

@@ -43,6 +43,17 @@ def evaluation_from_predictions(preds: dict) -> Evaluation:
                       _per_class(y_true, y_pred, classes), wrong)
 
 
+def right_per_image(run_dir: str | Path) -> tuple:
+    """((validation image path, right at the best checkpoint?), ...) sorted by path, from the run's
+    val_predictions.json: what the verdict's paired test compares. () when the file is missing or unreadable."""
+    try:
+        items = read_json(Path(run_dir) / "val_predictions.json")["items"]
+        return tuple(sorted((it["path"], max(range(len(it["probs"])), key=it["probs"].__getitem__) == it["true"])
+                            for it in items))
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
+
+
 def evaluation(run_dir: str | Path) -> Evaluation:
     """The Evaluation of a run's best checkpoint, from its saved val_predictions.json."""
     return evaluation_from_predictions(read_json(Path(run_dir) / "val_predictions.json"))
