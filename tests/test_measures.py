@@ -1,6 +1,6 @@
 """Small pieces now done by libraries: evaluation metrics (sklearn.metrics), the CPU sampler behind
 the thread policy (psutil), file keys (hashlib.file_digest), hub ids, the learning-rate schedule
-(timm.scheduler)."""
+(timm.scheduler), the PCA map (sklearn.decomposition)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from tl_core.models.engines import file_key
 from tl_core.models.sources.hub import hf_split
 from tl_core.training import device
 from tl_core.training.steps import StepSchedule
+from tl_core.trust.embeddings import project
 from tl_core.trust.metrics import evaluation_from_predictions
 
 
@@ -93,3 +95,14 @@ def test_learning_rate_curve_is_the_replaced_one_within_a_step(warmup_epochs):
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-4)  # the end: 1% of the peak
     after = head_lr[warmup:]
     assert all(x >= y for x, y in zip(after, after[1:]))  # decays monotonically after the warm-up
+
+
+def test_pca_map_is_the_replaced_svd_projection_up_to_sign():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)) @ rng.normal(size=(3, 40)) * 3 + rng.normal(size=(60, 40))
+    xy = project(x, "pca")
+    centred = x - x.mean(0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)  # what the map computed by hand before
+    assert np.allclose(np.abs(xy), np.abs(u[:, :2] * s[:2]), atol=1e-8)
+    assert xy[:, 0].var() >= xy[:, 1].var()
+    assert project(x[:1], "pca").shape == (1, 2) and project(x[:, :1], "pca").shape == (60, 2)

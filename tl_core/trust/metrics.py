@@ -17,8 +17,7 @@ class Evaluation:
 
 
 def _per_class(y_true: list, y_pred: list, classes: list) -> list:
-    # scipy behind sklearn.metrics takes seconds to import: pages import this module at start-up
-    from sklearn.metrics import precision_recall_fscore_support
+    from sklearn.metrics import precision_recall_fscore_support  # seconds to import; pages import this module
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=list(range(len(classes))), zero_division=0)
     return [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -137,9 +137,10 @@ def _winner_messages(ranked: list[Member]) -> tuple[str | None, list, float, lis
     if tied:
         params = {"strategies": [leader.strategy, *(m.strategy for m in tied)], "acc": leader.acc, "points": margin}
         tests = [t for t in (paired(leader, m) for m in tied) if t is not None]
+        names = [m.strategy for m in tied]
         if tests:  # the weakest evidence among the tied: the largest p-value
-            return None, [m.strategy for m in tied], margin, [("too_close_paired", {**params, "p": max(t[2] for t in tests)})]
-        return None, [m.strategy for m in tied], margin, [("too_close", params)]
+            return None, names, margin, [("too_close_paired", {**params, "p": max(t[2] for t in tests)})]
+        return None, names, margin, [("too_close", params)]
     params = {"strategy": leader.strategy, "acc": leader.acc, "points": margin, "runner_up": ranked[1].strategy}
     test = paired(leader, ranked[1])
     if test is not None:
