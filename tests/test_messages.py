@@ -98,7 +98,7 @@ def test_dataset_reasons_and_warnings_survive_a_save(tmp_path):
     ds.save(tmp_path / "ds.json")
     back = Dataset.load(tmp_path / "ds.json")
     assert back.report.skipped[0].reason == Message("data.not_in_class")
-    assert back.report.warnings[0].render("es").startswith("2 imagen(es)")
+    assert back.report.warnings[0].render("es").startswith("2 imágenes aparecen")
 
 
 def test_feature_extraction_says_augmentation_is_unused(shapes):
