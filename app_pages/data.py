@@ -149,12 +149,12 @@ def _audit_key(ds) -> str:
 
 def _features(ds):
     """The chosen backbone's features of every image, or None (with the reason shown) if it cannot run."""
-    from tl_core.trust.embeddings import dataset_features
+    from tl_core.training.features import embed  # deferred: torch, only when the audit compares features
 
     bar = st.progress(0.0, text=t("au_features_working", backbone=state.config().backbone))
     try:
         with user_errors():
-            return dataset_features(state.config(), ds, progress=lambda d, n: bar.progress(d / n))
+            return embed(state.config(), ds.train + ds.val, progress=lambda d, n: bar.progress(d / n))
     finally:
         bar.empty()
 

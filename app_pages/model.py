@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from tl_core.base.atomic import write_bytes_atomic
 from tl_core.base.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from tl_core.data.audit import IMBALANCE_RATIO
 from tl_core.models import catalog, engines, model
@@ -114,7 +115,7 @@ def _save_weights_file(upload) -> None:
     path = state.workspace() / "weights" / state.safe_name(upload.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.stat().st_size != upload.size:
-        path.write_bytes(upload.getvalue())
+        write_bytes_atomic(path, upload.getvalue())  # a half-written weights file would load as garbage
     st.session_state.weights_file = str(path)
 
 
@@ -327,8 +328,11 @@ def strategy(backbone: str) -> tuple[str, int]:
 def advanced(ds, strategy_name: str) -> dict:
     with st.expander(t("m_advanced")):
         c1, c2, c3 = st.columns(3)
+        # a solved head (feature extraction, linear head) has no epochs: the control is not shown
+        solved = strategy_name == "feature_extraction" and st.session_state.get("m_head", "linear") == "linear"
         kw = dict(
-            epochs=c1.number_input(t("m_epochs"), 1, state.server_settings().max_epochs, key="m_epochs"),
+            epochs=state.config().epochs if solved else
+            c1.number_input(t("m_epochs"), 1, state.server_settings().max_epochs, key="m_epochs"),
             batch_size=c2.selectbox(t("m_batch"), BATCHES, key="m_batch"),
             image_size=c3.number_input(t("m_imgsize"), 0, 1024, step=16, key="m_imgsize", help=t("m_imgsize_help")),
             lr=c1.select_slider(t("m_lr"), LRS, key="m_lr", format_func=lambda v: f"{v:g}", help=t("m_lr_help")),

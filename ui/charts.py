@@ -63,6 +63,22 @@ def step_loss(events, labels: dict) -> go.Figure:
     return fig
 
 
+def l2_search(search, labels: dict) -> go.Figure:
+    """The solved head's cross-validated accuracy per L2 strength (log axis), the chosen one marked."""
+    fig = go.Figure()
+    fig.add_scatter(x=search.l2, y=search.cv_acc, mode="lines+markers", name=labels["l2_y"],
+                    line=dict(color="#1f77b4"), showlegend=False)
+    if search.chosen is not None and search.chosen in search.l2:
+        acc = search.cv_acc[search.l2.index(search.chosen)]
+        fig.add_scatter(x=[search.chosen], y=[acc], mode="markers+text", name=labels["l2_chosen"],
+                        marker=dict(symbol="star", size=16, color="#ff7f0e"), text=[labels["l2_chosen"]],
+                        textposition="top center", showlegend=False)
+    fig.update_xaxes(type="log", autorange="reversed", title_text=labels["l2_x"])  # strong (left) to weak
+    fig.update_yaxes(tickformat=".0%", title_text=labels["l2_y"])
+    fig.update_layout(title=labels["l2"], **_LAYOUT)
+    return fig
+
+
 def confusion(matrix: list[list[int]], classes: list[str], normalise: bool, labels: dict) -> go.Figure:
     if normalise:
         z = [[v / max(1, sum(row)) for v in row] for row in matrix]

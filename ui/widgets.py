@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core.base.events import EpochEnd, Progress, Started
+from tl_core.base.events import EpochEnd, HeadSearch, Progress, Started
 from tl_core.base.formatting import duration
 from tl_core.base.messages import UserError
 from tl_core.base.status import RunStatus, status_after
@@ -86,10 +86,16 @@ def image_grid(images: list, captions: list[str], columns: int = 6, width: int =
 def progress_line(events) -> tuple[float, str]:
     """-> (fraction done, one-line text) from the latest Progress/Started events."""
     started = next((e for e in events if isinstance(e, Started)), None)
-    prog = next((e for e in reversed(events) if isinstance(e, Progress)), None)
+    prog = next((e for e in reversed(events) if isinstance(e, (Progress, HeadSearch))), None)
     if prog is None:
         return 0.0, t("prog_starting")
+    if isinstance(prog, HeadSearch):
+        return len(prog.l2) / max(1, prog.total), t("prog_head", done=len(prog.l2), total=prog.total,
+                                                     folds=prog.folds)
     frac = prog.step / prog.total if prog.total else 0.0
+    if prog.phase == "features":  # "features: 412 / 887, 210 img/s"
+        eta = t("prog_eta", eta=_fmt_seconds(prog.eta_s)) if prog.eta_s else ""
+        return min(1.0, frac), t("prog_features", step=prog.step, total=prog.total, ips=prog.images_per_s) + eta
     if prog.phase == "train" and started:
         # whole-run fraction: finished epochs plus this epoch's share
         frac = ((prog.epoch - 1) + frac) / max(1, started.epochs)

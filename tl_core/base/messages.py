@@ -339,12 +339,42 @@ _kinds({
     "train.loss_not_finite_step": ("the loss became {loss} at epoch {epoch}, step {step}: lower the learning rate",
                                    "la pérdida llegó a {loss} en la época {epoch}, paso {step}: baja la tasa de "
                                    "aprendizaje"),
-    "features.computed": ("Features computed with {engine}: {rate:.0f} images/s.{probe}",
-                          "Características calculadas con {engine}: {rate:.0f} imágenes/s.{probe}"),
-    "features.from_cache": ("Features read from the cache, computed with {engine}.{probe}",
-                            "Características leídas de la caché, calculadas con {engine}.{probe}"),
-    "features.probe": (" Measured on this computer, images/s: {rates}.",
-                       " Medido en este ordenador, imágenes/s: {rates}."),
+    "features.computed": ("Features of {n} images computed with {engine} at {rate:.0f} images/s ({cached} read "
+                          "from the cache). Engine: {reason}",
+                          "Características de {n} imágenes calculadas con {engine} a {rate:.0f} imágenes/s ({cached} "
+                          "leídas de la caché). Motor: {reason}"),
+    "features.from_cache": ("Features of all {cached} images read from the cache (computed with {engine}).",
+                            "Características de las {cached} imágenes leídas de la caché (calculadas con {engine})."),
+    "features.cache_write_failed": ("The feature cache could not be written ({detail}): this run goes on without "
+                                    "caching; what the cache held before is kept.",
+                                    "No se pudo escribir en la caché de características ({detail}): este "
+                                    "entrenamiento sigue sin caché; lo que la caché tenía se conserva."),
+    "engine.not_measured": ("PyTorch fp32, at once: the engines have not been measured on this computer yet, so "
+                            "this run spends no time exporting or measuring; they are measured in the background "
+                            "afterwards, for the next run.",
+                            "PyTorch fp32, sin esperar: los motores aún no se han medido en este ordenador, así que "
+                            "este entrenamiento no gasta tiempo en exportar ni medir; se miden en segundo plano "
+                            "después, para el siguiente."),
+    "engine.cuda": ("the GPU.", "la GPU."),
+    "engine.distributed": ("PyTorch on every process alike (several processes share the pass).",
+                           "PyTorch igual en todos los procesos (varios procesos se reparten el cálculo)."),
+    "engine.fallback": ("PyTorch fp32, because the planned engine cannot run this model here ({detail}).",
+                        "PyTorch fp32, porque el motor previsto no puede ejecutar este modelo aquí ({detail})."),
+    "engine.forced": ("{engine}, as TL_ENGINE asks.", "{engine}, como pide TL_ENGINE."),
+    "engine.torch_only": ("PyTorch fp32, the only engine here (about {seconds:.0f} s for {n} images).",
+                          "PyTorch fp32, el único motor aquí (unos {seconds:.0f} s para {n} imágenes)."),
+    "engine.torch_fastest": ("PyTorch fp32, expected {seconds:.0f} s for {n} images, against {other_seconds:.0f} s "
+                             "for the fastest other engine measured here (with its export).",
+                             "PyTorch fp32, previsto {seconds:.0f} s para {n} imágenes, frente a {other_seconds:.0f} "
+                             "s del motor más rápido de los otros medidos aquí (con su exportación)."),
+    "engine.faster_with_export": ("{engine}, expected {seconds:.0f} s for {n} images including its one-time export "
+                                  "({export:.0f} s), against {torch_seconds:.0f} s with PyTorch fp32.",
+                                  "{engine}, previsto {seconds:.0f} s para {n} imágenes con su exportación única "
+                                  "({export:.0f} s), frente a {torch_seconds:.0f} s con PyTorch fp32."),
+    "engine.faster": ("{engine}, expected {seconds:.0f} s for {n} images, against {torch_seconds:.0f} s with "
+                      "PyTorch fp32 (rates measured on this computer).",
+                      "{engine}, previsto {seconds:.0f} s para {n} imágenes, frente a {torch_seconds:.0f} s con "
+                      "PyTorch fp32 (velocidades medidas en este ordenador)."),
     "train.also_not_saved": ("{message} (the best checkpoint could not be saved either: {detail})",
                              "{message} (tampoco se pudo guardar el mejor checkpoint: {detail})"),
     "train.early_stop": ("Stopped early: validation loss has not improved for {patience} epochs; the best epoch "
@@ -376,9 +406,9 @@ _kinds({
                                    "por validación cruzada con las imágenes de entrenamiento), no de una cabeza "
                                    "aleatoria, así que los primeros pasos no alteran las características "
                                    "preentrenadas."),
-    "pool.unreachable": ("The job queue at {url} cannot be reached ({detail}); start Redis (redis-server) or set "
+    "pool.unreachable": ("The queue at {url} does not answer ({detail}); start Redis (redis-server) or set "
                          "TL_REDIS_URL, then try again.",
-                         "No se puede acceder a la cola de trabajos en {url} ({detail}); arranca Redis (redis-server) "
+                         "La cola de trabajos en {url} no responde ({detail}); arranca Redis (redis-server) "
                          "o define TL_REDIS_URL y vuelve a intentarlo."),
     "pool.bad_run_id": ("refused run id {run_id!r}: not a run folder name",
                         "identificador de entrenamiento {run_id!r} rechazado: no es el nombre de una carpeta de "
