@@ -78,7 +78,7 @@ def test_hub_weights_load_from_cache_offline(tmp_path):
         import argparse, contextlib, io, json, torch
         from tl_core.models.sources import hub, weights
         from tl_core.models.model import create_backbone
-        from tl_core.cli.main import main
+        from tl_core.__main__ import main
         from tl_core.base.config import RunConfig
         st = hub.cache_status("{ARCH}")
         model = create_backbone(RunConfig(backbone="{ARCH}", pretrained="hub", strategy="full"), 3)
@@ -105,7 +105,7 @@ MISSING = """
     import json, time
     from tl_core.models.sources import hub, weights
     from tl_core.models.model import create_backbone
-    from tl_core.cli.main import main
+    from tl_core.__main__ import main
     from tl_core.base.config import RunConfig
     t = time.perf_counter()
     try:
@@ -166,7 +166,7 @@ def test_fetch_reports_progress_through_huggingface_hub(tmp_path):
             import json
             from tl_core.models.sources import hub, weights
             from tl_core.models.model import create_backbone
-            from tl_core.cli.main import main
+            from tl_core.__main__ import main
             calls = []
             st0 = hub.cache_status("{ARCH}")
             path = hub.fetch("{ARCH}", lambda done, total: calls.append((done, total)))
