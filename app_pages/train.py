@@ -8,7 +8,7 @@ from tl_core.base.status import RunStatus
 from tl_core.jobs import sessions, settings
 from ui import charts, state
 from ui.text import say, t
-from ui.widgets import energy_line, job_events, progress_line, status_of, user_errors
+from ui.widgets import device_label, energy_line, job_events, progress_line, status_of, user_errors
 
 POLL_SECONDS = 0.5
 CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step",
@@ -42,7 +42,7 @@ def header(events, status: RunStatus, job) -> None:
         st.info(t("train_queued", pos=job.queue_position()), icon=":material/hourglass_top:")
     if started:
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric(t("train_device"), started.device)
+        c1.metric(t("train_device"), device_label(started.device))
         c2.metric(t("train_images"), f"{started.n_train} / {started.n_val}")
         c3.metric(t("train_trainable"), f"{started.trainable_params:,}")
         ips = next((e.images_per_s for e in reversed(events) if hasattr(e, "images_per_s") and e.images_per_s), 0.0)

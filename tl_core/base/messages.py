@@ -8,9 +8,25 @@ loading torch.
 """
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
 LANGS = ("en", "es")
+
+
+class _Formatter(string.Formatter):
+    """str.format plus a plural form per language: "{n} {n:plural:image|images}" gives "1 image",
+    "2 images"; the Spanish table writes its own "{n} {n:plural:imagen|imágenes}". English and
+    Spanish both use the singular for exactly 1 only."""
+
+    def format_field(self, value, format_spec: str):
+        if format_spec.startswith("plural:"):
+            one, _, many = format_spec[len("plural:"):].partition("|")
+            return one if value == 1 else many
+        return super().format_field(value, format_spec)
+
+
+fill = _Formatter().format  # fill(template, **params): a table's template with its parameters
 
 # ---------------------------------------------------------------- the tables
 # One entry per kind: English first, then Spanish. str.format templates over the kind's params.
@@ -87,18 +103,19 @@ _kinds({
     "data.zip_damaged": ("{label} is damaged or not a zip; re-create it and upload again",
                          "{label} está dañado o no es un zip; vuelve a crearlo y súbelo de nuevo"),
     "data.skipped_item": ("{name}: {reason}", "{name}: {reason}"),
-    "data.skipped_examples": (" Skipped {n} file(s), e.g. {examples}.", " Se omitieron {n} archivo(s), p. ej. {examples}."),
-    "data.too_few_classes": ("found {n} class folder(s); a classifier needs at least 2. Put each class's images in "
+    "data.skipped_examples": (" Skipped {n} {n:plural:file|files}, e.g. {examples}.",
+                           " {n:plural:Se omitió|Se omitieron} {n} {n:plural:archivo|archivos}, p. ej. {examples}."),
+    "data.too_few_classes": ("found {n} class {n:plural:folder|folders}; a classifier needs at least 2. Put each class's images in "
                              "its own sub-folder (e.g. data/cats, data/dogs).{skipped}",
-                             "se encontraron {n} carpeta(s) de clase; un clasificador necesita al menos 2. Pon las "
+                             "se {n:plural:encontró|encontraron} {n} {n:plural:carpeta|carpetas} de clase; un clasificador necesita al menos 2. Pon las "
                              "imágenes de cada clase en su propia subcarpeta (p. ej. datos/gatos, datos/perros).{skipped}"),
     "data.no_usable_image": ("no usable image found.{skipped} Upload a folder with one sub-folder of JPEG/PNG images "
                              "per class.",
                              "no se encontró ninguna imagen utilizable.{skipped} Sube una carpeta con una subcarpeta "
                              "de imágenes JPEG/PNG por clase."),
-    "data.empty_classes": ("class folder(s) with no usable image: {names}. Add images there or remove the folder "
+    "data.empty_classes": ("class {n:plural:folder|folders} with no usable image: {names}. Add images there or remove the folder "
                            "(see the skipped-files list).",
-                           "carpeta(s) de clase sin ninguna imagen utilizable: {names}. Añade imágenes o quita la "
+                           "{n:plural:carpeta|carpetas} de clase sin ninguna imagen utilizable: {names}. Añade imágenes o quita la "
                            "carpeta (mira la lista de archivos omitidos)."),
     "data.one_class": ("found one class folder ('{name}'); a classifier needs at least 2. Put each class's images "
                        "in its own sub-folder next to it (e.g. data/cats, data/dogs).",
@@ -133,8 +150,8 @@ _kinds({
                          "at least one more image",
                          "sin imagen de validación para: {names} (solo una imagen); no se puede medir su exactitud: "
                          "añade al menos una imagen más"),
-    "data.warn_duplicates": ("{n} image(s) appear in more than one class; check their labels (listed under duplicates)",
-                             "{n} imagen(es) aparecen en más de una clase; revisa sus etiquetas (en la lista de "
+    "data.warn_duplicates": ("{n} {n:plural:image appears|images appear} in more than one class; check their labels (listed under duplicates)",
+                             "{n} {n:plural:imagen aparece|imágenes aparecen} en más de una clase; revisa sus etiquetas (en la lista de "
                              "duplicados)"),
 })
 
@@ -381,6 +398,8 @@ _kinds({
                          "({best}) is kept.",
                          "Parada anticipada: la pérdida de validación no ha mejorado en {patience} épocas; se "
                          "conserva la mejor época ({best})."),
+    "train.augment_light": ("light", "suave"),
+    "train.augment_strong": ("strong", "fuerte"),
     "train.augment_unused": ("Augmentation '{augment}' is not used with feature extraction: each image's features "
                              "are computed once and cached from the plain image. Fine-tune (partial or full) to use "
                              "augmentation.",
@@ -423,11 +442,25 @@ _kinds({
                             "La pérdida ponderada por clase está activada ({mode}): cada clase cuenta lo mismo que "
                             "las demás, tenga las imágenes que tenga (pesos {weights})."),
     "train.stopped_by_user": ("Stopped by the user.", "Detenido por el usuario."),
+    "trust.no_dataset_json": ("The run {run} has no record of its images (dataset.json: runs made before it was "
+                              "saved cannot do this); train it again to use this.",
+                              "El entrenamiento {run} no guarda la lista de sus imágenes (dataset.json: los "
+                              "entrenamientos anteriores a ese archivo no pueden hacer esto); vuelve a entrenarlo "
+                              "para usarlo."),
+    "audit.dropped": ("left out by the audit (a copy of {other})", "dejada fuera por la auditoría (copia de {other})"),
     # ------------------------------------------------ jobs
     "job.oom_retry": ("Out of memory on the GPU at batch size {batch}: retrying once automatically with batch size "
                       "{half}.",
                       "Sin memoria en la GPU con tamaño de lote {batch}: se reintenta una vez automáticamente con "
                       "tamaño de lote {half}."),
+    "job.child_died": ("The training process ended unexpectedly ({how}); the best checkpoint so far is kept. Try a "
+                       "smaller batch size or image size, and start again.",
+                       "El proceso de entrenamiento terminó de forma inesperada ({how}); se conserva el mejor modelo "
+                       "guardado hasta ahora. Prueba con un tamaño de lote o de imagen menor y vuelve a empezar."),
+    "job.how_signal": ("signal {signal}", "señal {signal}"),
+    "job.how_killed": ("signal {signal}, SIGKILL: often the system ran out of memory",
+                       "señal {signal}, SIGKILL: a menudo el sistema se quedó sin memoria"),
+    "job.how_exit": ("exit status {status}", "código de salida {status}"),
     "job.stopped_in_queue": ("Stopped before it started (it was queued).",
                              "Detenido antes de empezar (estaba en la cola)."),
     "job.not_recorded": ("The run could not be recorded: {detail}", "No se pudo registrar el entrenamiento: {detail}"),
@@ -519,11 +552,6 @@ _kinds({
                                           "84.2%.",
                                           "El Lite más grande, a 260 px: hormigas/abejas 96,7% con una sonda lineal, "
                                           "TrashNet 84,2%."),
-    "catalog.why_test_vit3": ("A toy ViT with real ImageNet weights: for classrooms and quick experiments.",
-                              "Un ViT de juguete con pesos reales de ImageNet: para clases y experimentos rápidos."),
-    "catalog.why_test_convnext2": ("A toy ConvNeXt with real ImageNet weights: the fastest way to see the whole flow.",
-                                   "Un ConvNeXt de juguete con pesos reales de ImageNet: la forma más rápida de ver "
-                                   "todo el proceso."),
     "catalog.why_mobilenetv3_large_100": ("Built for phones: the best accuracy per second on a laptop CPU.",
                                           "Hecho para móviles: la mejor exactitud por segundo en la CPU de un "
                                           "portátil."),
@@ -558,6 +586,17 @@ _kinds({
         "points ahead, within the noise of this many validation images).",
         "Demasiado igualado para decidir entre {strategies}: sus intervalos del 95% se solapan (el "
         "primero saca {points:.1f} puntos, dentro del ruido de tan pocas imágenes de validación)."),
+    "verdict.winner_paired": ("{strategy} wins with {acc:.1%}, {points:.1f} points ahead of {runner_up}: on the same "
+        "validation images it got {only_leader} right that {runner_up} got wrong, and only {only_runner_up} the "
+        "other way round; chance alone would rarely do that (paired test, p = {p:.3f}).",
+        "Gana {strategy} con {acc:.1%}, {points:.1f} puntos por delante de {runner_up}: con las mismas imágenes "
+        "de validación acertó {only_leader} que {runner_up} falló, y solo {only_runner_up} al revés; el azar "
+        "rara vez daría eso (prueba pareada, p = {p:.3f})."),
+    "verdict.too_close_paired": ("Too close to call between {strategies}: the leader is {points:.1f} points ahead, but on "
+        "the same validation images they disagree on too few images to rule out chance (paired test, p = {p:.2f}).",
+        "Demasiado igualado para decidir entre {strategies}: el primero saca {points:.1f} puntos, pero con las "
+        "mismas imágenes de validación discrepan en muy pocas para descartar el azar (prueba pareada, "
+        "p = {p:.2f})."),
     "verdict.helped": ("Pretraining helped: {strategy} is {points:.1f} points above training from scratch.",
         "El preentrenamiento ayudó: {strategy} queda {points:.1f} puntos por encima del entrenamiento "
         "desde cero."),
@@ -602,7 +641,7 @@ class Message:
         """The sentence in `lang` ("en" or "es"); English where a kind has no translation."""
         table = ES if lang == "es" else EN
         template = table.get(self.kind) or EN[self.kind]
-        return template.format(**{k: _render_param(v, lang) for k, v in self.params.items()})
+        return fill(template, **{k: _render_param(v, lang) for k, v in self.params.items()})
 
     def __str__(self) -> str:
         return self.render("en")

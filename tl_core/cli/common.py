@@ -6,6 +6,7 @@ import sys
 
 from tqdm import tqdm
 
+from tl_core.base.config import DEFAULT_AUGMENT
 from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Progress, Started, Stopped
 
 # Modules that load torch are imported inside the commands that use them: `python -m tl_core runs`
@@ -13,7 +14,7 @@ from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Pr
 
 
 def default_augment(strategy: str) -> str:
-    return "none" if strategy == "feature_extraction" else "light"
+    return DEFAULT_AUGMENT[strategy]
 
 
 def print_report(ds) -> None:
