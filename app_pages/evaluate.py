@@ -256,16 +256,18 @@ with one:
                 confusion(ev)
             with right:
                 per_class(ev)
-            mistakes(ev)
+            if not info.images_removed:  # the pictures are gone; pick_run said so
+                mistakes(ev)
             st.divider()
             confidence(info)
             st.divider()
-            out_of_domain(info)
-            st.divider()
-            data_curve(info)
-            st.divider()
-            wrong_folder(info)
-            st.divider()
-            feature_map(info)
+            out_of_domain(info)  # the bank is in the run folder: it works after the images are gone
+            if not info.images_removed:
+                st.divider()
+                data_curve(info)
+                st.divider()
+                wrong_folder(info)
+                st.divider()
+                feature_map(info)
 with many:
     compare()

@@ -32,6 +32,7 @@ class ExportResult:
     agreement: float = 1.0  # share of those images whose top-1 class matches the app's
     n_images: int = 0
     folder: str = ""  # the unpacked export the zip was made from
+    images: str = "validation"  # what parity was checked on: "validation", or "noise" when they are gone
     ood_agreement: float | None = None  # share of images with the app's "none of these" decision (None: no bank)
 
 
@@ -88,7 +89,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     zip_path = out_dir / f"{folder.name}.zip"
     write_bytes_atomic(zip_path, zip_folder(folder))
     return ExportResult(str(zip_path), parity["max_abs_prob_diff"], parity["top1_agreement"], parity["n_images"],
-                        str(folder), parity.get("ood_agreement"))
+                        str(folder), parity["images"], parity.get("ood_agreement"))
 
 
 def _portable(cal) -> dict:

@@ -179,6 +179,8 @@ def build(run_dir: str | Path, progress=None) -> OutOfDomain:
     from tl_core.trust.embeddings import run_features  # deferred: torch, for building only
 
     rf = run_features(run_dir, progress)
+    if not rf.split_mask("train").any():
+        raise FileNotFoundError(f"{run_dir}: none of its training images is still there")
     ood, bank = fit(rf.features[rf.split_mask("train")], rf.features[rf.split_mask("val")])
     save(run_dir, ood, bank)
     return ood
