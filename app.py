@@ -35,6 +35,7 @@ if state.server_settings().hosted and classboard.teacher_token_set():
 
 # url_path stays English so links and bookmarks survive a language switch
 pg = st.navigation([st.Page(path, title=t(key), icon=icon, url_path=key[4:]) for path, key, icon in PAGES])
-state.sync_job_param()
+state.sync_url()  # before the page: the dataset, settings and job the URL names come back first
 pg.run()
 sidebar_status()  # after the page, so it shows what the page just did (e.g. a dataset loaded)
+state.sync_url()  # after it too: what the page just chose stays in the URL

@@ -12,7 +12,7 @@ from tl_core.jobs import compare, sessions, settings
 from tl_core.training import estimate as timing
 from tl_core.trust.verdict import render, wilson
 from ui import charts, state
-from ui.text import t
+from ui.text import say, t
 from ui.widgets import energy_how, user_errors
 
 POLL_SECONDS = 1.0
@@ -111,6 +111,8 @@ def live(group_path) -> None:
     group = compare.read_group(group_path)
     # running: ended is None and this server process runs it (after a restart it never will)
     running = group.get("ended") is None and group["id"] in state.compare_groups()
+    if group.get("error"):  # it ended early: the queue did not answer, the disk filled
+        st.error(say(group["error"]), icon=":material/error:")
     leaderboard(group, running)
     if not running and st.session_state.get("cmp_polling"):
         st.session_state.cmp_polling = False

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from tl_core.base.atomic import write_bytes_atomic
 from tl_core.base.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
 from tl_core.data.audit import IMBALANCE_RATIO
 from tl_core.models import catalog, engines, model
@@ -114,7 +115,7 @@ def _save_weights_file(upload) -> None:
     path = state.workspace() / "weights" / state.safe_name(upload.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.stat().st_size != upload.size:
-        path.write_bytes(upload.getvalue())
+        write_bytes_atomic(path, upload.getvalue())  # a half-written weights file would load as garbage
     st.session_state.weights_file = str(path)
 
 

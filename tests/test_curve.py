@@ -30,7 +30,7 @@ def test_subsets_are_stratified_and_never_empty():
 
 
 def test_the_curve_rises_on_a_data_starved_task_and_names_the_classes():
-    x, y, xv, yv = gaussian_task(n_per_class=40, n_val=150, dims=256, separation=4.0, seed=1)
+    x, y, xv, yv = gaussian_task(n_per_class=40, n_val=150, dims=256, separation=3.0, seed=1)
     c = curve.measure(x, y, xv, yv, 3, l2=1e-3)
     s = curve.summary(c, ["glass", "metal", "paper"])
     assert s["overall"]["mean"][-1] > s["overall"]["mean"][0]
@@ -52,10 +52,9 @@ def test_the_curve_is_flat_on_a_saturated_task():
 
 def test_seeds_that_disagree_more_than_the_gain_are_too_wide_to_tell():
     # a gain of 3 points per doubling, and seeds 10 points apart
-    fake = {"n": [20, 40, 60, 80, 100], "overall": [[.6, .7], [.60, .70], [.62, .72], [.63, .73], [.64]],
+    fake = {"n": [20, 40, 60, 80, 100], "overall": [[.6, .7], [.60, .70], [.62, .72], [.63, .73], [.69]],
             "per_class": []}
     message = curve.reading(fake, ["a", "b"])
     assert message.kind == "curve.too_wide"
     assert message.render("en").startswith("Too uncertain to tell")
-    assert curve.gain_per_doubling(fake["n"], fake["overall"]) == pytest.approx(100 * 0.04 / np.log2(100 / 40),
-                                                                                  rel=0.1)
+    assert 2.0 < curve.gain_per_doubling(fake["n"], fake["overall"]) < curve.spread(fake["overall"]) == pytest.approx(10.0)

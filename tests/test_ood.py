@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_cfg
-from tl_core.data.synthetic import draw_shape
+from tl_core.base.config import RunConfig
+from tl_core.data.dataset import load_dataset
+from tl_core.data.synthetic import draw_shape, make_shapes_dataset
 from tl_core.jobs import runs
 from tl_core.serving.predict import NONE_OF_THESE, Predictor
 from tl_core.training.train import train
@@ -21,23 +22,31 @@ from tl_core.trust import ood
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SIZE = 64
+
+
 def _write(root: Path, shape: str, n: int, seed: int) -> list[str]:
+    """JPEGs like the training images (the same quality: PNGs of the same shapes sit further away)."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(n):
         p = root / f"{shape}_{seed}_{i}.jpg"
-        draw_shape(shape, 48, rng, colour_coded=True).save(p, quality=92)
+        draw_shape(shape, SIZE, rng, colour_coded=True).save(p, quality=92)
         paths.append(str(p))
     return paths
 
 
 @pytest.fixture(scope="module")
-def feature_run(shapes, pretrained_run, tmp_path_factory):
-    """Feature extraction on circles, squares and triangles; its bank is built as the run finishes."""
-    cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=5)
-    run_dir = runs.create_run(tmp_path_factory.mktemp("runs"), cfg, shapes.classes, shapes.to_dict())
-    events = list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
+def feature_run(tmp_path_factory):
+    """The app's default run (EfficientNet-Lite0 with its packaged ImageNet weights, feature
+    extraction) on circles, squares and triangles; its bank is built as the run finishes."""
+    data = make_shapes_dataset(tmp_path_factory.mktemp("ood") / "shapes", per_class=60, size=SIZE,
+                               colour_coded=True, fmt="jpg")
+    ds = load_dataset(data)
+    cfg = RunConfig(image_size=SIZE, epochs=3, device="cpu")
+    run_dir = runs.create_run(tmp_path_factory.mktemp("runs"), cfg, ds.classes, ds.to_dict())
+    events = list(runs.record(run_dir, train(cfg, ds, run_dir=run_dir)))
     assert type(events[-1]).__name__ == "Finished", events[-1]
     assert any(getattr(e, "kind", "") == "ood.built" for e in events)
     return run_dir
@@ -65,7 +74,7 @@ def test_a_held_out_kind_is_none_of_these_and_new_in_domain_images_keep_their_an
     assert ood.load_bank(feature_run).dtype == np.float16
     pred = Predictor(feature_run)
     stars = _write(tmp_path / "stars", "star", 20, seed=7)  # a shape the run never saw
-    fresh = [p for shape in ("circle", "square", "triangle") for p in _write(tmp_path / shape, shape, 10, seed=8)]
+    fresh = [p for shape in ("circle", "square", "triangle") for p in _write(tmp_path / shape, shape, 15, seed=8)]
     away = pred.answers(stars)
     home = pred.answers(fresh)  # images the bank and the threshold never saw
     assert sum(a["answer"] == NONE_OF_THESE for a in away) >= 0.9 * len(away), [a["ood_score"] for a in away]

@@ -98,6 +98,7 @@ def _keep(what: str, payload: dict) -> None:
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, payload)
+    st.session_state[f"url_{what}"] = name  # sync_url puts it back after a page switch
     st.query_params[_SAVED[what][0]] = name
 
 
@@ -107,9 +108,25 @@ def _restore(what: str) -> dict | None:
     if not _NAME.fullmatch(name):  # from a URL: never a path
         return None
     try:
-        return read_json(_saved_path(what, name))
+        payload = read_json(_saved_path(what, name))
     except (OSError, ValueError):
         return None
+    st.session_state[f"url_{what}"] = name
+    return payload
+
+
+def sync_url() -> None:
+    """Put the session (?s=), its dataset (?data=), settings (?cfg=) and job (?job=, ?run=) back
+    in the URL on every script run: switching pages starts from a bare URL (st.navigation drops
+    the query string), and a refresh there would otherwise lose them all."""
+    qp = st.query_params
+    if qp.get("s") != session_id():
+        qp["s"] = session_id()
+    for what, (param, _) in _SAVED.items():
+        name = st.session_state.get(f"url_{what}")
+        if name and qp.get(param) != name:
+            qp[param] = name
+    sync_job_param()
 
 
 def dataset():

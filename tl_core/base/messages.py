@@ -376,9 +376,9 @@ _kinds({
                                    "por validación cruzada con las imágenes de entrenamiento), no de una cabeza "
                                    "aleatoria, así que los primeros pasos no alteran las características "
                                    "preentrenadas."),
-    "pool.unreachable": ("The job queue at {url} cannot be reached ({detail}); start Redis (redis-server) or set "
+    "pool.unreachable": ("The queue at {url} does not answer ({detail}); start Redis (redis-server) or set "
                          "TL_REDIS_URL, then try again.",
-                         "No se puede acceder a la cola de trabajos en {url} ({detail}); arranca Redis (redis-server) "
+                         "La cola de trabajos en {url} no responde ({detail}); arranca Redis (redis-server) "
                          "o define TL_REDIS_URL y vuelve a intentarlo."),
     "pool.bad_run_id": ("refused run id {run_id!r}: not a run folder name",
                         "identificador de entrenamiento {run_id!r} rechazado: no es el nombre de una carpeta de "

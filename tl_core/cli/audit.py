@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("audit", help="duplicates, train/val leakage, conflicting labels, class counts")
     p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
     p.add_argument("--backbone", default="", help="also compare backbone features (e.g. tf_efficientnet_lite0)")
-    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR (with --backbone)")
+    p.add_argument("--pretrained", default="auto",
+                   help="auto | package | hub | none | FILE | run:RUN_DIR (with --backbone)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run)

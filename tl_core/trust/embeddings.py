@@ -8,14 +8,13 @@ reproduces the head (the snippet proves it on the validation split).
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tl_core.base.atomic import read_json
+from tl_core.base.atomic import open_atomic, read_json, write_json_atomic, write_text_atomic
 from tl_core.base.config import RunConfig
 from tl_core.data.dataset import Dataset, Item
 from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for
@@ -113,15 +112,14 @@ def export_embeddings(run_dir: str | Path, out_dir: str | Path, progress=None) -
     files = [_relative(p, root) for p in rf.paths]
     np.savez_compressed(out / "embeddings.npz", features=rf.features, labels=rf.labels,
                         files=np.array(files), splits=np.array(rf.splits), classes=np.array(rf.classes))
-    with open(out / "embeddings.csv", "w", newline="", encoding="utf-8") as f:
+    with open_atomic(out / "embeddings.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["file", "split", "label", *[f"f{i}" for i in range(rf.features.shape[1])]])
         for name, split, label, row in zip(files, rf.splits, rf.labels, rf.features):
             w.writerow([name, split, rf.classes[label], *(f"{v:.7g}" for v in row)])
-    (out / "sklearn_check.py").write_text(sklearn_snippet(rf.val_acc, head_c(run_dir, rf), _class_weight(run_dir)),
-                                          encoding="utf-8")
-    (out / "embeddings.json").write_text(json.dumps({"head_val_acc": rf.val_acc, "classes": rf.classes,
-                                                     "dims": int(rf.features.shape[1])}, indent=1))
+    write_text_atomic(out / "sklearn_check.py", sklearn_snippet(rf.val_acc, head_c(run_dir, rf), _class_weight(run_dir)))
+    write_json_atomic(out / "embeddings.json", {"head_val_acc": rf.val_acc, "classes": rf.classes,
+                                                "dims": int(rf.features.shape[1])})
     return {"npz": str(out / "embeddings.npz"), "csv": str(out / "embeddings.csv"),
             "snippet": str(out / "sklearn_check.py"), "head_val_acc": rf.val_acc}
 
