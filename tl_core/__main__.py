@@ -251,11 +251,11 @@ def cmd_audit(a) -> int:
     _print_report(ds)
     features = None
     if a.backbone:
-        from tl_core.trust.embeddings import dataset_features  # deferred: torch (see the note at the top)
+        from tl_core.training.features import embed  # deferred: torch (see the note at the top)
 
         cfg = RunConfig(backbone=a.backbone, pretrained=a.pretrained)
         print(f"computing {a.backbone} features of {len(ds.train) + len(ds.val)} images...", file=sys.stderr)
-        features = dataset_features(cfg, ds)
+        features = embed(cfg, ds.train + ds.val)
     report = audit(ds, features)
     for p in report.pairs:
         print(f"{p.kind} ({p.where}, {p.method} {p.similarity:.3f}): {p.a} <-> {p.b}", file=sys.stderr)
