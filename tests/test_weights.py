@@ -76,10 +76,10 @@ def test_hub_weights_load_from_cache_offline(tmp_path):
     torch.save(state, tmp_path / "expected.pt")
     out = _run_py(f"""
         import argparse, contextlib, io, json, torch
-        from tl_core import hub, weights
-        from tl_core.model import create_backbone
+        from tl_core.models.sources import hub, weights
+        from tl_core.models.model import create_backbone
         from tl_core.__main__ import main
-        from tl_core.config import RunConfig
+        from tl_core.base.config import RunConfig
         st = hub.cache_status("{ARCH}")
         model = create_backbone(RunConfig(backbone="{ARCH}", pretrained="hub", strategy="full"), 3)
         expected = torch.load(r"{tmp_path / 'expected.pt'}", weights_only=True)
@@ -102,10 +102,10 @@ def test_hub_weights_load_from_cache_offline(tmp_path):
 
 MISSING = """
     import json, time
-    from tl_core import hub, weights
-    from tl_core.model import create_backbone
+    from tl_core.models.sources import hub, weights
+    from tl_core.models.model import create_backbone
     from tl_core.__main__ import main
-    from tl_core.config import RunConfig
+    from tl_core.base.config import RunConfig
     t = time.perf_counter()
     try:
         create_backbone(RunConfig(backbone="{arch}", pretrained="hub"), 2)
@@ -163,8 +163,8 @@ def test_fetch_reports_progress_through_huggingface_hub(tmp_path):
     try:
         out = _run_py(f"""
             import json
-            from tl_core import hub, weights
-            from tl_core.model import create_backbone
+            from tl_core.models.sources import hub, weights
+            from tl_core.models.model import create_backbone
             from tl_core.__main__ import main
             calls = []
             st0 = hub.cache_status("{ARCH}")

@@ -296,8 +296,9 @@ EN = {
     "cmp_col_strategy": "Strategy", "cmp_col_status": "Status", "cmp_col_acc": "Accuracy",
     "cmp_col_interval": "95% interval", "cmp_col_time": "Time", "cmp_col_energy": "Energy (Wh)",
     "cmp_col_how": "Energy from",
-    "cmp_interval_help": "Each accuracy carries a 95% Wilson interval from the number of validation images: "
-                         "a winner is named only when the intervals do not overlap.",
+    "cmp_interval_help": "Each accuracy carries a 95% Wilson interval from the number of validation images. All "
+                         "members are scored on the same images, so a winner is named only when a paired test "
+                         "(McNemar's) says the images they disagree on are more one-sided than chance.",
     "cmp_curves": "Validation accuracy of every run", "cmp_no_verdict": "The verdict appears when the first run ends.",
     "cmp_time_vs": "Announced {est}, took {actual}.",
     "cmp_pick": "Comparison", "cmp_none": "No comparison yet.",
@@ -636,7 +637,9 @@ ES = {
     "cmp_col_interval": "Intervalo del 95%", "cmp_col_time": "Tiempo", "cmp_col_energy": "Energía (Wh)",
     "cmp_col_how": "Energía según",
     "cmp_interval_help": "Cada exactitud lleva un intervalo de Wilson del 95% según el número de imágenes de "
-                         "validación: solo hay ganador cuando los intervalos no se solapan.",
+                         "validación. Todos se evalúan con las mismas imágenes, así que solo hay ganador cuando una "
+                         "prueba pareada (la de McNemar) dice que las imágenes en que discrepan se inclinan hacia "
+                         "un lado más de lo que daría el azar.",
     "cmp_curves": "Exactitud en validación de cada entrenamiento",
     "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
     "cmp_time_vs": "Anunciado {est}, tardó {actual}.",

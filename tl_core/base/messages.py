@@ -586,6 +586,17 @@ _kinds({
         "points ahead, within the noise of this many validation images).",
         "Demasiado igualado para decidir entre {strategies}: sus intervalos del 95% se solapan (el "
         "primero saca {points:.1f} puntos, dentro del ruido de tan pocas imágenes de validación)."),
+    "verdict.winner_paired": ("{strategy} wins with {acc:.1%}, {points:.1f} points ahead of {runner_up}: on the same "
+        "validation images it got {only_leader} right that {runner_up} got wrong, and only {only_runner_up} the "
+        "other way round; chance alone would rarely do that (paired test, p = {p:.3f}).",
+        "Gana {strategy} con {acc:.1%}, {points:.1f} puntos por delante de {runner_up}: con las mismas imágenes "
+        "de validación acertó {only_leader} que {runner_up} falló, y solo {only_runner_up} al revés; el azar "
+        "rara vez daría eso (prueba pareada, p = {p:.3f})."),
+    "verdict.too_close_paired": ("Too close to call between {strategies}: the leader is {points:.1f} points ahead, but on "
+        "the same validation images they disagree on too few images to rule out chance (paired test, p = {p:.2f}).",
+        "Demasiado igualado para decidir entre {strategies}: el primero saca {points:.1f} puntos, pero con las "
+        "mismas imágenes de validación discrepan en muy pocas para descartar el azar (prueba pareada, "
+        "p = {p:.2f})."),
     "verdict.helped": ("Pretraining helped: {strategy} is {points:.1f} points above training from scratch.",
         "El preentrenamiento ayudó: {strategy} queda {points:.1f} puntos por encima del entrenamiento "
         "desde cero."),
