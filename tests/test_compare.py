@@ -206,7 +206,10 @@ def test_run_json_records_time_and_energy(shapes, tmp_path):
     run_dir = runs.create_run(tmp_path, cfg, shapes.classes)
     list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
     energy = runs.read_json(run_dir / "run.json")["energy"]
-    assert energy["wall_s"] > 0 and energy["wh"] >= 0 and energy["source"] in ("rapl", "nvml", "estimate")
+    assert energy["wall_s"] > 0 and energy["cpu_s"] > 0 and energy["source"] in ("rapl", "nvml", "estimate")
+    assert energy["joules"] > 0 and energy["wh"] == pytest.approx(energy["joules"] / 3600, abs=1e-5)
+    if energy["estimate"]:  # the stated power times the job's own CPU time, nothing else
+        assert energy["joules"] == pytest.approx(energy["cpu_s"] * energy["stated_watts"], rel=0.01, abs=0.01)
 
 
 # ------------------------------------------------------------------ the measured advisor
