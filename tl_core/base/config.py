@@ -57,6 +57,9 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    # partial: the frozen stages run once on a few augmented views per image and only the tail
+    # trains on their cached output (tl_core/training/activations.py); False: the plain loop
+    activation_cache: bool = True
     class_weights: str = "auto"  # loss weighted by 1/class share: auto | on | off
     devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
     # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the

@@ -269,10 +269,12 @@ _kinds({
                           "{name}={raw!r} es negativo; ponlo a 0 o más, o quítalo."),
     "settings.bad_mode": ("TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).",
                           "TL_MODE={mode!r} no es un modo; usa 'local' (un usuario) o 'hosted' (muchos usuarios)."),
-    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'thread' (the default), 'process' (a process "
-                            "per job) or 'rq' (worker processes on a Redis queue, TL_REDIS_URL).",
-                            "TL_RUNNER={runner!r} no es un ejecutor; usa 'thread' (por defecto), 'process' (un "
-                            "proceso por trabajo) o 'rq' (procesos trabajadores en una cola Redis, TL_REDIS_URL)."),
+    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'process' (a process per job, the local "
+                            "default), 'thread' (the hosted default) or 'rq' (worker processes on a Redis queue, "
+                            "TL_REDIS_URL).",
+                            "TL_RUNNER={runner!r} no es un ejecutor; usa 'process' (un proceso por trabajo, por "
+                            "defecto en local), 'thread' (por defecto en hosted) o 'rq' (procesos trabajadores en "
+                            "una cola Redis, TL_REDIS_URL)."),
     "settings.at_least_one": ("{name} must be at least 1.", "{name} debe ser al menos 1."),
     "settings.bad_token": ("the session token is not valid; reload the page to start a new session.",
                            "el identificador de sesión no es válido; recarga la página para empezar una sesión nueva."),
@@ -333,6 +335,22 @@ _kinds({
                              "la imagen sin cambios. Usa ajuste fino (parcial o completo) para aumentar datos."),
     "train.distributed": ("Training on {n} processes ({device}, DistributedDataParallel).",
                           "Entrenando en {n} procesos ({device}, DistributedDataParallel)."),
+    "train.activations": ("Partial fine-tuning from cached activations: the frozen stages run once, on {views} "
+                          "augmented view(s) of each training image ({mb:.0f} MB kept in memory); each epoch trains "
+                          "only the last stages.",
+                          "Ajuste fino parcial a partir de activaciones guardadas: las etapas congeladas se ejecutan "
+                          "una sola vez, sobre {views} vista(s) aumentada(s) de cada imagen de entrenamiento ({mb:.0f} "
+                          "MB en memoria); cada época entrena solo las últimas etapas."),
+    "train.activations_too_big": ("The frozen stages' output would need {mb:.0f} MB, over the {cap} MB limit "
+                                  "(TL_ACTIVATION_CACHE_MB): every image goes through the whole network each epoch "
+                                  "instead, which is slower.",
+                                  "La salida de las etapas congeladas necesitaría {mb:.0f} MB, más que el límite de "
+                                  "{cap} MB (TL_ACTIVATION_CACHE_MB): cada imagen pasa por toda la red en cada época, "
+                                  "lo que es más lento."),
+    "train.activations_unsupported": ("{backbone} cannot be cut at its frozen stages: every image goes through the "
+                                      "whole network each epoch.",
+                                      "{backbone} no se puede cortar en sus etapas congeladas: cada imagen pasa por "
+                                      "toda la red en cada época."),
     "train.no_native_bf16": ("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).",
                              "Esta CPU no calcula bfloat16 de forma nativa: el entrenamiento usa fp32 (bf16 sería más "
                              "lento)."),

@@ -44,6 +44,9 @@ def add_parser(sub) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 on a CPU with native bf16 (AVX-512 BF16/AMX): faster, slightly less exact")
+    p.add_argument("--no-activation-cache", dest="activation_cache", action="store_false",
+                   help="partial: run every image through the frozen stages every epoch (the plain loop) instead "
+                        "of training the last stages on their cached output")
     p.add_argument("--out", default="runs", help="the folder that holds run folders")
     p.add_argument("--queue", metavar="redis://HOST:PORT", default=None,
                    help="enqueue the run for `python -m tl_core worker` processes (whose TL_RUNS is --out, "
@@ -61,7 +64,7 @@ def _config(a) -> RunConfig:
                      optimizer=a.optimizer, augment=a.augment or default_augment(a.strategy),
                      label_smoothing=a.label_smoothing,
                      early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
-                     cpu_bf16=a.bf16, devices=max(1, getattr(a, "devices", 1)))
+                     cpu_bf16=a.bf16, activation_cache=a.activation_cache, devices=max(1, getattr(a, "devices", 1)))
 
 
 def _train_other_rank(cfg, ds) -> int:

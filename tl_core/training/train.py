@@ -40,7 +40,8 @@ from tl_core.models.checkpoint import save_model, save_preprocess
 from tl_core.models.engines import native_bf16
 from tl_core.models.model import build_model, count_params, source_sentence
 from tl_core.models.strategies import apply_strategy, set_train_mode
-from tl_core.training import distributed
+from tl_core.training import activations, distributed
+from tl_core.training.activations import ActivationLoop
 from tl_core.training.balance import class_weights_for
 from tl_core.training.device import configure_threads, cpu_sample, pick_device, usable_cores  # noqa: F401
 from tl_core.training.features import FeatureLoop
@@ -311,12 +312,16 @@ def _epochs(run: Run, loop):
 
 
 def _make_loop(run: Run):
-    """Solved head on cached features, SGD head on cached features, or epochs over images."""
+    """-> (loop, note or None): a solved head or an SGD head on cached features, the tail on cached
+    activations (partial), or epochs over images; the note says why activations are not cached."""
     if run.cfg.solves_head:
-        return SolvedHeadLoop(run)
+        return SolvedHeadLoop(run), None
     if run.cfg.strategy == "feature_extraction" and run.cfg.feature_cache:
-        return FeatureLoop(run)
-    return ImageLoop(run)
+        return FeatureLoop(run), None
+    p, why = activations.plan(run)
+    if p is not None:
+        return ActivationLoop(run, p), Message("train.activations", {"views": p.views, "mb": p.mb})
+    return ImageLoop(run), why
 
 
 def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None, run_dir: Path | None = None):
@@ -331,8 +336,10 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     DECODED.run_started()
     try:
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
-        loop = _make_loop(run)
+        loop, how = _make_loop(run)
         yield run.started(loop.steps_per_epoch)
+        if how is not None:
+            yield Note.of(how)
         if isinstance(loop, FeatureLoop) and cfg.augment != "none":
             # cached features are computed from the plain image: say so rather than pretend
             yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
