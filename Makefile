@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# 127.0.0.1: only this computer can open the app. ADDRESS=0.0.0.0 shares it with the network
+# (and switches off "A folder on this computer": strangers must never read this machine's folders).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test bench chromium redis clean
 
@@ -31,7 +34,12 @@ redis:
 	fi
 
 run: $(VENV)/.runtime
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	@if [ "$(ADDRESS)" = "127.0.0.1" ]; then \
+		echo "TL Studio listens on 127.0.0.1:$(PORT): only this computer can open it (to share it on your network: make run ADDRESS=0.0.0.0)."; \
+	else \
+		echo "TL Studio listens on $(ADDRESS):$(PORT): other computers on your network can open it, so the 'A folder on this computer' tab is off."; \
+	fi
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.address $(ADDRESS)
 
 test: $(VENV)/.dev chromium redis
 	$(BIN)/python -m pytest -q tests

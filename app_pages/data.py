@@ -12,6 +12,7 @@ from tl_core.data.dataset import ingest_uploads, load_dataset
 from tl_core.data.decode import load_rgb
 from tl_core.jobs import sessions
 from ui import charts, state
+from ui.buckets import make_classes_tab, offer_open_loaded
 from ui.text import say, t
 from ui.widgets import image_grid, user_errors
 
@@ -70,14 +71,17 @@ def _local_tab() -> None:
 
 
 def sources() -> None:
-    hosted = state.server_settings().hosted  # a path on the server is never offered to strangers
-    names = [t("data_tab_folder"), t("data_tab_zip")] + ([] if hosted else [t("data_tab_local")])
-    folder_tab, zip_tab, *local, sample_tab = st.tabs(names + [t("data_tab_sample")])
+    local = state.offers_server_paths()  # a path on the server is never offered to strangers
+    names = [t("data_tab_folder"), t("data_tab_zip")] + ([t("data_tab_local")] if local else [])
+    make_tab, folder_tab, zip_tab, *local, sample_tab = st.tabs([t("bk_tab")] + names + [t("data_tab_sample")],
+                                                                key="data_source_tab")
+    with make_tab:
+        make_classes_tab()
     if local:
         with local[0]:
             _local_tab()
     with folder_tab:
-        st.caption(t("data_big_folder_hosted") if hosted else t("data_big_folder", tab=t("data_tab_local")))
+        st.caption(t("data_big_folder", tab=t("data_tab_local")) if local else t("data_big_folder_hosted"))
         files = st.file_uploader(t("data_folder_label"), accept_multiple_files="directory",
                                  help=t("data_folder_help"), key="upload_dir")
         if files:
@@ -235,6 +239,7 @@ if ds is None:
     st.info(t("data_none_yet"))
 else:
     st.success(t("data_loaded", k=len(ds.classes), n=len(ds.train) + len(ds.val)))
+    offer_open_loaded(ds)
     overview(ds)
     report(ds)
     audit_section(ds)

@@ -176,12 +176,14 @@ with one:
                 confusion(ev)
             with right:
                 per_class(ev)
-            mistakes(ev)
+            if not info.images_removed:  # the pictures are gone; pick_run said so
+                mistakes(ev)
             st.divider()
             confidence(info)
-            st.divider()
-            wrong_folder(info)
-            st.divider()
-            feature_map(info)
+            if not info.images_removed:
+                st.divider()
+                wrong_folder(info)
+                st.divider()
+                feature_map(info)
 with many:
     compare()

@@ -31,8 +31,11 @@ def model_download(run_dir: Path, fmt: str) -> None:
             status.update(label=t("ex_done"), state="complete")
     if key in st.session_state:
         data, name, result = st.session_state[key]
-        st.success(t("ex_parity", n=result.n_images, agree=result.agreement, diff=result.max_abs_diff),
-                   icon=":material/check_circle:")
+        if result.images == "validation":
+            st.success(t("ex_parity", n=result.n_images, agree=result.agreement, diff=result.max_abs_diff),
+                       icon=":material/check_circle:")
+        else:  # never call noise images validation images
+            st.warning(t("ex_parity_noise", n=result.n_images, diff=result.max_abs_diff))
         st.download_button(t(f"ex_{fmt}_button"), data, file_name=name, mime="application/zip", key=f"dl_{fmt}",
                            icon=":material/download:")
         st.caption(t("ex_unzip", name=name))

@@ -6,6 +6,7 @@ the job is done. Everything runs on timm's tiny test_resnet with random init: CP
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -501,3 +502,35 @@ def test_evaluate_page_calibration_label_issues_and_map(finished_run):
     assert "wrong folder" in texts(at)
     at.toggle(key="ev_map_show").set_value(True).run()
     assert not at.exception, at.exception
+
+
+def test_a_run_whose_images_were_removed_says_so_on_evaluate_predict_and_export(finished_run, tmp_path):
+    """Hosted caps deleted a finished run's upload: one sentence on each page, no traceback, and
+    the export's check is never called a check on validation images."""
+    import json
+    import shutil
+
+    import streamlit as st
+
+    from tl_core.jobs import runs
+
+    source = runs.list_runs(Path(os.environ["TL_RUNS"]))[0]
+    run_dir = tmp_path / "runs" / source.name
+    shutil.copytree(source.dir, run_dir)
+    preds = json.loads((run_dir / "val_predictions.json").read_text())
+    for item in preds["items"]:
+        item["path"] = str(tmp_path / "deleted-upload" / Path(item["path"]).name)
+    runs.write_json_atomic(run_dir / "val_predictions.json", preds)
+    runs.mark_images_removed(run_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TL_RUNS", str(tmp_path / "runs"))
+        st.cache_resource.clear()  # server_settings() is read once per process
+        try:
+            for page in ("app_pages/evaluate.py", "app_pages/predict.py", "app_pages/export.py"):
+                at = app(page)
+                assert "images were deleted with an old upload" in texts(at), page
+            at.button(key="ex_onnx_make").click().run()
+            assert not at.exception, at.exception
+            assert "random-noise images only" in texts(at) and "validation images:" not in texts(at)
+        finally:
+            st.cache_resource.clear()

@@ -17,6 +17,7 @@ from reliability import case  # noqa: F401  (fixture)
 
 import tl_core.training.train  # noqa: F401  (torch imported before the memory baselines are taken)
 from tl_core.base.config import ConfigError, RunConfig
+from tl_core.base.events import Finished
 from tl_core.base.status import RunStatus
 from tl_core.data.dataset import ingest_uploads
 from tl_core.jobs import runs
@@ -308,6 +309,43 @@ def test_old_uploads_are_pruned_but_not_while_a_run_reads_them(tmp_path, case):
     left = sorted(d.name for d in uploads.iterdir())
     case.observe(f"removed {sorted(d.name for d in removed)}, kept {left}")
     assert left == ["u0", "u3"]
+
+
+def _four_uploads_and_a_finished_run_on(settings, token, which: int):
+    uploads = session_workspace(settings, token) / "uploads"
+    datasets = []
+    for k in range(4):
+        datasets.append(ingest_uploads(upload_for(k, per_class=2), uploads / f"u{k}"))
+        os.utime(uploads / f"u{k}", (1000 + k, 1000 + k))  # k = upload order
+    run_dir = runs.create_run(session_runs_root(settings, token), RunConfig(backbone="test_resnet"),
+                              datasets[which].classes, datasets[which].to_dict())
+    runs.finish_run(run_dir, Finished(metrics={"val/acc": 1.0}, best_epoch=1, train_seconds=1.0))
+    return uploads, run_dir
+
+
+def test_local_mode_never_deletes_an_upload_a_finished_run_reads(tmp_path, case):
+    case("local mode: train on the first upload, then upload three more", "the first upload stays (its run needs it)")
+    settings = load_settings({"TL_RUNS": str(tmp_path / "runs"), "TL_WORKSPACE": str(tmp_path / "workspace")})
+    token = new_session_token()
+    uploads, run_dir = _four_uploads_and_a_finished_run_on(settings, token, which=0)
+    removed = prune_uploads(settings, token, keep=1)
+    left = sorted(d.name for d in uploads.iterdir())
+    case.observe(f"removed {sorted(d.name for d in removed)}, kept {left}")
+    assert left == ["u0", "u3"]
+    assert runs.read_run(run_dir).images_removed is None
+
+
+def test_hosted_caps_remove_a_finished_runs_images_and_its_run_json_says_so(tmp_path, case):
+    case("hosted: a finished run's upload falls out of the session's upload cap",
+         "the folder goes; run.json records images_removed")
+    settings = hosted(tmp_path)
+    token = new_session_token()
+    uploads, run_dir = _four_uploads_and_a_finished_run_on(settings, token, which=1)
+    prune_uploads(settings, token, keep=1)
+    case.observe(f"kept {sorted(d.name for d in uploads.iterdir())}; images_removed="
+                 f"{runs.read_run(run_dir).images_removed}")
+    assert sorted(d.name for d in uploads.iterdir()) == ["u3"]
+    assert runs.read_run(run_dir).images_removed is not None
 
 
 def test_finished_jobs_are_forgotten_after_keep_done(tmp_path, shapes, case):

@@ -30,6 +30,12 @@ def server_settings() -> settings.Settings:
     return settings.load_settings()
 
 
+def offers_server_paths() -> bool:
+    """"A folder on this computer" only when nobody else can open the app: local mode listening on
+    127.0.0.1 (`make run`), never hosted nor `make run ADDRESS=0.0.0.0`."""
+    return settings.offers_server_paths(server_settings(), st.get_option("server.address"))
+
+
 def runs_root() -> Path:
     """Local mode: one runs folder for everyone. Hosted: runs/<session token>/, this session's only."""
     return settings.session_runs_root(server_settings(), session_id())

@@ -16,6 +16,9 @@ EN = {
     "go_data": "Go to Data", "go_model": "Next: choose a model", "go_train": "Next: train",
     "go_evaluate": "Next: evaluate the result",
     "no_runs": "No finished training run yet. Train a model first.",
+    "run_images_removed": "This run's images were deleted with an old upload (this server keeps a few uploads per "
+                          "session): its scores stay, but its pictures, Grad-CAM, the map and the export's check "
+                          "on its validation images are gone.",
     # sidebar
     "side_data": "Data: {n} images in {k} classes", "side_no_data": "Data: none loaded yet",
     "side_model": "Model: {backbone} · {strategy}", "side_no_run": "Run: none yet",
@@ -39,6 +42,31 @@ EN = {
     "data_big_folder_hosted": "Many photos? Uploading a folder sends each file on its own (887 photos: about "
                               "30 s); a zip of the same folder uploads about 4x faster.",
     "data_tab_folder": "Upload a folder", "data_tab_zip": "Upload a zip", "data_tab_sample": "Sample dataset",
+    # data page: "Make classes here" (class buckets, the camera)
+    "bk_tab": "Make classes here",
+    "bk_intro": "Make one class per thing to recognise: name it, then add photos by uploading them or by holding "
+                "the camera button. 30 or more photos per class, from several angles, work best.",
+    "bk_add_class": "Add a class", "bk_name": "Class name", "bk_delete_class": "Delete class",
+    "bk_clear": "Remove all images", "bk_upload": "Upload images",
+    "bk_upload_help": "Pick many photos at once; on a phone this opens the photo library.",
+    "bk_camera": "Camera", "bk_camera_close": "Close the camera",
+    "bk_count": "{n} images", "bk_few": "Add at least {min} images to this class (it has {n}).",
+    "bk_added": "Added {n} image(s) to {name}.", "bk_skipped": "{name}: {reason}",
+    "bk_renamed": "Renamed to {name}.",
+    "bk_delete_image": "Delete this image", "bk_page": "Page", "bk_showing": "Showing {a}-{b} of {n}.",
+    "bk_balance": "Balance between classes", "bk_none": "No class yet: add one to start.",
+    "bk_use": "Use these classes", "bk_used": "Using these classes: {n} images in {k} classes.",
+    "bk_zip": "Download these classes as a zip",
+    "bk_open_loaded": "Open these {n} images in \"Make classes here\" to extend them ({k} classes)",
+    "bk_opened": "The loaded dataset is now in the classes below: add to it, then use these classes again.",
+    "bk_remove_everything": "Remove all classes",
+    "cam_hold": "Hold to record", "cam_switch": "Front/back", "cam_pick": "Camera",
+    "cam_denied": "The camera is blocked: allow it in the browser's address bar, then reload the page.",
+    "cam_absent": "No camera was found on this device; upload photos instead.",
+    "cam_insecure": "The camera needs a secure page (https:// or localhost).",
+    "cam_failed": "The camera could not start: {detail}",
+    "cam_recording": "Recording: {n} frames", "cam_sending": "Saving frames…", "cam_lost": "The camera stopped; "
+                     "the frames taken so far are kept.",
     "data_folder_label": "Choose the folder that holds your class folders",
     "data_folder_help": "Each sub-folder's name becomes a class name.",
     "data_zip_label": "Choose a .zip of your class folders",
@@ -298,6 +326,9 @@ ES = {
     "go_data": "Ir a Datos", "go_model": "Siguiente: elegir un modelo", "go_train": "Siguiente: entrenar",
     "go_evaluate": "Siguiente: evaluar el resultado",
     "no_runs": "Todavía no hay ningún entrenamiento terminado. Entrena un modelo primero.",
+    "run_images_removed": "Las imágenes de este entrenamiento se borraron con una subida antigua (este servidor "
+                          "guarda pocas subidas por sesión): sus resultados siguen, pero sus imágenes, Grad-CAM, el "
+                          "mapa y la comprobación de la exportación con sus imágenes de validación ya no.",
     "side_data": "Datos: {n} imágenes en {k} clases", "side_no_data": "Datos: aún no hay ninguno cargado",
     "side_model": "Modelo: {backbone} · {strategy}", "side_no_run": "Entrenamiento: ninguno todavía",
     "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor exactitud {acc:.0%} (época {epoch})",
@@ -319,6 +350,32 @@ ES = {
     "data_big_folder_hosted": "¿Muchas fotos? Al subir una carpeta se envía cada archivo por separado (887 fotos: "
                               "unos 30 s); un zip de la misma carpeta se sube unas 4 veces más rápido.",
     "data_tab_folder": "Subir una carpeta", "data_tab_zip": "Subir un zip", "data_tab_sample": "Datos de ejemplo",
+    # página de datos: "Crear clases aquí"
+    "bk_tab": "Crear clases aquí",
+    "bk_intro": "Crea una clase por cada cosa que quieras reconocer: ponle nombre y añade fotos subiéndolas o "
+                "manteniendo pulsado el botón de la cámara. Funcionan mejor 30 fotos o más por clase, desde "
+                "varios ángulos.",
+    "bk_add_class": "Añadir una clase", "bk_name": "Nombre de la clase", "bk_delete_class": "Borrar la clase",
+    "bk_clear": "Quitar todas las imágenes", "bk_upload": "Subir imágenes",
+    "bk_upload_help": "Elige muchas fotos a la vez; en un móvil se abre la galería de fotos.",
+    "bk_camera": "Cámara", "bk_camera_close": "Cerrar la cámara",
+    "bk_count": "{n} imágenes", "bk_few": "Añade al menos {min} imágenes a esta clase (tiene {n}).",
+    "bk_added": "Se añadieron {n} imagen(es) a {name}.", "bk_skipped": "{name}: {reason}",
+    "bk_renamed": "Nuevo nombre: {name}.",
+    "bk_delete_image": "Borrar esta imagen", "bk_page": "Página", "bk_showing": "Se muestran {a}-{b} de {n}.",
+    "bk_balance": "Equilibrio entre clases", "bk_none": "Aún no hay clases: añade una para empezar.",
+    "bk_use": "Usar estas clases", "bk_used": "Se usan estas clases: {n} imágenes en {k} clases.",
+    "bk_zip": "Descargar estas clases como zip",
+    "bk_open_loaded": "Abrir estas {n} imágenes en \"Crear clases aquí\" para ampliarlas ({k} clases)",
+    "bk_opened": "Los datos cargados están ahora en las clases de abajo: añade más y vuelve a usar estas clases.",
+    "bk_remove_everything": "Quitar todas las clases",
+    "cam_hold": "Mantén pulsado para grabar", "cam_switch": "Delantera/trasera", "cam_pick": "Cámara",
+    "cam_denied": "La cámara está bloqueada: permítela en la barra de direcciones del navegador y recarga la página.",
+    "cam_absent": "No se encontró ninguna cámara en este dispositivo; sube fotos en su lugar.",
+    "cam_insecure": "La cámara necesita una página segura (https:// o localhost).",
+    "cam_failed": "La cámara no pudo arrancar: {detail}",
+    "cam_recording": "Grabando: {n} fotogramas", "cam_sending": "Guardando fotogramas…",
+    "cam_lost": "La cámara se detuvo; se conservan los fotogramas tomados hasta ahora.",
     "data_folder_label": "Elige la carpeta que contiene tus carpetas de clases",
     "data_folder_help": "El nombre de cada subcarpeta pasa a ser el nombre de una clase.",
     "data_zip_label": "Elige un .zip con tus carpetas de clases",
@@ -652,6 +709,8 @@ EN.update({
     "ex_working_fmt": "Exporting {fmt} and checking it on every validation image…", "ex_done": "Ready",
     "ex_parity": "Checked on {n} validation images: same top answer as the app on {agree:.1%}, "
                  "largest probability difference {diff:.2g} (also in parity.json).",
+    "ex_parity_noise": "Checked on {n} random-noise images only (this run's validation images are gone): largest "
+                       "probability difference {diff:.2g} (also in parity.json).",
     "ex_onnx_button": "Download the ONNX zip", "ex_safetensors_button": "Download the PyTorch zip",
     "ex_unzip": "Unzip {name}, then: python predict.py IMAGE …",
     "ex_emb_title": "Backbone features (.npz, .csv)",
@@ -736,6 +795,8 @@ ES.update({
     "ex_working_fmt": "Exportando {fmt} y comprobándolo con cada imagen de validación…", "ex_done": "Listo",
     "ex_parity": "Comprobado con {n} imágenes de validación: la misma respuesta que la aplicación en el "
                  "{agree:.1%}, diferencia máxima de probabilidad {diff:.2g} (también en parity.json).",
+    "ex_parity_noise": "Comprobado solo con {n} imágenes de ruido aleatorio (las imágenes de validación de este "
+                       "entrenamiento ya no están): diferencia máxima de probabilidad {diff:.2g} (también en parity.json).",
     "ex_onnx_button": "Descargar el zip ONNX", "ex_safetensors_button": "Descargar el zip de PyTorch",
     "ex_unzip": "Descomprime {name} y ejecuta: python predict.py IMAGEN …",
     "ex_emb_title": "Características de la red base (.npz, .csv)",

@@ -136,6 +136,8 @@ def pick_run(label_key: str, key: str):
     index = names.index(last.name) if last is not None and last.name in names else 0
     choice = st.selectbox(t(label_key), range(len(runs)), index=index, key=key,
                           format_func=lambda i: run_label(runs[i]))
+    if runs[choice].images_removed:  # hosted caps deleted its upload (tl_core.jobs.sessions.prune_uploads)
+        st.warning(t("run_images_removed"), icon=":material/hide_image:")
     return runs[choice]
 
 

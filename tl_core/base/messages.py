@@ -139,6 +139,32 @@ _kinds({
 })
 
 _kinds({
+    # ------------------------------------------------ class buckets (tl_core/data/buckets.py)
+    "buckets.name_empty": ("a class needs a name; type one", "una clase necesita un nombre; escribe uno"),
+    "buckets.name_too_long": ("that name has {n} characters; keep it to {limit} or fewer",
+                              "ese nombre tiene {n} caracteres; usa {limit} o menos"),
+    "buckets.name_bad_characters": ("a class name can hold letters, digits, spaces and - _ . , ( ) & + ' only; "
+                                    "remove {chars}",
+                                    "un nombre de clase solo puede tener letras, dígitos, espacios y - _ . , ( ) & + '; "
+                                    "quita {chars}"),
+    "buckets.name_dot": ("a class name cannot start with a dot", "un nombre de clase no puede empezar por un punto"),
+    "buckets.name_taken": ("there is already a class called '{name}'; choose another name",
+                           "ya hay una clase llamada '{name}'; elige otro nombre"),
+    "buckets.no_such_class": ("that class no longer exists (deleted in another tab?)",
+                              "esa clase ya no existe (¿se borró en otra pestaña?)"),
+    "buckets.image_cap": ("this server keeps at most {limit:,} images per session; the rest were not added",
+                          "este servidor guarda como mucho {limit:,} imágenes por sesión; el resto no se añadió"),
+    "buckets.size_cap": ("this server keeps at most {limit} of images per session; the rest were not added",
+                         "este servidor guarda como mucho {limit} de imágenes por sesión; el resto no se añadió"),
+    "buckets.need_two": ("make at least 2 classes, each with images, before using them",
+                         "crea al menos 2 clases, cada una con imágenes, antes de usarlas"),
+    "data.heic": ("HEIC/HEIF photo (an iPhone's default format), which TL Studio cannot read; export it as JPEG "
+                  "(on the iPhone: Settings > Camera > Formats > Most Compatible)",
+                  "foto HEIC/HEIF (el formato por defecto del iPhone), que TL Studio no sabe leer; expórtala como "
+                  "JPEG (en el iPhone: Ajustes > Cámara > Formatos > Más compatible)"),
+})
+
+_kinds({
     # ------------------------------------------------ hub weights
     "hub.ways_forward": ("connect to the internet and try again, load a weights file (.safetensors), or train from "
                          "scratch (pretrained: none)",

@@ -84,9 +84,18 @@ def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Message | 
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
         return Message("data.pixel_bomb", {"detail": str(e)})
     except Image.UnidentifiedImageError:
-        return Message("data.not_an_image")
+        return Message("data.heic" if is_heic(data) else "data.not_an_image")
     except MemoryError:
         return Message("data.too_big_to_decode")
     except Exception as e:  # fuzzed files raise struct.error, IndexError, EOFError...: all mean "damaged"
         return Message("data.damaged", {"detail": f"{type(e).__name__}: {e}"})
     return None
+
+
+# the ISO-BMFF brands of HEIC/HEIF photos (iPhones save these by default); pillow-heif is not
+# a dependency, so they are named and refused rather than called "not an image"
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+
+
+def is_heic(data: bytes) -> bool:
+    return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS

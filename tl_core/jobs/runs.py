@@ -173,6 +173,13 @@ def update_run(run_dir: Path, **fields) -> None:
     _update(Path(run_dir), **fields)
 
 
+def mark_images_removed(run_dir: str | Path) -> None:
+    """Record that the upload this run read its images from was deleted (hosted caps): its
+    scores stay, its pictures and the export's check on them cannot come back."""
+    if not read_json(Path(run_dir) / "run.json").get("images_removed"):
+        _update(Path(run_dir), images_removed=time.time())
+
+
 def mark_running(run_dir: Path) -> None:
     # the process that trains is the one whose death makes the run Interrupted
     _update(run_dir, status=RUNNING, started=time.time(), **_process_identity())
@@ -263,6 +270,7 @@ class RunInfo:
     created: float
     parent: str | None
     error: str | None = None
+    images_removed: float | None = None  # when a hosted session's upload cap deleted its images
 
 
 def _pid_alive(pid: int) -> bool:
@@ -309,7 +317,7 @@ def read_run(run_dir: str | Path) -> RunInfo:
     info = read_json(run_dir / "run.json")
     return RunInfo(str(run_dir), run_dir.name, run_status(info, run_dir), RunConfig.from_dict(info["config"]),
                    info.get("classes", []), info.get("metrics", {}), info.get("created", 0.0),
-                   info.get("parent"), info.get("error"))
+                   info.get("parent"), info.get("error"), info.get("images_removed"))
 
 
 def list_runs(root: str | Path) -> list[RunInfo]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tl_core.base.atomic import read_json
-from tl_core.jobs.runs import list_runs
+from tl_core.jobs.runs import list_runs, mark_images_removed
 from tl_core.jobs.settings import Settings, session_runs_root, session_workspace, valid_token
 
 
@@ -46,26 +46,47 @@ def make_room_for_run(settings: Settings, root: str | Path) -> list[Path]:
 
 def prune_uploads(settings: Settings, token: str, keep: int = 2) -> list[Path]:
     """Delete this session's older upload folders (workspace/<token>/uploads/*), keeping the
-    newest `keep` and any that an active run still reads its images from. Returns those deleted.
+    newest `keep`. Returns those deleted.
 
-    Without it one session re-uploading a 200 MB folder fills the disk for everyone.
+    Local mode deletes no folder that any run reads its images from (its Evaluate, Predict and
+    Export need them). Hosted, the caps decide: only a folder an active run reads is spared, and
+    each finished run whose images go records it in its run.json (`images_removed`), so its pages
+    say so in one sentence. Without pruning one session re-uploading a 200 MB folder fills the
+    disk for everyone.
     """
     uploads = session_workspace(settings, token) / "uploads"
     if not uploads.is_dir():
         return []
-    in_use = set()
-    for run in list_runs(session_runs_root(settings, token)):
-        if _active(run) and (Path(run.dir) / "dataset.json").is_file():
-            in_use.add(Path(read_json(Path(run.dir) / "dataset.json")["root"]).resolve())
+    readers = _runs_by_image_root(settings, token)
     folders = sorted((d for d in uploads.iterdir() if d.is_dir() and not d.is_symlink()),
                      key=lambda d: d.stat().st_mtime, reverse=True)
     removed = []
     for d in folders[keep:]:
-        if any(p == d.resolve() or d.resolve() in p.parents for p in in_use):
+        using = [run for root, users in readers.items() if _inside(root, d.resolve()) for run in users]
+        if any(_active(run) for run in using) or (using and not settings.hosted):
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
+        for run in using:
+            mark_images_removed(run.dir)
     return removed
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _runs_by_image_root(settings: Settings, token: str) -> dict[Path, list]:
+    """{the folder a run reads its images from: [those runs]} over the runs this session sees."""
+    readers: dict[Path, list] = {}
+    for run in list_runs(session_runs_root(settings, token)):
+        saved = Path(run.dir) / "dataset.json"
+        try:
+            root = Path(read_json(saved)["root"]).resolve()
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # no dataset.json (an old run) or a damaged one: it names no folder
+        readers.setdefault(root, []).append(run)
+    return readers
 
 
 def cleanup_idle_sessions(settings: Settings, now: float | None = None) -> list[str]:

@@ -115,6 +115,22 @@ def load_settings(environ: dict | None = None) -> Settings:
                     runner=runner, redis_url=env.get("TL_REDIS_URL", "redis://127.0.0.1:6379").strip(), **values)
 
 
+def is_loopback(address: str | None) -> bool:
+    """True when a server listening on `address` can be opened from this computer only.
+
+    No address (Streamlit's own default) or 0.0.0.0 listens on every interface: anyone on the
+    same network (a classroom's Wi-Fi) can open the app.
+    """
+    host = (address or "").strip().strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def offers_server_paths(settings: Settings, address: str | None) -> bool:
+    """Whether the app may read a folder of this computer by its path ("A folder on this
+    computer"): local mode only, and only while nobody else can reach the app."""
+    return not settings.hosted and is_loopback(address)
+
+
 # ---------------------------------------------------------------- sessions
 
 

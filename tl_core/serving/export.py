@@ -30,6 +30,7 @@ class ExportResult:
     agreement: float = 1.0  # share of those images whose top-1 class matches the app's
     n_images: int = 0
     folder: str = ""  # the unpacked export the zip was made from
+    images: str = "validation"  # what parity was checked on: "validation", or "noise" when they are gone
 
 
 PARITY_TOLERANCE = 1e-3  # probability; float32 ONNX vs torch differ by ~1e-6 on real images
@@ -83,7 +84,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     zip_path = out_dir / f"{folder.name}.zip"
     write_bytes_atomic(zip_path, zip_folder(folder))
     return ExportResult(str(zip_path), parity["max_abs_prob_diff"], parity["top1_agreement"], parity["n_images"],
-                        str(folder))
+                        str(folder), parity["images"])
 
 
 def _portable(cal) -> dict:
