@@ -76,24 +76,6 @@ def outcome(events, status: RunStatus, run_dir=None) -> None:
                 st.code(last.detail)
 
 
-def figures(events, run_dir):
-    """(epoch curves, step loss), either None before its first point. Rebuilt only when events
-    arrived since the last poll: a full fine-tuning step takes seconds, the page polls every
-    POLL_SECONDS, and building the two plotly figures took the web process 170-190 ms each time
-    (measured at load average 8 on 2 cores; serialising them, which every poll still does, 14 ms):
-    CPU taken from the training (issue 21)."""
-    key = (str(run_dir), len(events), state.lang())
-    memo = st.session_state.get("train_figures")
-    if memo is not None and memo[0] == key:
-        return memo[1]
-    labels = {k: t(f"chart_{k}") for k in CURVE_LABELS}
-    rows = charts.epoch_rows(events)
-    curves = charts.curves(rows, labels) if rows else None
-    steps = charts.step_loss(events, labels) if any(getattr(e, "phase", "") == "train" for e in events) else None
-    st.session_state.train_figures = (key, (curves, steps))
-    return curves, steps
-
-
 def live(job, run_dir) -> None:
     """Everything that changes while a run goes: polled every POLL_SECONDS by the fragment below."""
     events = job_events(job, run_dir)
@@ -102,7 +84,9 @@ def live(job, run_dir) -> None:
     if status.active:
         frac, text = progress_line(events)
         st.progress(frac, text=text)
-    curves, steps = figures(events, run_dir)
+    labels = {k: t(f"chart_{k}") for k in CURVE_LABELS}
+    # rebuilt only when events arrived since the last poll (see charts.run_figures)
+    curves, steps = charts.run_figures(events, (str(run_dir), state.lang()), labels, st.session_state)
     if curves is not None:
         st.plotly_chart(curves, key="curves")
     if steps is not None:
