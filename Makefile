@@ -7,7 +7,7 @@ PORT ?= 8501
 # (and switches off "A folder on this computer": strangers must never read this machine's folders).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test bench chromium redis clean
+.PHONY: run test bench bench-parts chromium redis clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +44,12 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev chromium redis
 	$(BIN)/python -m pytest -q tests
 
+# issue 21's targets as ratios measured side by side, cold and warm (bench/targets.py, ~1 h on 2 cores);
+# bench-parts: the older per-part benchmarks (python -m bench)
 bench: $(VENV)/.dev
+	$(BIN)/python -m bench.targets $(ARGS)
+
+bench-parts: $(VENV)/.dev
 	$(BIN)/python -m bench $(ARGS)
 
 clean:

@@ -59,4 +59,4 @@ def test_a_run_trains_in_bf16_when_the_stored_step_timing_says_it_pays(shapes, m
     assert isinstance(events[-1], Finished), events[-1]
     assert "precision.bf16_measured" in {e.kind for e in events if isinstance(e, Note)}
     fp32 = list(train(cfg.replace(cpu_bf16=False), shapes))
-    assert "precision.fp32_asked" in {e.kind for e in fp32 if isinstance(e, Note)}
+    assert not [e for e in fp32 if isinstance(e, Note)]  # fp32 as chosen: the Model page says so, no note

@@ -26,6 +26,9 @@ from tl_core.base.messages import Message
 from tl_core.models.engines import cache_dir, machine_key, native_bf16
 
 SPEEDUP = 1.2  # bf16 must make a training step at least this much faster (issue 21)
+# what a run's notes repeat: bf16 in use, or why not on a CPU that has it; plain fp32 on a CPU
+# without native bf16 (most) or as chosen is the Model page's sentence only, not a note per run
+QUIET = ("precision.fp32_not_native", "precision.fp32_asked")
 STEP_IMAGES = 8  # per timed step: a real batch's shape, seconds at most even for a large backbone
 
 

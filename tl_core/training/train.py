@@ -346,7 +346,7 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
             yield Note.of(Message("train.class_weights", {"mode": cfg.class_weights, "weights": weights}))
         if distributed.active():
             yield Note.of(Message("train.distributed", {"n": distributed.world(), "device": run.device.type}))
-        if run.precision_note is not None:
+        if run.precision_note is not None and run.precision_note.kind not in precision.QUIET:
             yield Note.of(run.precision_note)
         if cfg.starts_from_probe:
             yield from init_head_from_probe(run)
