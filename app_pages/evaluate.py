@@ -123,14 +123,15 @@ def wrong_folder(info) -> None:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _map(run_dir: str, method: str, mtime: float) -> str:
+def _map(run_dir: str, method: str, mtime: float, title: str) -> str:
+    # the title is part of the cache key: a map drawn in one language is never shown in another
     from tl_core.trust.embeddings import project, run_features
 
     rf = run_features(run_dir)
     xy = project(rf.features, method)
     thumbs = [trust.thumbnail_uri(p) for p in rf.paths]
-    names = [f"{Path(p).name} ({s})" for p, s in zip(rf.paths, rf.splits)]
-    fig = trust.feature_map(xy.tolist(), rf.labels.tolist(), rf.classes, names, thumbs, t(f"ev_map_{method}"))
+    names = [f"{Path(p).name} ({t(s)})" for p, s in zip(rf.paths, rf.splits)]
+    fig = trust.feature_map(xy.tolist(), rf.labels.tolist(), rf.classes, names, thumbs, title)
     return trust.hover_image_html(fig)
 
 
@@ -141,7 +142,7 @@ def feature_map(info) -> None:
                       format_func=lambda m: t(f"ev_map_{m}"))
     if st.toggle(t("ev_map_show"), key="ev_map_show"):
         with st.spinner(t("ev_map_working")), user_errors():
-            st.components.v1.html(_map(str(info.dir), method, _mtime(info.dir)), height=540)
+            st.components.v1.html(_map(str(info.dir), method, _mtime(info.dir), t(f"ev_map_{method}")), height=540)
 
 
 def compare() -> None:

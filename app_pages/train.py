@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.base.events import EpochEnd, Failed, Finished, Note, Started, Stopped
+from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Started, Stopped
 from tl_core.base.status import RunStatus
 from tl_core.jobs import sessions, settings
 from ui import charts, state
 from ui.text import say, t
-from ui.widgets import energy_line, job_events, progress_line, status_of, user_errors
+from ui.widgets import device_label, energy_line, job_events, progress_line, status_of, user_errors
 
 POLL_SECONDS = 0.5
-CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step")
+CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step",
+                "l2", "l2_x", "l2_y", "l2_chosen")
 
 
 def start(cfg, ds) -> None:
@@ -41,7 +42,7 @@ def header(events, status: RunStatus, job) -> None:
         st.info(t("train_queued", pos=job.queue_position()), icon=":material/hourglass_top:")
     if started:
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric(t("train_device"), started.device)
+        c1.metric(t("train_device"), device_label(started.device))
         c2.metric(t("train_images"), f"{started.n_train} / {started.n_val}")
         c3.metric(t("train_trainable"), f"{started.trainable_params:,}")
         ips = next((e.images_per_s for e in reversed(events) if hasattr(e, "images_per_s") and e.images_per_s), 0.0)
@@ -57,8 +58,8 @@ def outcome(events, status: RunStatus, run_dir=None) -> None:
     last = events[-1] if events else None
     if isinstance(last, Finished):
         acc = last.metrics.get("val/acc", 0.0)
-        st.success(t("train_finished", acc=acc, epoch=last.best_epoch, secs=last.train_seconds),
-                   icon=":material/check_circle:")
+        key = "train_finished_solved" if _solved(events) else "train_finished"
+        st.success(t(key, acc=acc, epoch=last.best_epoch, secs=last.train_seconds), icon=":material/check_circle:")
         epochs_run = sum(isinstance(e, EpochEnd) for e in events)
         if last.best_epoch < epochs_run:  # the kept epoch was chosen by looking at these images
             st.caption(t("train_best_picked", epoch=last.best_epoch, n=epochs_run))
@@ -76,6 +77,11 @@ def outcome(events, status: RunStatus, run_dir=None) -> None:
                 st.code(last.detail)
 
 
+def _solved(events) -> bool:
+    """The head is solved (feature extraction): no epochs to chart."""
+    return any(isinstance(e, Started) and e.solved_head for e in events)
+
+
 def live(job, run_dir) -> None:
     """Everything that changes while a run goes: polled every POLL_SECONDS by the fragment below."""
     events = job_events(job, run_dir)
@@ -85,12 +91,16 @@ def live(job, run_dir) -> None:
         frac, text = progress_line(events)
         st.progress(frac, text=text)
     labels = {k: t(f"chart_{k}") for k in CURVE_LABELS}
-    # rebuilt only when events arrived since the last poll (see charts.run_figures)
-    curves, steps = charts.run_figures(events, (str(run_dir), state.lang()), labels, st.session_state)
-    if curves is not None:
-        st.plotly_chart(curves, key="curves")
-    if steps is not None:
-        st.plotly_chart(steps, key="steps")
+    search = next((e for e in reversed(events) if isinstance(e, HeadSearch)), None)
+    if search is not None:  # the solved head's live chart: accuracy per L2 strength, the chosen one marked
+        st.plotly_chart(charts.l2_search(search, labels), key="l2_search")
+    if not _solved(events):
+        # rebuilt only when events arrived since the last poll (see charts.run_figures)
+        curves, steps = charts.run_figures(events, (str(run_dir), state.lang()), labels, st.session_state)
+        if curves is not None:
+            st.plotly_chart(curves, key="curves")
+        if steps is not None:
+            st.plotly_chart(steps, key="steps")
     outcome(events, status, run_dir)
     if not status.active and st.session_state.get("train_polling"):
         # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling

@@ -25,9 +25,10 @@ from tl_core.data.dataset import load_dataset
 from tl_core.jobs import runs
 from tl_core.serving.export import export_run
 from tl_core.serving.predict import Predictor
+from tl_core.training.features import embed
 from tl_core.training.train import train
 from tl_core.trust import calibration
-from tl_core.trust.embeddings import dataset_features, export_embeddings
+from tl_core.trust.embeddings import export_embeddings
 from tl_core.trust.label_issues import label_issues
 
 
@@ -51,7 +52,7 @@ def audit_figures(ds, cfg: RunConfig, out: Path) -> dict:
     t = time.perf_counter()
     by_hash = audit.audit(ds)
     hash_s = time.perf_counter() - t
-    feats = dataset_features(cfg, ds)
+    feats = embed(cfg, ds.train + ds.val)
     both = audit.audit(ds, feats)
     rel = lambda p: str(Path(p).relative_to(ds.root))  # noqa: E731
     pairs = [{"where": p.where, "kind": p.kind, "method": p.method, "similarity": p.similarity,

@@ -185,11 +185,11 @@ def test_gallery_shows_speed_measured_here(env):
 
     def speed(at):
         table = at.dataframe[0].value.set_index("Model")
-        return table.loc["test_vit3", "Images/s here"]
+        return table.loc["mobilenetv3_large_100", "Images/s here"]
 
     engines.probe_file().unlink(missing_ok=True)
     assert speed(app("app_pages/model.py")) == "not measured yet"
-    engines.save_probe("test_vit3", 160, {"rates": {"torch": 812.0, "onnx": 1234.0}, "errors": {}})
+    engines.save_probe("mobilenetv3_large_100", 224, {"rates": {"torch": 812.0, "onnx": 1234.0}, "errors": {}})
     assert speed(app("app_pages/model.py")) == "1234 (ONNX Runtime fp32)"
 
 
@@ -495,6 +495,11 @@ def test_data_audit_shows_a_leak_and_fixes_the_split(env, tmp_path):
     ds = at.session_state["dataset"]
     assert len(ds.train) + len(ds.val) == before - 1 and (src / "circle" / "circle_0000.png").exists()
     assert "is left out" in texts(at)
+    # the reason is kept as a sentence kind: read later in Spanish, it is Spanish
+    at.session_state["lang"] = "es"
+    at.run()
+    reasons = " ".join(str(df.value) for df in at.dataframe)
+    assert "dejada fuera por la auditoría" in reasons and "left out by the audit" not in reasons, reasons
 
 
 def test_evaluate_page_calibration_label_issues_and_map(finished_run):

@@ -4,13 +4,12 @@ import json
 import pytest
 import torch
 from conftest import tiny_cfg
-from safetensors.torch import load_file
 
 from tl_core.base import events as ev
 from tl_core.data.transforms import preprocess_for
 from tl_core.models import engines
 from tl_core.models.model import build_model
-from tl_core.training.features import cache_root, model_key
+from tl_core.training.features import FeatureStore, model_key
 from tl_core.training.train import seed_everything, train
 
 
@@ -62,21 +61,29 @@ def _feature_note(events) -> str:
     return next(e.message for e in events if isinstance(e, ev.Note) and e.message.startswith("Features"))
 
 
+def _cached(key: str, engine: str, sha1: str):
+    store = FeatureStore()
+    try:
+        found = store.get(key, [engine], [sha1])
+    finally:
+        store.close()
+    return torch.from_numpy(found[sha1][0].copy()) if sha1 in found else None
+
+
 def test_feature_cache_key_holds_engine_and_precision(shapes, monkeypatch):
     monkeypatch.setenv("TL_NATIVE_BF16", "1")
     cfg = tiny_cfg(strategy="feature_extraction", epochs=1, seed=7)
     # a probe that found bf16 fastest here: it is used only when the run asks for it
-    engines.save_probe(cfg.backbone, 48, {"rates": {"torch": 10.0, "onnx": 20.0, "bf16": 30.0}, "errors": {}})
-    fp32 = list(train(cfg, shapes))
+    engines.save_probe(cfg.backbone, 48, {"rates": {"torch": 10.0, "onnx": 20.0, "bf16": 30.0}, "errors": {},
+                                          "export_s": 0.1})
     bf16 = list(train(cfg.replace(cpu_bf16=True), shapes))
+    fp32 = list(train(cfg, shapes))  # bf16 features never serve an fp32 run: computed again
     assert isinstance(fp32[-1], ev.Finished) and isinstance(bf16[-1], ev.Finished)
     assert "ONNX Runtime fp32" in _feature_note(fp32) and "PyTorch bfloat16" in _feature_note(bf16)
-    key = _weights_key(cfg)
-    a = load_file(str(cache_root() / f"{key}-onnx-fp32.safetensors"))
-    b = load_file(str(cache_root() / f"{key}-bf16-bf16.safetensors"))
-    sha = shapes.val[0].sha1
-    assert not torch.equal(a[sha], b[sha])  # different numbers: they must never share a cache file
-    torch.testing.assert_close(a[sha], b[sha], atol=0.1, rtol=0.05)
+    key, sha = _weights_key(cfg), shapes.val[0].sha1
+    a, b = _cached(key, "onnx", sha), _cached(key, "bf16", sha)
+    assert not torch.equal(a, b)  # different numbers: they must never share a cache entry
+    torch.testing.assert_close(a, b, atol=0.1, rtol=0.05)
 
 
 def test_damaged_onnx_file_falls_back_to_torch(shapes):
@@ -88,9 +95,9 @@ def test_damaged_onnx_file_falls_back_to_torch(shapes):
     path.write_bytes(b"not an onnx model")
     events = list(train(cfg, shapes))
     assert isinstance(events[-1], ev.Finished)
-    assert "PyTorch fp32" in _feature_note(events)
-    assert (cache_root() / f"{key}-torch-fp32.safetensors").exists()
-    assert not (cache_root() / f"{key}-onnx-fp32.safetensors").exists()
+    assert "PyTorch fp32" in _feature_note(events) and "cannot run this model" in _feature_note(events)
+    sha = shapes.val[0].sha1
+    assert _cached(key, "torch", sha) is not None and _cached(key, "onnx", sha) is None
 
 
 @pytest.mark.parametrize("engine", ["torch", "onnx", "bf16", "auto"])

@@ -19,6 +19,8 @@ import pytest
 from conftest import tiny_cfg
 
 from tl_core.base import events as ev
+from tl_core.base.config import RunConfig
+from tl_core.base.messages import render
 from tl_core.base.status import RunStatus
 from tl_core.jobs import runs
 from tl_core.jobs.job import JobManager
@@ -221,16 +223,72 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
     assert foreign.get_status() == JobStatus.FAILED and not marker.exists()
 
 
-@needs_redis
-def test_worker_refuses_paths_outside_its_runs_folder(pool, tmp_path):
+def test_worker_refuses_paths_outside_its_runs_folder(tmp_path):
+    # pure path checks: no Redis needed, so this runs everywhere
     from tl_core.jobs.pool import PoolError, resolve_run_id
 
-    (pool.runs_root / "tok" / "run1").mkdir(parents=True)
-    (pool.runs_root / "tok" / "run1" / "run.json").write_text("{}")
-    assert resolve_run_id(pool.runs_root, "tok/run1", "tok") == (pool.runs_root / "tok" / "run1").resolve()
+    root = tmp_path / "runs"
+    (root / "tok" / "run1").mkdir(parents=True)
+    (root / "tok" / "run1" / "run.json").write_text("{}")
+    assert resolve_run_id(root, "tok/run1", "tok") == (root / "tok" / "run1").resolve()
     for bad, owner in (("../x", None), ("/etc", None), ("tok/../../x", None), ("tok/run1", "other"), ("nope", None)):
         with pytest.raises(PoolError):
-            resolve_run_id(pool.runs_root, bad, owner)
+            resolve_run_id(root, bad, owner)
+
+
+# ------------------------------------------------------------------ the queue does not answer
+
+
+def test_a_comparison_on_a_queue_that_does_not_answer_ends_with_that_sentence(shapes, tmp_path):
+    from tl_core.jobs import compare
+    from tl_core.jobs.pool import PoolRunner
+
+    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    members = [RunConfig(backbone="test_resnet", pretrained="none", strategy="scratch", epochs=1)]
+    group = compare.CompareGroup(PoolRunner(url, tmp_path / "runs"), members, shapes, tmp_path / "runs").start()
+    group.join(timeout=60)  # a deadline for the test, not a timing claim
+    saved = compare.read_group(group.path)
+    assert saved["ended"] is not None, "the group must end, not retry forever"
+    assert "does not answer" in render(saved["error"]) and url in render(saved["error"])
+
+
+def _queue_cli(shapes_dir, out: Path, url: str) -> list:
+    return [sys.executable, "-m", "tl_core", "train", str(shapes_dir), "--backbone", "test_resnet", "--pretrained",
+            "none", "--strategy", "scratch", "--epochs", "1", "--image-size", "32", "--out", str(out),
+            "--queue", url, "--wait"]
+
+
+def test_cli_queue_wait_on_a_queue_that_does_not_answer_says_so(shapes_dir, tmp_path):
+    url = f"redis://127.0.0.1:{_free_port()}/0"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(_queue_cli(shapes_dir, tmp_path / "runs", url), env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode != 0 and f"The queue at {url} does not answer" in out.stderr, out.stderr
+
+
+@needs_redis
+def test_redis_killed_while_cli_waits_in_the_queue_says_so(shapes_dir, tmp_path):
+    port = _free_port()
+    redis = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    from redis import Redis
+
+    _wait_for(lambda: _pings(Redis(port=port)), 20, "redis-server to answer")
+    url = f"redis://127.0.0.1:{port}/0"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    cli = subprocess.Popen(_queue_cli(shapes_dir, tmp_path / "runs", url), env=env, cwd=ROOT, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert json.loads(cli.stdout.readline())["status"] == "Queued"  # no worker: it waits in the queue
+        redis.kill()
+        redis.wait()
+        _, err = cli.communicate(timeout=120)
+    finally:
+        for proc in (redis, cli):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert cli.returncode != 0 and f"The queue at {url} does not answer" in err, err
 
 
 @needs_redis

@@ -4,24 +4,35 @@ from __future__ import annotations
 import torch
 from conftest import tiny_cfg
 
-from tl_core.base.events import EpochEnd, Finished, Note
+from tl_core.base.events import EpochEnd, Finished, HeadSearch, Note, Started
 from tl_core.jobs import runs
 from tl_core.training.train import train
 
 
-def test_feature_extraction_solves_the_head_and_keeps_the_converged_one(shapes, pretrained_run, tmp_path):
+def test_feature_extraction_solves_the_head_with_no_epochs_and_shows_its_l2_search(shapes, pretrained_run, tmp_path):
+    from tl_core.training.probe import L2_GRID
+
     cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=4)
     assert cfg.solves_head
     run_dir = runs.create_run(tmp_path, cfg, shapes.classes, shapes.to_dict())
     events = list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
-    notes = [e.message for e in events if isinstance(e, Note)]
-    assert any("cross-validation on the" in n for n in notes), notes
-    epochs = [e for e in events if isinstance(e, EpochEnd)]
-    assert all(e.is_best for e in epochs), "the last (converged) epoch is the model, not a pick on val"
-    # the solve converges: training loss never rises from one epoch to the next
-    losses = [e.metrics["train/loss"] for e in epochs]
-    assert all(b <= a + 1e-6 for a, b in zip(losses, losses[1:])), losses
-    assert isinstance(events[-1], Finished) and events[-1].best_epoch == 4
+    notes = [e for e in events if isinstance(e, Note)]
+    assert any("cross-validation on the" in n.message for n in notes), notes
+    started = next(e for e in events if isinstance(e, Started))
+    assert started.solved_head and started.epochs == 1  # the 4 configured epochs are not run nor shown
+    assert len([e for e in events if isinstance(e, EpochEnd)]) == 1
+    searches = [e for e in events if isinstance(e, HeadSearch)]
+    # the live chart's data: one more strength per event, then the chosen one marked
+    assert [len(e.l2) for e in searches] == [*range(1, len(L2_GRID) + 1), len(L2_GRID)]
+    last = searches[-1]
+    assert [e.chosen for e in searches[:-1]] == [None] * len(L2_GRID) and last.chosen in L2_GRID
+    assert last.cv_acc[last.l2.index(last.chosen)] >= max(last.cv_acc) - 0.01  # the best held-out accuracy
+    chosen_note = next(n for n in notes if n.kind == "head.solved")
+    assert chosen_note.params["l2"] == last.chosen
+    assert isinstance(events[-1], Finished) and events[-1].best_epoch == 1
+    # plain data: the events file replays the search as it was
+    replay = [e for e in runs.read_events(run_dir) if isinstance(e, HeadSearch)]
+    assert replay == searches
 
 
 def test_sgd_head_is_still_available(shapes, pretrained_run):

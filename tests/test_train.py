@@ -83,11 +83,9 @@ def test_feature_cache_second_run_skips_the_backbone(shapes, pretrained_run, tmp
 
 
 def test_cached_features_equal_the_backbone_output(shapes, pretrained_run):
-    from safetensors.torch import load_file
-
     from tl_core.data.transforms import eval_transform, load_rgb, preprocess_for
     from tl_core.models.model import build_model, pooled_features
-    from tl_core.training.features import cache_root, model_key
+    from tl_core.training.features import EXACT, FeatureStore, model_key
 
     cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=1)
     list(train(cfg, shapes))
@@ -96,13 +94,16 @@ def test_cached_features_equal_the_backbone_output(shapes, pretrained_run):
     item = shapes.val[0]
     with torch.inference_mode():
         direct = pooled_features(model, eval_transform(pp)(load_rgb(item.path, pp.scale_size))[None])[0]
-    # whichever exact engine the probe chose (torch or ONNX Runtime, both fp32): the same features.
-    # Earlier tests in the session may have cached this model under the other engine (the probe
-    # picks by measured speed), so every fp32 file of this model is checked.
-    files = list(cache_root().glob(f"{model_key(model, pp)}-*-fp32.safetensors"))
-    assert files
-    for file in files:
-        torch.testing.assert_close(load_file(str(file))[item.sha1], direct, atol=1e-5, rtol=1e-4)
+    # whichever exact engine computed it (torch or ONNX Runtime, both fp32): the same features.
+    # Earlier tests in the session may have cached this model under the other engine, so every
+    # fp32 entry of this image is checked.
+    store = FeatureStore()
+    entries = [store.get(model_key(model, pp), [engine], [item.sha1]) for engine in EXACT]
+    store.close()
+    assert any(entries)
+    for found in entries:
+        for vec, _ in found.values():
+            torch.testing.assert_close(torch.from_numpy(vec.copy()), direct, atol=1e-5, rtol=1e-4)
 
 
 def test_save_load_gives_identical_logits(shapes, tmp_path):

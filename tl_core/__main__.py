@@ -212,6 +212,10 @@ def cmd_enqueue(a, cfg, ds, out: Path) -> int:
             break
         time.sleep(0.5)
     bars.close()
+    if not isinstance(last, TERMINAL):
+        from tl_core.cli.train import say_if_queue_down  # the one copy (this file duplicates tl_core.cli)
+
+        say_if_queue_down(a.queue)  # ended without an end: the queue going away is the usual reason
     return _final_line(job.run_dir, last if isinstance(last, TERMINAL) else None)
 
 
@@ -264,11 +268,11 @@ def cmd_audit(a) -> int:
     _print_report(ds)
     features = None
     if a.backbone:
-        from tl_core.trust.embeddings import dataset_features  # deferred: torch (see the note at the top)
+        from tl_core.training.features import embed  # deferred: torch (see the note at the top)
 
         cfg = RunConfig(backbone=a.backbone, pretrained=a.pretrained)
         print(f"computing {a.backbone} features of {len(ds.train) + len(ds.val)} images...", file=sys.stderr)
-        features = dataset_features(cfg, ds)
+        features = embed(cfg, ds.train + ds.val)
     report = audit(ds, features)
     for p in report.pairs:
         print(f"{p.kind} ({p.where}, {p.method} {p.similarity:.3f}): {p.a} <-> {p.b}", file=sys.stderr)
@@ -403,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="duplicates, train/val leakage, conflicting labels, class counts")
     p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
     p.add_argument("--backbone", default="", help="also compare backbone features (e.g. tf_efficientnet_lite0)")
-    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR (with --backbone)")
+    p.add_argument("--pretrained", default="auto",
+                   help="auto | package | hub | none | FILE | run:RUN_DIR (with --backbone)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("run-job", help="train a queued run folder in this process (the process runner's child)")

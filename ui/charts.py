@@ -80,6 +80,22 @@ def run_figures(events, key, labels: dict, memo) -> tuple:
     return curves_fig, steps_fig
 
 
+def l2_search(search, labels: dict) -> go.Figure:
+    """The solved head's cross-validated accuracy per L2 strength (log axis), the chosen one marked."""
+    fig = go.Figure()
+    fig.add_scatter(x=search.l2, y=search.cv_acc, mode="lines+markers", name=labels["l2_y"],
+                    line=dict(color="#1f77b4"), showlegend=False)
+    if search.chosen is not None and search.chosen in search.l2:
+        acc = search.cv_acc[search.l2.index(search.chosen)]
+        fig.add_scatter(x=[search.chosen], y=[acc], mode="markers+text", name=labels["l2_chosen"],
+                        marker=dict(symbol="star", size=16, color="#ff7f0e"), text=[labels["l2_chosen"]],
+                        textposition="top center", showlegend=False)
+    fig.update_xaxes(type="log", autorange="reversed", title_text=labels["l2_x"])  # strong (left) to weak
+    fig.update_yaxes(tickformat=".0%", title_text=labels["l2_y"])
+    fig.update_layout(title=labels["l2"], **_LAYOUT)
+    return fig
+
+
 def confusion(matrix: list[list[int]], classes: list[str], normalise: bool, labels: dict) -> go.Figure:
     if normalise:
         z = [[v / max(1, sum(row)) for v in row] for row in matrix]
@@ -114,7 +130,8 @@ def top_k(pairs: list[tuple[str, float]], title: str) -> go.Figure:
 
 
 def scenarios(per_class: int, score: float | None, small_below: int, similar_from: float, labels: dict) -> go.Figure:
-    """Seed 001's four scenarios as a chart (size x similarity) with this dataset as a point."""
+    """Seed 001's four scenarios as a chart (size x similarity): this dataset as a point once its
+    similarity is measured, before that a line at its size."""
     fig = go.Figure()
     x_max = max(1000, per_class * 2)
     for (x0, x1), (y0, y1), key in (((1, small_below), (similar_from, 1), "small_similar"),
@@ -125,10 +142,14 @@ def scenarios(per_class: int, score: float | None, small_below: int, similar_fro
                       fillcolor="rgba(31,119,180,0.06)", layer="below")
         fig.add_annotation(x=math.log10(math.sqrt(x0 * x1)), y=(y0 + y1) / 2, text=labels[key], showarrow=False,
                            font=dict(size=12, color="#555"))
-    y = score if score is not None else similar_from
-    fig.add_scatter(x=[max(1, per_class)], y=[y], mode="markers+text", text=[labels["you"]], textposition="top center",
-                    marker=dict(size=14, color="#ff7f0e", symbol="circle" if score is not None else "circle-open"),
-                    showlegend=False)
+    if score is None:
+        # size is known, similarity is not: a line across both rows, no point at a made-up height
+        fig.add_vline(x=math.log10(max(1, per_class)), line=dict(color="#ff7f0e", width=2, dash="dash"),
+                      annotation_text=labels["you_unmeasured"], annotation_position="top",
+                      annotation_font=dict(color="#ff7f0e"))
+    else:
+        fig.add_scatter(x=[max(1, per_class)], y=[score], mode="markers+text", text=[labels["you"]],
+                        textposition="top center", marker=dict(size=14, color="#ff7f0e"), showlegend=False)
     fig.update_xaxes(type="log", range=[0, math.log10(x_max)], title_text=labels["x"])
     fig.update_yaxes(range=[0, 1], title_text=labels["y"])
     fig.update_layout(**{**_LAYOUT, "height": 300})

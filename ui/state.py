@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from tl_core.base.atomic import read_json, write_json_atomic
-from tl_core.base.config import DEFAULT_LR, RunConfig
+from tl_core.base.config import DEFAULT_AUGMENT, DEFAULT_LR, RunConfig
 from tl_core.base.messages import ConfigError
 from tl_core.data.dataset import Dataset
 from tl_core.jobs import sessions, settings
@@ -98,6 +98,7 @@ def _keep(what: str, payload: dict) -> None:
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, payload)
+    st.session_state[f"url_{what}"] = name  # sync_url puts it back after a page switch
     st.query_params[_SAVED[what][0]] = name
 
 
@@ -107,9 +108,25 @@ def _restore(what: str) -> dict | None:
     if not _NAME.fullmatch(name):  # from a URL: never a path
         return None
     try:
-        return read_json(_saved_path(what, name))
+        payload = read_json(_saved_path(what, name))
     except (OSError, ValueError):
         return None
+    st.session_state[f"url_{what}"] = name
+    return payload
+
+
+def sync_url() -> None:
+    """Put the session (?s=), its dataset (?data=), settings (?cfg=) and job (?job=, ?run=) back
+    in the URL on every script run: switching pages starts from a bare URL (st.navigation drops
+    the query string), and a refresh there would otherwise lose them all."""
+    qp = st.query_params
+    if qp.get("s") != session_id():
+        qp["s"] = session_id()
+    for what, (param, _) in _SAVED.items():
+        name = st.session_state.get(f"url_{what}")
+        if name and qp.get(param) != name:
+            qp[param] = name
+    sync_job_param()
 
 
 def dataset():
@@ -143,9 +160,16 @@ def config() -> RunConfig:
         except (ConfigError, TypeError):
             st.session_state.config = None  # written by another version: start from the default
         if st.session_state.config is None:
-            # RunConfig's defaults: EfficientNet-Lite0 with its packaged ImageNet weights, offline-safe
-            st.session_state.config = RunConfig(lr=DEFAULT_LR["feature_extraction"])
+            st.session_state.config = default_config()
     return st.session_state.config
+
+
+def default_config() -> RunConfig:
+    """RunConfig's defaults (EfficientNet-Lite0 with its packaged ImageNet weights, offline-safe) with
+    the learning rate and augmentation of its strategy: Data -> Train with no visit to Model trains
+    feature extraction with no augmentation, so no note says the augmentation went unused."""
+    base = RunConfig()
+    return base.replace(lr=DEFAULT_LR[base.strategy], augment=DEFAULT_AUGMENT[base.strategy])
 
 
 def set_config(cfg: RunConfig) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.base.messages import render
+from tl_core.base.messages import fill, render
 
 LANGUAGES = {"en": "English", "es": "Español"}
 
@@ -41,6 +41,13 @@ EN = {
                        "'{tab}' tab reads it in about a second.",
     "data_big_folder_hosted": "Many photos? Uploading a folder sends each file on its own (887 photos: about "
                               "30 s); a zip of the same folder uploads about 4x faster.",
+    "data_choice_title": "Where are your images?",
+    "data_choice_sample": "Use the sample", "data_choice_sample_help": "200 real photos of rubbish in four "
+                          "recycling bins: see the whole app work in a few minutes.",
+    "data_choice_make": "Make classes here",
+    "data_choice_make_help": "Name your classes and add photos to each, from the camera or from files.",
+    "data_choice_upload": "Upload a zip or folder",
+    "data_choice_upload_help": "One sub-folder per class, e.g. pets/cats and pets/dogs.",
     "data_tab_folder": "Upload a folder", "data_tab_zip": "Upload a zip", "data_tab_sample": "Sample dataset",
     # data page: "Make classes here" (class buckets, the camera)
     "bk_tab": "Make classes here",
@@ -115,9 +122,6 @@ EN = {
                       "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
     "m_backbone": "Backbone",
-    "m_tiny_help": "test_* models are toy models that train in seconds. Offline, start test_resnet from "
-                   "the bundled starter weights (\"A weights file\"): it learned shapes on generated images; "
-                   "with internet, test_vit3 and test_convnext2 download small ImageNet weights.",
     "m_query": "Search by name",
     "m_search_hint": "Type part of a model name.", "m_search_none": "No pretrained model matches that name.",
     "m_search_results": "Matches ({n})",
@@ -166,6 +170,9 @@ EN = {
     "m_opt": "Optimizer", "m_patience": "Stop early after N epochs without progress",
     "m_patience_help": "0 never stops early.", "m_head": "New last layer", "m_head_linear": "Linear",
     "m_head_mlp": "Small network (MLP)", "m_hidden": "Hidden units", "m_dropout": "Dropout", "m_device": "Device",
+    "m_device_auto": "Automatic (a GPU if there is one)", "m_device_cpu": "CPU", "m_device_cuda": "GPU (CUDA)",
+    "m_lr_solved": "The new last layer is solved exactly on the cached features, in one go: there are no "
+                   "epochs, learning rate or optimizer to choose.",
     "m_devices": "GPUs for this run",
     "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
@@ -179,7 +186,7 @@ EN = {
     "m_no_data": "Load a dataset on the Data page before training.",
     # advisor
     "adv_title": "Not sure? Ask the advisor",
-    "adv_count": "Images per class", "adv_count_from_data": "Your smallest class has {n} images.",
+    "adv_count": "Images per class", "adv_count_from_data": "Your smallest class has {n} {n:plural:image|images}.",
     "adv_similar": "Do your images look like everyday photos?",
     "adv_similar_help": "Everyday photos: animals, objects, people, scenes. Not like them: X-rays, "
                         "microscope slides, satellite images, drawings, spectrograms.",
@@ -197,9 +204,13 @@ EN = {
     # train page
     "train_title": "Train",
     "train_need_data": "Load a dataset first.",
-    "train_summary": "{backbone} · {strategy} · {epochs} epochs · learning rate {lr:g} · batch {batch}",
-    "train_summary_solved": "{backbone} · {strategy} · the head is solved exactly (no learning rate) · "
-                            "{epochs} epochs",
+    "train_summary": "{backbone} · {strategy} · {epochs} {epochs:plural:epoch|epochs} · learning rate {lr:g} · batch {batch}",
+    "train_summary_solved": "{backbone} · {strategy} · the head is solved exactly (no learning rate, no epochs)",
+    "train_finished_solved": "Finished: {acc:.1%} validation accuracy (head solved, {secs:.0f} s).",
+    "prog_features": "Features: {step} / {total} images · {ips:,.0f} images/s",
+    "prog_head": "Solving the head: L2 strength {done} of {total} tried by {folds}-fold cross-validation",
+    "chart_l2": "Head: cross-validated accuracy per L2 strength", "chart_l2_x": "L2 strength (weaker →)",
+    "chart_l2_y": "Held-out accuracy", "chart_l2_chosen": "Chosen",
     "train_start": "Start training", "train_stop": "Stop", "train_stopping": "Stopping after the current step…",
     "train_queued": "Waiting for another training run to finish: position {pos} in line.",
     "train_run_folder": "Run folder: {path}",
@@ -273,10 +284,14 @@ EN = {
     "cmp_members": "Strategies to compare", "cmp_epochs": "Epochs per run",
     "cmp_epochs_help": "Fewer epochs make the comparison shorter; every run gets the same number.",
     "cmp_measuring": "Measuring how fast this computer trains {backbone} (a few seconds)…",
-    "cmp_estimate": "About **{time}** here for {n} runs of {epochs} epochs.",
+    "cmp_measure": "Estimate the time", "cmp_measure_again": "Measure the time again",
+    "cmp_measure_help": "Runs a few real training steps of this backbone on this computer (a few seconds).",
+    "cmp_estimate_unmeasured": "How long it takes here is measured on request: a few training steps, a few "
+                               "seconds.",
+    "cmp_estimate": "About **{time}** here for {n} {n:plural:run|runs} of {epochs} {epochs:plural:epoch|epochs}.",
     "cmp_estimate_how": "Measured on this computer ({device}): {rates}. Feature extraction runs the backbone once "
                         "per image; the others train it every epoch.",
-    "cmp_start": "Compare {n} strategies", "cmp_stop": "Stop the comparison",
+    "cmp_start": "Compare {n} {n:plural:strategy|strategies}", "cmp_stop": "Stop the comparison",
     "cmp_running": "Comparison running: {done} of {n} runs done.",
     "cmp_waiting": "Another run of yours is training; the comparison continues when it ends.",
     "cmp_leaderboard": "Leaderboard", "cmp_verdict": "Verdict",
@@ -295,6 +310,8 @@ EN = {
     "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
     "energy_line": "Time {time} · energy {energy}",
     "energy_how_measured": "measured ({source})",
+    "energy_src_rapl": "Intel RAPL counter", "energy_src_nvml": "NVIDIA energy counter",
+    "device_gpu_n": "GPU {n}", "weights_of_run": "the run {run}",
     "energy_how_estimated": "estimated ({watts:g} W per busy core × CPU time)",
     "energy_how_estimated_gpu": "estimated ({watts:g} W × wall time)",
     "adv_measure": "Measure how similar my images are (seconds)",
@@ -307,6 +324,7 @@ EN = {
     "adv_not_measured": "Size comes from your upload; similarity is measured from your images.",
     "adv_manual": "Without a dataset, try the table: do your images look like everyday photos?",
     "adv_chart_x": "Images per class", "adv_chart_y": "Similarity (measured)", "adv_chart_you": "your data",
+    "adv_chart_you_unmeasured": "your data (similarity not measured yet)",
     "adv_check": "Check the suggestion: compare all strategies",
     "class_title": "Class", "class_code": "Class code (optional)", "class_name": "Your name on the class board",
     "class_join": "Join", "class_joined": "In class {code}.",
@@ -315,9 +333,10 @@ EN = {
     "tb_refused": "This page is for the teacher. Enter the teacher token set on the server.",
     "tb_off": "The class board is off: the server has no teacher token (TL_TEACHER_TOKEN).",
     "tb_code": "Class", "tb_none": "No student has joined a class yet.",
-    "tb_students": "{n} students in {code}",
-    "tb_col_student": "Student", "tb_col_backbone": "Backbone", "tb_no_runs": "No runs yet.",
+    "tb_students": "{n} {n:plural:student|students} in {code}",
+    "tb_col_student": "Student", "tb_col_backbone": "Backbone", "tb_no_run_yet": "no run yet",
     "tb_verdicts": "Comparison verdicts",
+    "tb_no_verdicts": "No student has compared strategies yet (Compare page).",
 }
 
 ES = {
@@ -351,6 +370,13 @@ ES = {
                        "TL Studio la pestaña «{tab}» la lee en alrededor de un segundo.",
     "data_big_folder_hosted": "¿Muchas fotos? Al subir una carpeta se envía cada archivo por separado (887 fotos: "
                               "unos 30 s); un zip de la misma carpeta se sube unas 4 veces más rápido.",
+    "data_choice_title": "¿Dónde están tus imágenes?",
+    "data_choice_sample": "Usar el ejemplo", "data_choice_sample_help": "200 fotos reales de residuos en cuatro "
+                          "contenedores de reciclaje: mira la aplicación entera funcionar en unos minutos.",
+    "data_choice_make": "Crear las clases aquí",
+    "data_choice_make_help": "Pon nombre a tus clases y añade fotos a cada una, con la cámara o desde archivos.",
+    "data_choice_upload": "Subir un zip o una carpeta",
+    "data_choice_upload_help": "Una subcarpeta por clase, p. ej. mascotas/gatos y mascotas/perros.",
     "data_tab_folder": "Subir una carpeta", "data_tab_zip": "Subir un zip", "data_tab_sample": "Datos de ejemplo",
     # página de datos: "Crear clases aquí"
     "bk_tab": "Crear clases aquí",
@@ -430,9 +456,6 @@ ES = {
                       "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
-    "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
-                   "test_resnet con los pesos iniciales incluidos («Un archivo de pesos»): aprendió formas en "
-                   "imágenes generadas; con internet, test_vit3 y test_convnext2 descargan pesos pequeños de ImageNet.",
     "m_query": "Buscar por nombre",
     "m_search_hint": "Escribe parte del nombre de un modelo.",
     "m_search_none": "Ningún modelo preentrenado coincide con ese nombre.",
@@ -484,6 +507,9 @@ ES = {
     "m_patience_help": "0 nunca para antes de tiempo.", "m_head": "Nueva capa final", "m_head_linear": "Lineal",
     "m_head_mlp": "Red pequeña (MLP)", "m_hidden": "Unidades ocultas", "m_dropout": "Dropout",
     "m_device": "Dispositivo",
+    "m_device_auto": "Automático (una GPU si la hay)", "m_device_cpu": "CPU", "m_device_cuda": "GPU (CUDA)",
+    "m_lr_solved": "La nueva última capa se resuelve exactamente sobre las características guardadas, de una "
+                   "vez: no hay épocas, tasa de aprendizaje ni optimizador que elegir.",
     "m_devices": "GPU para este entrenamiento",
     "m_devices_help": "Más de 1 entrena este único modelo en varias GPU a la vez (PyTorch DDP): cada una toma una parte de cada lote.",
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
@@ -498,7 +524,7 @@ ES = {
     "m_preview": "Ver imágenes aumentadas", "m_preview_working": "Generando ejemplos…",
     "m_no_data": "Carga unos datos en la página Datos antes de entrenar.",
     "adv_title": "¿No lo tienes claro? Pregunta al asesor",
-    "adv_count": "Imágenes por clase", "adv_count_from_data": "Tu clase más pequeña tiene {n} imágenes.",
+    "adv_count": "Imágenes por clase", "adv_count_from_data": "Tu clase más pequeña tiene {n} {n:plural:imagen|imágenes}.",
     "adv_similar": "¿Tus imágenes se parecen a fotos cotidianas?",
     "adv_similar_help": "Fotos cotidianas: animales, objetos, personas, paisajes. No se parecen: radiografías, "
                         "preparaciones de microscopio, imágenes de satélite, dibujos, espectrogramas.",
@@ -515,9 +541,14 @@ ES = {
     "adv_apply": "Usar esta estrategia",
     "train_title": "Entrenar",
     "train_need_data": "Primero carga unos datos.",
-    "train_summary": "{backbone} · {strategy} · {epochs} épocas · tasa de aprendizaje {lr:g} · lote {batch}",
-    "train_summary_solved": "{backbone} · {strategy} · la cabeza se resuelve exactamente (sin tasa de aprendizaje) · "
-                            "{epochs} épocas",
+    "train_summary": "{backbone} · {strategy} · {epochs} {epochs:plural:época|épocas} · tasa de aprendizaje {lr:g} · lote {batch}",
+    "train_summary_solved": "{backbone} · {strategy} · la cabeza se resuelve exactamente (sin tasa de aprendizaje "
+                            "ni épocas)",
+    "train_finished_solved": "Terminado: {acc:.1%} de exactitud en validación (cabeza resuelta, {secs:.0f} s).",
+    "prog_features": "Características: {step} / {total} imágenes · {ips:,.0f} imágenes/s",
+    "prog_head": "Resolviendo la cabeza: fuerza L2 {done} de {total} probada por validación cruzada en {folds} partes",
+    "chart_l2": "Cabeza: exactitud en validación cruzada por fuerza L2", "chart_l2_x": "Fuerza L2 (más débil →)",
+    "chart_l2_y": "Exactitud en lo apartado", "chart_l2_chosen": "Elegida",
     "train_start": "Empezar a entrenar", "train_stop": "Detener",
     "train_stopping": "Deteniendo tras el paso actual…",
     "train_queued": "Esperando a que termine otro entrenamiento: puesto {pos} en la cola.",
@@ -594,10 +625,15 @@ ES = {
     "cmp_members": "Estrategias a comparar", "cmp_epochs": "Épocas por entrenamiento",
     "cmp_epochs_help": "Menos épocas acortan la comparación; todos los entrenamientos tienen las mismas.",
     "cmp_measuring": "Midiendo lo rápido que este ordenador entrena {backbone} (unos segundos)…",
-    "cmp_estimate": "Unos **{time}** aquí para {n} entrenamientos de {epochs} épocas.",
+    "cmp_measure": "Estimar el tiempo", "cmp_measure_again": "Volver a medir el tiempo",
+    "cmp_measure_help": "Hace unos pocos pasos de entrenamiento reales de esta red en este ordenador (unos "
+                        "segundos).",
+    "cmp_estimate_unmeasured": "Lo que tarda aquí se mide cuando lo pidas: unos pocos pasos de entrenamiento, "
+                               "unos segundos.",
+    "cmp_estimate": "Unos **{time}** aquí para {n} {n:plural:entrenamiento|entrenamientos} de {epochs} {epochs:plural:época|épocas}.",
     "cmp_estimate_how": "Medido en este ordenador ({device}): {rates}. La extracción de características pasa "
                         "cada imagen una vez por la red; las demás la entrenan en cada época.",
-    "cmp_start": "Comparar {n} estrategias", "cmp_stop": "Detener la comparación",
+    "cmp_start": "Comparar {n} {n:plural:estrategia|estrategias}", "cmp_stop": "Detener la comparación",
     "cmp_running": "Comparación en marcha: {done} de {n} entrenamientos terminados.",
     "cmp_waiting": "Otro entrenamiento tuyo está en marcha; la comparación sigue cuando termine.",
     "cmp_leaderboard": "Clasificación", "cmp_verdict": "Veredicto",
@@ -617,6 +653,8 @@ ES = {
     "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
     "energy_line": "Tiempo {time} · energía {energy}",
     "energy_how_measured": "medido ({source})",
+    "energy_src_rapl": "contador RAPL de Intel", "energy_src_nvml": "contador de energía de NVIDIA",
+    "device_gpu_n": "GPU {n}", "weights_of_run": "el entrenamiento {run}",
     "energy_how_estimated": "estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
     "energy_how_estimated_gpu": "estimado ({watts:g} W × tiempo real)",
     "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
@@ -630,6 +668,7 @@ ES = {
     "adv_not_measured": "El tamaño sale de tus datos; la similitud se mide con tus imágenes.",
     "adv_manual": "Sin datos, prueba la tabla: ¿tus imágenes se parecen a fotos cotidianas?",
     "adv_chart_x": "Imágenes por clase", "adv_chart_y": "Similitud (medida)", "adv_chart_you": "tus datos",
+    "adv_chart_you_unmeasured": "tus datos (similitud aún sin medir)",
     "adv_check": "Comprobar la sugerencia: comparar todas las estrategias",
     "class_title": "Clase", "class_code": "Código de clase (opcional)", "class_name": "Tu nombre en el tablero",
     "class_join": "Unirme", "class_joined": "En la clase {code}.",
@@ -638,9 +677,10 @@ ES = {
     "tb_refused": "Esta página es para el profesor. Escribe la clave de profesor configurada en el servidor.",
     "tb_off": "El tablero de clase está desactivado: el servidor no tiene clave de profesor (TL_TEACHER_TOKEN).",
     "tb_code": "Clase", "tb_none": "Ningún estudiante se ha unido a una clase todavía.",
-    "tb_students": "{n} estudiantes en {code}",
-    "tb_col_student": "Estudiante", "tb_col_backbone": "Red", "tb_no_runs": "Aún no hay entrenamientos.",
+    "tb_students": "{n} {n:plural:estudiante|estudiantes} en {code}",
+    "tb_col_student": "Estudiante", "tb_col_backbone": "Red", "tb_no_run_yet": "aún sin entrenamientos",
     "tb_verdicts": "Veredictos de las comparaciones",
+    "tb_no_verdicts": "Ningún estudiante ha comparado estrategias todavía (página Comparar).",
 }
 
 # issue 11: data audit, calibrated confidence and "not sure", label issues, feature map, exports
@@ -663,14 +703,14 @@ EN.update({
                      "the loss by class (Model page, Class weighting).",
     "au_weights_off": "Largest class / smallest class: {ratio:.2f} to 1. Class weighting switches on "
                       "automatically above {limit:g} to 1.",
-    "au_none": "No duplicate found.", "au_more": "… and {n} more pairs (`python -m tl_core audit` lists all).",
+    "au_none": "No duplicate found.", "au_more": "… and {n} more {n:plural:pair|pairs} (`python -m tl_core audit` lists all).",
     "au_where_train-val": "**Leak**: in training and in validation", "au_where_classes": "**Conflict**: in two classes",
     "au_where_train": "Twice in training", "au_where_val": "Twice in validation",
     "au_kind_exact": "identical file", "au_kind_near": "near copy",
     "au_similarity": "{kind}, similarity {sim:.2f} ({method})",
+    "au_method_sha1": "identical bytes", "au_method_phash": "perceptual hash", "au_method_features": "backbone features",
     "au_move": "Move the validation copy to training", "au_drop_val": "Leave the validation copy out",
     "au_drop": "Leave out {name}",
-    "au_dropped_reason": "left out by the audit (a copy of {other})",
     "au_fixed_move": "{name} now trains instead of validating.", "au_fixed_drop": "{name} is left out (file kept).",
     "ev_cal_title": "How far to trust its confidence",
     "ev_ece_before": "Calibration error (raw)", "ev_ece_after": "Calibration error (calibrated)",
@@ -746,14 +786,15 @@ ES.update({
     "au_weights_off": "Clase mayor / clase menor: {ratio:.2f} a 1. El peso por clase se activa solo por encima "
                       "de {limit:g} a 1.",
     "au_none": "No se encontró ningún duplicado.",
-    "au_more": "… y {n} pares más (`python -m tl_core audit` los lista todos).",
+    "au_more": "… y {n} {n:plural:par|pares} más (`python -m tl_core audit` los lista todos).",
     "au_where_train-val": "**Fuga**: en entrenamiento y en validación", "au_where_classes": "**Conflicto**: en dos clases",
     "au_where_train": "Dos veces en entrenamiento", "au_where_val": "Dos veces en validación",
     "au_kind_exact": "archivo idéntico", "au_kind_near": "copia cercana",
     "au_similarity": "{kind}, similitud {sim:.2f} ({method})",
+    "au_method_sha1": "bytes idénticos", "au_method_phash": "hash perceptual",
+    "au_method_features": "características de la red base",
     "au_move": "Pasar la copia de validación a entrenamiento", "au_drop_val": "Dejar fuera la copia de validación",
     "au_drop": "Dejar fuera {name}",
-    "au_dropped_reason": "dejada fuera por la auditoría (copia de {other})",
     "au_fixed_move": "{name} ahora entrena en vez de validar.",
     "au_fixed_drop": "{name} queda fuera (el archivo se conserva).",
     "ev_cal_title": "Cuánto fiarse de su confianza",
@@ -820,7 +861,7 @@ def t(key: str, **values) -> str:
     table = TABLES.get(st.session_state.get("lang", "en"), EN)
     # a key missing in a translation falls back to English; tests keep the tables in step
     text = table.get(key) or EN.get(key, key)
-    return text.format(**values) if values else text
+    return fill(text, **values) if values else text
 
 
 def say(msg) -> str:

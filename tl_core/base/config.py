@@ -19,6 +19,9 @@ CLASS_WEIGHTS = ("auto", "on", "off")  # auto: on above audit.IMBALANCE_RATIO (l
 # a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
 # dataset (46% val), at 1e-2..5e-2 it reached 58-71% in under a second (measured, CPU).
 DEFAULT_LR = {"feature_extraction": 1e-2, "partial": 1e-3, "full": 1e-3, "scratch": 3e-3}
+# Augmentation by strategy: feature extraction caches each image's features once, so an augmented
+# copy would never be seen (train() says so in a note); gentle augmentation for everything else.
+DEFAULT_AUGMENT = {"feature_extraction": "none", "partial": "light", "full": "light", "scratch": "light"}
 
 
 

@@ -36,6 +36,7 @@ class Started:
     backbone: str
     weights: str = ""  # one sentence: where the starting weights came from
     weights_says: dict = field(default_factory=dict)  # the same sentence as a Message dict (kind, params)
+    solved_head: bool = False  # feature extraction's head is solved: no epochs to show (epochs is 1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,17 @@ class Progress:
     loss: float | None = None
     images_per_s: float = 0.0
     eta_s: float | None = None  # seconds left in the whole run, when known
+
+
+@dataclass(frozen=True)
+class HeadSearch:
+    """The solved head's cross-validation so far: held-out accuracy per L2 strength tried."""
+
+    l2: list  # strengths tried so far, strong to weak
+    cv_acc: list  # the mean held-out accuracy of each, over `folds` folds of the training images
+    total: int  # strengths to try
+    folds: int
+    chosen: float | None = None  # the strength kept, once every one was tried
 
 
 @dataclass(frozen=True)
@@ -87,9 +99,9 @@ class Failed(_Says):
     params: dict = field(default_factory=dict)
 
 
-Event = Started | Progress | EpochEnd | Note | Finished | Stopped | Failed
+Event = Started | Progress | HeadSearch | EpochEnd | Note | Finished | Stopped | Failed
 TERMINAL = (Finished, Stopped, Failed)
-_TYPES = {cls.__name__: cls for cls in (Started, Progress, EpochEnd, Note, Finished, Stopped, Failed)}
+_TYPES = {cls.__name__: cls for cls in (Started, Progress, HeadSearch, EpochEnd, Note, Finished, Stopped, Failed)}
 
 
 def to_dict(event) -> dict:

@@ -8,9 +8,25 @@ loading torch.
 """
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
 LANGS = ("en", "es")
+
+
+class _Formatter(string.Formatter):
+    """str.format plus a plural form per language: "{n} {n:plural:image|images}" gives "1 image",
+    "2 images"; the Spanish table writes its own "{n} {n:plural:imagen|imágenes}". English and
+    Spanish both use the singular for exactly 1 only."""
+
+    def format_field(self, value, format_spec: str):
+        if format_spec.startswith("plural:"):
+            one, _, many = format_spec[len("plural:"):].partition("|")
+            return one if value == 1 else many
+        return super().format_field(value, format_spec)
+
+
+fill = _Formatter().format  # fill(template, **params): a table's template with its parameters
 
 # ---------------------------------------------------------------- the tables
 # One entry per kind: English first, then Spanish. str.format templates over the kind's params.
@@ -87,18 +103,19 @@ _kinds({
     "data.zip_damaged": ("{label} is damaged or not a zip; re-create it and upload again",
                          "{label} está dañado o no es un zip; vuelve a crearlo y súbelo de nuevo"),
     "data.skipped_item": ("{name}: {reason}", "{name}: {reason}"),
-    "data.skipped_examples": (" Skipped {n} file(s), e.g. {examples}.", " Se omitieron {n} archivo(s), p. ej. {examples}."),
-    "data.too_few_classes": ("found {n} class folder(s); a classifier needs at least 2. Put each class's images in "
+    "data.skipped_examples": (" Skipped {n} {n:plural:file|files}, e.g. {examples}.",
+                           " {n:plural:Se omitió|Se omitieron} {n} {n:plural:archivo|archivos}, p. ej. {examples}."),
+    "data.too_few_classes": ("found {n} class {n:plural:folder|folders}; a classifier needs at least 2. Put each class's images in "
                              "its own sub-folder (e.g. data/cats, data/dogs).{skipped}",
-                             "se encontraron {n} carpeta(s) de clase; un clasificador necesita al menos 2. Pon las "
+                             "se {n:plural:encontró|encontraron} {n} {n:plural:carpeta|carpetas} de clase; un clasificador necesita al menos 2. Pon las "
                              "imágenes de cada clase en su propia subcarpeta (p. ej. datos/gatos, datos/perros).{skipped}"),
     "data.no_usable_image": ("no usable image found.{skipped} Upload a folder with one sub-folder of JPEG/PNG images "
                              "per class.",
                              "no se encontró ninguna imagen utilizable.{skipped} Sube una carpeta con una subcarpeta "
                              "de imágenes JPEG/PNG por clase."),
-    "data.empty_classes": ("class folder(s) with no usable image: {names}. Add images there or remove the folder "
+    "data.empty_classes": ("class {n:plural:folder|folders} with no usable image: {names}. Add images there or remove the folder "
                            "(see the skipped-files list).",
-                           "carpeta(s) de clase sin ninguna imagen utilizable: {names}. Añade imágenes o quita la "
+                           "{n:plural:carpeta|carpetas} de clase sin ninguna imagen utilizable: {names}. Añade imágenes o quita la "
                            "carpeta (mira la lista de archivos omitidos)."),
     "data.one_class": ("found one class folder ('{name}'); a classifier needs at least 2. Put each class's images "
                        "in its own sub-folder next to it (e.g. data/cats, data/dogs).",
@@ -133,8 +150,8 @@ _kinds({
                          "at least one more image",
                          "sin imagen de validación para: {names} (solo una imagen); no se puede medir su exactitud: "
                          "añade al menos una imagen más"),
-    "data.warn_duplicates": ("{n} image(s) appear in more than one class; check their labels (listed under duplicates)",
-                             "{n} imagen(es) aparecen en más de una clase; revisa sus etiquetas (en la lista de "
+    "data.warn_duplicates": ("{n} {n:plural:image appears|images appear} in more than one class; check their labels (listed under duplicates)",
+                             "{n} {n:plural:imagen aparece|imágenes aparecen} en más de una clase; revisa sus etiquetas (en la lista de "
                              "duplicados)"),
 })
 
@@ -343,18 +360,50 @@ _kinds({
     "train.loss_not_finite_step": ("the loss became {loss} at epoch {epoch}, step {step}: lower the learning rate",
                                    "la pérdida llegó a {loss} en la época {epoch}, paso {step}: baja la tasa de "
                                    "aprendizaje"),
-    "features.computed": ("Features computed with {engine}: {rate:.0f} images/s.{probe}",
-                          "Características calculadas con {engine}: {rate:.0f} imágenes/s.{probe}"),
-    "features.from_cache": ("Features read from the cache, computed with {engine}.{probe}",
-                            "Características leídas de la caché, calculadas con {engine}.{probe}"),
-    "features.probe": (" Measured on this computer, images/s: {rates}.",
-                       " Medido en este ordenador, imágenes/s: {rates}."),
+    "features.computed": ("Features of {n} images computed with {engine} at {rate:.0f} images/s ({cached} read "
+                          "from the cache). Engine: {reason}",
+                          "Características de {n} imágenes calculadas con {engine} a {rate:.0f} imágenes/s ({cached} "
+                          "leídas de la caché). Motor: {reason}"),
+    "features.from_cache": ("Features of all {cached} images read from the cache (computed with {engine}).",
+                            "Características de las {cached} imágenes leídas de la caché (calculadas con {engine})."),
+    "features.cache_write_failed": ("The feature cache could not be written ({detail}): this run goes on without "
+                                    "caching; what the cache held before is kept.",
+                                    "No se pudo escribir en la caché de características ({detail}): este "
+                                    "entrenamiento sigue sin caché; lo que la caché tenía se conserva."),
+    "engine.not_measured": ("PyTorch fp32, at once: the engines have not been measured on this computer yet, so "
+                            "this run spends no time exporting or measuring; they are measured in the background "
+                            "afterwards, for the next run.",
+                            "PyTorch fp32, sin esperar: los motores aún no se han medido en este ordenador, así que "
+                            "este entrenamiento no gasta tiempo en exportar ni medir; se miden en segundo plano "
+                            "después, para el siguiente."),
+    "engine.cuda": ("the GPU.", "la GPU."),
+    "engine.distributed": ("PyTorch on every process alike (several processes share the pass).",
+                           "PyTorch igual en todos los procesos (varios procesos se reparten el cálculo)."),
+    "engine.fallback": ("PyTorch fp32, because the planned engine cannot run this model here ({detail}).",
+                        "PyTorch fp32, porque el motor previsto no puede ejecutar este modelo aquí ({detail})."),
+    "engine.forced": ("{engine}, as TL_ENGINE asks.", "{engine}, como pide TL_ENGINE."),
+    "engine.torch_only": ("PyTorch fp32, the only engine here (about {seconds:.0f} s for {n} images).",
+                          "PyTorch fp32, el único motor aquí (unos {seconds:.0f} s para {n} imágenes)."),
+    "engine.torch_fastest": ("PyTorch fp32, expected {seconds:.0f} s for {n} images, against {other_seconds:.0f} s "
+                             "for the fastest other engine measured here (with its export).",
+                             "PyTorch fp32, previsto {seconds:.0f} s para {n} imágenes, frente a {other_seconds:.0f} "
+                             "s del motor más rápido de los otros medidos aquí (con su exportación)."),
+    "engine.faster_with_export": ("{engine}, expected {seconds:.0f} s for {n} images including its one-time export "
+                                  "({export:.0f} s), against {torch_seconds:.0f} s with PyTorch fp32.",
+                                  "{engine}, previsto {seconds:.0f} s para {n} imágenes con su exportación única "
+                                  "({export:.0f} s), frente a {torch_seconds:.0f} s con PyTorch fp32."),
+    "engine.faster": ("{engine}, expected {seconds:.0f} s for {n} images, against {torch_seconds:.0f} s with "
+                      "PyTorch fp32 (rates measured on this computer).",
+                      "{engine}, previsto {seconds:.0f} s para {n} imágenes, frente a {torch_seconds:.0f} s con "
+                      "PyTorch fp32 (velocidades medidas en este ordenador)."),
     "train.also_not_saved": ("{message} (the best checkpoint could not be saved either: {detail})",
                              "{message} (tampoco se pudo guardar el mejor checkpoint: {detail})"),
     "train.early_stop": ("Stopped early: validation loss has not improved for {patience} epochs; the best epoch "
                          "({best}) is kept.",
                          "Parada anticipada: la pérdida de validación no ha mejorado en {patience} épocas; se "
                          "conserva la mejor época ({best})."),
+    "train.augment_light": ("light", "suave"),
+    "train.augment_strong": ("strong", "fuerte"),
     "train.augment_unused": ("Augmentation '{augment}' is not used with feature extraction: each image's features "
                              "are computed once and cached from the plain image. Fine-tune (partial or full) to use "
                              "augmentation.",
@@ -414,9 +463,9 @@ _kinds({
                                    "por validación cruzada con las imágenes de entrenamiento), no de una cabeza "
                                    "aleatoria, así que los primeros pasos no alteran las características "
                                    "preentrenadas."),
-    "pool.unreachable": ("The job queue at {url} cannot be reached ({detail}); start Redis (redis-server) or set "
+    "pool.unreachable": ("The queue at {url} does not answer ({detail}); start Redis (redis-server) or set "
                          "TL_REDIS_URL, then try again.",
-                         "No se puede acceder a la cola de trabajos en {url} ({detail}); arranca Redis (redis-server) "
+                         "La cola de trabajos en {url} no responde ({detail}); arranca Redis (redis-server) "
                          "o define TL_REDIS_URL y vuelve a intentarlo."),
     "pool.bad_run_id": ("refused run id {run_id!r}: not a run folder name",
                         "identificador de entrenamiento {run_id!r} rechazado: no es el nombre de una carpeta de "
@@ -431,11 +480,25 @@ _kinds({
                             "La pérdida ponderada por clase está activada ({mode}): cada clase cuenta lo mismo que "
                             "las demás, tenga las imágenes que tenga (pesos {weights})."),
     "train.stopped_by_user": ("Stopped by the user.", "Detenido por el usuario."),
+    "trust.no_dataset_json": ("The run {run} has no record of its images (dataset.json: runs made before it was "
+                              "saved cannot do this); train it again to use this.",
+                              "El entrenamiento {run} no guarda la lista de sus imágenes (dataset.json: los "
+                              "entrenamientos anteriores a ese archivo no pueden hacer esto); vuelve a entrenarlo "
+                              "para usarlo."),
+    "audit.dropped": ("left out by the audit (a copy of {other})", "dejada fuera por la auditoría (copia de {other})"),
     # ------------------------------------------------ jobs
     "job.oom_retry": ("Out of memory on the GPU at batch size {batch}: retrying once automatically with batch size "
                       "{half}.",
                       "Sin memoria en la GPU con tamaño de lote {batch}: se reintenta una vez automáticamente con "
                       "tamaño de lote {half}."),
+    "job.child_died": ("The training process ended unexpectedly ({how}); the best checkpoint so far is kept. Try a "
+                       "smaller batch size or image size, and start again.",
+                       "El proceso de entrenamiento terminó de forma inesperada ({how}); se conserva el mejor modelo "
+                       "guardado hasta ahora. Prueba con un tamaño de lote o de imagen menor y vuelve a empezar."),
+    "job.how_signal": ("signal {signal}", "señal {signal}"),
+    "job.how_killed": ("signal {signal}, SIGKILL: often the system ran out of memory",
+                       "señal {signal}, SIGKILL: a menudo el sistema se quedó sin memoria"),
+    "job.how_exit": ("exit status {status}", "código de salida {status}"),
     "job.stopped_in_queue": ("Stopped before it started (it was queued).",
                              "Detenido antes de empezar (estaba en la cola)."),
     "job.not_recorded": ("The run could not be recorded: {detail}", "No se pudo registrar el entrenamiento: {detail}"),
@@ -527,11 +590,6 @@ _kinds({
                                           "84.2%.",
                                           "El Lite más grande, a 260 px: hormigas/abejas 96,7% con una sonda lineal, "
                                           "TrashNet 84,2%."),
-    "catalog.why_test_vit3": ("A toy ViT with real ImageNet weights: for classrooms and quick experiments.",
-                              "Un ViT de juguete con pesos reales de ImageNet: para clases y experimentos rápidos."),
-    "catalog.why_test_convnext2": ("A toy ConvNeXt with real ImageNet weights: the fastest way to see the whole flow.",
-                                   "Un ConvNeXt de juguete con pesos reales de ImageNet: la forma más rápida de ver "
-                                   "todo el proceso."),
     "catalog.why_mobilenetv3_large_100": ("Built for phones: the best accuracy per second on a laptop CPU.",
                                           "Hecho para móviles: la mejor exactitud por segundo en la CPU de un "
                                           "portátil."),
@@ -610,7 +668,7 @@ class Message:
         """The sentence in `lang` ("en" or "es"); English where a kind has no translation."""
         table = ES if lang == "es" else EN
         template = table.get(self.kind) or EN[self.kind]
-        return template.format(**{k: _render_param(v, lang) for k, v in self.params.items()})
+        return fill(template, **{k: _render_param(v, lang) for k, v in self.params.items()})
 
     def __str__(self) -> str:
         return self.render("en")

@@ -20,11 +20,11 @@ def run(a) -> int:
     print_report(ds)
     features = None
     if a.backbone:
-        from tl_core.trust.embeddings import dataset_features  # deferred: torch (see the note at the top)
+        from tl_core.training.features import embed  # deferred: torch (see the note at the top)
 
         cfg = RunConfig(backbone=a.backbone, pretrained=a.pretrained)
         print(f"computing {a.backbone} features of {len(ds.train) + len(ds.val)} images...", file=sys.stderr)
-        features = dataset_features(cfg, ds)
+        features = embed(cfg, ds.train + ds.val)
     report = audit(ds, features)
     for p in report.pairs:
         print(f"{p.kind} ({p.where}, {p.method} {p.similarity:.3f}): {p.a} <-> {p.b}", file=sys.stderr)
@@ -39,7 +39,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("audit", help="duplicates, train/val leakage, conflicting labels, class counts")
     p.add_argument("data", help="folder of class sub-folders, a folder with train/ and val/, or a .zip")
     p.add_argument("--backbone", default="", help="also compare backbone features (e.g. tf_efficientnet_lite0)")
-    p.add_argument("--pretrained", default="hub", help="hub | none | FILE | run:RUN_DIR (with --backbone)")
+    p.add_argument("--pretrained", default="auto",
+                   help="auto | package | hub | none | FILE | run:RUN_DIR (with --backbone)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=run)

@@ -6,14 +6,15 @@ import sys
 
 from tqdm import tqdm
 
-from tl_core.base.events import EpochEnd, Failed, Finished, Note, Progress, Stopped
+from tl_core.base.config import DEFAULT_AUGMENT
+from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Progress, Started, Stopped
 
 # Modules that load torch are imported inside the commands that use them: `python -m tl_core runs`
 # or `--help` answers in a fraction of a second without them.
 
 
 def default_augment(strategy: str) -> str:
-    return "none" if strategy == "feature_extraction" else "light"
+    return DEFAULT_AUGMENT[strategy]
 
 
 def print_report(ds) -> None:
@@ -28,23 +29,56 @@ def print_report(ds) -> None:
 class Bars:
     """tqdm bars on a terminal: one for feature extraction, one per epoch. Into a file or a pipe
     (a log, CI) a bar would print a line per update, with rates like "1342177 step/s" from
-    steps microseconds apart: there only the one line per epoch (and the notes) are printed."""
+    steps microseconds apart: there only one line per phase (features, the head's L2 search,
+    each epoch) and the notes are printed. A solved head has no epochs: its one line says so."""
 
     def __init__(self, live: bool | None = None):
         self.live = sys.stderr.isatty() if live is None else live
         self.tqdm, self.bar, self.key = tqdm, None, None
+        self.solved, self.features = False, None  # the last features Progress not yet printed
 
     def show(self, e) -> None:
-        if isinstance(e, Progress) and e.phase in ("features", "activations", "train"):
+        if not (isinstance(e, Progress) and e.phase == "features"):
+            self._features_line()
+        if isinstance(e, Started):
+            self.solved = e.solved_head
+        elif isinstance(e, Progress) and e.phase in ("features", "activations", "train"):
             if self.live:
                 self._draw(e)
+            elif e.phase == "features":
+                self.features = e
+        elif isinstance(e, HeadSearch):
+            self._head(e)
         elif isinstance(e, EpochEnd):
             self.close()
             m = e.metrics
-            print(f"epoch {e.epoch}: train loss {m['train/loss']:.4f} acc {m['train/acc']:.3f} | "
-                  f"val loss {m['val/loss']:.4f} acc {m['val/acc']:.3f}{' *' if e.is_best else ''}", file=sys.stderr)
+            what = "head solved" if self.solved else f"epoch {e.epoch}"
+            print(f"{what}: train loss {m['train/loss']:.4f} acc {m['train/acc']:.3f} | "
+                  f"val loss {m['val/loss']:.4f} acc {m['val/acc']:.3f}{' *' if e.is_best and not self.solved else ''}",
+                  file=sys.stderr)
         elif isinstance(e, Note):
+            self.close()
             print(e.message, file=sys.stderr)
+
+    def _features_line(self) -> None:
+        e, self.features = self.features, None
+        if e is not None:
+            print(f"features: {e.step} / {e.total}, {e.images_per_s:.0f} img/s", file=sys.stderr)
+
+    def _head(self, e: HeadSearch) -> None:
+        if self.live and e.chosen is None:
+            key = ("head", 0)
+            if key != self.key:
+                self.close()
+                self.bar, self.key = self.tqdm(total=e.total, desc="head L2", unit="L2", file=sys.stderr), key
+            self.bar.n = len(e.l2)
+            self.bar.set_postfix_str(f"{e.l2[-1]:g}: {e.cv_acc[-1]:.1%}", refresh=True)
+        elif e.chosen is not None:
+            self.close()
+            acc = e.cv_acc[e.l2.index(e.chosen)]
+            tried = ", ".join(f"{l2:g} {a:.1%}" for l2, a in zip(e.l2, e.cv_acc))
+            print(f"head: L2 {e.chosen:g} chosen, {e.folds}-fold CV accuracy {acc:.1%} (tried {tried})",
+                  file=sys.stderr)
 
     def _draw(self, e) -> None:
         key = (e.phase, e.epoch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -137,4 +138,15 @@ def cmd_enqueue(a, cfg, ds, out: Path) -> int:
             break
         time.sleep(0.5)
     bars.close()
+    if not isinstance(last, TERMINAL):
+        say_if_queue_down(a.queue)  # ended without an end: the queue going away is the usual reason
     return final_line(job.run_dir, last if isinstance(last, TERMINAL) else None)
+
+
+def say_if_queue_down(url: str) -> None:
+    from tl_core.jobs.pool import PoolError, connect  # deferred: rq and redis are needed only with --queue
+
+    try:
+        connect(url)
+    except PoolError as e:
+        print(e, file=sys.stderr, flush=True)

@@ -185,8 +185,9 @@ def audit(ds: Dataset, features: np.ndarray | None = None) -> AuditReport:
 # ---------------------------------------------------------------- fixes (the split only)
 
 
-def drop(ds: Dataset, path: str, reason: str) -> Dataset:
-    """The dataset without `path` (in either split); listed as skipped with `reason`. Files untouched."""
+def drop(ds: Dataset, path: str, reason) -> Dataset:
+    """The dataset without `path` (in either split); listed as skipped with `reason` (a Message, so
+    each reader sees it in their language). Files untouched."""
     report = replace(ds.report, skipped=[*ds.report.skipped, Skipped(_relative(path, ds.root), reason)])
     return replace(ds, train=[it for it in ds.train if it.path != path],
                    val=[it for it in ds.val if it.path != path], report=report)

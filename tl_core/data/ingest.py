@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from tl_core.base.atomic import open_atomic
 from tl_core.base.messages import DataError, Message
 from tl_core.data.decode import DEFAULT_MAX_PIXELS
 
@@ -85,10 +86,10 @@ def _write_member(dest: Path, parts: list[str], data) -> None:
     if dest.resolve() not in target.resolve().parents:
         raise DataError("data.outside_folder", name="/".join(parts))
     target.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, (bytes, bytearray)):
-        target.write_bytes(data)
-    else:
-        with open(target, "wb") as f:
+    with open_atomic(target, "wb") as f:  # a kill mid-upload leaves no half image behind
+        if isinstance(data, (bytes, bytearray)):
+            f.write(data)
+        else:
             shutil.copyfileobj(data, f, _COPY_CHUNK)
 
 

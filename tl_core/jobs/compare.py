@@ -89,15 +89,17 @@ class CompareGroup:
 
     def _submit(self, cfg: RunConfig):
         # hosted: a session may have one active job; if the user started another run meanwhile,
-        # wait for it rather than fail the comparison
+        # wait for it rather than fail the comparison. Any other refusal (the queue at redis://...
+        # does not answer, the disk is full) ends the group with its sentence: retrying those
+        # would wait forever and say nothing.
         while not self._stop.is_set():
             try:
                 if self.before_submit is not None:
                     self.before_submit()
                 return self.manager.submit(cfg, self.dataset, self.runs_root, owner=self.owner)
-            except runs.RunsFolderError:
-                raise
-            except ConfigError:
+            except ConfigError as e:
+                if e.message.kind != "job.one_at_a_time":
+                    raise
                 time.sleep(1.0)
         return None
 
@@ -113,8 +115,8 @@ class CompareGroup:
                 self.info["members"][i]["run_dir"] = str(job.run_dir)
                 self._save()
                 job.join()
-        except runs.RunsFolderError as e:
-            self.info["error"] = str(e)
+        except ConfigError as e:  # PoolError and RunsFolderError too: a sentence, kept in the group file
+            self.info["error"] = e.message.to_dict()
         finally:
             self.info["ended"] = time.time()
             self.info["stopped"] = self._stop.is_set()

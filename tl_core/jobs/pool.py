@@ -49,7 +49,9 @@ class PoolError(ConfigError):
 
 def connect(url: str, check: bool = True) -> Redis:
     """A Redis client; with `check`, PoolError (a sentence) unless Redis answers now."""
-    conn = Redis.from_url(url, socket_connect_timeout=5)
+    # both timeouts: a Redis that accepts and then hangs (stopped, overloaded) must not block a
+    # page or a worker forever; 5 s each keeps "does not answer" within 10 s
+    conn = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
     if check:
         try:
             conn.ping()

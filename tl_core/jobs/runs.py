@@ -42,7 +42,7 @@ def check_runs_folder(root: str | Path, min_free_mb: float | None = None) -> Pat
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".write-test-{secrets.token_hex(4)}"
-        probe.write_bytes(b"ok")
+        write_bytes_atomic(probe, b"ok")
         probe.unlink()
     except OSError as e:
         raise RunsFolderError("runs.unwritable", root=str(root), detail=str(e.strerror or e)) from None
@@ -204,7 +204,7 @@ HEARTBEAT_STALE_S = 30.0
 
 def request_stop(run_dir: str | Path) -> None:
     """Ask the run to stop wherever it trains (it ends Stopped, keeping its best checkpoint)."""
-    (Path(run_dir) / STOP_FILE).write_bytes(b"stop")
+    write_bytes_atomic(Path(run_dir) / STOP_FILE, b"stop")
 
 
 def stop_requested(run_dir: str | Path) -> bool:

@@ -19,6 +19,8 @@ import json
 import os
 import platform
 import re
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 from tl_core.base.atomic import write_bytes_atomic
+from tl_core.base.messages import Message
 from tl_core.models.model import create_for_preview, pooled_features
 
 ENGINES = ("torch", "onnx", "bf16")
@@ -37,6 +40,9 @@ LABELS = {"torch": "PyTorch fp32", "onnx": "ONNX Runtime fp32", "bf16": "PyTorch
 PRECISION = {"torch": "fp32", "onnx": "fp32", "bf16": "bf16", "cuda": "amp"}
 ANSI = r"\x1b\[[0-9;]*m"  # colour codes in the exporter's messages
 PROBE_IMAGES = 16  # per timed batch: long enough to time (0.1-0.5 s), short enough to repeat
+# ONNX export seconds assumed before one was timed here: tf_efficientnet_lite0 took 6.3 s with the
+# dynamo exporter on the project's 2-core Xeon (issue 21); probes store the measured figure
+EXPORT_GUESS_S = 8.0
 
 
 class EngineError(RuntimeError):
@@ -197,6 +203,7 @@ class Choice:
     engine: str
     rates: dict
     bf16_error: float | None = None
+    reason: Message | None = None  # why this engine, for this run (see plan())
 
     @property
     def label(self) -> str:
@@ -242,10 +249,14 @@ def example_batch(size: int, n: int = PROBE_IMAGES) -> torch.Tensor:
 def measure(module: nn.Module, example: torch.Tensor, engines: list[str], onnx_file: Path) -> dict:
     """Images/s of each engine on `example` (best of 3 after a warm-up: the least disturbed by other
     processes) and each one's max relative error against torch fp32; None where it cannot run."""
-    rates, errors, ref = {}, {}, None
+    rates, errors, ref, export_s = {}, {}, None, None
     for name in sorted(engines, key=lambda e: e != "torch"):  # torch first: the reference output
         try:
+            t_build = time.perf_counter()
+            exporting = name == "onnx" and not onnx_file.exists()
             engine = build(name, module, example, onnx_file)
+            if exporting:
+                export_s = round(time.perf_counter() - t_build, 2)
             engine(example[:2])
             times = []
             for _ in range(3):
@@ -260,7 +271,8 @@ def measure(module: nn.Module, example: torch.Tensor, engines: list[str], onnx_f
             ref = out
         else:
             errors[name] = float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
-    return {"rates": rates, "errors": errors, "images": len(example), "when": time.strftime("%Y-%m-%d %H:%M")}
+    return {"rates": rates, "errors": errors, "images": len(example), "export_s": export_s,
+            "when": time.strftime("%Y-%m-%d %H:%M")}
 
 
 def probe(module: nn.Module, backbone: str, size: int, onnx_file: Path, allow_bf16: bool) -> Choice:
@@ -276,6 +288,82 @@ def probe(module: nn.Module, backbone: str, size: int, onnx_file: Path, allow_bf
     elif not allow_bf16 and "bf16" in engines:
         engines.remove("bf16")
     return Choice(choose(entry["rates"], engines), entry["rates"], entry["errors"].get("bf16"))
+
+
+# ---- the engine for one pass: by its expected total time, never waiting for a probe ----
+
+def expected_seconds(engine: str, n_images: int, entry: dict, onnx_file: Path) -> float | None:
+    """Seconds `engine` is expected to take for `n_images` here: its export (ONNX, once per
+    weights) + n / its remembered rate; None when its rate was never measured here."""
+    rate = entry.get("rates", {}).get(engine)
+    if not rate:
+        return None
+    export = 0.0
+    if engine == "onnx" and not onnx_file.exists():
+        export = entry.get("export_s") or EXPORT_GUESS_S
+    return export + n_images / rate
+
+
+def plan(n_images: int, backbone: str, size: int, onnx_file: Path, allow_bf16: bool) -> Choice:
+    """The engine with the least expected total time for this pass (issue 21: the first run is
+    never slower than plain torch). With nothing measured here yet: PyTorch fp32 at once, and
+    `Choice.reason` asks for a probe in the background (probe_in_background) for the next pass."""
+    forced = os.environ.get("TL_ENGINE", "").strip()  # TL_ENGINE=torch|onnx|bf16: for comparisons
+    allowed = candidates(allow_bf16 or forced == "bf16")
+    entry = cached_probe(backbone, size) or {}
+    if forced in allowed:
+        return Choice(forced, entry.get("rates", {}), entry.get("errors", {}).get("bf16"),
+                      Message("engine.forced", {"engine": LABELS[forced]}))
+    if not allow_bf16 and "bf16" in allowed:
+        allowed.remove("bf16")
+    times = {e: expected_seconds(e, n_images, entry, onnx_file) for e in allowed}
+    if times.get("torch") is None:
+        return Choice("torch", entry.get("rates", {}), None, Message("engine.not_measured", {"n": n_images}))
+    best = min((e for e in allowed if times[e] is not None), key=times.get)
+    params = {"engine": LABELS[best], "n": n_images, "seconds": times[best], "torch_seconds": times["torch"]}
+    others = [t for e, t in times.items() if e != "torch" and t is not None]
+    if best == "torch":
+        kind = "engine.torch_fastest" if others else "engine.torch_only"
+        params["other_seconds"] = min(others) if others else 0.0
+    else:
+        kind = "engine.faster_with_export" if best == "onnx" and not onnx_file.exists() else "engine.faster"
+        params["export"] = entry.get("export_s") or EXPORT_GUESS_S
+    return Choice(best, entry["rates"], entry.get("errors", {}).get("bf16"), Message(kind, params))
+
+
+def needs_probe(backbone: str, size: int, allow_bf16: bool = False) -> bool:
+    entry = cached_probe(backbone, size)
+    return entry is None or any(e not in entry["rates"] for e in candidates(allow_bf16))
+
+
+def probe_in_background(backbone: str, size: int) -> subprocess.Popen | None:
+    """Measure `backbone`'s engines here in a separate low-priority process (export and timing:
+    about 10 s for tf_efficientnet_lite0 on 2 cores), so the next pass can choose by measured rates.
+    None when not needed or switched off (TL_BACKGROUND_PROBE=0, as the tests do)."""
+    if os.environ.get("TL_BACKGROUND_PROBE", "1") == "0" or not needs_probe(backbone, size, True):
+        return None
+    try:
+        return subprocess.Popen([sys.executable, "-m", "tl_core.models.engines", backbone, str(size)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)  # outlives a CLI run that ends first
+    except OSError:
+        return None  # no process to spare: the next pass simply plans without rates again
+
+
+def _probe_main(backbone: str, size: int) -> None:
+    """The background probe: lowest priority, one at a time per backbone (a lock file)."""
+    import fcntl  # POSIX only, like the process that starts this one
+
+    os.nice(19)  # the user's runs come first: this one only uses idle CPU
+    lock = cache_dir() / f"engine_probe.{re.sub(r'[^A-Za-z0-9_.-]', '_', backbone)}@{size}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "ab") as f:  # a lock file, never written: not a data file
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another process is measuring this backbone now
+        if needs_probe(backbone, size, True):
+            probe_backbone(backbone, size)
 
 
 def probe_backbone(backbone: str, size: int = 0) -> dict:
@@ -317,3 +405,7 @@ def file_key(path: Path, suffix: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return f"{h.hexdigest()[:24]}-{suffix}"
+
+
+if __name__ == "__main__":  # python -m tl_core.models.engines BACKBONE SIZE: the background probe
+    _probe_main(sys.argv[1], int(sys.argv[2]))

@@ -16,7 +16,7 @@ import timm
 import torch
 from PIL import Image
 
-from tl_core.base.atomic import read_json, write_bytes_atomic
+from tl_core.base.atomic import read_json, write_bytes_atomic, write_text_atomic
 from tl_core.base.messages import ExportError  # noqa: F401  (public here too: tl_core.serving.export.ExportError)
 from tl_core.models.checkpoint import load_model
 from tl_core.serving.predict import Predictor
@@ -74,11 +74,11 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     (_onnx if fmt == "onnx" else _safetensors)(pred, folder)
     for name in ("preprocess.json", "run.json"):
         shutil.copy2(pred.run_dir / name, folder / name)
-    (folder / "labels.txt").write_text("\n".join(pred.classes) + "\n", encoding="utf-8")
-    (folder / "calibration.json").write_text(json.dumps(_portable(cal), indent=1), encoding="utf-8")
-    (folder / "predict.py").write_text(inference_snippet(pred.run_dir, fmt), encoding="utf-8")
+    write_text_atomic(folder / "labels.txt", "\n".join(pred.classes) + "\n")
+    write_text_atomic(folder / "calibration.json", json.dumps(_portable(cal), indent=1))
+    write_text_atomic(folder / "predict.py", inference_snippet(pred.run_dir, fmt))
     parity = _parity(pred, folder, paths, cal)
-    (folder / "parity.json").write_text(json.dumps(parity, indent=1), encoding="utf-8")
+    write_text_atomic(folder / "parity.json", json.dumps(parity, indent=1))
     if not parity["max_abs_prob_diff"] <= PARITY_TOLERANCE:
         raise ExportError("export.mismatch", fmt=fmt, diff=parity["max_abs_prob_diff"])
     zip_path = out_dir / f"{folder.name}.zip"

@@ -2,7 +2,7 @@
 from tl_core.base.exports import lazy_exports
 
 __getattr__ = lazy_exports(__name__, {
-    "train": "train", "FeatureCache": "features", "FeatureLoop": "features", "SolvedHeadLoop": "solved_head",
+    "train": "train", "embed": "features", "FeatureStore": "feature_cache", "FeatureLoop": "features", "SolvedHeadLoop": "solved_head",
     "choose_l2": "probe", "pick_device": "device", "configure_threads": "device",
     "class_weights_for": "balance", "measure_speed": "estimate",
 })

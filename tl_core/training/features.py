@@ -1,35 +1,36 @@
-"""Feature-extraction fast path: run the frozen backbone once per image, train the head on tensors.
+"""One way to embed images with a backbone, and the feature-extraction loop built on it.
 
-Pooled features are cached on disk per (backbone weights, preprocessing, engine, precision) and
-image content hash, so a second run on the same data and backbone skips the backbone entirely.
+embed() / embed_events() compute the pooled backbone features (the classifier's input) of a list
+of images: cached per (backbone weights + preprocessing, engine, image) in feature_cache.py,
+on the engine with the least expected time for this pass (engines.plan), with progress.
+Feature extraction, the audit, the embeddings export, the similarity advisor and the
+out-of-domain bank all call it, so a second caller on the same images reads the cache.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save
 
-from tl_core.base.atomic import write_bytes_atomic
 from tl_core.base.events import Note, Progress
 from tl_core.base.messages import LossError, Message
-from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform
+from tl_core.data.dataset import Item
+from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for
 from tl_core.models import engines
 from tl_core.models.heads import classifier_params, head_module
+from tl_core.models.model import build_model
 from tl_core.training import distributed
+from tl_core.training.device import pick_device
+from tl_core.training.feature_cache import CacheWriteError, FeatureStore, cache_root  # noqa: F401  (public)
 from tl_core.training.steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics
 
-
-def cache_root() -> Path:
-    return Path(os.environ.get("TL_CACHE", Path.home() / ".cache" / "tl_studio")) / "features"
-
-
-def feature_key(weights: str, engine: str, precision: str) -> str:
-    """Cache key of a feature file: the backbone's weights and preprocessing, the engine, its precision."""
-    return f"{weights}-{engine}-{precision}"
+EXACT = ("torch", "onnx")  # fp32 engines computing the same function (max relative error ~1e-6)
+BATCH = 32
 
 
 def model_key(model: torch.nn.Module, pp) -> str:
@@ -44,19 +45,198 @@ def model_key(model: torch.nn.Module, pp) -> str:
     return h.hexdigest()[:24]
 
 
-class FeatureCache:
-    def __init__(self, key: str):
-        self.path = cache_root() / f"{key}.safetensors"
-        self.features: dict[str, torch.Tensor] = {}
-        if self.path.exists():
-            try:
-                self.features = load_file(str(self.path))
-            except Exception:
-                self.features = {}  # a damaged cache is just a miss
+def as_items(images) -> list[Item]:
+    """Dataset Items as they are; paths as Items keyed by their bytes' SHA-1 (label 0)."""
+    out = []
+    for im in images:
+        if isinstance(im, Item):
+            out.append(im)
+        else:
+            with open(im, "rb") as f:
+                out.append(Item(str(im), 0, hashlib.file_digest(f, "sha1").hexdigest()))
+    return out
 
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(self.path, save({k: v.contiguous() for k, v in self.features.items()}))
+
+@dataclass
+class Embedded:
+    """What one embedding pass returns."""
+
+    features: torch.Tensor  # [N, D] float32 on the CPU, in the order asked
+    choice: engines.Choice  # the engine that computed the missing ones (and why)
+    rate: float  # images/s of what was computed (0: everything came from the cache)
+    computed: int
+    cached: int
+
+
+@dataclass
+class _Pass:
+    """The settings of one pass (a training run's, or plain CPU ones)."""
+
+    backbone: str
+    device: torch.device
+    batch_size: int = BATCH
+    allow_bf16: bool = False
+    amp: bool = False
+    channels_last: bool = False
+    check_stop: object = None
+    loader_kw: dict | None = None
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def engines_read(self) -> list[str]:
+        if self.cuda:
+            return [self.cuda_tag]
+        return [*EXACT, "bf16"] if self.allow_bf16 else list(EXACT)
+
+    @property
+    def cuda_tag(self) -> str:
+        return f"cuda-{'amp' if self.amp else 'fp32'}"
+
+
+def embed(source, images, progress=None, *, pp=None) -> np.ndarray:
+    """float32 [N, D]: the backbone features (the classifier's input) of `images`, in order.
+
+    source: a RunConfig (its backbone with its starting weights) or a model (with `pp`, its
+    preprocessing; default: the model's own). images: file paths or dataset Items. Cached: a
+    second call on the same images and weights reads them back. progress(done, total) after
+    each batch (done counts images read from the cache too).
+    """
+    model, pp, backbone, device = _resolve(source, pp)
+    gen = embed_events(model, pp, as_items(images), _Pass(backbone, device))
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as end:
+            return end.value.features.numpy()
+        if progress is not None and isinstance(event, Progress):
+            progress(event.step, event.total)
+
+
+def _resolve(source, pp):
+    """(model, preprocessing, backbone name, device) for a RunConfig or a model."""
+    if isinstance(source, torch.nn.Module):
+        model = source
+        backbone = getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
+        device = next(model.parameters()).device
+    else:
+        device = pick_device(source)
+        model = build_model(source, 2).to(device)  # the head is not part of the features: any class count
+        backbone = source.backbone
+        pp = pp or preprocess_for(model, source.image_size)
+    return model, pp or preprocess_for(model), backbone, device
+
+
+def embed_events(model: torch.nn.Module, pp, items: list[Item], opts: _Pass):
+    """The one embedding pass: yields Progress("features", ...) and Notes, returns Embedded.
+
+    Reads the cache first (any exact fp32 engine's features serve, see EXACT); plans an engine
+    only for what is missing; stores each computed batch at once (a stopped run keeps them).
+    """
+    model.eval()
+    key = model_key(model, pp)
+    store = FeatureStore()
+    try:
+        found = {s: v for s, (v, _) in store.get(key, opts.engines_read(), [it.sha1 for it in items]).items()}
+        missing = list({it.sha1: it for it in items if it.sha1 not in found}.values())
+        cached = len({it.sha1 for it in items}) - len(missing)
+        choice, rate = engines.Choice("torch", {}), 0.0
+        if missing:
+            choice = _plan(model, pp, key, len(missing), opts)
+            engine, choice = _engine(choice, model, pp, key, opts)
+            writer = _Writer(store, key, opts.cuda_tag if opts.cuda else choice.engine)  # after any fallback
+            rate = yield from _compute(distributed.shard(missing), engine, pp, opts, found, writer, cached)
+            if distributed.active():  # --devices N: each rank computed 1/N
+                mine = {it.sha1: torch.from_numpy(found[it.sha1]) for it in distributed.shard(missing)}
+                every = distributed.gather_features(mine, [it.sha1 for it in missing])
+                found.update({k: v.numpy() for k, v in every.items()})
+                if distributed.is_main():
+                    writer.put({it.sha1: found[it.sha1] for it in missing})
+            if writer.failed:
+                yield Note.of(writer.failed)
+            if choice.reason is not None and choice.reason.kind == "engine.not_measured" and distributed.is_main():
+                engines.probe_in_background(opts.backbone, pp.input_size)  # for the next pass
+        yield Note.of(engine_note(choice, rate, len(missing), cached))
+        rows = [found[it.sha1] for it in items]
+        features = torch.from_numpy(np.stack(rows).astype(np.float32, copy=False)) if rows else torch.empty(0, 0)
+        return Embedded(features, choice, rate, len(missing), cached)
+    finally:
+        store.close()
+
+
+def _plan(model, pp, key: str, n: int, opts: _Pass) -> engines.Choice:
+    if opts.cuda:
+        return engines.Choice("cuda", {}, reason=Message("engine.cuda"))
+    if distributed.active():  # every rank the same engine (rates could differ per rank)
+        return engines.Choice("torch", {}, reason=Message("engine.distributed"))
+    return engines.plan(n, opts.backbone, pp.input_size, engines.onnx_path(key), opts.allow_bf16)
+
+
+def _engine(choice: engines.Choice, model, pp, key: str, opts: _Pass):
+    """(callable, choice): the planned engine, or PyTorch fp32 where it cannot run this model."""
+    module = engines.Pooled(model)
+    if opts.cuda:
+        return _cuda_engine(module, opts), choice
+    example = engines.example_batch(pp.input_size, 2)
+    try:
+        return engines.build(choice.engine, module, example, engines.onnx_path(key)), choice
+    except engines.EngineError as e:
+        return engines.TorchEngine(module), engines.Choice("torch", choice.rates, choice.bf16_error,
+                                                           Message("engine.fallback", {"detail": str(e)[:200]}))
+
+
+def _cuda_engine(module, opts: _Pass):
+    if opts.channels_last:
+        module.to(memory_format=torch.channels_last)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def engine(x):
+        if opts.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        ctx = torch.autocast("cuda", dtype=dtype) if opts.amp else contextlib.nullcontext()
+        with torch.inference_mode(), ctx:
+            return module(x).float()
+    return engine
+
+
+class _Writer:
+    """Stores computed batches; the first failure (disk full...) turns caching off for the pass."""
+
+    def __init__(self, store: FeatureStore, key: str, engine: str):
+        self.store, self.key, self.engine, self.failed = store, key, engine, None
+
+    def put(self, rows: dict) -> None:
+        if self.failed is not None or not rows:
+            return
+        try:
+            self.store.put(self.key, self.engine, {k: np.asarray(v, np.float32) for k, v in rows.items()})
+        except CacheWriteError as e:
+            self.failed = Message("features.cache_write_failed", {"detail": str(e)[:200]})
+
+
+def _compute(items: list[Item], engine, pp, opts: _Pass, found: dict, writer: _Writer, cached: int):
+    """Features of `items` into `found` (and the cache, batch by batch); returns images/s."""
+    if not items:
+        return 0.0
+    loader = torch.utils.data.DataLoader(ImageDataset(items, pp, eval_transform(pp, normalize=False)),
+                                         batch_size=opts.batch_size, **(opts.loader_kw or {"num_workers": 0}))
+    normalize = BatchNormalize(pp)  # per batch, not per image: see transforms._to_tensor
+    done, t0, rate, total = 0, time.perf_counter(), 0.0, cached + len(items)
+    for x, _ in loader:
+        if opts.check_stop is not None:
+            opts.check_stop()
+        with torch.inference_mode():
+            x = normalize(x.to(opts.device))
+        f = engine(x).float().cpu().numpy()
+        batch = {items[done + i].sha1: row.copy() for i, row in enumerate(f)}
+        found.update(batch)
+        if not distributed.active():
+            writer.put(batch)
+        done += len(f)
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        yield Progress("features", 0, cached + done, total, None, rate, (len(items) - done) / rate)
+    return rate
 
 
 class FeatureLoop:
@@ -72,90 +252,17 @@ class FeatureLoop:
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
     def prepare(self):
-        """Embed every image not yet in the cache; yields Progress("features", ...) and a Note
-        that says which engine computed the features and how fast."""
+        """Embed the train and validation images (embed_events: cached, engine planned, progress)."""
         run = self.run
-        run.model.eval()
-        weights = model_key(run.model, run.pp)
-        choice = self._choose(weights)
-        cache, missing = self._cache(weights, choice)
-        engine = None
-        if missing:
-            engine, choice = self._engine(choice, weights)
-            cache, missing = self._cache(weights, choice)  # another key only if it fell back to torch
-        self.choice = choice
-        rate = yield from self._embed(distributed.shard(missing), cache, engine)  # --devices N: 1/N each
-        if distributed.active():
-            cache.features.update(distributed.gather_features(cache.features, [it.sha1 for it in missing]))
-        if missing and distributed.is_main():
-            cache.save()
-        yield Note.of(engine_note(choice, rate))
-        self.x_train = torch.stack([cache.features[it.sha1] for it in run.dataset.train]).to(run.device)
+        opts = _Pass(run.cfg.backbone, run.device, run.cfg.batch_size, run.cfg.cpu_bf16, run.cfg.amp,
+                     run.cfg.channels_last, run.check_stop, loader_kwargs(run))
+        done = yield from embed_events(run.model, run.pp, run.dataset.train + run.dataset.val, opts)
+        self.choice = done.choice
+        n_train = len(run.dataset.train)
+        x = done.features.to(run.device)
+        self.x_train, self.x_val = x[:n_train], x[n_train:]
         self.y_train = torch.tensor([it.label for it in run.dataset.train], device=run.device)
-        self.x_val = torch.stack([cache.features[it.sha1] for it in run.dataset.val]).to(run.device)
         self.y_val = torch.tensor([it.label for it in run.dataset.val], device=run.device)
-
-    def _choose(self, weights: str) -> engines.Choice:
-        run = self.run
-        if run.cuda:
-            return engines.Choice("cuda", {})
-        if distributed.active():  # every rank the same engine (a probe could pick differently per rank)
-            return engines.Choice("torch", {})
-        return engines.probe(engines.Pooled(run.model), run.cfg.backbone, run.pp.input_size,
-                             engines.onnx_path(weights), run.cfg.cpu_bf16)
-
-    def _cache(self, weights: str, choice: engines.Choice):
-        run = self.run
-        precision = ("amp" if run.cfg.amp else "fp32") if choice.engine == "cuda" else choice.precision
-        cache = FeatureCache(feature_key(weights, choice.engine, precision))
-        items = run.dataset.train + run.dataset.val
-        return cache, list({it.sha1: it for it in items if it.sha1 not in cache.features}.values())
-
-    def _engine(self, choice: engines.Choice, weights: str):
-        """The chosen engine, or PyTorch fp32 where it cannot run this model (e.g. no ONNX export)."""
-        run = self.run
-        module = engines.Pooled(run.model)
-        if choice.engine == "cuda":
-            return self._cuda_engine(module), choice
-        example = engines.example_batch(run.pp.input_size, 2)
-        try:
-            return engines.build(choice.engine, module, example, engines.onnx_path(weights)), choice
-        except engines.EngineError:
-            return engines.TorchEngine(module), engines.Choice("torch", choice.rates, choice.bf16_error)
-
-    def _cuda_engine(self, module):
-        run = self.run
-        if run.cfg.channels_last:
-            module.to(memory_format=torch.channels_last)
-
-        def engine(x):
-            if run.cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), run.autocast():
-                return module(x).float()
-        return engine
-
-    def _embed(self, items, cache: FeatureCache, engine) -> float:
-        """Features of `items` into `cache`; returns images/s (0 when nothing was computed)."""
-        run = self.run
-        if not items:
-            return 0.0
-        loader = torch.utils.data.DataLoader(ImageDataset(items, run.pp, eval_transform(run.pp, normalize=False)),
-                                             batch_size=run.cfg.batch_size, **loader_kwargs(run))
-        normalize = BatchNormalize(run.pp)  # per batch, not per image: see transforms._to_tensor
-        done, t0, i, rate = 0, time.perf_counter(), 0, 0.0
-        for x, _ in loader:
-            run.check_stop()
-            with torch.inference_mode():
-                x = normalize(x.to(run.device))
-            f = engine(x).float().cpu()
-            for row in f:
-                cache.features[items[i].sha1] = row.clone()
-                i += 1
-            done += len(x)
-            rate = done / (time.perf_counter() - t0)
-            yield Progress("features", 0, done, len(items), None, rate, (len(items) - done) / rate)
-        return rate
 
     def train_epoch(self, epoch: int):
         run, head = self.run, self.head
@@ -190,10 +297,9 @@ class FeatureLoop:
         return val_metrics(self.run, [(logits, self.y_val.cpu())])
 
 
-def engine_note(choice: engines.Choice, rate: float) -> Message:
-    """What the Train page and the CLI show about the feature pass."""
-    rates = ", ".join(f"{engines.LABELS[e]} {r:.0f}" for e, r in choice.rates.items() if r)
-    probe = Message("features.probe", {"rates": rates}) if rates else ""
-    if rate:
-        return Message("features.computed", {"engine": choice.label, "rate": rate, "probe": probe})
-    return Message("features.from_cache", {"engine": choice.label, "probe": probe})
+def engine_note(choice: engines.Choice, rate: float, computed: int, cached: int) -> Message:
+    """What the Train page and the CLI show about the feature pass: the engine and why, in one line."""
+    if computed:
+        return Message("features.computed", {"n": computed, "engine": choice.label, "rate": rate, "cached": cached,
+                                             "reason": choice.reason or ""})
+    return Message("features.from_cache", {"engine": choice.label, "cached": cached})

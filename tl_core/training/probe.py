@@ -129,33 +129,40 @@ def _usable_folds(y: torch.Tensor, folds: int) -> int:
     return max(2, min(folds, smallest))
 
 
-def _cv_scores(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int, grid, seed: int) -> list[float]:
-    """Mean held-out accuracy (ties broken by log-loss) of each L2 strength in `grid`."""
-    scores = torch.zeros(len(grid))
-    for held in stratified_folds(y, folds, seed):
+def l2_search(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5, seed: int = 0, grid=L2_GRID):
+    """Yields (l2, mean held-out accuracy, score) for each strength of `grid` in turn, strong to weak;
+    score = accuracy - 1e-3 * log-loss (log-loss only separates ties). Each fold warm-starts from
+    its previous, stronger strength's solution. Training data only."""
+    x, y = x.float().cpu(), y.long().cpu()
+    splits = []
+    for held in stratified_folds(y, _usable_folds(y, folds), seed):
         keep = torch.ones(len(y), dtype=torch.bool)
         keep[held] = False
         mean, std = _standardiser(x[keep])
-        z_fit, z_held = (x[keep] - mean) / std, (x[held] - mean) / std
-        params = None
-        for i, l2 in enumerate(grid):
-            params = _solve(z_fit, y[keep], num_classes, l2, init=params)
-            logits = z_held @ params[:, :-1].T + params[:, -1]
-            acc = (logits.argmax(1) == y[held]).float().mean().item()
-            nll = F.cross_entropy(logits, y[held]).item()
-            scores[i] += acc - 1e-3 * nll  # accuracy first; log-loss only separates ties
-    return (scores / folds).tolist()
+        splits.append(((x[keep] - mean) / std, y[keep], (x[held] - mean) / std, y[held]))
+    params = [None] * len(splits)
+    for l2 in grid:
+        acc_sum, score_sum = 0.0, 0.0
+        for k, (z_fit, y_fit, z_held, y_held) in enumerate(splits):
+            params[k] = _solve(z_fit, y_fit, num_classes, l2, init=params[k])
+            logits = z_held @ params[k][:, :-1].T + params[k][:, -1]
+            acc = (logits.argmax(1) == y_held).float().mean().item()
+            acc_sum += acc
+            score_sum += acc - 1e-3 * F.cross_entropy(logits, y_held).item()
+        yield l2, acc_sum / len(splits), score_sum / len(splits)
+
+
+def best_l2(scores: list[tuple[float, float]]) -> float:
+    """The strength with the best score of [(l2, score)]; ties: the stronger penalty."""
+    return max(scores, key=lambda s: (s[1], s[0]))[0]
 
 
 def choose_l2(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5, seed: int = 0,
               grid=L2_GRID) -> float:
     """The L2 strength with the best k-fold cross-validated accuracy on (x, y): training data only."""
-    x, y = x.float().cpu(), y.long().cpu()
     if len(y) < 4 or len(y.unique()) < 2:
         return grid[len(grid) // 2]  # too few images to cross-validate: a middle value
-    scores = _cv_scores(x, y, num_classes, _usable_folds(y, folds), grid, seed)
-    best = max(range(len(grid)), key=lambda i: (scores[i], grid[i]))  # ties: the stronger penalty
-    return grid[best]
+    return best_l2([(l2, score) for l2, _, score in l2_search(x, y, num_classes, folds, seed, grid)])
 
 
 def out_of_fold_proba(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5,

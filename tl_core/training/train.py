@@ -131,12 +131,12 @@ class Run:
         if distributed.any_rank(self.stop.is_set()):
             raise StopRequested()
 
-    def started(self, steps_per_epoch: int) -> Started:
+    def started(self, loop) -> Started:
         trainable, total = count_params(self.model)
         source = source_sentence(self.cfg)
         return Started(str(self.device), self.classes, len(self.dataset.train), len(self.dataset.val),
-                       trainable, total, self.cfg.epochs, steps_per_epoch, self.cfg.strategy, self.cfg.backbone,
-                       str(source), source.to_dict())
+                       trainable, total, epochs_of(loop, self.cfg), loop.steps_per_epoch, self.cfg.strategy,
+                       self.cfg.backbone, str(source), source.to_dict(), solved_head=hasattr(loop, "epochs"))
 
     def end_epoch(self, metrics: dict, val_items: list, seconds: float) -> EpochEnd:
         """Track the best epoch (val accuracy, then val loss) and save its checkpoint."""
@@ -293,9 +293,14 @@ class ImageLoop:
         return val_metrics(run, outputs)
 
 
+def epochs_of(loop, cfg: RunConfig) -> int:
+    """The loop's own count (a solved head: 1) or the configured epochs."""
+    return getattr(loop, "epochs", cfg.epochs)
+
+
 def _epochs(run: Run, loop):
     yield from loop.prepare()
-    for epoch in range(1, run.cfg.epochs + 1):
+    for epoch in range(1, epochs_of(loop, run.cfg) + 1):
         run.epoch = epoch
         t = time.perf_counter()
         train_m = yield from loop.train_epoch(epoch)
@@ -335,12 +340,12 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     try:
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
         loop, how = _make_loop(run)
-        yield run.started(loop.steps_per_epoch)
+        yield run.started(loop)
         if how is not None:
             yield Note.of(how)
         if isinstance(loop, FeatureLoop) and cfg.augment != "none":
             # cached features are computed from the plain image: say so rather than pretend
-            yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
+            yield Note.of(Message("train.augment_unused", {"augment": Message(f"train.augment_{cfg.augment}")}))
         if run.class_weights:
             weights = ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights))
             yield Note.of(Message("train.class_weights", {"mode": cfg.class_weights, "weights": weights}))

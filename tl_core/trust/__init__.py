@@ -3,6 +3,6 @@ from tl_core.base.exports import lazy_exports
 
 __getattr__ = lazy_exports(__name__, {
     "Calibration": "calibration", "calibrate": "calibration", "label_issues": "label_issues",
-    "dataset_features": "embeddings", "export_embeddings": "embeddings", "evaluation": "metrics",
+    "export_embeddings": "embeddings", "evaluation": "metrics",
     "decide": "verdict", "render": "verdict", "wilson": "verdict",
 })

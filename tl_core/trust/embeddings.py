@@ -1,5 +1,6 @@
-"""Backbone features of every image: computed once (cached), used by the audit, label-error
-search, calibration checks and the embeddings export (.npz + .csv + a scikit-learn snippet).
+"""A run's backbone features (tl_core.training.features.embed: computed once, cached), for the
+label-error search, calibration checks, the map and the embeddings export (.npz + .csv + a
+scikit-learn snippet).
 
 Seed 003: a pretrained network is also a feature extractor for classical algorithms. The
 exported features are exactly the input of the run's head, so a logistic regression on them
@@ -8,59 +9,20 @@ reproduces the head (the snippet proves it on the validation split).
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tl_core.base.atomic import read_json
+from tl_core.base.atomic import open_atomic, read_json, write_json_atomic, write_text_atomic
 from tl_core.base.config import RunConfig
-from tl_core.data.dataset import Dataset, Item
-from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for
+from tl_core.base.messages import DataError
+from tl_core.data.dataset import Dataset
 from tl_core.models.checkpoint import load_model
-from tl_core.models.model import build_model, pooled_features
 from tl_core.training.balance import class_weights_for
-from tl_core.training.features import FeatureCache, feature_key, model_key
+from tl_core.training.features import embed
 from tl_core.training.probe import choose_l2
-
-BATCH = 32
-
-
-def embed(model: torch.nn.Module, pp, items: list[Item], progress=None) -> torch.Tensor:
-    """Pooled features (the head's input) of `items`, in order; cached on disk like training's.
-
-    progress(done, total) is called after each batch of images not found in the cache.
-    """
-    model.eval()
-    cache = _cache_for(model, pp, items)
-    missing = list({it.sha1: it for it in items if it.sha1 not in cache.features}.values())
-    if missing:
-        loader = torch.utils.data.DataLoader(ImageDataset(missing, pp, eval_transform(pp, normalize=False)),
-                                             batch_size=BATCH, num_workers=0)
-        normalize, done = BatchNormalize(pp), 0
-        with torch.inference_mode():
-            for x, _ in loader:
-                f = pooled_features(model, normalize(x)).float()
-                for row in f:
-                    cache.features[missing[done].sha1] = row.clone()
-                    done += 1
-                if progress:
-                    progress(done, len(missing))
-        cache.save()
-    return torch.stack([cache.features[it.sha1] for it in items]) if items else torch.empty(0)
-
-
-def _cache_for(model: torch.nn.Module, pp, items: list[Item]) -> FeatureCache:
-    """Training's own fp32 feature file when it holds every item (PyTorch or ONNX Runtime: equal
-    to ~1e-6), else the PyTorch one, where what is missing gets computed."""
-    weights = model_key(model, pp)
-    caches = [FeatureCache(feature_key(weights, engine, "fp32")) for engine in ("torch", "onnx")]
-    for cache in caches:
-        if all(it.sha1 in cache.features for it in items):
-            return cache
-    return caches[0]
 
 
 @dataclass
@@ -82,7 +44,7 @@ class RunFeatures:
 def run_dataset(run_dir: Path) -> Dataset:
     path = Path(run_dir) / "dataset.json"
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir} has no dataset.json (runs made before it was saved cannot do this)")
+        raise DataError("trust.no_dataset_json", run=Path(run_dir).name)
     return Dataset.from_dict(read_json(path))
 
 
@@ -92,16 +54,15 @@ def run_features(run_dir: str | Path, progress=None) -> RunFeatures:
     model, cfg, classes, pp = load_model(run_dir)
     ds = run_dataset(run_dir)
     items = [it for it in ds.train + ds.val if Path(it.path).exists()]
-    feats = embed(model, pp, items, progress)
+    feats = embed(model, items, progress, pp=pp)
     with torch.inference_mode():
-        logits = model.get_classifier()(feats).double().numpy()
+        logits = model.get_classifier()(torch.from_numpy(feats)).double().numpy()
     n_train = sum(1 for it in ds.train if Path(it.path).exists())
     splits = ["train"] * n_train + ["val"] * (len(items) - n_train)
     labels = np.array([it.label for it in items], np.int64)
     val = np.array(splits) == "val"
     acc = float((logits[val].argmax(1) == labels[val]).mean()) if val.any() else float("nan")
-    return RunFeatures(classes, [it.path for it in items], splits, labels, feats.numpy().astype(np.float32),
-                       acc, logits)
+    return RunFeatures(classes, [it.path for it in items], splits, labels, feats, acc, logits)
 
 
 def export_embeddings(run_dir: str | Path, out_dir: str | Path, progress=None) -> dict:
@@ -113,15 +74,14 @@ def export_embeddings(run_dir: str | Path, out_dir: str | Path, progress=None) -
     files = [_relative(p, root) for p in rf.paths]
     np.savez_compressed(out / "embeddings.npz", features=rf.features, labels=rf.labels,
                         files=np.array(files), splits=np.array(rf.splits), classes=np.array(rf.classes))
-    with open(out / "embeddings.csv", "w", newline="", encoding="utf-8") as f:
+    with open_atomic(out / "embeddings.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["file", "split", "label", *[f"f{i}" for i in range(rf.features.shape[1])]])
         for name, split, label, row in zip(files, rf.splits, rf.labels, rf.features):
             w.writerow([name, split, rf.classes[label], *(f"{v:.7g}" for v in row)])
-    (out / "sklearn_check.py").write_text(sklearn_snippet(rf.val_acc, head_c(run_dir, rf), _class_weight(run_dir)),
-                                          encoding="utf-8")
-    (out / "embeddings.json").write_text(json.dumps({"head_val_acc": rf.val_acc, "classes": rf.classes,
-                                                     "dims": int(rf.features.shape[1])}, indent=1))
+    write_text_atomic(out / "sklearn_check.py", sklearn_snippet(rf.val_acc, head_c(run_dir, rf), _class_weight(run_dir)))
+    write_json_atomic(out / "embeddings.json", {"head_val_acc": rf.val_acc, "classes": rf.classes,
+                                                "dims": int(rf.features.shape[1])})
     return {"npz": str(out / "embeddings.npz"), "csv": str(out / "embeddings.csv"),
             "snippet": str(out / "sklearn_check.py"), "head_val_acc": rf.val_acc}
 
@@ -184,13 +144,6 @@ print(f"5-NN (cosine):       val acc {{knn.score(unit[val], y[val]):.4f}}")
 
 def sklearn_snippet(head_val_acc: float, c: float, class_weight: dict | None = None) -> str:
     return _SKLEARN.format(acc=round(float(head_val_acc), 6), c=float(c), class_weight=class_weight)
-
-
-def dataset_features(cfg, ds: Dataset, progress=None) -> np.ndarray:
-    """Features of ds.train + ds.val under cfg's backbone and starting weights (for the audit)."""
-    model = build_model(cfg, len(ds.classes))
-    pp = preprocess_for(model, cfg.image_size)
-    return embed(model, pp, ds.train + ds.val, progress).numpy()
 
 
 def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:

@@ -18,9 +18,8 @@ import torch
 
 from tl_core.base.config import RunConfig
 from tl_core.data.dataset import Dataset
-from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, preprocess_for
-from tl_core.models.model import build_model, pooled_features
-from tl_core.training.device import configure_threads, cpu_sample, pick_device
+from tl_core.training.device import configure_threads, cpu_sample
+from tl_core.training.features import embed
 from tl_core.training.probe import cv_accuracy
 from tl_core.trust.verdict import wilson
 
@@ -70,18 +69,9 @@ def subset(dataset: Dataset, per_class: int = PER_CLASS, max_images: int = MAX_I
     return out
 
 
-def embed(cfg: RunConfig, items: list, num_classes: int) -> torch.Tensor:
-    """Pooled features of `items` from cfg's backbone and starting weights, in eval mode."""
-    device = pick_device(cfg)
-    model = build_model(cfg, num_classes).to(device).eval()
-    pp = preprocess_for(model, cfg.image_size)
-    loader = torch.utils.data.DataLoader(ImageDataset(items, pp, eval_transform(pp, normalize=False)),
-                                         batch_size=32, num_workers=0)
-    normalize, out = BatchNormalize(pp), []
-    with torch.inference_mode():
-        for x, _ in loader:
-            out.append(pooled_features(model, normalize(x.to(device))).float().cpu())
-    return torch.cat(out)
+def _features(cfg: RunConfig, items: list) -> torch.Tensor:
+    """Pooled features of `items` from cfg's backbone and starting weights (features.embed: cached)."""
+    return torch.from_numpy(embed(cfg, items))
 
 
 def measure(cfg: RunConfig, dataset: Dataset) -> Similarity:
@@ -91,8 +81,8 @@ def measure(cfg: RunConfig, dataset: Dataset) -> Similarity:
     items = subset(dataset, seed=cfg.seed)
     y = torch.tensor([it.label for it in items])
     c = len(dataset.classes)
-    pretrained = cv_accuracy(embed(cfg.replace(strategy="feature_extraction"), items, c), y, c)
-    torch.manual_seed(cfg.seed)  # the random-init baseline is the same every time
-    random_init = cv_accuracy(embed(cfg.replace(strategy="scratch", pretrained="none"), items, c), y, c)
+    pretrained = cv_accuracy(_features(cfg.replace(strategy="feature_extraction"), items), y, c)
+    torch.manual_seed(cfg.seed)  # the random-init baseline is the same every time (so it is cached too)
+    random_init = cv_accuracy(_features(cfg.replace(strategy="scratch", pretrained="none"), items), y, c)
     chance = torch.bincount(y).max().item() / len(y)
     return Similarity(pretrained, random_init, chance, len(items), time.perf_counter() - t0, cfg.backbone)

@@ -1,0 +1,249 @@
+"""The one embedding function (features.embed / embed_events), its LRU feature cache, and the
+engine chosen by the expected time of the pass (issues 17, 20, 21). Real tiny timm models."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_cfg
+
+from tl_core.base import events as ev
+from tl_core.models import engines
+from tl_core.models.model import build_model
+from tl_core.training import features
+from tl_core.training.feature_cache import FeatureStore, cap_bytes
+from tl_core.training.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _pass(model, pp, items):
+    """(events, Embedded) of one embed_events pass on the CPU."""
+    gen = features.embed_events(model, pp, items, features._Pass("test_resnet", torch.device("cpu"), 16))
+    out = []
+    while True:
+        try:
+            out.append(next(gen))
+        except StopIteration as end:
+            return out, end.value
+
+
+def _model(pretrained_run):
+    from tl_core.data.transforms import preprocess_for
+
+    model = build_model(tiny_cfg(pretrained=f"run:{pretrained_run}"), 3).eval()
+    return model, preprocess_for(model, 48)
+
+
+def test_embed_paths_and_items_alike_and_the_second_call_reads_the_cache(shapes, pretrained_run, fresh_cache):
+    model, pp = _model(pretrained_run)
+    items = shapes.train[:20]
+    calls = []
+    by_path = features.embed(model, [it.path for it in items], lambda d, n: calls.append((d, n)), pp=pp)
+    assert by_path.dtype == np.float32 and by_path.shape == (20, model.num_features)
+    assert calls[-1] == (20, 20)
+    events, again = _pass(model, pp, items)
+    assert again.computed == 0 and again.cached == 20  # every row came from the cache
+    np.testing.assert_array_equal(again.features.numpy(), by_path)
+    note = [e for e in events if isinstance(e, ev.Note)][-1]
+    assert note.kind == "features.from_cache"
+
+
+def test_training_audit_and_export_share_one_cache(shapes, pretrained_run, fresh_cache):
+    """A feature-extraction run embeds every image; embed(cfg) for the audit then computes none."""
+    cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", epochs=1)
+    assert isinstance(list(train(cfg, shapes))[-1], ev.Finished)
+    store = FeatureStore()
+    before = store.count()
+    store.close()
+    x = features.embed(cfg, shapes.train + shapes.val)
+    store = FeatureStore()
+    assert store.count() == before == len({it.sha1 for it in shapes.train + shapes.val})
+    store.close()
+    assert x.shape[0] == len(shapes.train) + len(shapes.val)
+
+
+def _rows(n: int, dim: int = 256, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {f"img{seed}-{i}": rng.standard_normal(dim).astype(np.float32) for i in range(n)}
+
+
+def _held(store, seed: int) -> int:
+    """Entries of _rows(..., seed) still in the store (counted without touching them)."""
+    return store.db.execute("SELECT COUNT(*) FROM features WHERE image LIKE ?", (f"img{seed}-%",)).fetchone()[0]
+
+
+def test_lru_cap_evicts_the_least_recently_used_entries(fresh_cache, monkeypatch):
+    store = FeatureStore()
+    store.put("m", "torch", _rows(100, seed=1))  # a
+    store.put("m", "torch", _rows(100, seed=2))  # b
+    two_hundred = store.used_bytes()
+    monkeypatch.setenv("TL_FEATURE_CACHE_MB", str(2 * two_hundred / 1e6))  # room for about 400 entries
+    time.sleep(0.01)
+    assert len(store.get("m", ["torch"], list(_rows(100, seed=1)))) == 100  # reading a: now b is the oldest
+    for seed in range(3, 7):  # 400 more entries: over the cap
+        time.sleep(0.01)
+        store.put("m", "torch", _rows(100, seed=seed))
+        assert store.used_bytes() <= cap_bytes()
+        assert _held(store, 1) == 100 or _held(store, 2) == 0  # b goes before a loses anything
+    assert _held(store, 2) == 0  # least recently used: evicted
+    assert store.count() < 600 and _held(store, 6) == 100  # the newest are all there
+    newest = _rows(100, seed=6)
+    got = store.get("m", ["torch"], list(newest))
+    assert all(np.array_equal(got[k][0], v) for k, v in newest.items())
+    store.close()
+    assert os.path.getsize(store.path) <= cap_bytes() + 64 * 1024  # the file shrank with it (WAL checkpointed)
+
+
+def test_entries_survive_below_the_cap_and_a_reopen(fresh_cache):
+    store = FeatureStore()
+    for seed in range(5):
+        store.put("m", "onnx", _rows(100, seed=seed))
+    store.close()
+    store = FeatureStore()
+    assert store.count("m") == 500
+    assert len(store.get("m", ["onnx"], list(_rows(100, seed=0)))) == 100
+    assert store.get("m", ["torch"], list(_rows(100, seed=0))) == {}  # another engine: another entry
+    store.close()
+
+
+_FULL_DISK = r"""
+import json, resource, signal, sys
+sys.path.insert(0, sys.argv[1])
+from tl_core.data.dataset import load_dataset
+from tl_core.training import features
+from tl_core.models.model import build_model
+from tl_core.base.config import RunConfig
+from tl_core.data.transforms import preprocess_for
+import torch
+ds = load_dataset(sys.argv[2])
+model = build_model(RunConfig(backbone="test_resnet", pretrained="run:" + sys.argv[3], image_size=48), 3).eval()
+pp = preprocess_for(model, 48)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[4]), int(sys.argv[4])))
+gen = features.embed_events(model, pp, ds.train + ds.val, features._Pass("test_resnet", torch.device("cpu"), 16))
+notes = []
+while True:
+    try:
+        e = next(gen)
+    except StopIteration as end:
+        done = end.value
+        break
+    if type(e).__name__ == "Note":
+        notes.append(e.kind)
+print(json.dumps({"notes": notes, "computed": done.computed, "first": done.features[0].tolist()}))
+"""
+
+
+def test_a_full_disk_during_a_cache_write_loses_nothing_and_the_pass_goes_on(shapes, pretrained_run, fresh_cache):
+    model, pp = _model(pretrained_run)
+    kept = shapes.train[:16]
+    _, first = _pass(model, pp, kept)  # these entries are on disk before the disk fills up
+    db = fresh_cache / "features" / "features.sqlite"
+    limit = os.path.getsize(db) + 8 * 1024  # room for the WAL's header and a page or two, not a batch
+    out = subprocess.run([sys.executable, "-c", _FULL_DISK, str(ROOT), shapes.root, str(pretrained_run), str(limit)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "TL_CACHE": str(fresh_cache)})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["notes"].count("features.cache_write_failed") == 1  # one note, not one per batch
+    assert result["computed"] == len({it.sha1 for it in shapes.train + shapes.val}) - 16
+    np.testing.assert_allclose(result["first"], first.features[0].numpy(), rtol=1e-5, atol=1e-6)
+    events, again = _pass(model, pp, kept)  # the earlier entries are intact and still read
+    assert again.computed == 0
+    np.testing.assert_array_equal(again.features.numpy(), first.features.numpy())
+
+
+def test_plan_never_waits_for_a_probe_and_then_weighs_export_against_rate(fresh_cache, tmp_path):
+    onnx_file = tmp_path / "m.onnx"
+    first = engines.plan(887, "test_resnet", 48, onnx_file, allow_bf16=False)
+    assert first.engine == "torch" and first.reason.kind == "engine.not_measured"
+    assert engines.cached_probe("test_resnet", 48) is None  # nothing was measured on the way
+    engines.save_probe("test_resnet", 48, {"rates": {"torch": 50.0, "onnx": 150.0}, "errors": {}, "export_s": 6.0})
+    big = engines.plan(887, "test_resnet", 48, onnx_file, allow_bf16=False)
+    assert big.engine == "onnx" and big.reason.kind == "engine.faster_with_export"  # 6 + 5.9 s < 17.7 s
+    assert big.reason.params["seconds"] == pytest.approx(6.0 + 887 / 150)
+    small = engines.plan(200, "test_resnet", 48, onnx_file, allow_bf16=False)
+    assert small.engine == "torch" and small.reason.kind == "engine.torch_fastest"  # 4 s < 6 + 1.3 s
+    onnx_file.write_bytes(b"exported before")  # the export is paid once per weights
+    assert engines.plan(200, "test_resnet", 48, onnx_file, allow_bf16=False).engine == "onnx"
+    assert "887" in str(big.reason) and "PyTorch fp32" in str(big.reason)
+
+
+def test_first_run_uses_torch_at_once_and_probes_in_the_background(shapes, fresh_cache, monkeypatch):
+    cfg = tiny_cfg(strategy="feature_extraction", epochs=1, seed=3)
+    events = list(train(cfg, shapes))
+    assert isinstance(events[-1], ev.Finished)
+    note = next(e for e in events if isinstance(e, ev.Note) and e.kind == "features.computed")
+    assert note.params["reason"]["kind"] == "engine.not_measured" and note.params["engine"] == "PyTorch fp32"
+    assert engines.cached_probe("test_resnet", 48) is None  # TL_BACKGROUND_PROBE=0 in the suite
+    monkeypatch.setenv("TL_BACKGROUND_PROBE", "1")
+    proc = engines.probe_in_background("test_resnet", 48)
+    assert proc is not None
+    assert proc.wait(timeout=300) == 0
+    entry = engines.cached_probe("test_resnet", 48)
+    assert entry["rates"]["torch"] > 0 and "export_s" in entry
+    assert engines.probe_in_background("test_resnet", 48) is None  # measured: nothing more to do
+
+
+def test_cli_prints_one_line_per_phase_when_not_a_tty(capsys):
+    from tl_core.cli.common import Bars
+
+    bars = Bars(live=False)
+    started = ev.Started("cpu", ["a", "b"], 8, 2, 10, 100, 1, 1, "feature_extraction", "test_resnet",
+                         solved_head=True)
+    stream = [started, *[ev.Progress("features", 0, n, 10, None, 200.0 + n, 0.1) for n in (4, 8, 10)],
+              ev.HeadSearch([1.0], [0.5], 2, 5), ev.HeadSearch([1.0, 0.3], [0.5, 0.75], 2, 5),
+              ev.HeadSearch([1.0, 0.3], [0.5, 0.75], 2, 5, chosen=0.3),
+              ev.EpochEnd(1, {"train/loss": 0.1, "train/acc": 1.0, "val/loss": 0.2, "val/acc": 0.9}, True, 0.1)]
+    for e in stream:
+        bars.show(e)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["features: 10 / 10, 210 img/s",
+                     "head: L2 0.3 chosen, 5-fold CV accuracy 75.0% (tried 1 50.0%, 0.3 75.0%)",
+                     "head solved: train loss 0.1000 acc 1.000 | val loss 0.2000 acc 0.900"]
+
+
+def test_train_page_shows_the_l2_search_and_no_epochs_for_a_solved_head(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tl_core.base.config import RunConfig
+
+    monkeypatch.setenv("TL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("TL_WORKSPACE", str(tmp_path / "workspace"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/data.py").run()
+    at.button(key="use_shapes").click().run()
+    cfg = RunConfig(backbone="test_resnet", pretrained="none", strategy="feature_extraction", epochs=7,
+                    batch_size=16, image_size=48, device="cpu")
+    at.session_state["config"] = cfg
+    at.switch_page("app_pages/model.py").run()
+    assert not at.exception, at.exception
+    assert not [w for w in at.number_input if w.key == "m_epochs"]  # not asked for
+    at.session_state["config"] = cfg  # what the Model page made of it (epochs kept, unused)
+    at.switch_page("app_pages/train.py").run()
+    at.button(key="train_start").click().run()
+    deadline = time.time() + 240
+    while not any("head solved" in str(s.value) for s in at.success) and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()  # AppTest does not fire run_every: poll by hand
+        assert not at.exception, at.exception
+    assert any("head solved" in str(s.value) for s in at.success), [s.value for s in at.error]
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1  # the L2 search; no epoch curves, no step loss
+    figure = json.loads(charts[0].proto.spec)
+    assert any(tr.get("marker", {}).get("symbol") == "star" for tr in figure["data"])  # the chosen one marked
+    assert len(figure["data"][0]["x"]) == 9  # every strength tried
