@@ -446,7 +446,7 @@ ES = {
     "m_speed_working": "Midiendo {name} ({i} de {n})…",
     "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
                        "propio del modelo (pasada congelada: extracción de características y predicción).",
-    "m_bf16": "Precisión del entrenamiento en esta CPU",
+    "m_bf16": "Formato numérico del entrenamiento en esta CPU",
     "m_bf16_auto": "Automática", "m_bf16_on": "bfloat16 (más rápido, algo menos exacto)", "m_bf16_off": "fp32",
     "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. Automática: el ajuste fino usa autocast bf16 si un "
                    "paso de entrenamiento de esta red fue al menos 1,2 veces más rápido que en fp32. bfloat16: la "

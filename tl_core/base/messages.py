@@ -434,7 +434,7 @@ _kinds({
                                   "o AMX), y bf16 sería más lento."),
     "precision.not_measured": ("Training precision: one training step is timed in fp32 and in bfloat16 when the run "
                                "starts; bfloat16 trains if it is at least {min:.1f}x faster.",
-                               "Precisión del entrenamiento: al empezar se mide un paso de entrenamiento en fp32 y en "
+                               "Formato numérico del entrenamiento: al empezar se mide un paso de entrenamiento en fp32 y en "
                                "bfloat16; se entrena en bfloat16 si es al menos {min:.1f} veces más rápido."),
     "precision.bf16_measured": ("Training in bfloat16: one training step of {backbone} measured {speedup:.2f}x faster "
                                 "than fp32 on this CPU (at least {min:.1f}x needed).",
