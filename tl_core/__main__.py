@@ -18,6 +18,8 @@ from tl_core.base.events import TERMINAL, EpochEnd, Failed, Finished, Note, Prog
 from tl_core.base.formatting import duration
 from tl_core.base.messages import UserError, WeightsError
 from tl_core.base.status import RunStatus
+from tl_core.cli import curve as cli_curve
+from tl_core.cli import predict as cli_predict
 from tl_core.data.audit import audit
 from tl_core.data.dataset import load_dataset
 from tl_core.jobs import runs
@@ -228,19 +230,6 @@ def cmd_worker(a) -> int:
     return 0
 
 
-def cmd_predict(a) -> int:
-    from tl_core.serving.predict import Predictor  # deferred: torch (see the note at the top)
-
-    predictor = Predictor(Path(a.run_dir), engine=a.engine)
-    for image in a.images:
-        # calibrated probabilities; "not sure" below the run's threshold (or --threshold)
-        ans = predictor.answers([image], a.top_k, a.threshold)[0]
-        print(json.dumps({"image": image, "answer": ans["top_k"][0][0] if ans["sure"] else "not sure",
-                          "top_k": ans["top_k"], "threshold": round(ans["threshold"], 4)}))
-    print(f"engine: {predictor.choice.label}", file=sys.stderr)
-    return 0
-
-
 def cmd_export(a) -> int:
     from tl_core.serving.export import export_run  # deferred: torch (see the note at the top)
 
@@ -391,14 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tl_core", description="TL Studio: transfer learning for images")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
-    p = sub.add_parser("predict", help="top-k classes for images with a trained run")
-    p.add_argument("run_dir")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--threshold", type=float, default=None,
-                   help='answer "not sure" below this calibrated probability (default: the run\'s, from validation)')
-    p.add_argument("--engine", choices=["auto", "torch", "onnx", "bf16"], default="auto",
-                   help="auto: the fastest exact engine measured on this computer (bf16 only if named)")
+    cli_predict.add_parser(sub)  # tl_core/cli/predict.py: "none of these", --ood-threshold
     p = sub.add_parser("export", help="export a run as safetensors (timm) or ONNX, verified")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["safetensors", "onnx", "embeddings"], default="onnx",
@@ -421,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     p.add_argument("--devices", type=int, default=1, help="train each job on N GPUs at once (torchrun + DDP)")
     _compare_parser(sub)
+    cli_curve.add_parser(sub)  # tl_core/cli/curve.py: would more images help?
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
     _weights_parser(sub)
@@ -532,7 +515,7 @@ def _cli_inspect(args) -> int:
     return 0 if report.ok else 1
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
+COMMANDS = {"train": cmd_train, "export": cmd_export, "runs": cmd_runs,
             "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare, "audit": cmd_audit}
 
 

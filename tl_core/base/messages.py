@@ -624,6 +624,17 @@ _kinds({
         "points ahead, within the noise of this many validation images).",
         "Demasiado igualado para decidir entre {strategies}: sus intervalos del 95% se solapan (el "
         "primero saca {points:.1f} puntos, dentro del ruido de tan pocas imágenes de validación)."),
+    "verdict.winner_paired": ("{strategy} wins with {acc:.1%}, {points:.1f} points ahead of {runner_up}: on the same "
+        "validation images it got {only_leader} right that {runner_up} got wrong, and only {only_runner_up} the "
+        "other way round; chance alone would rarely do that (paired test, p = {p:.3f}).",
+        "Gana {strategy} con {acc:.1%}, {points:.1f} puntos por delante de {runner_up}: con las mismas imágenes "
+        "de validación acertó {only_leader} que {runner_up} falló, y solo {only_runner_up} al revés; el azar "
+        "rara vez daría eso (prueba pareada, p = {p:.3f})."),
+    "verdict.too_close_paired": ("Too close to call between {strategies}: the leader is {points:.1f} points ahead, but on "
+        "the same validation images they disagree on too few images to rule out chance (paired test, p = {p:.2f}).",
+        "Demasiado igualado para decidir entre {strategies}: el primero saca {points:.1f} puntos, pero con las "
+        "mismas imágenes de validación discrepan en muy pocas para descartar el azar (prueba pareada, "
+        "p = {p:.2f})."),
     "verdict.helped": ("Pretraining helped: {strategy} is {points:.1f} points above training from scratch.",
         "El preentrenamiento ayudó: {strategy} queda {points:.1f} puntos por encima del entrenamiento "
         "desde cero."),
@@ -651,6 +662,40 @@ _kinds({
     "strategy.scratch": ("training from scratch", "entrenamiento desde cero"),
     "verdict.estimated": (" (estimated)", " (estimación)"),
     "verdict.and": (" and ", " y "),
+})
+
+
+_kinds({
+    # ------------------------------------------------ "none of these" (trust/ood.py) and "would more images help?" (trust/curve.py)
+    "ood.built": ("\"None of these\" is ready: {n} training images are its reference; an image further from "
+        "them than {threshold:.3f} (the distance that keeps {keep:.0%} of the validation images) is answered "
+        "\"none of these\".",
+        "\"Ninguna de estas\" está listo: {n} imágenes de entrenamiento son su referencia; una imagen más "
+        "lejos de ellas que {threshold:.3f} (la distancia que conserva el {keep:.0%} de las imágenes de "
+        "validación) recibe la respuesta \"ninguna de estas\"."),
+    "ood.not_built": ("\"None of these\" could not be prepared ({detail}); answers will always name a class or say "
+        "\"not sure\".",
+        "No se pudo preparar \"ninguna de estas\" ({detail}); las respuestas siempre nombrarán una clase o "
+        "dirán \"no estoy seguro\"."),
+    "curve.rising": ("Still rising: validation accuracy grew {gain:+.1f} points per doubling of the training images "
+        "(from {n_low} to {n_used}); more images of {classes} would likely help most. This reads no further than "
+        "twice the images you have ({n_double}).",
+        "Todavía sube: la exactitud de validación creció {gain:+.1f} puntos por cada vez que se duplicaron las "
+        "imágenes de entrenamiento (de {n_low} a {n_used}); más imágenes de {classes} probablemente ayudarían "
+        "más. Esto no dice nada más allá del doble de las imágenes que tienes ({n_double})."),
+    "curve.flat": ("Flat: more of the same images will not help much ({gain:+.1f} points per doubling, from {n_low} "
+        "to {n_used} images); try fine-tuning or a bigger backbone.",
+        "Plana: más imágenes del mismo tipo no ayudarán mucho ({gain:+.1f} puntos por cada duplicación, de "
+        "{n_low} a {n_used} imágenes); prueba el ajuste fino o una red más grande."),
+    "curve.too_wide": ("Too uncertain to tell: the random subsets disagree by {spread:.1f} points, as much as the "
+        "{gain:+.1f} points per doubling of the images. More validation images would make this readable.",
+        "Demasiado incierto para decirlo: los subconjuntos al azar discrepan en {spread:.1f} puntos, tanto como "
+        "los {gain:+.1f} puntos por cada duplicación de las imágenes. Más imágenes de validación lo harían "
+        "legible."),
+    "curve.too_few": ("Too few training images to draw a curve: every class needs at least {need} ({name} has {n}).",
+        "Demasiado pocas imágenes de entrenamiento para dibujar una curva: cada clase necesita al menos {need} "
+        "({name} tiene {n})."),
+    "curve.pair": ("{a} and {b}", "{a} y {b}"),
 })
 
 

@@ -45,7 +45,7 @@ from tl_core.training.balance import class_weights_for
 from tl_core.training.device import configure_threads, cpu_sample, pick_device, usable_cores  # noqa: F401
 from tl_core.training.features import FeatureLoop
 from tl_core.training.solved_head import SolvedHeadLoop, init_head_from_probe
-from tl_core.training.steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics  # noqa: F401  (public here too)
+from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics  # noqa: F401  (public here too)
 
 
 class StopRequested(Exception):
@@ -221,7 +221,7 @@ class ImageLoop:
         self.normalize = BatchNormalize(pp)
         self.steps_per_epoch = len(self.train_loader)
         self.optimizer = make_optimizer(cfg, run.groups)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.steps_per_epoch))
+        self.scheduler = StepSchedule(cfg, self.optimizer, self.steps_per_epoch)
         self.step_seconds: list[float] = []
 
     def prepare(self):
