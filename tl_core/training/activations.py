@@ -28,7 +28,7 @@ from tl_core.base.messages import LossError, Message
 from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, train_transform
 from tl_core.models.strategies import set_train_mode
 from tl_core.training import distributed
-from tl_core.training.steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics
+from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics
 
 VIEWS = 4  # augmented views cached per training image (issue 21: V = 4)
 # children that belong to timm's forward_head, not forward_features
@@ -121,7 +121,7 @@ class ActivationLoop:
         self.n_used = n - 1 if n % self.batch == 1 and n > 1 else n
         self.steps_per_epoch = math.ceil(self.n_used / self.batch)
         self.optimizer = make_optimizer(cfg, run.groups)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.steps_per_epoch))
+        self.scheduler = StepSchedule(cfg, self.optimizer, self.steps_per_epoch)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.y_train = torch.tensor([it.label for it in run.dataset.train])
         self.y_val = torch.tensor([it.label for it in run.dataset.val])
