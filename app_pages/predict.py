@@ -7,7 +7,6 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core.data.decode import load_rgb
 from tl_core.serving.predict import Predictor
 from ui import charts
 from ui.components import camera
@@ -77,7 +76,9 @@ def _inputs(run_dir: str) -> list[tuple[str, bytes]]:
 def show(predictor, name: str, raw: bytes, gradcam: bool, threshold: float) -> None:
     with st.container(border=True):
         try:
-            image = load_rgb(raw)
+            # the one decode of training and the CLI (tl_core.data.decode.load_rgb at the run's size,
+            # JPEG draft included): what is shown is what the model sees, with the same probabilities
+            image = predictor.prepare(raw)
         except Exception:  # any decode failure is the user's file, not our bug
             st.error(t("pr_bad_image", name=name))
             return
@@ -86,7 +87,10 @@ def show(predictor, name: str, raw: bytes, gradcam: bool, threshold: float) -> N
         ms = 1000 * (time.perf_counter() - t0)
         pairs = answer["top_k"]
         best, prob = pairs[0]
-        st.markdown(t("pr_result" if answer["sure"] else "pr_not_sure", name=name, cls=best, prob=prob))
+        verdict = "pr_none_of_these" if not answer["in_domain"] else "pr_result" if answer["sure"] else "pr_not_sure"
+        st.markdown(t(verdict, name=name, cls=best, prob=prob))
+        if answer["ood_score"] is not None:
+            st.caption(t("pr_ood_caption", score=answer["ood_score"], threshold=answer["ood_threshold"]))
         st.caption(t("pr_engine", engine=predictor.choice.label, ms=ms))
         c1, c2, c3 = st.columns([1, 1, 2])
         c1.image(image, caption=t("pr_input"), width="stretch")
