@@ -10,7 +10,7 @@ import streamlit.components.v1  # noqa: F401  (st.components.v1.html: the featur
 from tl_core.jobs import runs
 from tl_core.trust.metrics import evaluation
 from ui import charts, trust
-from ui.text import t
+from ui.text import say, t
 from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
 
 MAX_MISTAKES = 24
@@ -88,7 +88,9 @@ def confidence(info) -> None:
     st.plotly_chart(trust.reliability(cal.reliability_before, cal.reliability_after, labels), key="reliability")
     rule = (t("ev_threshold_rule", keep=cal.keep_correct, caught=cal.mistakes_caught)
             if cal.keep_correct == cal.keep_correct else t("ev_threshold_manual"))
-    st.caption(t("ev_cal_explain", n=cal.n_val, t=cal.temperature, threshold=cal.threshold) + " " + rule)
+    measured = t("ev_ece_cv", in_sample=cal.ece_after_in_sample) if cal.ece_after_cv else t("ev_ece_in_sample")
+    st.caption(t("ev_cal_explain", n=cal.n_val, t=cal.temperature, threshold=cal.threshold) + " " + rule + " "
+               + measured)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -120,6 +122,84 @@ def wrong_folder(info) -> None:
         caps = [t("ev_issue_cap", given=i["given"], suggested=i["suggested"], p=i["p_suggested"], split=t(i["split"]),
                   name=Path(i["path"]).name) for i in shown]
         image_grid([load_rgb(i["path"], short_side=128) for i in shown], caps, columns=6, width=120)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _predictor(run_dir: str, mtime: float):
+    from tl_core.serving.predict import Predictor  # deferred: torch, only for "try it"
+
+    return Predictor(Path(run_dir))
+
+
+def out_of_domain(info) -> None:
+    """"None of these": the validation images' distances, the threshold, and photos from outside."""
+    from tl_core.trust import ood
+
+    st.subheader(t("ev_ood_title"))
+    with st.spinner(t("ev_working")):
+        detector = _predictor(str(info.dir), _mtime(info.dir)).out_of_domain()
+    if detector is None:
+        st.info(t("ev_ood_none"))
+        return
+    detector = ood.load(info.dir)  # the saved threshold (a reused predictor holds the one it loaded)
+    val = detector.val_scores
+    rule = t("ev_ood_rule", keep=detector.keep, n_val=detector.n_val) if detector.keep else t("ev_ood_manual")
+    st.caption(t("ev_ood_explain", k=detector.k, n_bank=detector.n_bank, threshold=detector.threshold) + " " + rule)
+    key = f"ev_ood_t::{info.dir}"
+    if key not in st.session_state:
+        st.session_state[key] = float(detector.threshold)
+    threshold = st.slider(t("ev_ood_slider"), 0.0, 1.5, step=0.005, key=key, format="%.3f")
+    if abs(threshold - detector.threshold) > 1e-9 and st.button(t("ev_ood_save"), key="ev_ood_save"):
+        ood.set_threshold(info.dir, threshold)
+        _predictor.clear()
+        st.success(t("ev_ood_saved"))
+    files = st.file_uploader(t("ev_ood_try"), accept_multiple_files=True, key="ev_ood_files",
+                             type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], help=t("ev_ood_try_help"))
+    outside = _outside_scores(info, files or [])
+    labels = {k: t(f"ev_ood_{k}") for k in ("in", "out", "x", "y", "line")}
+    st.plotly_chart(trust.ood_histogram(val, outside, threshold, labels), key="ood_hist")
+    if outside:
+        kept = sum(v <= threshold for v in val) / max(1, len(val))
+        st.markdown(t("ev_ood_try_result", flagged=sum(v > threshold for v in outside), n=len(outside),
+                      threshold=threshold, kept=kept))
+
+
+def _outside_scores(info, files) -> list[float]:
+    predictor = _predictor(str(info.dir), _mtime(info.dir))
+    scores = []
+    for f in files:
+        try:
+            image = predictor.prepare(f.getvalue())
+        except Exception:  # any decode failure is the user's file, not our bug
+            st.error(t("pr_bad_image", name=f.name))
+            continue
+        scores.append(predictor.answers([image])[0]["ood_score"])
+    return scores
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _curve(run_dir: str, mtime: float) -> dict:
+    from tl_core.trust.curve import run_curve  # deferred: torch
+
+    return run_curve(run_dir)
+
+
+def data_curve(info) -> None:
+    """Would more images help? Accuracy on 20-100% of the training images, and its reading."""
+    from tl_core.trust.curve import CURVE_FILE, FRACTION_SEEDS
+
+    st.subheader(t("ev_curve_title"))
+    st.caption(t("ev_curve_explain", seeds=FRACTION_SEEDS))
+    if not (Path(info.dir) / CURVE_FILE).exists() and not st.button(t("ev_curve_button"), key="ev_curve"):
+        return
+    with st.spinner(t("ev_curve_working")), user_errors():
+        result = _curve(str(info.dir), _mtime(info.dir))
+        if result["n"]:
+            labels = {k: t(f"ev_curve_{k}") for k in ("x", "y", "overall")}
+            st.plotly_chart(trust.data_curve(result["n"], result["overall"], result["per_class"], labels),
+                            key="data_curve")
+            st.caption(t("ev_curve_seconds", s=result["seconds"]))
+        st.info(say(result["reading"]))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -181,7 +261,11 @@ with one:
                 mistakes(ev)
             st.divider()
             confidence(info)
+            st.divider()
+            out_of_domain(info)  # the bank is in the run folder: it works after the images are gone
             if not info.images_removed:
+                st.divider()
+                data_curve(info)
                 st.divider()
                 wrong_folder(info)
                 st.divider()

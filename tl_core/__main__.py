@@ -18,6 +18,8 @@ from tl_core.base.events import TERMINAL, EpochEnd, Failed, Finished, Note, Prog
 from tl_core.base.formatting import duration
 from tl_core.base.messages import UserError, WeightsError
 from tl_core.base.status import RunStatus
+from tl_core.cli import curve as cli_curve
+from tl_core.cli import predict as cli_predict
 from tl_core.data.audit import audit
 from tl_core.data.dataset import load_dataset
 from tl_core.jobs import runs
@@ -54,8 +56,14 @@ def _train_parser(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--bf16", action="store_true",
-                   help="bfloat16 on a CPU with native bf16 (AVX-512 BF16/AMX): faster, slightly less exact")
+    bf16 = p.add_mutually_exclusive_group()
+    bf16.add_argument("--bf16", dest="bf16", action="store_const", const=True, default=None,
+                      help="train in bfloat16 on a CPU with native bf16 (AVX-512 BF16/AMX): faster, slightly less "
+                           "exact (default: automatic, bf16 where one training step measured >= 1.2x faster)")
+    bf16.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, help="train in fp32")
+    p.add_argument("--no-activation-cache", dest="activation_cache", action="store_false",
+                   help="partial: run every image through the frozen stages every epoch (the plain loop) instead "
+                        "of training the last stages on their cached output")
     p.add_argument("--out", default="runs", help="the folder that holds run folders")
     p.add_argument("--queue", metavar="redis://HOST:PORT", default=None,
                    help="enqueue the run for `python -m tl_core worker` processes (whose TL_RUNS is --out, "
@@ -72,7 +80,7 @@ def _config(a) -> RunConfig:
                      optimizer=a.optimizer, augment=a.augment or _default_augment(a.strategy),
                      label_smoothing=a.label_smoothing,
                      early_stop_patience=a.early_stop, val_fraction=a.val_fraction, seed=a.seed, device=a.device,
-                     cpu_bf16=a.bf16, devices=max(1, getattr(a, "devices", 1)))
+                     cpu_bf16=a.bf16, activation_cache=a.activation_cache, devices=max(1, getattr(a, "devices", 1)))
 
 
 def _default_augment(strategy: str) -> str:
@@ -219,19 +227,6 @@ def cmd_worker(a) -> int:
     if a.runs:
         os.environ["TL_RUNS"] = a.runs  # the job function reads it in the work horse
     serve(a.queue or load_settings().redis_url, gpu=a.gpu, burst=a.burst, devices=a.devices)
-    return 0
-
-
-def cmd_predict(a) -> int:
-    from tl_core.serving.predict import Predictor  # deferred: torch (see the note at the top)
-
-    predictor = Predictor(Path(a.run_dir), engine=a.engine)
-    for image in a.images:
-        # calibrated probabilities; "not sure" below the run's threshold (or --threshold)
-        ans = predictor.answers([image], a.top_k, a.threshold)[0]
-        print(json.dumps({"image": image, "answer": ans["top_k"][0][0] if ans["sure"] else "not sure",
-                          "top_k": ans["top_k"], "threshold": round(ans["threshold"], 4)}))
-    print(f"engine: {predictor.choice.label}", file=sys.stderr)
     return 0
 
 
@@ -385,14 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tl_core", description="TL Studio: transfer learning for images")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
-    p = sub.add_parser("predict", help="top-k classes for images with a trained run")
-    p.add_argument("run_dir")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--threshold", type=float, default=None,
-                   help='answer "not sure" below this calibrated probability (default: the run\'s, from validation)')
-    p.add_argument("--engine", choices=["auto", "torch", "onnx", "bf16"], default="auto",
-                   help="auto: the fastest exact engine measured on this computer (bf16 only if named)")
+    cli_predict.add_parser(sub)  # tl_core/cli/predict.py: "none of these", --ood-threshold
     p = sub.add_parser("export", help="export a run as safetensors (timm) or ONNX, verified")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["safetensors", "onnx", "embeddings"], default="onnx",
@@ -415,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     p.add_argument("--devices", type=int, default=1, help="train each job on N GPUs at once (torchrun + DDP)")
     _compare_parser(sub)
+    cli_curve.add_parser(sub)  # tl_core/cli/curve.py: would more images help?
     p = sub.add_parser("runs", help="list the runs in a folder")
     p.add_argument("root", nargs="?", default="runs")
     _weights_parser(sub)
@@ -526,7 +515,7 @@ def _cli_inspect(args) -> int:
     return 0 if report.ok else 1
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "runs": cmd_runs,
+COMMANDS = {"train": cmd_train, "export": cmd_export, "runs": cmd_runs,
             "run-job": cmd_run_job, "worker": cmd_worker, "compare": cmd_compare, "audit": cmd_audit}
 
 

@@ -68,6 +68,7 @@ EN = {
     "bk_opened": "The loaded dataset is now in the classes below: add to it, then use these classes again.",
     "bk_remove_everything": "Remove all classes",
     "cam_hold": "Hold to record", "cam_switch": "Front/back", "cam_pick": "Camera",
+    "cam_pause": "Pause", "cam_resume": "Resume",
     "cam_denied": "The camera is blocked: allow it in the browser's address bar, then reload the page.",
     "cam_absent": "No camera was found on this device; upload photos instead.",
     "cam_insecure": "The camera needs a secure page (https:// or localhost).",
@@ -113,9 +114,11 @@ EN = {
     "m_speed_working": "Measuring {name} ({i} of {n})…",
     "m_speed_caption": "Images/s: the fastest exact engine measured on this computer, batch of 16 at the "
                        "backbone's own size (frozen pass: feature extraction and prediction).",
-    "m_bf16": "bfloat16 on this CPU (faster, slightly less exact)",
-    "m_bf16_help": "This CPU computes bfloat16 natively. Feature extraction may then use it when faster, and "
-                   "fine-tuning runs in bf16 autocast. Features differ from fp32 by up to a few percent.",
+    "m_bf16": "Training precision on this CPU",
+    "m_bf16_auto": "Automatic", "m_bf16_on": "bfloat16 (faster, slightly less exact)", "m_bf16_off": "fp32",
+    "m_bf16_help": "This CPU computes bfloat16 natively. Automatic: fine-tuning runs in bf16 autocast when one "
+                   "training step of this backbone measured at least 1.2x faster than fp32. bfloat16: feature "
+                   "extraction may also use it when faster. Features differ from fp32 by up to a few percent.",
     "m_bf16_figures": "Measured here for {name}: bfloat16 {bf16:.0f} images/s vs {fp32:.0f} for the fastest exact "
                       "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
@@ -222,7 +225,7 @@ EN = {
     "prog_starting": "Starting…", "prog_line": "{phase} · epoch {epoch} · step {step}/{total} · {ips:,.0f} images/s",
     "prog_eta": " · about {eta} left",
     "prog_weights": "Downloading the pretrained weights: {done:.1f} of {total:.1f} MB",
-    "phase_weights": "Getting weights", "phase_features": "Computing features", "phase_train": "Training",
+    "phase_weights": "Getting weights", "phase_features": "Computing features", "phase_activations": "Running the frozen stages once", "phase_train": "Training",
     "phase_val": "Checking",
     "chart_loss": "Loss", "chart_acc": "Accuracy", "chart_train": "Train", "chart_val": "Validation",
     "chart_epoch": "Epoch", "chart_raw": "Each step", "chart_smoothed": "Smoothed",
@@ -245,6 +248,12 @@ EN = {
     # predict page
     "predict_title": "Predict", "pr_pick": "Model (run)",
     "pr_tab_upload": "Upload images", "pr_tab_camera": "Take a photo",
+    "pr_tab_live": "Live camera",
+    "pr_live_help": "Point the camera at something: the model answers several times a second. Frames that arrive "
+                    "while it is still thinking are skipped, so the answer is always about the latest picture.",
+    "pr_live_on": "Start the live camera",
+    "pr_live_sure": "**{cls}** ({prob:.0%})", "pr_live_not_sure": "**Not sure** (best guess {cls}, {prob:.0%})",
+    "pr_live_rate": "Frames predicted: {n} · {fps:.1f} frames/s · {engine}",
     "pr_upload": "Images to classify", "pr_camera": "Camera", "pr_camera_name": "camera photo",
     "pr_gradcam": "Show where the model looked (Grad-CAM)",
     "pr_gradcam_help": "Warm colours mark the parts of the image that pushed the model to its answer.",
@@ -397,6 +406,7 @@ ES = {
     "bk_opened": "Los datos cargados están ahora en las clases de abajo: añade más y vuelve a usar estas clases.",
     "bk_remove_everything": "Quitar todas las clases",
     "cam_hold": "Mantén pulsado para grabar", "cam_switch": "Delantera/trasera", "cam_pick": "Cámara",
+    "cam_pause": "Pausa", "cam_resume": "Reanudar",
     "cam_denied": "La cámara está bloqueada: permítela en la barra de direcciones del navegador y recarga la página.",
     "cam_absent": "No se encontró ninguna cámara en este dispositivo; sube fotos en su lugar.",
     "cam_insecure": "La cámara necesita una página segura (https:// o localhost).",
@@ -445,10 +455,12 @@ ES = {
     "m_speed_working": "Midiendo {name} ({i} de {n})…",
     "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
                        "propio del modelo (pasada congelada: extracción de características y predicción).",
-    "m_bf16": "bfloat16 en esta CPU (más rápido, algo menos exacto)",
-    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. La extracción de características puede usarlo si "
-                   "es más rápido, y el ajuste fino se ejecuta con autocast bf16. Las características difieren de "
-                   "fp32 hasta en un pequeño porcentaje.",
+    "m_bf16": "Formato numérico del entrenamiento en esta CPU",
+    "m_bf16_auto": "Automática", "m_bf16_on": "bfloat16 (más rápido, algo menos exacto)", "m_bf16_off": "fp32",
+    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. Automática: el ajuste fino usa autocast bf16 si un "
+                   "paso de entrenamiento de esta red fue al menos 1,2 veces más rápido que en fp32. bfloat16: la "
+                   "extracción de características también puede usarlo si es más rápido. Las características "
+                   "difieren de fp32 hasta en un pequeño porcentaje.",
     "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
                       "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
@@ -562,6 +574,7 @@ ES = {
     "prog_eta": " · quedan unos {eta}",
     "prog_weights": "Descargando los pesos preentrenados: {done:.1f} de {total:.1f} MB",
     "phase_weights": "Obteniendo pesos", "phase_features": "Calculando características",
+    "phase_activations": "Pasando una vez por las etapas congeladas",
     "phase_train": "Entrenando", "phase_val": "Comprobando",
     "chart_loss": "Pérdida", "chart_acc": "Exactitud", "chart_train": "Entrenamiento", "chart_val": "Validación",
     "chart_epoch": "Época", "chart_raw": "Cada paso", "chart_smoothed": "Suavizada",
@@ -584,6 +597,12 @@ ES = {
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
+    "pr_tab_live": "Cámara en directo",
+    "pr_live_help": "Apunta la cámara a algo: el modelo responde varias veces por segundo. Los fotogramas que "
+                    "llegan mientras aún piensa se saltan, así que la respuesta es siempre sobre la última imagen.",
+    "pr_live_on": "Encender la cámara en directo",
+    "pr_live_sure": "**{cls}** ({prob:.0%})", "pr_live_not_sure": "**No estoy seguro** (quizá {cls}, {prob:.0%})",
+    "pr_live_rate": "Fotogramas predichos: {n} · {fps:.1f} fotogramas/s · {engine}",
     "pr_upload": "Imágenes que clasificar", "pr_camera": "Cámara", "pr_camera_name": "foto de la cámara",
     "pr_gradcam": "Mostrar dónde miró el modelo (Grad-CAM)",
     "pr_gradcam_help": "Los colores cálidos marcan las zonas de la imagen que llevaron al modelo a su respuesta.",
@@ -849,6 +868,82 @@ ES.update({
     "ex_emb_button": "Descargar las características (.zip)",
     "ex_emb_check": "sklearn_check.py reproduce la exactitud en validación de la cabeza ({acc:.1%}).",
     "ex_code_help": "El predict.py del zip ONNX.",
+})
+
+# "none of these" and "would more images help?" (issue 19): Predict and Evaluate
+EN.update({
+    "pr_none_of_these": "**{name}**: none of these (it looks unlike every class this model learned; closest "
+                        "guess {cls}, {prob:.0%})",
+    "pr_ood_caption": "Distance to the training images: {score:.3f} (\"none of these\" above {threshold:.3f}).",
+    "ev_ood_title": "Images from none of its classes",
+    "ev_ood_explain": "Each image's distance to its {k}th nearest training image, as the backbone sees them "
+                      "({n_bank} training images). Above {threshold:.3f} the app answers \"none of these\" "
+                      "(Predict page, command line, exports).",
+    "ev_ood_rule": "That distance keeps {keep:.0%} of the {n_val} validation images in.",
+    "ev_ood_manual": "That distance was chosen by hand.",
+    "ev_ood_none": "This run has no reference images for \"none of these\" (its training images are no longer "
+                   "there), so it always names a class or says \"not sure\".",
+    "ev_ood_in": "validation images (your classes)", "ev_ood_out": "your photos from outside",
+    "ev_ood_x": "distance to the nearest training images", "ev_ood_y": "images", "ev_ood_line": "threshold",
+    "ev_ood_slider": "Answer \"none of these\" above",
+    "ev_ood_save": "Keep this threshold for the run and its exports",
+    "ev_ood_saved": "Saved: the Predict page, the command line and exports made from now on use it.",
+    "ev_ood_try": "Try it: photos from outside your classes",
+    "ev_ood_try_help": "Upload a few photos of things that are none of your classes: they should land right of "
+                       "the line.",
+    "ev_ood_try_result": "{flagged} of {n} of your photos are answered \"none of these\" at {threshold:.3f}; "
+                         "{kept:.0%} of the validation images stay in.",
+    "ev_curve_title": "Would more images help?",
+    "ev_curve_explain": "The head is solved again on 20, 40, 60, 80 and 100% of the training images ({seeds} "
+                        "random draws each, every class kept in proportion) and scored on the same validation "
+                        "images. The band is the spread between draws.",
+    "ev_curve_button": "Measure it", "ev_curve_working": "Solving the head on smaller sets of images…",
+    "ev_curve_x": "training images", "ev_curve_y": "validation accuracy", "ev_curve_overall": "all classes",
+    "ev_curve_seconds": "Measured in {s:.1f} s on the cached features.",
+    "ev_ece_cv": "The calibrated error is measured by 5-fold cross-validation: the temperature is fitted on 4/5 "
+                 "of the validation images and measured on the other 1/5 ({in_sample:.1%} on the images it was "
+                 "fitted on).",
+    "ev_ece_in_sample": "With this few validation images the calibrated error is measured on the images the "
+                        "temperature was fitted on, which flatters it.",
+})
+ES.update({
+    "pr_none_of_these": "**{name}**: ninguna de estas (no se parece a ninguna clase que este modelo aprendió; lo "
+                        "más cercano, {cls}, {prob:.0%})",
+    "pr_ood_caption": "Distancia a las imágenes de entrenamiento: {score:.3f} («ninguna de estas» por encima de "
+                      "{threshold:.3f}).",
+    "ev_ood_title": "Imágenes que no son de ninguna de sus clases",
+    "ev_ood_explain": "La distancia de cada imagen a su {k}.ª imagen de entrenamiento más cercana, tal como las ve "
+                      "la red base ({n_bank} imágenes de entrenamiento). Por encima de {threshold:.3f} la "
+                      "aplicación responde «ninguna de estas» (página Predecir, línea de órdenes, exportaciones).",
+    "ev_ood_rule": "Esa distancia deja dentro el {keep:.0%} de las {n_val} imágenes de validación.",
+    "ev_ood_manual": "Esa distancia se eligió a mano.",
+    "ev_ood_none": "Este entrenamiento no tiene imágenes de referencia para «ninguna de estas» (sus imágenes de "
+                   "entrenamiento ya no están), así que siempre nombra una clase o dice «no estoy seguro».",
+    "ev_ood_in": "imágenes de validación (tus clases)", "ev_ood_out": "tus fotos de fuera",
+    "ev_ood_x": "distancia a las imágenes de entrenamiento más cercanas", "ev_ood_y": "imágenes",
+    "ev_ood_line": "umbral",
+    "ev_ood_slider": "Responder «ninguna de estas» por encima de",
+    "ev_ood_save": "Guardar este umbral para el entrenamiento y sus exportaciones",
+    "ev_ood_saved": "Guardado: la página Predecir, la línea de órdenes y las exportaciones que hagas a partir de "
+                    "ahora lo usan.",
+    "ev_ood_try": "Pruébalo: fotos de fuera de tus clases",
+    "ev_ood_try_help": "Sube unas fotos de cosas que no son de ninguna de tus clases: deberían quedar a la "
+                       "derecha de la línea.",
+    "ev_ood_try_result": "{flagged} de tus {n} fotos reciben «ninguna de estas» con {threshold:.3f}; el "
+                         "{kept:.0%} de las imágenes de validación se quedan dentro.",
+    "ev_curve_title": "¿Ayudarían más imágenes?",
+    "ev_curve_explain": "La cabeza se resuelve de nuevo con el 20, 40, 60, 80 y 100% de las imágenes de "
+                        "entrenamiento ({seeds} sorteos cada vez, cada clase en su proporción) y se puntúa con las "
+                        "mismas imágenes de validación. La banda es la dispersión entre sorteos.",
+    "ev_curve_button": "Medirlo", "ev_curve_working": "Resolviendo la cabeza con menos imágenes…",
+    "ev_curve_x": "imágenes de entrenamiento", "ev_curve_y": "exactitud en validación",
+    "ev_curve_overall": "todas las clases",
+    "ev_curve_seconds": "Medido en {s:.1f} s sobre las características en caché.",
+    "ev_ece_cv": "El error calibrado se mide con validación cruzada en 5 partes: la temperatura se ajusta con "
+                 "4/5 de las imágenes de validación y se mide con el 1/5 restante ({in_sample:.1%} con las "
+                 "imágenes con que se ajustó).",
+    "ev_ece_in_sample": "Con tan pocas imágenes de validación, el error calibrado se mide con las mismas imágenes "
+                        "con que se ajustó la temperatura, lo que lo favorece.",
 })
 
 TABLES = {"en": EN, "es": ES}
