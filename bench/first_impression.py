@@ -129,9 +129,21 @@ def shoot(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
+# Icon ligatures ("download", "leaderboard": the text of a Material icon) and code blocks (the
+# exported predict.py) are not words a person reads: hidden while the text is read
+_READ = """() => {
+  const hide = [...document.querySelectorAll('[data-testid=stIconMaterial], [data-testid=stCode]')];
+  const was = hide.map(e => e.style.display);
+  hide.forEach(e => { e.style.display = 'none'; });
+  const text = [...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')]
+    .map(e => e.innerText).join('\\n');
+  hide.forEach((e, i) => { e.style.display = was[i]; });
+  return text;
+}"""
+
+
 def visible_text(page) -> str:
-    return page.evaluate("() => [...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')]"
-                         ".map(e => e.innerText).join('\\n')")
+    return page.evaluate(_READ)
 
 
 def findings(text: str, lang: str) -> dict:
