@@ -32,7 +32,8 @@ from tl_core.jobs import runs  # noqa: E402
 from tl_core.models.checkpoint import load_model  # noqa: E402
 from tl_core.training.train import train  # noqa: E402
 from tl_core.trust import calibration, ood  # noqa: E402
-from tl_core.trust.embeddings import embed, run_dataset, run_features  # noqa: E402
+from tl_core.training.features import embed  # noqa: E402
+from tl_core.trust.embeddings import run_dataset, run_features  # noqa: E402
 
 KS = (1, 3, 5, 10, 20)
 
@@ -51,7 +52,7 @@ def outside_features(run_dir: Path, folder: Path, only: str | None = None) -> np
     model, _, _, pp = load_model(run_dir)
     ds = load_dataset(folder, val_fraction=0.5)
     items = [it for it in ds.train + ds.val if only is None or ds.classes[it.label] == only]
-    return embed(model, pp, items).numpy()
+    return embed(model, items, pp=pp)
 
 
 def scores_of(run_dir: Path, feats: np.ndarray, k: int | None = None) -> dict:
