@@ -133,15 +133,18 @@ def label_issue_finders(run_dir: Path, share: float = 0.05, seeds=(0, 1, 2)) -> 
     from tl_core.training.probe import out_of_fold_proba
     from tl_core.trust.label_issues import find_label_issues as ours_find
 
+    from tl_core.trust.curve import run_l2
+
     rf = run_features(run_dir)
     x, n, c = torch.from_numpy(rf.features), len(rf.labels), len(rf.classes)
+    l2 = run_l2(run_dir)  # the run's own (cross-validated once): 5 solves per seed instead of 50
     rows = {"ours": [], "cleanlab": []}
     for seed in seeds:
         rng = np.random.default_rng(seed)
         flipped = rng.choice(n, int(share * n), replace=False)
         noisy = rf.labels.copy()
         noisy[flipped] = (noisy[flipped] + rng.integers(1, c, len(flipped))) % c
-        proba = out_of_fold_proba(x, torch.from_numpy(noisy), c).double().numpy()
+        proba = out_of_fold_proba(x, torch.from_numpy(noisy), c, l2=l2).double().numpy()
         t = time.perf_counter()
         found_ours = {r for r, _, _ in ours_find(proba, noisy)}
         t_ours = time.perf_counter() - t
