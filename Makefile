@@ -8,7 +8,7 @@ PORT ?= 8501
 # (and switches off "A folder on this computer": strangers must never read this machine's folders).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test screenshots bench chromium redis clean
+.PHONY: run test screenshots bench bench-parts chromium redis clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,7 +56,12 @@ screenshots: $(VENV)/.dev chromium
 	$(BIN)/python -m pytest -q tests/test_browser.py
 	cp build/screenshots/*.png docs/screenshots/
 
+# issue 21's targets as ratios measured side by side, cold and warm (bench/targets.py, ~1 h on 2 cores);
+# bench-parts: the older per-part benchmarks (python -m bench)
 bench: $(VENV)/.dev
+	$(BIN)/python -m bench.targets $(ARGS)
+
+bench-parts: $(VENV)/.dev
 	$(BIN)/python -m bench $(ARGS)
 
 clean:

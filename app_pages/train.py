@@ -95,11 +95,12 @@ def live(job, run_dir) -> None:
     if search is not None:  # the solved head's live chart: accuracy per L2 strength, the chosen one marked
         st.plotly_chart(charts.l2_search(search, labels), key="l2_search")
     if not _solved(events):
-        rows = charts.epoch_rows(events)
-        if rows:
-            st.plotly_chart(charts.curves(rows, labels), key="curves")
-        if any(getattr(e, "phase", "") == "train" for e in events):
-            st.plotly_chart(charts.step_loss(events, labels), key="steps")
+        # rebuilt only when events arrived since the last poll (see charts.run_figures)
+        curves, steps = charts.run_figures(events, (str(run_dir), state.lang()), labels, st.session_state)
+        if curves is not None:
+            st.plotly_chart(curves, key="curves")
+        if steps is not None:
+            st.plotly_chart(steps, key="steps")
     outcome(events, status, run_dir)
     if not status.active and st.session_state.get("train_polling"):
         # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling

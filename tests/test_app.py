@@ -197,12 +197,16 @@ def test_gallery_shows_speed_measured_here(env):
 def test_bf16_is_offered_only_on_a_cpu_with_native_bf16(env, monkeypatch, native):
     monkeypatch.setenv("TL_NATIVE_BF16", native)
     at = app("app_pages/model.py")
-    boxes = [c for c in at.checkbox if c.key == "m_bf16"]
+    boxes = [c for c in at.radio if c.key == "m_bf16"]
     assert len(boxes) == int(native)
     if boxes:
-        boxes[0].check().run()
+        assert at.session_state["config"].cpu_bf16 is None  # automatic by default
+        boxes[0].set_value("on").run()
         assert not at.exception, at.exception
         assert at.session_state["config"].cpu_bf16 is True
+    else:  # no choice here, but the page says which precision will train and why
+        at.radio(key="m_strategy").set_value("full").run()
+        assert any("Training in fp32: this CPU has no native bfloat16" in c.value for c in at.caption)
 
 
 def test_model_page_builds_config(env):

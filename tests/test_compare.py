@@ -96,6 +96,28 @@ def test_the_paired_test_sees_a_consistent_gap_that_overlapping_intervals_hide()
     assert render(v.messages)[0].startswith("Too close to call") and "p = 0.15" in render(v.messages)[0]
 
 
+def _run_folder(root: Path, name: str, right: set, n: int = 100) -> dict:
+    """A finished member's row and its run folder's val_predictions.json (2 classes, image i of class i % 2)."""
+    folder = root / name
+    folder.mkdir()
+    items = [{"path": f"val/{i:03d}.jpg", "true": i % 2,
+              "probs": [0.9, 0.1] if (i % 2 == 0) == (i in right) else [0.1, 0.9]} for i in range(n)]
+    (folder / "val_predictions.json").write_text(json.dumps({"classes": ["a", "b"], "items": items}))
+    return {"strategy": name, "status": runs.FINISHED, "correct": len(right), "n_val": n, "curve": [],
+            "run_dir": str(folder)}
+
+
+def test_the_verdict_reads_each_members_per_image_results_from_its_run_folder(tmp_path):
+    rows = [_run_folder(tmp_path, "full", set(range(80))), _run_folder(tmp_path, "scratch", set(range(70)))]
+    v = compare.verdict_for(rows)
+    assert v.winner == "full" and v.messages[0] == ("winner_paired", {
+        "strategy": "full", "acc": 0.8, "points": pytest.approx(10.0), "runner_up": "scratch",
+        "only_leader": 10, "only_runner_up": 0, "p": pytest.approx(2 * 0.5 ** 10)})
+    (tmp_path / "scratch" / "val_predictions.json").unlink()  # a run from before: the intervals decide
+    v = compare.verdict_for(rows)
+    assert v.winner is None and v.messages[0][0] == "too_close"
+
+
 def test_mcnemar_is_the_exact_binomial_test_on_the_discordant_images():
     a = {"x": True, "y": True, "z": False, "w": True}
     b = {"x": True, "y": False, "z": False, "w": False, "only_in_b": True}

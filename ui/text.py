@@ -114,9 +114,11 @@ EN = {
     "m_speed_working": "Measuring {name} ({i} of {n})…",
     "m_speed_caption": "Images/s: the fastest exact engine measured on this computer, batch of 16 at the "
                        "backbone's own size (frozen pass: feature extraction and prediction).",
-    "m_bf16": "bfloat16 on this CPU (faster, slightly less exact)",
-    "m_bf16_help": "This CPU computes bfloat16 natively. Feature extraction may then use it when faster, and "
-                   "fine-tuning runs in bf16 autocast. Features differ from fp32 by up to a few percent.",
+    "m_bf16": "Training precision on this CPU",
+    "m_bf16_auto": "Automatic", "m_bf16_on": "bfloat16 (faster, slightly less exact)", "m_bf16_off": "fp32",
+    "m_bf16_help": "This CPU computes bfloat16 natively. Automatic: fine-tuning runs in bf16 autocast when one "
+                   "training step of this backbone measured at least 1.2x faster than fp32. bfloat16: feature "
+                   "extraction may also use it when faster. Features differ from fp32 by up to a few percent.",
     "m_bf16_figures": "Measured here for {name}: bfloat16 {bf16:.0f} images/s vs {fp32:.0f} for the fastest exact "
                       "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
@@ -223,7 +225,7 @@ EN = {
     "prog_starting": "Starting…", "prog_line": "{phase} · epoch {epoch} · step {step}/{total} · {ips:,.0f} images/s",
     "prog_eta": " · about {eta} left",
     "prog_weights": "Downloading the pretrained weights: {done:.1f} of {total:.1f} MB",
-    "phase_weights": "Getting weights", "phase_features": "Computing features", "phase_train": "Training",
+    "phase_weights": "Getting weights", "phase_features": "Computing features", "phase_activations": "Running the frozen stages once", "phase_train": "Training",
     "phase_val": "Checking",
     "chart_loss": "Loss", "chart_acc": "Accuracy", "chart_train": "Train", "chart_val": "Validation",
     "chart_epoch": "Epoch", "chart_raw": "Each step", "chart_smoothed": "Smoothed",
@@ -243,6 +245,7 @@ EN = {
     "ev_compare_need": "Train at least two runs to compare them.",
     "ev_compare_pick": "Runs to compare", "ev_compare_acc": "Validation accuracy",
     "ev_compare_loss": "Validation loss", "ev_run": "Run", "ev_epochs": "Epochs",
+    "ev_head_solved": "head solved exactly (no epochs)",
     # predict page
     "predict_title": "Predict", "pr_pick": "Model (run)",
     "pr_tab_upload": "Upload images", "pr_tab_camera": "Take a photo",
@@ -453,10 +456,12 @@ ES = {
     "m_speed_working": "Midiendo {name} ({i} de {n})…",
     "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
                        "propio del modelo (pasada congelada: extracción de características y predicción).",
-    "m_bf16": "bfloat16 en esta CPU (más rápido, algo menos exacto)",
-    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. La extracción de características puede usarlo si "
-                   "es más rápido, y el ajuste fino se ejecuta con autocast bf16. Las características difieren de "
-                   "fp32 hasta en un pequeño porcentaje.",
+    "m_bf16": "Formato numérico del entrenamiento en esta CPU",
+    "m_bf16_auto": "Automática", "m_bf16_on": "bfloat16 (más rápido, algo menos exacto)", "m_bf16_off": "fp32",
+    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. Automática: el ajuste fino usa autocast bf16 si un "
+                   "paso de entrenamiento de esta red fue al menos 1,2 veces más rápido que en fp32. bfloat16: la "
+                   "extracción de características también puede usarlo si es más rápido. Las características "
+                   "difieren de fp32 hasta en un pequeño porcentaje.",
     "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
                       "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
@@ -570,6 +575,7 @@ ES = {
     "prog_eta": " · quedan unos {eta}",
     "prog_weights": "Descargando los pesos preentrenados: {done:.1f} de {total:.1f} MB",
     "phase_weights": "Obteniendo pesos", "phase_features": "Calculando características",
+    "phase_activations": "Pasando una vez por las etapas congeladas",
     "phase_train": "Entrenando", "phase_val": "Comprobando",
     "chart_loss": "Pérdida", "chart_acc": "Exactitud", "chart_train": "Entrenamiento", "chart_val": "Validación",
     "chart_epoch": "Época", "chart_raw": "Cada paso", "chart_smoothed": "Suavizada",
@@ -590,6 +596,7 @@ ES = {
     "ev_compare_need": "Entrena al menos dos modelos para poder compararlos.",
     "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Exactitud en validación",
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
+    "ev_head_solved": "cabeza resuelta exactamente (sin épocas)",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
     "pr_tab_live": "Cámara en directo",

@@ -302,6 +302,8 @@ _kinds({
     "config.image_size": ("image size must be 32..1024 (or 0 for the model's own)",
                           "el tamaño de imagen debe estar entre 32 y 1024 (o 0 para el propio del modelo)"),
     "config.device": ("device must be auto, cpu or cuda", "el dispositivo debe ser auto, cpu o cuda"),
+    "config.cpu_bf16": ("cpu_bf16 must be true, false or null (automatic)",
+                        "cpu_bf16 debe ser true, false o null (automático)"),
     "config.devices": ("devices must be 1..64 (GPUs for one run)", "devices debe estar entre 1 y 64 (GPU para un "
                                                                      "entrenamiento)"),
     "config.no_backbone": ("choose a backbone", "elige un modelo base"),
@@ -312,10 +314,12 @@ _kinds({
                           "{name}={raw!r} es negativo; ponlo a 0 o más, o quítalo."),
     "settings.bad_mode": ("TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).",
                           "TL_MODE={mode!r} no es un modo; usa 'local' (un usuario) o 'hosted' (muchos usuarios)."),
-    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'thread' (the default), 'process' (a process "
-                            "per job) or 'rq' (worker processes on a Redis queue, TL_REDIS_URL).",
-                            "TL_RUNNER={runner!r} no es un ejecutor; usa 'thread' (por defecto), 'process' (un "
-                            "proceso por trabajo) o 'rq' (procesos trabajadores en una cola Redis, TL_REDIS_URL)."),
+    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'process' (a process per job, the local "
+                            "default), 'thread' (the hosted default) or 'rq' (worker processes on a Redis queue, "
+                            "TL_REDIS_URL).",
+                            "TL_RUNNER={runner!r} no es un ejecutor; usa 'process' (un proceso por trabajo, por "
+                            "defecto en local), 'thread' (por defecto en hosted) o 'rq' (procesos trabajadores en "
+                            "una cola Redis, TL_REDIS_URL)."),
     "settings.at_least_one": ("{name} must be at least 1.", "{name} debe ser al menos 1."),
     "settings.bad_token": ("the session token is not valid; reload the page to start a new session.",
                            "el identificador de sesión no es válido; recarga la página para empezar una sesión nueva."),
@@ -408,6 +412,40 @@ _kinds({
                              "la imagen sin cambios. Usa ajuste fino (parcial o completo) para aumentar datos."),
     "train.distributed": ("Training on {n} processes ({device}, DistributedDataParallel).",
                           "Entrenando en {n} procesos ({device}, DistributedDataParallel)."),
+    "train.activations": ("Partial fine-tuning from cached activations: the frozen stages run once, on {views} "
+                          "augmented view(s) of each training image ({mb:.0f} MB kept in memory); each epoch trains "
+                          "only the last stages.",
+                          "Ajuste fino parcial a partir de activaciones guardadas: las etapas congeladas se ejecutan "
+                          "una sola vez, sobre {views} vista(s) aumentada(s) de cada imagen de entrenamiento ({mb:.0f} "
+                          "MB en memoria); cada época entrena solo las últimas etapas."),
+    "train.activations_too_big": ("The frozen stages' output would need {mb:.0f} MB, over the {cap} MB limit "
+                                  "(TL_ACTIVATION_CACHE_MB): every image goes through the whole network each epoch "
+                                  "instead, which is slower.",
+                                  "La salida de las etapas congeladas necesitaría {mb:.0f} MB, más que el límite de "
+                                  "{cap} MB (TL_ACTIVATION_CACHE_MB): cada imagen pasa por toda la red en cada época, "
+                                  "lo que es más lento."),
+    "train.activations_unsupported": ("{backbone} cannot be cut at its frozen stages: every image goes through the "
+                                      "whole network each epoch.",
+                                      "{backbone} no se puede cortar en sus etapas congeladas: cada imagen pasa por "
+                                      "toda la red en cada época."),
+    "precision.fp32_not_native": ("Training in fp32: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), where "
+                                  "bf16 would be slower.",
+                                  "Entrenamiento en fp32: esta CPU no calcula bfloat16 de forma nativa (AVX-512 BF16 "
+                                  "o AMX), y bf16 sería más lento."),
+    "precision.not_measured": ("Training precision: one training step is timed in fp32 and in bfloat16 when the run "
+                               "starts; bfloat16 trains if it is at least {min:.1f}x faster.",
+                               "Formato numérico del entrenamiento: al empezar se mide un paso de entrenamiento en fp32 y en "
+                               "bfloat16; se entrena en bfloat16 si es al menos {min:.1f} veces más rápido."),
+    "precision.bf16_measured": ("Training in bfloat16: one training step of {backbone} measured {speedup:.2f}x faster "
+                                "than fp32 on this CPU (at least {min:.1f}x needed).",
+                                "Entrenamiento en bfloat16: un paso de entrenamiento de {backbone} fue {speedup:.2f} "
+                                "veces más rápido que en fp32 en esta CPU (hace falta al menos {min:.1f})."),
+    "precision.fp32_measured": ("Training in fp32: bfloat16 measured only {speedup:.2f}x faster for one training step "
+                                "of {backbone} on this CPU (at least {min:.1f}x needed).",
+                                "Entrenamiento en fp32: bfloat16 fue solo {speedup:.2f} veces más rápido en un paso de "
+                                "entrenamiento de {backbone} en esta CPU (hace falta al menos {min:.1f})."),
+    "precision.bf16_asked": ("Training in bfloat16, as chosen.", "Entrenamiento en bfloat16, como se eligió."),
+    "precision.fp32_asked": ("Training in fp32, as chosen.", "Entrenamiento en fp32, como se eligió."),
     "train.no_native_bf16": ("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).",
                              "Esta CPU no calcula bfloat16 de forma nativa: el entrenamiento usa fp32 (bf16 sería más "
                              "lento)."),

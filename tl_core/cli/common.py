@@ -42,7 +42,7 @@ class Bars:
             self._features_line()
         if isinstance(e, Started):
             self.solved = e.solved_head
-        elif isinstance(e, Progress) and e.phase in ("features", "train"):
+        elif isinstance(e, Progress) and e.phase in ("features", "activations", "train"):
             if self.live:
                 self._draw(e)
             elif e.phase == "features":
@@ -84,8 +84,8 @@ class Bars:
         key = (e.phase, e.epoch)
         if key != self.key:
             self.close()
-            desc = "features" if e.phase == "features" else f"epoch {e.epoch}"
-            self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="img" if e.phase == "features" else "step",
+            desc = e.phase if e.phase in ("features", "activations") else f"epoch {e.epoch}"
+            self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="step" if e.phase == "train" else "img",
                                            file=sys.stderr, leave=True), key
         self.bar.n = e.step
         self.bar.set_postfix_str(f"loss {e.loss:.4f}" if e.loss is not None else "", refresh=True)

@@ -77,6 +77,7 @@ class AuditReport:
 
 def phash(source) -> int:
     """64-bit perceptual hash of an image (path, bytes or PIL image)."""
+    # Kept over imagehash.phash (same distances on TrashNet): 1.7 vs 1.0 ms/image; 887 photos 25 vs 19 s (bench/phash)
     img = source if isinstance(source, Image.Image) else load_rgb(source, short_side=64)
     grey = np.asarray(img.convert("L").resize((32, 32), Image.BILINEAR), np.float64)
     d = _DCT @ grey @ _DCT.T
