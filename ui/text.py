@@ -245,6 +245,7 @@ EN = {
     "ev_compare_need": "Train at least two runs to compare them.",
     "ev_compare_pick": "Runs to compare", "ev_compare_acc": "Validation accuracy",
     "ev_compare_loss": "Validation loss", "ev_run": "Run", "ev_epochs": "Epochs",
+    "ev_head_solved": "head solved exactly (no epochs)",
     # predict page
     "predict_title": "Predict", "pr_pick": "Model (run)",
     "pr_tab_upload": "Upload images", "pr_tab_camera": "Take a photo",
@@ -595,6 +596,7 @@ ES = {
     "ev_compare_need": "Entrena al menos dos modelos para poder compararlos.",
     "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Exactitud en validación",
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
+    "ev_head_solved": "cabeza resuelta exactamente (sin épocas)",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
     "pr_tab_live": "Cámara en directo",
