@@ -1,4 +1,5 @@
-# TL Studio: `make run` starts the app, `make test` runs the whole suite (CI calls it).
+# TL Studio: `make run` starts the app, `make test` runs the whole suite (CI calls it),
+# `make screenshots` regenerates docs/screenshots on purpose (a test run never touches them).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ PORT ?= 8501
 # (and switches off "A folder on this computer": strangers must never read this machine's folders).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test bench chromium redis clean
+.PHONY: run test screenshots bench bench-parts chromium redis clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,11 +42,27 @@ run: $(VENV)/.runtime
 	fi
 	$(BIN)/streamlit run app.py --server.port $(PORT) --server.address $(ADDRESS)
 
+# The tree after a test run is the tree before it: git's view of it is compared, so a test that
+# writes into a tracked file (or leaves a new unignored one) fails `make test`.
 test: $(VENV)/.dev chromium redis
+	@mkdir -p build && (git status --porcelain 2>/dev/null || true) > build/git-status.before
 	$(BIN)/python -m pytest -q tests
+	@(git status --porcelain 2>/dev/null || true) | diff -u build/git-status.before - \
+		|| { echo "make test changed the files listed above (tests write under build/ or a temp folder)"; exit 1; }
 
+# The browser walk-through's screenshots (build/screenshots/) copied over docs/screenshots/.
+screenshots: $(VENV)/.dev chromium
+	rm -rf build/screenshots
+	$(BIN)/python -m pytest -q tests/test_browser.py
+	cp build/screenshots/*.png docs/screenshots/
+
+# issue 21's targets as ratios measured side by side, cold and warm (bench/targets.py, ~1 h on 2 cores);
+# bench-parts: the older per-part benchmarks (python -m bench)
 bench: $(VENV)/.dev
+	$(BIN)/python -m bench.targets $(ARGS)
+
+bench-parts: $(VENV)/.dev
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build

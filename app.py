@@ -28,6 +28,13 @@ with st.sidebar:
     st.selectbox("Language / Idioma", list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
                  label_visibility="collapsed")
 
+if state.server_settings().hosted and st.get_option("client.toolbarMode") != "viewer":
+    # students and visitors get the viewer's menu: no Deploy button, no developer options. The
+    # browser learns the mode as a script run starts, so the run that sets it (the server's first
+    # hosted one) starts again
+    st.set_option("client.toolbarMode", "viewer")
+    st.rerun()
+
 if state.server_settings().hosted and classboard.teacher_token_set():
     # the class board exists only on a hosted server with a teacher token; the page asks for it
     PAGES.append(("app_pages/teacher.py", "nav_teacher", ":material/school:"))

@@ -13,38 +13,51 @@ from tl_core.training import estimate as timing
 from tl_core.trust.verdict import render, wilson
 from ui import charts, state
 from ui.text import say, t
-from ui.widgets import energy_how, user_errors
+from ui.widgets import device_label, energy_how, user_errors, weights_label
 
 POLL_SECONDS = 1.0
 ENDED = ("Finished", "Stopped", "Failed", "Interrupted", "missing")
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _speed(cfg_json: str, _dataset, dataset_key: str) -> dict:
-    # measured once per (backbone, image size, device, dataset): seconds of real training steps
-    return timing.measure_speed(RunConfig.from_dict(json.loads(cfg_json)), _dataset).to_dict()
+@st.cache_resource
+def _measured() -> dict:
+    # the last speed measured on this server per (config, dataset): a page visit trains nothing
+    return {}
 
 
 def _dataset_key(ds) -> str:
     return f"{ds.root}|{len(ds.train)}|{len(ds.val)}"
 
 
+def _speed(cfg: RunConfig, ds) -> timing.Speed | None:
+    """This computer's measured training speed: on a click (real training steps), then kept."""
+    speed_cfg = cfg.replace(epochs=1, pretrained="none")
+    key = (json.dumps(speed_cfg.to_dict(), sort_keys=True), _dataset_key(ds))
+    if st.button(t("cmp_measure" if key not in _measured() else "cmp_measure_again"), key="cmp_measure",
+                 help=t("cmp_measure_help")):
+        with st.spinner(t("cmp_measuring", backbone=cfg.backbone)):
+            _measured()[key] = timing.measure_speed(speed_cfg, ds).to_dict()
+    saved = _measured().get(key)
+    return timing.Speed(**saved) if saved else None
+
+
 def plan(cfg: RunConfig, ds):
-    """The members the user picks, the epochs (to shorten it) and the measured estimate."""
+    """The members the user picks, the epochs (to shorten it) and the estimate, once measured."""
     c1, c2 = st.columns([3, 1])
     picked = c1.multiselect(t("cmp_members"), compare.ORDER, default=list(compare.ORDER), key="cmp_members",
                             format_func=lambda s: t(f"strat_{s}"))
     epochs = c2.number_input(t("cmp_epochs"), 1, state.server_settings().max_epochs, value=min(cfg.epochs, 10),
                              key="cmp_epochs", help=t("cmp_epochs_help"))
     members = compare.member_configs(cfg.replace(epochs=int(epochs)), tuple(picked))
-    speed_cfg = cfg.replace(epochs=1, pretrained="none")
-    with st.spinner(t("cmp_measuring", backbone=cfg.backbone)):
-        speed = timing.Speed(**_speed(json.dumps(speed_cfg.to_dict()), ds, _dataset_key(ds)))
+    speed = _speed(cfg, ds)
+    if speed is None:
+        st.caption(t("cmp_estimate_unmeasured"))
+        return members, None
     estimate = timing.estimate_total(members, ds, speed)
     st.info(t("cmp_estimate", time=duration(estimate), n=len(members), epochs=int(epochs)),
             icon=":material/timer:")
     rates = ", ".join(f"{t('strat_' + s)} {speed.train_ips[s]:.1f} img/s" for s in compare.ORDER)
-    st.caption(t("cmp_estimate_how", device=speed.device, rates=rates))
+    st.caption(t("cmp_estimate_how", device=device_label(speed.device), rates=rates))
     return members, estimate
 
 
@@ -132,7 +145,7 @@ elif cfg.pretrained == "none":
     st.warning(t("cmp_need_weights"))
     st.page_link("app_pages/model.py", label=t("go_model"), icon=":material/neurology:")
 else:
-    weights = t(f"m_weights_{cfg.pretrained}") if cfg.pretrained in ("hub", "none") else cfg.pretrained.rsplit("/", 1)[-1]
+    weights = weights_label(cfg.pretrained)
     st.markdown(t("cmp_setup", backbone=cfg.backbone, weights=weights, n_train=len(ds.train), n_val=len(ds.val)))
     with user_errors():
         members, estimate = plan(cfg, ds)

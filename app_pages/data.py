@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from tl_core.base.messages import Message
 from tl_core.data import audit
 from tl_core.data.dataset import ingest_uploads, load_dataset
 from tl_core.data.decode import load_rgb
@@ -70,27 +71,54 @@ def _local_tab() -> None:
         _use_local(path)
 
 
+# The tabs' text keys, in order; the first choice on an empty page opens one of them by its key.
+SOURCE_TABS = ("bk_tab", "data_tab_folder", "data_tab_zip", "data_tab_local", "data_tab_sample")
+
+
+def _open_tab(key: str) -> None:
+    # a callback: it runs before the page, so the tabs below are drawn with this one open
+    st.session_state.data_source_tab = t(key)
+
+
+def first_choice() -> None:
+    """What a newcomer sees first on an empty page: three ways in, one click each."""
+    with st.container(border=True):
+        st.subheader(t("data_choice_title"))
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            if st.button(t("data_choice_sample"), type="primary", key="choice_sample", width="stretch"):
+                _use_sample(state.SAMPLE_DIR)
+                st.rerun()  # the page again, with the dataset: the choice gives way to the overview
+            st.caption(t("data_choice_sample_help"))
+        for col, key, tab in ((c2, "choice_make", "bk_tab"), (c3, "choice_upload", "data_tab_folder")):
+            with col:
+                st.button(t(f"data_{key}"), key=key, width="stretch", on_click=_open_tab, args=(tab,))
+                st.caption(t(f"data_{key}_help"))
+
+
 def sources() -> None:
     local = state.offers_server_paths()  # a path on the server is never offered to strangers
-    names = [t("data_tab_folder"), t("data_tab_zip")] + ([t("data_tab_local")] if local else [])
-    make_tab, folder_tab, zip_tab, *local, sample_tab = st.tabs([t("bk_tab")] + names + [t("data_tab_sample")],
-                                                                key="data_source_tab")
-    with make_tab:
+    keys = [k for k in SOURCE_TABS if local or k != "data_tab_local"]
+    labels = [t(k) for k in keys]
+    if st.session_state.get("data_source_tab") not in labels:  # e.g. after a language switch
+        st.session_state.pop("data_source_tab", None)
+    tabs = dict(zip(keys, st.tabs(labels, key="data_source_tab", on_change="rerun")))
+    with tabs["bk_tab"]:
         make_classes_tab()
     if local:
-        with local[0]:
+        with tabs["data_tab_local"]:
             _local_tab()
-    with folder_tab:
+    with tabs["data_tab_folder"]:
         st.caption(t("data_big_folder", tab=t("data_tab_local")) if local else t("data_big_folder_hosted"))
         files = st.file_uploader(t("data_folder_label"), accept_multiple_files="directory",
                                  help=t("data_folder_help"), key="upload_dir")
         if files:
             _ingest(files)
-    with zip_tab:
+    with tabs["data_tab_zip"]:
         z = st.file_uploader(t("data_zip_label"), type=["zip"], help=t("data_zip_help"), key="upload_zip")
         if z is not None:
             _ingest([z])
-    with sample_tab:
+    with tabs["data_tab_sample"]:
         st.write(t("data_sample_text"))
         if st.button(t("data_sample_button"), type="primary", key="use_sample"):
             _use_sample(state.SAMPLE_DIR)
@@ -171,15 +199,21 @@ def _run_audit(ds, with_features: bool):
 def _fix(ds, action: str, path: str, other: str) -> None:
     name = Path(other).name
     new = (audit.move_to_train(ds, path) if action == "move" else
-           audit.drop(ds, path, t("au_dropped_reason", other=name)))
+           audit.drop(ds, path, Message("audit.dropped", {"other": name})))  # rendered in the reader's language
     state.set_dataset(new)
     st.session_state.audit_fixed = t("au_fixed_move" if action == "move" else "au_fixed_drop", name=Path(path).name)
+
+
+def _method(method: str) -> str:
+    # audit's tokens (sha1 | phash | phash+features | features) in words
+    return " + ".join(t(f"au_method_{m}") for m in method.split("+"))
 
 
 def _pair(ds, i: int, p) -> None:
     with st.container(border=True):
         st.markdown(t(f"au_where_{p.where}") + " · " +
-                    t("au_similarity", kind=t(f"au_kind_{p.kind}"), sim=p.similarity, method=p.method))
+                    t("au_similarity", kind=t(f"au_kind_{p.kind}"), sim=p.similarity,
+                      method=_method(p.method)))
         c1, c2, c3 = st.columns([1, 1, 1.3])
         for col, path, split, cls in ((c1, p.a, p.a_split, p.a_class), (c2, p.b, p.b_split, p.b_class)):
             col.image(_thumb(path), caption=f"{Path(path).name} · {t(split)} · {cls}", width=150)
@@ -233,6 +267,8 @@ def thumbnails(ds) -> None:
 
 st.title(t("data_title"))
 st.write(t("data_intro"))
+if state.dataset() is None:
+    first_choice()
 sources()
 ds = state.dataset()
 if ds is None:

@@ -10,7 +10,7 @@ import streamlit.components.v1  # noqa: F401  (st.components.v1.html: the featur
 from tl_core.jobs import runs
 from tl_core.trust.metrics import evaluation
 from ui import charts, trust
-from ui.text import t
+from ui.text import say, t
 from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
 
 MAX_MISTAKES = 24
@@ -33,7 +33,9 @@ def metrics(info, ev) -> None:
     c2.metric(t("ev_val_loss"), f"{info.metrics.get('val/loss', float('nan')):.3f}")
     cfg = info.config
     with c3:
-        st.markdown(f"**{cfg.backbone}** · {t('strat_' + cfg.strategy)} · {t('ev_epochs')}: {cfg.epochs}")
+        # a solved head has no epochs (the config keeps an unused count): say so, not "Epochs: 10"
+        st.markdown(f"**{cfg.backbone}** · {t('strat_' + cfg.strategy)} · " +
+                    (t("ev_head_solved") if cfg.solves_head else f"{t('ev_epochs')}: {cfg.epochs}"))
         line = energy_line(info.dir)
         if line:
             st.caption(line)
@@ -88,7 +90,9 @@ def confidence(info) -> None:
     st.plotly_chart(trust.reliability(cal.reliability_before, cal.reliability_after, labels), key="reliability")
     rule = (t("ev_threshold_rule", keep=cal.keep_correct, caught=cal.mistakes_caught)
             if cal.keep_correct == cal.keep_correct else t("ev_threshold_manual"))
-    st.caption(t("ev_cal_explain", n=cal.n_val, t=cal.temperature, threshold=cal.threshold) + " " + rule)
+    measured = t("ev_ece_cv", in_sample=cal.ece_after_in_sample) if cal.ece_after_cv else t("ev_ece_in_sample")
+    st.caption(t("ev_cal_explain", n=cal.n_val, t=cal.temperature, threshold=cal.threshold) + " " + rule + " "
+               + measured)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -122,15 +126,94 @@ def wrong_folder(info) -> None:
         image_grid([load_rgb(i["path"], short_side=128) for i in shown], caps, columns=6, width=120)
 
 
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _predictor(run_dir: str, mtime: float):
+    from tl_core.serving.predict import Predictor  # deferred: torch, only for "try it"
+
+    return Predictor(Path(run_dir))
+
+
+def out_of_domain(info) -> None:
+    """"None of these": the validation images' distances, the threshold, and photos from outside."""
+    from tl_core.trust import ood
+
+    st.subheader(t("ev_ood_title"))
+    with st.spinner(t("ev_working")):
+        detector = _predictor(str(info.dir), _mtime(info.dir)).out_of_domain()
+    if detector is None:
+        st.info(t("ev_ood_none"))
+        return
+    detector = ood.load(info.dir)  # the saved threshold (a reused predictor holds the one it loaded)
+    val = detector.val_scores
+    rule = t("ev_ood_rule", keep=detector.keep, n_val=detector.n_val) if detector.keep else t("ev_ood_manual")
+    st.caption(t("ev_ood_explain", k=detector.k, n_bank=detector.n_bank, threshold=detector.threshold) + " " + rule)
+    key = f"ev_ood_t::{info.dir}"
+    if key not in st.session_state:
+        st.session_state[key] = float(detector.threshold)
+    threshold = st.slider(t("ev_ood_slider"), 0.0, 1.5, step=0.005, key=key, format="%.3f")
+    if abs(threshold - detector.threshold) > 1e-9 and st.button(t("ev_ood_save"), key="ev_ood_save"):
+        ood.set_threshold(info.dir, threshold)
+        _predictor.clear()
+        st.success(t("ev_ood_saved"))
+    files = st.file_uploader(t("ev_ood_try"), accept_multiple_files=True, key="ev_ood_files",
+                             type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"], help=t("ev_ood_try_help"))
+    outside = _outside_scores(info, files or [])
+    labels = {k: t(f"ev_ood_{k}") for k in ("in", "out", "x", "y", "line")}
+    st.plotly_chart(trust.ood_histogram(val, outside, threshold, labels), key="ood_hist")
+    if outside:
+        kept = sum(v <= threshold for v in val) / max(1, len(val))
+        st.markdown(t("ev_ood_try_result", flagged=sum(v > threshold for v in outside), n=len(outside),
+                      threshold=threshold, kept=kept))
+
+
+def _outside_scores(info, files) -> list[float]:
+    predictor = _predictor(str(info.dir), _mtime(info.dir))
+    scores = []
+    for f in files:
+        try:
+            image = predictor.prepare(f.getvalue())
+        except Exception:  # any decode failure is the user's file, not our bug
+            st.error(t("pr_bad_image", name=f.name))
+            continue
+        scores.append(predictor.answers([image])[0]["ood_score"])
+    return scores
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _curve(run_dir: str, mtime: float) -> dict:
+    from tl_core.trust.curve import run_curve  # deferred: torch
+
+    return run_curve(run_dir)
+
+
+def data_curve(info) -> None:
+    """Would more images help? Accuracy on 20-100% of the training images, and its reading."""
+    from tl_core.trust.curve import CURVE_FILE, FRACTION_SEEDS
+
+    st.subheader(t("ev_curve_title"))
+    st.caption(t("ev_curve_explain", seeds=FRACTION_SEEDS))
+    if not (Path(info.dir) / CURVE_FILE).exists() and not st.button(t("ev_curve_button"), key="ev_curve"):
+        return
+    with st.spinner(t("ev_curve_working")), user_errors():
+        result = _curve(str(info.dir), _mtime(info.dir))
+        if result["n"]:
+            labels = {k: t(f"ev_curve_{k}") for k in ("x", "y", "overall")}
+            st.plotly_chart(trust.data_curve(result["n"], result["overall"], result["per_class"], labels),
+                            key="data_curve")
+            st.caption(t("ev_curve_seconds", s=result["seconds"]))
+        st.info(say(result["reading"]))
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
-def _map(run_dir: str, method: str, mtime: float) -> str:
+def _map(run_dir: str, method: str, mtime: float, title: str) -> str:
+    # the title is part of the cache key: a map drawn in one language is never shown in another
     from tl_core.trust.embeddings import project, run_features
 
     rf = run_features(run_dir)
     xy = project(rf.features, method)
     thumbs = [trust.thumbnail_uri(p) for p in rf.paths]
-    names = [f"{Path(p).name} ({s})" for p, s in zip(rf.paths, rf.splits)]
-    fig = trust.feature_map(xy.tolist(), rf.labels.tolist(), rf.classes, names, thumbs, t(f"ev_map_{method}"))
+    names = [f"{Path(p).name} ({t(s)})" for p, s in zip(rf.paths, rf.splits)]
+    fig = trust.feature_map(xy.tolist(), rf.labels.tolist(), rf.classes, names, thumbs, title)
     return trust.hover_image_html(fig)
 
 
@@ -141,7 +224,7 @@ def feature_map(info) -> None:
                       format_func=lambda m: t(f"ev_map_{m}"))
     if st.toggle(t("ev_map_show"), key="ev_map_show"):
         with st.spinner(t("ev_map_working")), user_errors():
-            st.components.v1.html(_map(str(info.dir), method, _mtime(info.dir)), height=540)
+            st.components.v1.html(_map(str(info.dir), method, _mtime(info.dir), t(f"ev_map_{method}")), height=540)
 
 
 def compare() -> None:
@@ -159,7 +242,7 @@ def compare() -> None:
     c2.plotly_chart(charts.compare(rows, "val/loss", t("ev_compare_loss"), labels), key="cmp_loss")
     table = [{t("ev_run"): r.name, t("ev_backbone"): r.config.backbone,
               t("ev_strategy"): t("strat_" + r.config.strategy), t("ev_accuracy"): r.metrics.get("val/acc"),
-              t("ev_val_loss"): r.metrics.get("val/loss"), t("ev_epochs"): r.config.epochs} for r in chosen]
+              t("ev_val_loss"): r.metrics.get("val/loss"), t("ev_epochs"): "" if r.config.solves_head else r.config.epochs} for r in chosen]
     st.dataframe(pd.DataFrame(table), hide_index=True)
 
 
@@ -180,7 +263,11 @@ with one:
                 mistakes(ev)
             st.divider()
             confidence(info)
+            st.divider()
+            out_of_domain(info)  # the bank is in the run folder: it works after the images are gone
             if not info.images_removed:
+                st.divider()
+                data_curve(info)
                 st.divider()
                 wrong_folder(info)
                 st.divider()

@@ -9,11 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from tl_core.base.atomic import write_bytes_atomic
-from tl_core.base.config import AUGMENTATIONS, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError, RunConfig
+from tl_core.base.config import (AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError,
+                                 RunConfig)
 from tl_core.data.audit import IMBALANCE_RATIO
 from tl_core.models import catalog, engines, model
 from tl_core.models.catalog import preview_augmentations
 from tl_core.models.sources import hub, weights
+from tl_core.training import precision
 from tl_core.training.distributed import gpu_count
 from tl_core.trust import similarity
 from ui import advisor, charts, state
@@ -22,17 +24,12 @@ from ui.widgets import finished_runs, image_grid, run_label, user_errors
 
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
 BATCHES = [8, 16, 32, 64, 128, 256]
-
-
-def _shortlist() -> list[str]:
-    # the curated gallery plus timm's tiny test_* models: offline, random-init, seconds on a CPU
-    names = [b.name for b in catalog.CURATED]
-    return names + [n for n in catalog.TINY_OFFLINE if n not in names]
+DEVICES = ["auto", "cpu", "cuda"]
 
 
 def _seed_from(cfg: RunConfig) -> None:
     """Put the saved config back into the widgets (Streamlit drops them on page change)."""
-    curated = _shortlist()
+    curated = catalog.shortlist()
     state.seed_widget("m_source", "shortlist" if cfg.backbone in curated else "search")
     state.seed_widget("m_backbone", cfg.backbone if cfg.backbone in curated else curated[0])
     state.seed_widget("m_query", "" if cfg.backbone in curated else cfg.backbone)
@@ -47,7 +44,7 @@ def _seed_from(cfg: RunConfig) -> None:
                        ("m_opt", cfg.optimizer), ("m_head", cfg.head), ("m_hidden", cfg.head_hidden),
                        ("m_dropout", cfg.head_dropout), ("m_augment", cfg.augment),
                        ("m_patience", cfg.early_stop_patience), ("m_device", cfg.device),
-                       ("m_bf16", cfg.cpu_bf16), ("m_devices", max(1, min(cfg.devices, gpu_count()))),
+                       ("m_bf16", next(k for k, v in BF16_CHOICES.items() if v is cfg.cpu_bf16)), ("m_devices", max(1, min(cfg.devices, gpu_count()))),
                        ("m_class_weights", cfg.class_weights)):
         state.seed_widget(key, value)
 
@@ -59,7 +56,7 @@ def gallery() -> str:
     if source == "shortlist":
         # measured speed next to the name: the weights column is wide and pushes later ones off screen
         table = pd.DataFrame([{t("m_col_name"): b.name, t("m_col_speed"): _speed_here(b.name, b.input_size),
-                               t("m_col_weights"): say(_readiness(b.name).text),
+                               t("m_col_weights"): _plain(say(_readiness(b.name).text)),
                                t("m_col_params"): b.params_m, t("m_col_input"): b.input_size,
                                t("m_col_top1"): b.top1, t("m_col_why"): say(b.why)}
                               for b in catalog.CURATED])
@@ -69,13 +66,18 @@ def gallery() -> str:
         st.caption(t("m_top1_source") + " " + t("m_speed_caption"))
         if st.button(t("m_speed_button"), key="m_speed", help=t("m_speed_help")):
             _measure_speed()
-        return st.selectbox(t("m_backbone"), _shortlist(), key="m_backbone", help=t("m_tiny_help"))
+        return st.selectbox(t("m_backbone"), catalog.shortlist(), key="m_backbone")
     query = st.text_input(t("m_query"), key="m_query", placeholder="convnext, vit_small, efficientnet...")
     found = catalog.search(query, limit=50) if query else []
     if not found:
         st.info(t("m_search_none") if query else t("m_search_hint"))
         return state.config().backbone
     return st.selectbox(t("m_search_results", n=len(found)), found, key="m_search_pick")
+
+
+def _plain(sentence: str) -> str:
+    # a table cell shows markdown as typed: `pip install ...` would keep its backticks
+    return sentence.replace("`", "")
 
 
 def _speed_here(name: str, size: int) -> str:
@@ -98,17 +100,28 @@ def _measure_speed() -> None:
     st.rerun()
 
 
-def _bf16_option(backbone: str) -> bool:
-    """Offered only where the CPU computes bf16 natively, with this computer's measured figures."""
-    if not engines.native_bf16():
-        return False
-    on = st.checkbox(t("m_bf16"), key="m_bf16", help=t("m_bf16_help"))
-    entry = engines.cached_probe(backbone, catalog.input_size(backbone))
-    if entry and entry["rates"].get("bf16") and entry["errors"].get("bf16") is not None:
-        exact = engines.choose(entry["rates"], ["torch", "onnx"])
-        st.caption(t("m_bf16_figures", name=backbone, bf16=entry["rates"]["bf16"], fp32=entry["rates"][exact] or 0,
-                     err=entry["errors"]["bf16"]))
-    return on
+BF16_CHOICES = {"auto": None, "on": True, "off": False}
+
+
+def _bf16_option(backbone: str, strategy: str) -> bool | None:
+    """Training precision: automatic (bf16 where one training step measured >= 1.2x faster) or
+    chosen, offered only where the CPU computes bf16 natively; a sentence says which will train and why."""
+    choice = None
+    if engines.native_bf16():
+        key = st.radio(t("m_bf16"), list(BF16_CHOICES), key="m_bf16", horizontal=True, help=t("m_bf16_help"),
+                       format_func=lambda k: t(f"m_bf16_{k}"))
+        choice = BF16_CHOICES[key]
+        entry = engines.cached_probe(backbone, catalog.input_size(backbone))
+        if entry and entry["rates"].get("bf16") and entry["errors"].get("bf16") is not None:
+            exact = engines.choose(entry["rates"], ["torch", "onnx"])
+            st.caption(t("m_bf16_figures", name=backbone, bf16=entry["rates"]["bf16"],
+                         fp32=entry["rates"][exact] or 0, err=entry["errors"]["bf16"]))
+    if strategy != "feature_extraction":  # a head on cached features trains no step through the backbone
+        cfg = state.config().replace(cpu_bf16=choice, strategy=strategy, backbone=backbone)
+        note = precision.describe(cfg, catalog.input_size(backbone))
+        if note is not None:
+            st.caption(say(note))
+    return choice
 
 
 def _save_weights_file(upload) -> None:
@@ -250,7 +263,8 @@ def _scenario_labels() -> dict:
     labels = {k: t(f"strat_{advisor.TABLE[key][0]}") for k, key in (
         ("small_similar", (True, True)), ("large_similar", (False, True)),
         ("small_different", (True, False)), ("large_different", (False, False)))}
-    return {**labels, "x": t("adv_chart_x"), "y": t("adv_chart_y"), "you": t("adv_chart_you")}
+    return {**labels, "x": t("adv_chart_x"), "y": t("adv_chart_y"), "you": t("adv_chart_you"),
+            "you_unmeasured": t("adv_chart_you_unmeasured")}
 
 
 def _measured_similarity(ds, backbone: str, pretrained: str):
@@ -302,8 +316,9 @@ def _apply_strategy(strategy: str) -> None:
 
 
 def _strategy_default_lr() -> None:
-    # each strategy has its own good learning rate (tl_core.base.config.DEFAULT_LR): follow it on a switch
+    # each strategy has its own good learning rate and augmentation (tl_core.base.config): follow them on a switch
     st.session_state.m_lr = DEFAULT_LR[st.session_state.m_strategy]
+    st.session_state.m_augment = DEFAULT_AUGMENT[st.session_state.m_strategy]
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -328,19 +343,13 @@ def strategy(backbone: str) -> tuple[str, int]:
 def advanced(ds, strategy_name: str) -> dict:
     with st.expander(t("m_advanced")):
         c1, c2, c3 = st.columns(3)
-        # a solved head (feature extraction, linear head) has no epochs: the control is not shown
-        solved = strategy_name == "feature_extraction" and st.session_state.get("m_head", "linear") == "linear"
         kw = dict(
-            epochs=state.config().epochs if solved else
-            c1.number_input(t("m_epochs"), 1, state.server_settings().max_epochs, key="m_epochs"),
+            head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
             batch_size=c2.selectbox(t("m_batch"), BATCHES, key="m_batch"),
             image_size=c3.number_input(t("m_imgsize"), 0, 1024, step=16, key="m_imgsize", help=t("m_imgsize_help")),
-            lr=c1.select_slider(t("m_lr"), LRS, key="m_lr", format_func=lambda v: f"{v:g}", help=t("m_lr_help")),
-            optimizer=c2.selectbox(t("m_opt"), OPTIMIZERS, key="m_opt"),
-            early_stop_patience=c3.number_input(t("m_patience"), 0, 100, key="m_patience", help=t("m_patience_help")),
-            head=c1.radio(t("m_head"), HEADS, key="m_head", format_func=lambda h: t(f"m_head_{h}"), horizontal=True),
-            device=c2.selectbox(t("m_device"), ["auto", "cpu", "cuda"], key="m_device"),
         )
+        kw.update(_steps(strategy_name, kw["head"], c1, c2, c3))
+        kw["device"] = c1.selectbox(t("m_device"), DEVICES, key="m_device", format_func=lambda d: t(f"m_device_{d}"))
         gpus = gpu_count()
         if gpus > 1 and state.server_settings().runner != "rq":  # rq: the workers' --devices decide
             kw["devices"] = c3.number_input(t("m_devices"), 1, gpus, key="m_devices", help=t("m_devices_help"))
@@ -352,9 +361,23 @@ def advanced(ds, strategy_name: str) -> dict:
         kw["class_weights"] = c3.selectbox(t("m_class_weights"), ["auto", "on", "off"], key="m_class_weights",
                                            format_func=lambda v: t(f"m_class_weights_{v}"),
                                            help=t("m_class_weights_help", ratio=IMBALANCE_RATIO))
-        kw["cpu_bf16"] = _bf16_option(state.config().backbone)
+        kw["cpu_bf16"] = _bf16_option(state.config().backbone, strategy_name)
         kw["augment"] = augmentation(ds, strategy_name)
     return kw
+
+
+def _steps(strategy_name: str, head: str, c1, c2, c3) -> dict:
+    """Epochs, learning rate, optimizer and early stopping: only where something learns by steps."""
+    if state.config().replace(strategy=strategy_name, head=head).solves_head:
+        # feature extraction's linear head is solved exactly on the cached features, in one go:
+        # an epoch count, a learning rate or an optimizer here would change nothing
+        st.caption(t("m_lr_solved"))
+        return {}
+    return dict(
+        epochs=c1.number_input(t("m_epochs"), 1, state.server_settings().max_epochs, key="m_epochs"),
+        lr=c2.select_slider(t("m_lr"), LRS, key="m_lr", format_func=lambda v: f"{v:g}", help=t("m_lr_help")),
+        optimizer=c3.selectbox(t("m_opt"), OPTIMIZERS, key="m_opt"),
+        early_stop_patience=c3.number_input(t("m_patience"), 0, 100, key="m_patience", help=t("m_patience_help")))
 
 
 def augmentation(ds, strategy_name: str) -> str:

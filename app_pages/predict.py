@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import streamlit as st
 
-from tl_core.data.decode import load_rgb
 from tl_core.serving.predict import Predictor
 from ui import charts
+from ui.components import camera
 from ui.text import t
 from ui.widgets import pick_run, user_errors
 
@@ -21,8 +22,48 @@ def _predictor(run_dir: str):
     return Predictor(Path(run_dir))
 
 
-def _inputs() -> list[tuple[str, bytes]]:
-    upload_tab, camera_tab = st.tabs([t("pr_tab_upload"), t("pr_tab_camera")])
+LIVE_TOP = 3  # bars shown live: more would not be read at several answers a second
+
+
+def _live_answer(predictor, threshold: float, jpeg: bytes) -> None:
+    """One live frame -> its calibrated top 3 (with "not sure" and "none of these"); runs in the trigger's callback."""
+    try:
+        st.session_state.pr_live_answer = predictor.answers([jpeg], k=LIVE_TOP, threshold=threshold)[0]
+    except Exception:  # a frame the browser mangled is dropped like a late one; the next follows
+        st.session_state.pr_live_dropped = st.session_state.get("pr_live_dropped", 0) + 1
+
+
+def _live_bars(answer: dict) -> None:
+    best, prob = answer["top_k"][0]
+    verdict = ("pr_live_none" if not answer.get("in_domain", True) else
+               "pr_live_sure" if answer["sure"] else "pr_live_not_sure")
+    st.markdown(t(verdict, cls=best, prob=prob))
+    for cls, p in answer["top_k"]:
+        st.progress(min(1.0, max(0.0, p)), text=f"{cls}: {p:.0%}")
+
+
+@st.fragment
+def live_tab(run_dir: str) -> None:
+    """Continuous prediction on camera frames; a fragment, so each answer reruns only this tab."""
+    st.caption(t("pr_live_help"))
+    if not st.toggle(t("pr_live_on"), key="pr_live_on"):
+        return
+    with st.spinner(t("pr_loading")), user_errors():
+        predictor = _predictor(run_dir)
+        predictor.engine()  # the fast engine is chosen (and an ONNX export made) before the first frame
+        threshold = float(st.session_state.get(f"pr_threshold::{predictor.run_dir}",
+                                                predictor.calibration().threshold))
+        n, rate = camera.live("pr_live_cam", partial(_live_answer, predictor, threshold))
+        answer = st.session_state.get("pr_live_answer")
+        if answer is not None:
+            _live_bars(answer)
+        st.caption(t("pr_live_rate", n=n, fps=rate, engine=predictor.choice.label))
+
+
+def _inputs(run_dir: str) -> list[tuple[str, bytes]]:
+    upload_tab, camera_tab, live = st.tabs([t("pr_tab_upload"), t("pr_tab_camera"), t("pr_tab_live")])
+    with live:
+        live_tab(run_dir)
     with upload_tab:
         files = st.file_uploader(t("pr_upload"), type=["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"],
                                  accept_multiple_files=True, key="pr_files")
@@ -37,7 +78,9 @@ def _inputs() -> list[tuple[str, bytes]]:
 def show(predictor, name: str, raw: bytes, gradcam: bool, threshold: float) -> None:
     with st.container(border=True):
         try:
-            image = load_rgb(raw)
+            # the one decode of training and the CLI (tl_core.data.decode.load_rgb at the run's size,
+            # JPEG draft included): what is shown is what the model sees, with the same probabilities
+            image = predictor.prepare(raw)
         except Exception:  # any decode failure is the user's file, not our bug
             st.error(t("pr_bad_image", name=name))
             return
@@ -46,7 +89,10 @@ def show(predictor, name: str, raw: bytes, gradcam: bool, threshold: float) -> N
         ms = 1000 * (time.perf_counter() - t0)
         pairs = answer["top_k"]
         best, prob = pairs[0]
-        st.markdown(t("pr_result" if answer["sure"] else "pr_not_sure", name=name, cls=best, prob=prob))
+        verdict = "pr_none_of_these" if not answer["in_domain"] else "pr_result" if answer["sure"] else "pr_not_sure"
+        st.markdown(t(verdict, name=name, cls=best, prob=prob))
+        if answer["ood_score"] is not None:
+            st.caption(t("pr_ood_caption", score=answer["ood_score"], threshold=answer["ood_threshold"]))
         st.caption(t("pr_engine", engine=predictor.choice.label, ms=ms))
         c1, c2, c3 = st.columns([1, 1, 2])
         c1.image(image, caption=t("pr_input"), width="stretch")
@@ -79,7 +125,7 @@ st.title(t("predict_title"))
 info = pick_run("pr_pick", key="pr_run")
 if info is not None:
     gradcam = st.toggle(t("pr_gradcam"), value=True, key="pr_gradcam", help=t("pr_gradcam_help"))
-    items = _inputs()
+    items = _inputs(str(info.dir))
     if not items:
         st.info(t("pr_none_yet"))
     with user_errors():

@@ -29,15 +29,20 @@ def allowed() -> bool:
     return False
 
 
+def _run_row(student: str, r: dict | None) -> dict:
+    if r is None:  # joined the class, trained nothing yet: listed all the same
+        return {t("tb_col_student"): student, t("tb_col_backbone"): "", t("cmp_col_strategy"): "",
+                t("cmp_col_status"): t("tb_no_run_yet"), t("cmp_col_acc"): None, t("cmp_col_time"): "",
+                t("cmp_col_energy"): None}
+    return {t("tb_col_student"): student, t("tb_col_backbone"): r["backbone"],
+            t("cmp_col_strategy"): t(f"strat_{r['strategy']}"), t("cmp_col_status"): t(f"status_{r['status'].lower()}"),
+            t("cmp_col_acc"): r["acc"], t("cmp_col_time"): duration(r["wall_s"]) if r["wall_s"] is not None else "",
+            t("cmp_col_energy"): r["energy_wh"]}
+
+
 def runs_table(students: list) -> None:
-    rows = [{t("tb_col_student"): s["student"], t("tb_col_backbone"): r["backbone"],
-             t("cmp_col_strategy"): t(f"strat_{r['strategy']}"), t("cmp_col_status"): t(f"status_{r['status'].lower()}"),
-             t("cmp_col_acc"): r["acc"], t("cmp_col_time"): duration(r["wall_s"]) if r["wall_s"] is not None else "",
-             t("cmp_col_energy"): r["energy_wh"]}
-            for s in students for r in s["runs"]]
-    if not rows:
-        st.caption(t("tb_no_runs"))
-        return
+    """One row per run, and one for every student who joined but has no run yet."""
+    rows = [_run_row(s["student"], r) for s in students for r in (s["runs"] or [None])]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="tb_runs", column_config={
         t("cmp_col_acc"): st.column_config.NumberColumn(format="percent"),
         t("cmp_col_energy"): st.column_config.NumberColumn(format="%.3g")})
@@ -45,14 +50,18 @@ def runs_table(students: list) -> None:
 
 def verdicts(students: list) -> None:
     st.subheader(t("tb_verdicts"))
+    shown = 0
     for s in students:
         for c in s["comparisons"]:
             if c["verdict"] is None:
                 continue
+            shown += 1
             with st.container(border=True):
                 st.markdown(f"**{s['student']}** · {c['backbone']} · {c['group']}")
                 for sentence in render(c["verdict"]["messages"], state.lang()):
                     st.write(sentence)
+    if not shown:
+        st.caption(t("tb_no_verdicts"))
 
 
 st.title(t("tb_title"))

@@ -8,7 +8,7 @@ from tl_core.base.status import RunStatus
 from tl_core.jobs import sessions, settings
 from ui import charts, state
 from ui.text import say, t
-from ui.widgets import energy_line, job_events, progress_line, status_of, user_errors
+from ui.widgets import device_label, energy_line, job_events, progress_line, status_of, user_errors
 
 POLL_SECONDS = 0.5
 CURVE_LABELS = ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step",
@@ -42,7 +42,7 @@ def header(events, status: RunStatus, job) -> None:
         st.info(t("train_queued", pos=job.queue_position()), icon=":material/hourglass_top:")
     if started:
         c1, c2, c3, c4 = st.columns(4)
-        c1.metric(t("train_device"), started.device)
+        c1.metric(t("train_device"), device_label(started.device))
         c2.metric(t("train_images"), f"{started.n_train} / {started.n_val}")
         c3.metric(t("train_trainable"), f"{started.trainable_params:,}")
         ips = next((e.images_per_s for e in reversed(events) if hasattr(e, "images_per_s") and e.images_per_s), 0.0)
@@ -95,11 +95,12 @@ def live(job, run_dir) -> None:
     if search is not None:  # the solved head's live chart: accuracy per L2 strength, the chosen one marked
         st.plotly_chart(charts.l2_search(search, labels), key="l2_search")
     if not _solved(events):
-        rows = charts.epoch_rows(events)
-        if rows:
-            st.plotly_chart(charts.curves(rows, labels), key="curves")
-        if any(getattr(e, "phase", "") == "train" for e in events):
-            st.plotly_chart(charts.step_loss(events, labels), key="steps")
+        # rebuilt only when events arrived since the last poll (see charts.run_figures)
+        curves, steps = charts.run_figures(events, (str(run_dir), state.lang()), labels, st.session_state)
+        if curves is not None:
+            st.plotly_chart(curves, key="curves")
+        if steps is not None:
+            st.plotly_chart(steps, key="steps")
     outcome(events, status, run_dir)
     if not status.active and st.session_state.get("train_polling"):
         # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling

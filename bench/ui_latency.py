@@ -30,7 +30,8 @@ import test_browser as tb  # noqa: E402  (reuses the walk-through's server/brows
 
 def _serve(tmp: Path, runs: Path | None = None):
     port = tb._free_port()
-    env = {**os.environ, "TL_RUNS": str(runs or tmp / "runs"), "TL_WORKSPACE": str(tmp / "ws"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "TL_RUNS": str(runs or tmp / "runs"), "TL_WORKSPACE": str(tmp / "ws"), "HF_HUB_OFFLINE": "1",
+           "TL_TEST_MODELS": "1"}  # the Model page lists test_resnet (hidden from users)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
                             stdout=open(tmp / "streamlit.log", "w"), stderr=subprocess.STDOUT)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 # Tests never touch the network; must be set before timm/huggingface_hub are imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the Model page lists timm's tiny test_* models only for developers and tests (users never see them)
+os.environ.setdefault("TL_TEST_MODELS", "1")
 # no engine probes in background processes during the suite (test_features.py turns one on)
 os.environ.setdefault("TL_BACKGROUND_PROBE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.test_browser import ARGS, CHROMIUM, ROOT, SHOTS, _free_port, _wait_healthy
+from tests.test_browser import ARGS, CHROMIUM, DOCS_SHOTS, ROOT, _free_port, _wait_healthy
 from tl_core.jobs.settings import new_session_token
 
 TOKEN = "teacher-demo-token"
@@ -70,10 +70,10 @@ def shoot(url: str, path: str, out: Path, token: str | None = None) -> None:
 
 
 def main(folders: list[str]) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
     proc, url = serve({"TL_RUNS": folders[0], "TL_WORKSPACE": tempfile.mkdtemp()})
     try:
-        shoot(url, "compare", SHOTS / "compare.png")
+        shoot(url, "compare", DOCS_SHOTS / "compare.png")
     finally:
         proc.terminate()
     tmp = Path(tempfile.mkdtemp())
@@ -84,10 +84,10 @@ def main(folders: list[str]) -> None:
     proc, url = serve({"TL_MODE": "hosted", "TL_TEACHER_TOKEN": TOKEN, "TL_RUNS": str(tmp / "runs"),
                        "TL_WORKSPACE": str(tmp / "workspace"), "TL_SESSION_TTL_HOURS": "0"})
     try:
-        shoot(url, "teacher", SHOTS / "classboard.png", token=TOKEN)
+        shoot(url, "teacher", DOCS_SHOTS / "classboard.png", token=TOKEN)
     finally:
         proc.terminate()
-    print(f"wrote {SHOTS / 'compare.png'} and {SHOTS / 'classboard.png'}")
+    print(f"wrote {DOCS_SHOTS / 'compare.png'} and {DOCS_SHOTS / 'classboard.png'}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ def session(page: str, **state) -> AppTest:
 
 def run_comparison(at: AppTest, strategies: list[str]) -> AppTest:
     at.multiselect(key="cmp_members").set_value(strategies).run()
+    if "here for" not in texts(at):  # nothing measured on this server yet: a page visit trains nothing
+        at.button(key="cmp_measure").click().run()
     assert "here for" in texts(at), "the measured estimate is announced before it starts"
     at.button(key="cmp_start").click().run()
     deadline = time.time() + 300
@@ -113,7 +115,7 @@ def test_without_a_teacher_token_there_is_no_class_board(server):
     server.delenv("TL_TEACHER_TOKEN", raising=False)
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("app_pages/teacher.py").run()  # not in the navigation at all
 
 
@@ -139,11 +141,60 @@ def test_two_students_stay_isolated_and_the_teacher_sees_both(server, dataset):
     teacher = session("app_pages/teacher.py")
     teacher.text_input(key="tb_token").set_value(TOKEN).run()
     runs = teacher.dataframe[0].value
-    assert set(runs["Student"]) == {"Ana"} and len(runs) == 2
+    assert set(runs["Student"]) == {"Ana", "Ben"} and len(runs) == 3, runs  # Ben joined: listed, no run
+    assert list(runs.loc[runs["Student"] == "Ben", "Status"]) == ["no run yet"], runs
     assert "2 students in bio-7b" in texts(teacher)
     assert any("Comparison verdicts" in str(s.value) for s in teacher.subheader)
+    assert "No student has compared" not in texts(teacher)  # Ana's verdict is there
     page = texts(teacher) + runs.to_string()
     assert ana.session_state["sid"] not in page and ben.session_state["sid"] not in page
+
+
+def test_compare_page_trains_nothing_until_asked(server, dataset):
+    from tl_core.training import estimate
+
+    calls = []
+    real = estimate.measure_speed
+    server.setattr(estimate, "measure_speed", lambda *a, **k: calls.append(1) or real(*a, **k))
+    at = session("app_pages/compare.py", dataset=dataset, config=CFG.replace(pretrained="auto"))
+    at.run()
+    assert calls == [] and "here for" not in texts(at), "opening the page ran training steps"
+    assert "Pretrained ImageNet weights" in texts(at) and "weights: auto" not in texts(at)
+    at.button(key="cmp_measure").click().run()
+    assert calls == [1] and "here for" in texts(at) and "Measured on this computer (CPU)" in texts(at)
+    again = session("app_pages/compare.py", dataset=dataset, config=CFG.replace(pretrained="auto"))
+    assert calls == [1] and "here for" in texts(again), "the last measured estimate is shown, not re-measured"
+
+
+def test_hosted_visitors_get_the_viewer_toolbar(server):
+    """No Deploy button or developer menu for students and visitors (Streamlit's client.toolbarMode)."""
+    import streamlit as st
+
+    server.setenv("TL_MODE", "hosted")
+    before = st.get_option("client.toolbarMode")
+    try:
+        st.set_option("client.toolbarMode", "auto")
+        session("app_pages/data.py")
+        assert st.get_option("client.toolbarMode") == "viewer"
+    finally:
+        st.set_option("client.toolbarMode", before)
+
+
+def test_class_board_with_no_comparison_says_so(server, tmp_path):
+    from tl_core.jobs import classboard
+    from tl_core.jobs.settings import new_session_token
+
+    server.setenv("TL_MODE", "hosted")
+    server.setenv("TL_TEACHER_TOKEN", TOKEN)
+    for name in ("Ana", "Ben"):  # two students joined (their session folders), neither trained yet
+        folder = tmp_path / "runs" / new_session_token()
+        folder.mkdir(parents=True)
+        classboard.set_class(folder, "bio-7b", name)
+    teacher = session("app_pages/teacher.py")
+    teacher.text_input(key="tb_token").set_value(TOKEN).run()
+    runs = teacher.dataframe[0].value
+    assert sorted(runs["Student"]) == ["Ana", "Ben"] and set(runs["Status"]) == {"no run yet"}, runs
+    assert "No student has compared strategies yet" in texts(teacher)
 
 
 def test_advisor_measures_similarity_and_links_to_the_comparison(server):
@@ -158,7 +209,15 @@ def test_advisor_measures_similarity_and_links_to_the_comparison(server):
     at.button(key="adv_measure").click().run()
     assert not at.exception, at.exception
     measured = next(iter(at.session_state["adv_measured"].values()))
-    assert 0 <= measured["random_acc"] <= 1 and 0 <= measured["probe_acc"] <= 1 and measured["n_images"] > 0
+    # what the page kept is what its numbers say (pretraining adds: Wilson intervals apart), not a default
+    from tl_core.trust.similarity import SIMILAR_SCORE
+    from tl_core.trust.verdict import wilson
+
+    k = measured["n_images"]
+    apart = wilson(round(measured["probe_acc"] * k), k)[0] > wilson(round(measured["random_acc"] * k), k)[1]
+    score = (measured["probe_acc"] - measured["chance"]) / (1 - measured["chance"])
+    assert k > 0 and measured["pretraining_adds"] == apart, measured
+    assert measured["similar"] == (apart and score >= SIMILAR_SCORE), measured
     assert "Linear probe on frozen features" in texts(at)
     n = min(v["train"] + v["val"] for v in at.session_state["dataset"].counts().values())
     expected, _ = advisor.recommend(n, measured["similar"])

@@ -9,12 +9,20 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import CHROMIUM, goto, page, server, settle  # noqa: F401  (fixtures: one server for this module)
+from test_browser import CHROMIUM, debug_shot, goto, page, server, settle  # noqa: F401  (fixtures: one server for this module)
 
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(),
                                 reason="needs Debian chromium at /usr/bin/chromium")
 
 PAGES = ("Data", "Model", "Train", "Compare", "Evaluate", "Predict", "Export")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_file_watcher():
+    # before the server starts: a source file saved mid-test must not make the app rerun
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STREAMLIT_SERVER_FILE_WATCHER_TYPE", "none")
+        yield
 
 
 def _sidebar(page) -> str:
@@ -26,7 +34,7 @@ def _url_state(page) -> dict:
     return {k: query.get(k, [""])[0] for k in ("s", "data", "cfg", "job")}
 
 
-def test_a_refresh_on_every_page_keeps_dataset_settings_and_run(server, page):
+def test_a_refresh_on_every_page_keeps_dataset_settings_and_run(server, page, debug_shot):
     url, _ = server
     page.goto(url + "/")
     page.get_by_text("Your images").first.wait_for()

@@ -17,7 +17,7 @@ from tl_core.jobs.energy import EnergyMeter, Rapl
 from tl_core.jobs.job import JobManager
 from tl_core.serving.predict import Predictor
 from tl_core.training import estimate as timing
-from tl_core.trust.verdict import Member, decide, render, wilson
+from tl_core.trust.verdict import Member, decide, mcnemar, overlap, render, wilson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import transfer_tasks  # noqa: E402
@@ -72,6 +72,59 @@ def test_a_clear_gap_names_the_winner_and_the_margin():
     assert "40.0 points" in render(v.messages)[0]
 
 
+def _scored(strategy, right_paths, n=100):
+    right = tuple((f"val/{i:03d}.jpg", f"val/{i:03d}.jpg" in right_paths) for i in range(n))
+    return Member(strategy, sum(r for _, r in right), n, right=right)
+
+
+def test_the_paired_test_sees_a_consistent_gap_that_overlapping_intervals_hide():
+    # 80% vs 70% on 100 shared images: the 95% intervals overlap (0.71-0.87 vs 0.60-0.78)
+    leader_right = {f"val/{i:03d}.jpg" for i in range(80)}
+    better = _scored("full", leader_right)
+    # scratch is right on a subset: full gets 10 images scratch misses, never the other way (McNemar p = 0.002)
+    nested = _scored("scratch", {f"val/{i:03d}.jpg" for i in range(70)})
+    assert overlap(better, nested)
+    v = decide([better, nested])
+    assert v.winner == "full" and v.pretraining == "helped"
+    assert "got 10 right that training from scratch got wrong, and only 0" in render(v.messages)[0]
+    assert "acertó 10 que entrenamiento desde cero falló" in render(v.messages, "es")[0]
+    # the same accuracies, but they disagree on 40 images (25 vs 15 ways, p = 0.15): chance can do that
+    crossed = _scored("scratch", {f"val/{i:03d}.jpg" for i in [*range(15, 80 - 10), *range(80, 95)]})
+    assert crossed.correct == 70
+    v = decide([better, crossed])
+    assert v.winner is None and v.tied == ["scratch"] and v.pretraining == "unclear"
+    assert render(v.messages)[0].startswith("Too close to call") and "p = 0.15" in render(v.messages)[0]
+
+
+def _run_folder(root: Path, name: str, right: set, n: int = 100) -> dict:
+    """A finished member's row and its run folder's val_predictions.json (2 classes, image i of class i % 2)."""
+    folder = root / name
+    folder.mkdir()
+    items = [{"path": f"val/{i:03d}.jpg", "true": i % 2,
+              "probs": [0.9, 0.1] if (i % 2 == 0) == (i in right) else [0.1, 0.9]} for i in range(n)]
+    (folder / "val_predictions.json").write_text(json.dumps({"classes": ["a", "b"], "items": items}))
+    return {"strategy": name, "status": runs.FINISHED, "correct": len(right), "n_val": n, "curve": [],
+            "run_dir": str(folder)}
+
+
+def test_the_verdict_reads_each_members_per_image_results_from_its_run_folder(tmp_path):
+    rows = [_run_folder(tmp_path, "full", set(range(80))), _run_folder(tmp_path, "scratch", set(range(70)))]
+    v = compare.verdict_for(rows)
+    assert v.winner == "full" and v.messages[0] == ("winner_paired", {
+        "strategy": "full", "acc": 0.8, "points": pytest.approx(10.0), "runner_up": "scratch",
+        "only_leader": 10, "only_runner_up": 0, "p": pytest.approx(2 * 0.5 ** 10)})
+    (tmp_path / "scratch" / "val_predictions.json").unlink()  # a run from before: the intervals decide
+    v = compare.verdict_for(rows)
+    assert v.winner is None and v.messages[0][0] == "too_close"
+
+
+def test_mcnemar_is_the_exact_binomial_test_on_the_discordant_images():
+    a = {"x": True, "y": True, "z": False, "w": True}
+    b = {"x": True, "y": False, "z": False, "w": False, "only_in_b": True}
+    assert mcnemar(a, b) == (2, 0, pytest.approx(0.5))  # 2 discordant, both one way: 2 * 0.5**2
+    assert mcnemar(a, a) == (0, 0, 1.0)
+
+
 def test_the_same_gap_on_few_images_is_noise():
     # 80% vs 60% is a clear gap on 400 images and noise on 10
     assert decide([Member("full", 320, 400), Member("scratch", 240, 400)]).winner == "full"
@@ -93,6 +146,8 @@ def test_pretraining_on_a_related_task_helps(tasks):
     assert v["pretraining"] == "helped", (acc, s["sentences"])
     assert not v["negative_transfer"]
     assert any(x.startswith("Pretraining helped") for x in s["sentences"])
+    # both members kept per-image results, so the verdict used the paired test, not the intervals
+    assert v["messages"][0][0] in ("winner_paired", "too_close_paired"), v["messages"]
     # every member is an ordinary run: its folder loads for prediction
     fe = next(m for m in s["members"] if m["strategy"] == "feature_extraction")
     top = Predictor(Path(fe["run_dir"])).top_k([str(next(Path(tasks["shapes"]).rglob("*.png")))], 1)
@@ -173,7 +228,10 @@ def test_run_json_records_time_and_energy(shapes, tmp_path):
     run_dir = runs.create_run(tmp_path, cfg, shapes.classes)
     list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
     energy = runs.read_json(run_dir / "run.json")["energy"]
-    assert energy["wall_s"] > 0 and energy["wh"] >= 0 and energy["source"] in ("rapl", "nvml", "estimate")
+    assert energy["wall_s"] > 0 and energy["cpu_s"] > 0 and energy["source"] in ("rapl", "nvml", "estimate")
+    assert energy["joules"] > 0 and energy["wh"] == pytest.approx(energy["joules"] / 3600, abs=1e-5)
+    if energy["estimate"]:  # the stated power times the job's own CPU time, nothing else
+        assert energy["joules"] == pytest.approx(energy["cpu_s"] * energy["stated_watts"], rel=0.01, abs=0.01)
 
 
 # ------------------------------------------------------------------ the measured advisor

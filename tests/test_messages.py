@@ -30,7 +30,7 @@ def test_every_kind_has_both_languages_with_the_same_parameters():
 def _kinds_in_source() -> list[tuple[str, str]]:
     """(file:line, kind) for every string literal passed first to Message(...) or an ...Error(...)."""
     found = []
-    for path in sorted((ROOT / "tl_core").glob("*.py")):
+    for path in sorted((ROOT / "tl_core").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or not node.args:
@@ -54,7 +54,7 @@ def test_errors_of_the_family_carry_no_free_text():
     family = {"UserError", "ConfigError", "SettingsError", "RunsFolderError", "DataError", "WeightsError",
               "ExportError", "LossError", "PackageError"}
     free = []
-    for path in sorted((ROOT / "tl_core").glob("*.py")):
+    for path in sorted((ROOT / "tl_core").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") in family and node.args:
                 first = node.args[0]
@@ -98,7 +98,7 @@ def test_dataset_reasons_and_warnings_survive_a_save(tmp_path):
     ds.save(tmp_path / "ds.json")
     back = Dataset.load(tmp_path / "ds.json")
     assert back.report.skipped[0].reason == Message("data.not_in_class")
-    assert back.report.warnings[0].render("es").startswith("2 imagen(es)")
+    assert back.report.warnings[0].render("es").startswith("2 imágenes aparecen")
 
 
 def test_feature_extraction_says_augmentation_is_unused(shapes):

@@ -50,9 +50,11 @@ def test_fine_tuning_starts_from_the_solved_head(shapes, pretrained_run, monkeyp
     installed = {}
     real_install = solved_head._install
 
-    def spy(head, solver):  # the real install, recording what the first epoch starts from
+    def spy(head, solver):  # the real install, recording the head before and after it
+        installed["before"] = head.weight.detach().clone()
         real_install(head, solver)
         installed["weight"] = head.weight.detach().clone()
+        installed["solved"] = solver.probe().weight.detach().to(head.weight)
 
     monkeypatch.setattr(solved_head, "_install", spy)
     cfg = tiny_cfg(strategy="full", pretrained=f"run:{pretrained_run}", epochs=1)
@@ -60,6 +62,9 @@ def test_fine_tuning_starts_from_the_solved_head(shapes, pretrained_run, monkeyp
     events = list(train(cfg, shapes))
     notes = [e.message for e in events if isinstance(e, Note)]
     assert any("head solved on the frozen pretrained features" in n for n in notes), notes
-    assert installed["weight"].abs().sum() > 0 and isinstance(events[-1], Finished)
+    # the first epoch starts from the solved probe's weights, not from the random head it replaced
+    assert torch.allclose(installed["weight"], installed["solved"])
+    assert not torch.allclose(installed["weight"], installed["before"])
+    assert isinstance(events[-1], Finished)
     assert not tiny_cfg(strategy="full", pretrained="none").starts_from_probe  # nothing to probe
     assert not tiny_cfg(strategy="scratch").starts_from_probe

@@ -1,9 +1,11 @@
-"""Every page in Spanish, through errors, skipped files and warnings: no English sentence shows.
+"""Every page in Spanish, through errors, skipped files and warnings: no English shows, no raw token.
 
-The English tables (tl_core.base.messages.EN and ui.text.EN) are cut into their fixed fragments (the
-text between {placeholders}); a fragment that also occurs in a Spanish sentence (a file type, a
-model name) is not evidence of English and is left out. The walk then collects every sentence
-the pages show and looks for the remaining fragments.
+Two nets. The English tables (tl_core.base.messages.EN and ui.text.EN) are cut into their fixed
+fragments (the text between {placeholders}), and into their words: a fragment or a word that also
+occurs in a Spanish sentence (a file type, a model name, "no") is not evidence of English and is
+left out. The walk then collects every sentence the pages show and looks for the remaining
+fragments and words (the dataset's own class names excepted: they are the user's words). Raw
+tokens of tl_core ("auto", "cpu", "rapl", ...) must not show in either language.
 """
 from __future__ import annotations
 
@@ -14,27 +16,13 @@ import zipfile
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from language_check import ENGLISH, ENGLISH_WORDS, english_in
 from test_app import APP, TIMEOUT, TINY, app, env  # noqa: F401  (env: fixture)
 
 from tl_core.base import messages
 from tl_core.data.synthetic import make_shapes_dataset
-from ui import text as ui_text
 
-MIN_FRAGMENT = 14  # characters: shorter pieces ("images", "epoch") are not sentences
-
-
-def _english_fragments() -> set[str]:
-    spanish = list(messages.ES.values()) + list(ui_text.ES.values())
-    found = set()
-    for template in list(messages.EN.values()) + list(ui_text.EN.values()):
-        for part in re.split(r"\{[^}]*\}", template):
-            part = part.strip(" .,;:()'\"-—·\n")
-            if len(part) >= MIN_FRAGMENT and not any(part in es for es in spanish):
-                found.add(part)
-    return found
-
-
-ENGLISH = _english_fragments()
+SAMPLE_CLASSES = ("cardboard", "glass", "metal", "plastic")  # assets/samples/recycling
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -65,14 +53,15 @@ def shown(at: AppTest) -> str:
     return "\n".join(parts)
 
 
-def english_in(text: str) -> list[str]:
-    return sorted(f for f in ENGLISH if f in text)
-
-
 def test_the_check_can_fail():
-    assert len(ENGLISH) > 150
-    assert english_in(str(messages.Message("data.not_an_image"))) == ["not an image Pillow can read"]
+    assert len(ENGLISH) > 150 and len(ENGLISH_WORDS) > 500
+    assert "not an image Pillow can read" in english_in(str(messages.Message("data.not_an_image")))
     assert english_in(messages.Message("data.not_an_image").render("es")) == []
+    # short English tokens the fragment net lets through, and raw tokens
+    assert english_in("Estado: failed") == ["failed"] and english_in("Época 3 · epochs") == ["epochs"]
+    assert english_in("Dispositivo: cpu") == ["cpu"] and english_in("medido (rapl)") == ["rapl"]
+    assert english_in("pesos: auto") == ["auto"] and english_in("Dispositivo: CPU") == []
+    assert english_in("clase glass", data=("glass",)) == []  # the user's own class names are theirs
 
 
 def _files(tmp_path, classes: dict) -> list:
@@ -96,17 +85,17 @@ def test_data_page_in_spanish(env, tmp_path):
     page = shown(at)
     assert messages.ES["data.not_an_image"] in page and messages.ES["data.system_file"] in page
     assert "muy pocas imágenes en" in page and "solo difieren en mayúsculas" in page
-    assert english_in(page) == []
+    assert english_in(page, data=("circle", "square")) == []
 
     one = _files(tmp_path / "one", {"circle": 3}) + [("one/circle/bad.png", b"x", "image/png")]
     at.file_uploader(key="upload_dir").set_value(one).run()
     page = shown(at)
-    assert at.error and "carpeta(s) de clase sin ninguna imagen utilizable" in page, [e.value for e in at.error]
-    assert "Motivo" in page and english_in(page) == []  # the skipped-files table next to the error
+    assert at.error and re.search("carpetas? de clase sin ninguna imagen utilizable", page), [e.value for e in at.error]
+    assert "Motivo" in page and english_in(page, data=("one", "circle", "square")) == []  # the skipped files, next to the error
 
     at.file_uploader(key="upload_zip").set_value(("broken.zip", b"PK\x03\x04 not really", "application/zip")).run()
     page = shown(at)
-    assert any("broken.zip" in e.value for e in at.error) and english_in(page) == []
+    assert any("broken.zip" in e.value for e in at.error) and english_in(page, data=("one", "circle", "square")) == []
 
 
 def test_model_page_in_spanish(env, tmp_path):
@@ -156,12 +145,47 @@ def test_train_and_result_pages_in_spanish(env, tmp_path):
     # a run that fails with a sentence from tl_core: a weights file that is not there
     page = _train(at, TINY.replace(pretrained=str(tmp_path / "missing.safetensors"), strategy="partial"),
                   until="no existe")
-    assert "El archivo de pesos" in page and english_in(page) == []
+    assert "El archivo de pesos" in page and english_in(page, data=SAMPLE_CLASSES) == []
     # a run that finishes, with notes: augmentation unused, the feature engine, the weights' source
     page = _train(at, TINY.replace(strategy="feature_extraction", augment="light", epochs=1),
                   until="Terminado")
     assert "no se usa con extracción de características" in page and "Se parte de pesos aleatorios" in page
-    assert english_in(page) == []
+    assert english_in(page, data=SAMPLE_CLASSES) == []
     for name in ("evaluate", "predict", "export", "compare"):  # a fresh session each: they pick the finished run
         page = app(f"app_pages/{name}.py", lang="es")
-        assert english_in(shown(page)) == [], name
+        assert english_in(shown(page), data=SAMPLE_CLASSES) == [], name
+    # the feature map and the wrong-folder search, drawn in Spanish (the map was once cached in English)
+    page = app("app_pages/evaluate.py")
+    page.toggle(key="ev_map_show").set_value(True).run()
+    page.session_state["lang"] = "es"
+    page.run()
+    maps = [str(e.proto) for e in page.get("iframe")]
+    assert maps and "PCA (al instante)" in maps[0] and "PCA (instant)" not in maps[0]
+
+
+def test_teacher_page_in_spanish(env, tmp_path, monkeypatch):
+    """The class board as a teacher sees it: token prompt, refusal, students with and without runs."""
+    import streamlit as st
+
+    from tl_core.jobs import classboard
+    from tl_core.jobs.settings import new_session_token
+
+    token = "a-teacher-token-for-the-spanish-walk"
+    for key, value in (("TL_MODE", "hosted"), ("TL_TEACHER_TOKEN", token), ("TL_RUNS", str(tmp_path / "runs"))):
+        monkeypatch.setenv(key, value)
+    for name in ("Ana", "Ben"):  # two students joined; neither has trained or compared yet
+        folder = tmp_path / "runs" / new_session_token()
+        folder.mkdir(parents=True)
+        classboard.set_class(folder, "bio-7b", name)
+    st.cache_resource.clear()  # hosted settings for this test only
+    try:
+        at = app("app_pages/teacher.py", lang="es")
+        assert english_in(shown(at)) == []
+        at.text_input(key="tb_token").set_value("wrong").run()
+        assert at.error and english_in(shown(at)) == []
+        at.text_input(key="tb_token").set_value(token).run()
+        page = shown(at)
+        assert "2 estudiantes en bio-7b" in page and "aún sin entrenamientos" in page, page
+        assert "Ningún estudiante ha comparado" in page and english_in(page, data=("Ana", "Ben")) == []
+    finally:
+        st.cache_resource.clear()

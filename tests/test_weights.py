@@ -76,10 +76,10 @@ def test_hub_weights_load_from_cache_offline(tmp_path):
     torch.save(state, tmp_path / "expected.pt")
     out = _run_py(f"""
         import argparse, contextlib, io, json, torch
-        from tl_core import hub, weights
-        from tl_core.model import create_backbone
+        from tl_core.models.sources import hub, weights
+        from tl_core.models.model import create_backbone
         from tl_core.__main__ import main
-        from tl_core.config import RunConfig
+        from tl_core.base.config import RunConfig
         st = hub.cache_status("{ARCH}")
         model = create_backbone(RunConfig(backbone="{ARCH}", pretrained="hub", strategy="full"), 3)
         expected = torch.load(r"{tmp_path / 'expected.pt'}", weights_only=True)
@@ -89,23 +89,24 @@ def test_hub_weights_load_from_cache_offline(tmp_path):
             rc = main(["weights", "status", "{ARCH}"])
         print(json.dumps(dict(cached=st.cached, size=st.size_bytes, path=st.path, cache_dir=st.cache_dir,
                               repo=st.repo_id, same=same, head=list(model.fc.weight.shape),
+                              features=model.num_features,
                               cli_rc=rc, cli=buf.getvalue(), cfg_file=model.pretrained_cfg.get("file"))))
     """, {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"})
     assert out["cached"] and out["repo"] == REPO
     assert out["size"] == file.stat().st_size and Path(out["path"]).resolve() == file.resolve()
     assert out["cache_dir"] == str(tmp_path / "hf" / "hub")
     assert out["same"], "the backbone must hold exactly the tensors written into the cache"
-    assert out["head"] == [3, out["head"][1]]
+    assert out["head"] == [3, out["features"]]  # a new 3-class head on the backbone's own features
     assert out["cli_rc"] == 0 and "cached" in out["cli"] and str(tmp_path / "hf" / "hub") in out["cli"]
     assert out["cfg_file"] is None  # no local path leaks into the run's config.json
 
 
 MISSING = """
     import json, time
-    from tl_core import hub, weights
-    from tl_core.model import create_backbone
+    from tl_core.models.sources import hub, weights
+    from tl_core.models.model import create_backbone
     from tl_core.__main__ import main
-    from tl_core.config import RunConfig
+    from tl_core.base.config import RunConfig
     t = time.perf_counter()
     try:
         create_backbone(RunConfig(backbone="{arch}", pretrained="hub"), 2)
@@ -163,8 +164,8 @@ def test_fetch_reports_progress_through_huggingface_hub(tmp_path):
     try:
         out = _run_py(f"""
             import json
-            from tl_core import hub, weights
-            from tl_core.model import create_backbone
+            from tl_core.models.sources import hub, weights
+            from tl_core.models.model import create_backbone
             from tl_core.__main__ import main
             calls = []
             st0 = hub.cache_status("{ARCH}")
@@ -356,7 +357,7 @@ def test_cli_inspect_lists_the_mismatches(tmp_path, capsys):
     state["conv1.0.weight"] = torch.zeros(5, 3, 3, 3)
     path = tmp_path / "bad.safetensors"
     save_file(state, str(path))
-    from tl_core.__main__ import main
+    from tl_core.cli.main import main
 
     assert main(["weights", "inspect", ARCH, str(path)]) == 1
     out = capsys.readouterr().out

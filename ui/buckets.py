@@ -6,18 +6,17 @@ page is drawn, so the counts shown are always the counts on disk.
 """
 from __future__ import annotations
 
-import base64
-import binascii
+from functools import partial
 
 import streamlit as st
 
 from tl_core.base.messages import UserError
 from tl_core.data.buckets import FEW_IMAGES, Buckets
 from ui import state
+from ui.components import camera
 from ui.text import say, t
 
 PAGE = 12  # thumbnails per class and page: 2,000 images stay a light page (BENCHMARKS.md)
-CAMERA = False  # the hold-to-record component lands next
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif"]
 
 
@@ -100,24 +99,18 @@ def _uploaded(class_id: str, name: str, key: str) -> None:
     st.session_state[f"bk_upgen_{class_id}"] = st.session_state.get(f"bk_upgen_{class_id}", 0) + 1
 
 
-def add_frames(class_id: str, frames: list) -> int:
-    """Camera frames (base64 JPEG strings from the browser) into a bucket; -> how many were kept."""
-    pairs = []
-    for i, f in enumerate(frames):
-        try:
-            pairs.append((f"frame-{i}.jpg", base64.b64decode(f, validate=True)))
-        except (binascii.Error, ValueError, TypeError):
-            pairs.append((f"frame-{i}.jpg", b""))  # refused below as an empty file, with its sentence
+def add_frames(class_id: str, frames: list[bytes]) -> None:
+    """A batch of camera frames (JPEG bytes) into a bucket, through the same checks as uploads."""
+    pairs = [(f"frame-{i + 1}.jpg", f) for i, f in enumerate(frames)]
     try:
         got = buckets().add_images(class_id, pairs)
     except UserError as e:
         _notice("error", say(e))
-        return 0
+        return
     for s in got.skipped[:3]:
         _notice("warning", t("bk_skipped", name=s.name, reason=say(s.reason)))
     if got.stopped is not None:
         _notice("error", say(got.stopped))
-    return len(got.added)
 
 
 def _use(b: Buckets) -> None:
@@ -129,6 +122,7 @@ def _use(b: Buckets) -> None:
         return
     state.set_dataset(ds)
     st.session_state.upload_sig = f"buckets:{ds.root}"
+    st.session_state.bk_rerun_app = True
     _notice("success", t("bk_used", n=len(ds.train) + len(ds.val), k=len(ds.classes)))
 
 
@@ -172,13 +166,13 @@ def _bucket(b: Buckets, entry) -> None:
             st.caption(t("bk_few", min=FEW_IMAGES, n=len(images)))
         with st.container(horizontal=True, gap="small"):
             open_now = st.session_state.get("bk_camera") == class_id
-            if CAMERA:
-                st.button(t("bk_camera_close") if open_now else t("bk_camera"), key=f"bk_cam_{class_id}",
-                          icon=":material/photo_camera:", on_click=_toggle_camera, args=(class_id,))
+            st.button(t("bk_camera_close") if open_now else t("bk_camera"), key=f"bk_cam_{class_id}",
+                      icon=":material/photo_camera:", on_click=_toggle_camera, args=(class_id,))
             st.button(t("bk_clear"), key=f"bk_clear_{class_id}", on_click=_clear, args=(class_id,))
             st.button(t("bk_delete_class"), key=f"bk_delete_{class_id}", on_click=_delete_class, args=(class_id,))
         up_key = f"bk_up_{class_id}_{st.session_state.get(f'bk_upgen_{class_id}', 0)}"
         st.file_uploader(t("bk_upload"), type=IMAGE_TYPES, accept_multiple_files=True, key=up_key,
+                         max_upload_size=state.server_settings().max_upload_mb,
                          help=t("bk_upload_help"), on_change=_uploaded, args=(class_id, entry.name, up_key))
         if open_now:
             _camera(class_id)
@@ -186,9 +180,7 @@ def _bucket(b: Buckets, entry) -> None:
 
 
 def _camera(class_id: str) -> None:
-    from ui.components import camera  # only when a camera is open: it registers the component
-
-    camera.record_into(class_id, add_frames)
+    camera.record(f"bk_rec_{class_id}", partial(add_frames, class_id))
 
 
 def _balance(classes) -> None:
@@ -208,8 +200,11 @@ def offer_open_loaded(ds) -> None:
               on_click=_open_loaded, icon=":material/edit:")
 
 
+@st.fragment
 def make_classes_tab() -> None:
-    """The whole "Make classes here" tab."""
+    """The whole "Make classes here" tab; a fragment, so a batch of camera frames reruns only this tab."""
+    if st.session_state.pop("bk_rerun_app", False):
+        st.rerun(scope="app")  # "Use these classes" changed the dataset the rest of the page shows
     b = buckets()
     st.write(t("bk_intro"))
     classes = b.classes()

@@ -63,6 +63,23 @@ def step_loss(events, labels: dict) -> go.Figure:
     return fig
 
 
+def run_figures(events, key, labels: dict, memo) -> tuple:
+    """(epoch curves, step loss) of a run, either None before its first point; `memo` (the page's
+    session state) keeps them until an event arrives. A full fine-tuning step takes seconds while
+    the Train page polls twice a second, and building the two figures took the web process 170-190
+    ms each time (measured at load average 8 on 2 cores; serialising them, which every poll still
+    does, 14 ms): CPU taken from the training (issue 21)."""
+    key = (key, len(events))  # events only grow during a run
+    kept = memo.get("run_figures")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    rows = epoch_rows(events)
+    curves_fig = curves(rows, labels) if rows else None
+    steps_fig = step_loss(events, labels) if any(getattr(e, "phase", "") == "train" for e in events) else None
+    memo["run_figures"] = (key, (curves_fig, steps_fig))
+    return curves_fig, steps_fig
+
+
 def l2_search(search, labels: dict) -> go.Figure:
     """The solved head's cross-validated accuracy per L2 strength (log axis), the chosen one marked."""
     fig = go.Figure()
@@ -113,7 +130,8 @@ def top_k(pairs: list[tuple[str, float]], title: str) -> go.Figure:
 
 
 def scenarios(per_class: int, score: float | None, small_below: int, similar_from: float, labels: dict) -> go.Figure:
-    """Seed 001's four scenarios as a chart (size x similarity) with this dataset as a point."""
+    """Seed 001's four scenarios as a chart (size x similarity): this dataset as a point once its
+    similarity is measured, before that a line at its size."""
     fig = go.Figure()
     x_max = max(1000, per_class * 2)
     for (x0, x1), (y0, y1), key in (((1, small_below), (similar_from, 1), "small_similar"),
@@ -124,10 +142,16 @@ def scenarios(per_class: int, score: float | None, small_below: int, similar_fro
                       fillcolor="rgba(31,119,180,0.06)", layer="below")
         fig.add_annotation(x=math.log10(math.sqrt(x0 * x1)), y=(y0 + y1) / 2, text=labels[key], showarrow=False,
                            font=dict(size=12, color="#555"))
-    y = score if score is not None else similar_from
-    fig.add_scatter(x=[max(1, per_class)], y=[y], mode="markers+text", text=[labels["you"]], textposition="top center",
-                    marker=dict(size=14, color="#ff7f0e", symbol="circle" if score is not None else "circle-open"),
-                    showlegend=False)
+    if score is None:
+        # size is known, similarity is not: a line across both rows, no point at a made-up height
+        # shapes take data values on a log axis, annotations take log10 of them
+        fig.add_shape(type="line", x0=max(1, per_class), x1=max(1, per_class), y0=0, y1=1,
+                      line=dict(color="#ff7f0e", width=2, dash="dash"))
+        fig.add_annotation(x=math.log10(max(1, per_class)), y=1, yanchor="bottom", showarrow=False,
+                           text=labels["you_unmeasured"], font=dict(color="#ff7f0e"))
+    else:
+        fig.add_scatter(x=[max(1, per_class)], y=[score], mode="markers+text", text=[labels["you"]],
+                        textposition="top center", marker=dict(size=14, color="#ff7f0e"), showlegend=False)
     fig.update_xaxes(type="log", range=[0, math.log10(x_max)], title_text=labels["x"])
     fig.update_yaxes(range=[0, 1], title_text=labels["y"])
     fig.update_layout(**{**_LAYOUT, "height": 300})

@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from tl_core.base.atomic import read_json, write_json_atomic
-from tl_core.base.config import DEFAULT_LR, RunConfig
+from tl_core.base.config import DEFAULT_AUGMENT, DEFAULT_LR, RunConfig
 from tl_core.base.messages import ConfigError
 from tl_core.data.dataset import Dataset
 from tl_core.jobs import sessions, settings
@@ -160,9 +160,16 @@ def config() -> RunConfig:
         except (ConfigError, TypeError):
             st.session_state.config = None  # written by another version: start from the default
         if st.session_state.config is None:
-            # RunConfig's defaults: EfficientNet-Lite0 with its packaged ImageNet weights, offline-safe
-            st.session_state.config = RunConfig(lr=DEFAULT_LR["feature_extraction"])
+            st.session_state.config = default_config()
     return st.session_state.config
+
+
+def default_config() -> RunConfig:
+    """RunConfig's defaults (EfficientNet-Lite0 with its packaged ImageNet weights, offline-safe) with
+    the learning rate and augmentation of its strategy: Data -> Train with no visit to Model trains
+    feature extraction with no augmentation, so no note says the augmentation went unused."""
+    base = RunConfig()
+    return base.replace(lr=DEFAULT_LR[base.strategy], augment=DEFAULT_AUGMENT[base.strategy])
 
 
 def set_config(cfg: RunConfig) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.base.messages import render
+from tl_core.base.messages import fill, render
 
 LANGUAGES = {"en": "English", "es": "Español"}
 
@@ -41,6 +41,13 @@ EN = {
                        "'{tab}' tab reads it in about a second.",
     "data_big_folder_hosted": "Many photos? Uploading a folder sends each file on its own (887 photos: about "
                               "30 s); a zip of the same folder uploads about 4x faster.",
+    "data_choice_title": "Where are your images?",
+    "data_choice_sample": "Use the sample", "data_choice_sample_help": "200 real photos of rubbish in four "
+                          "recycling bins: see the whole app work in a few minutes.",
+    "data_choice_make": "Make classes here",
+    "data_choice_make_help": "Name your classes and add photos to each, from the camera or from files.",
+    "data_choice_upload": "Upload a zip or folder",
+    "data_choice_upload_help": "One sub-folder per class, e.g. pets/cats and pets/dogs.",
     "data_tab_folder": "Upload a folder", "data_tab_zip": "Upload a zip", "data_tab_sample": "Sample dataset",
     # data page: "Make classes here" (class buckets, the camera)
     "bk_tab": "Make classes here",
@@ -61,6 +68,7 @@ EN = {
     "bk_opened": "The loaded dataset is now in the classes below: add to it, then use these classes again.",
     "bk_remove_everything": "Remove all classes",
     "cam_hold": "Hold to record", "cam_switch": "Front/back", "cam_pick": "Camera",
+    "cam_pause": "Pause", "cam_resume": "Resume",
     "cam_denied": "The camera is blocked: allow it in the browser's address bar, then reload the page.",
     "cam_absent": "No camera was found on this device; upload photos instead.",
     "cam_insecure": "The camera needs a secure page (https:// or localhost).",
@@ -106,16 +114,15 @@ EN = {
     "m_speed_working": "Measuring {name} ({i} of {n})…",
     "m_speed_caption": "Images/s: the fastest exact engine measured on this computer, batch of 16 at the "
                        "backbone's own size (frozen pass: feature extraction and prediction).",
-    "m_bf16": "bfloat16 on this CPU (faster, slightly less exact)",
-    "m_bf16_help": "This CPU computes bfloat16 natively. Feature extraction may then use it when faster, and "
-                   "fine-tuning runs in bf16 autocast. Features differ from fp32 by up to a few percent.",
+    "m_bf16": "Training precision on this CPU",
+    "m_bf16_auto": "Automatic", "m_bf16_on": "bfloat16 (faster, slightly less exact)", "m_bf16_off": "fp32",
+    "m_bf16_help": "This CPU computes bfloat16 natively. Automatic: fine-tuning runs in bf16 autocast when one "
+                   "training step of this backbone measured at least 1.2x faster than fp32. bfloat16: feature "
+                   "extraction may also use it when faster. Features differ from fp32 by up to a few percent.",
     "m_bf16_figures": "Measured here for {name}: bfloat16 {bf16:.0f} images/s vs {fp32:.0f} for the fastest exact "
                       "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
     "m_backbone": "Backbone",
-    "m_tiny_help": "test_* models are toy models that train in seconds. Offline, start test_resnet from "
-                   "the bundled starter weights (\"A weights file\"): it learned shapes on generated images; "
-                   "with internet, test_vit3 and test_convnext2 download small ImageNet weights.",
     "m_query": "Search by name",
     "m_search_hint": "Type part of a model name.", "m_search_none": "No pretrained model matches that name.",
     "m_search_results": "Matches ({n})",
@@ -164,6 +171,9 @@ EN = {
     "m_opt": "Optimizer", "m_patience": "Stop early after N epochs without progress",
     "m_patience_help": "0 never stops early.", "m_head": "New last layer", "m_head_linear": "Linear",
     "m_head_mlp": "Small network (MLP)", "m_hidden": "Hidden units", "m_dropout": "Dropout", "m_device": "Device",
+    "m_device_auto": "Automatic (a GPU if there is one)", "m_device_cpu": "CPU", "m_device_cuda": "GPU (CUDA)",
+    "m_lr_solved": "The new last layer is solved exactly on the cached features, in one go: there are no "
+                   "epochs, learning rate or optimizer to choose.",
     "m_devices": "GPUs for this run",
     "m_devices_help": "More than 1 trains this one run on several GPUs at once (PyTorch DDP): each takes a share of every batch.",
     "m_augment": "Augmentation", "m_augment_none": "None", "m_augment_light": "Light", "m_augment_strong": "Strong",
@@ -177,7 +187,7 @@ EN = {
     "m_no_data": "Load a dataset on the Data page before training.",
     # advisor
     "adv_title": "Not sure? Ask the advisor",
-    "adv_count": "Images per class", "adv_count_from_data": "Your smallest class has {n} images.",
+    "adv_count": "Images per class", "adv_count_from_data": "Your smallest class has {n} {n:plural:image|images}.",
     "adv_similar": "Do your images look like everyday photos?",
     "adv_similar_help": "Everyday photos: animals, objects, people, scenes. Not like them: X-rays, "
                         "microscope slides, satellite images, drawings, spectrograms.",
@@ -195,7 +205,7 @@ EN = {
     # train page
     "train_title": "Train",
     "train_need_data": "Load a dataset first.",
-    "train_summary": "{backbone} · {strategy} · {epochs} epochs · learning rate {lr:g} · batch {batch}",
+    "train_summary": "{backbone} · {strategy} · {epochs} {epochs:plural:epoch|epochs} · learning rate {lr:g} · batch {batch}",
     "train_summary_solved": "{backbone} · {strategy} · the head is solved exactly (no learning rate, no epochs)",
     "train_finished_solved": "Finished: {acc:.1%} validation accuracy (head solved, {secs:.0f} s).",
     "prog_features": "Features: {step} / {total} images · {ips:,.0f} images/s",
@@ -215,7 +225,7 @@ EN = {
     "prog_starting": "Starting…", "prog_line": "{phase} · epoch {epoch} · step {step}/{total} · {ips:,.0f} images/s",
     "prog_eta": " · about {eta} left",
     "prog_weights": "Downloading the pretrained weights: {done:.1f} of {total:.1f} MB",
-    "phase_weights": "Getting weights", "phase_features": "Computing features", "phase_train": "Training",
+    "phase_weights": "Getting weights", "phase_features": "Computing features", "phase_activations": "Running the frozen stages once", "phase_train": "Training",
     "phase_val": "Checking",
     "chart_loss": "Loss", "chart_acc": "Accuracy", "chart_train": "Train", "chart_val": "Validation",
     "chart_epoch": "Epoch", "chart_raw": "Each step", "chart_smoothed": "Smoothed",
@@ -235,9 +245,16 @@ EN = {
     "ev_compare_need": "Train at least two runs to compare them.",
     "ev_compare_pick": "Runs to compare", "ev_compare_acc": "Validation accuracy",
     "ev_compare_loss": "Validation loss", "ev_run": "Run", "ev_epochs": "Epochs",
+    "ev_head_solved": "head solved exactly (no epochs)",
     # predict page
     "predict_title": "Predict", "pr_pick": "Model (run)",
     "pr_tab_upload": "Upload images", "pr_tab_camera": "Take a photo",
+    "pr_tab_live": "Live camera",
+    "pr_live_help": "Point the camera at something: the model answers several times a second. Frames that arrive "
+                    "while it is still thinking are skipped, so the answer is always about the latest picture.",
+    "pr_live_on": "Start the live camera",
+    "pr_live_sure": "**{cls}** ({prob:.0%})", "pr_live_not_sure": "**Not sure** (best guess {cls}, {prob:.0%})",
+    "pr_live_rate": "Frames predicted: {n} · {fps:.1f} frames/s · {engine}",
     "pr_upload": "Images to classify", "pr_camera": "Camera", "pr_camera_name": "camera photo",
     "pr_gradcam": "Show where the model looked (Grad-CAM)",
     "pr_gradcam_help": "Warm colours mark the parts of the image that pushed the model to its answer.",
@@ -275,18 +292,23 @@ EN = {
     "cmp_members": "Strategies to compare", "cmp_epochs": "Epochs per run",
     "cmp_epochs_help": "Fewer epochs make the comparison shorter; every run gets the same number.",
     "cmp_measuring": "Measuring how fast this computer trains {backbone} (a few seconds)…",
-    "cmp_estimate": "About **{time}** here for {n} runs of {epochs} epochs.",
+    "cmp_measure": "Estimate the time", "cmp_measure_again": "Measure the time again",
+    "cmp_measure_help": "Runs a few real training steps of this backbone on this computer (a few seconds).",
+    "cmp_estimate_unmeasured": "How long it takes here is measured on request: a few training steps, a few "
+                               "seconds.",
+    "cmp_estimate": "About **{time}** here for {n} {n:plural:run|runs} of {epochs} {epochs:plural:epoch|epochs}.",
     "cmp_estimate_how": "Measured on this computer ({device}): {rates}. Feature extraction runs the backbone once "
                         "per image; the others train it every epoch.",
-    "cmp_start": "Compare {n} strategies", "cmp_stop": "Stop the comparison",
+    "cmp_start": "Compare {n} {n:plural:strategy|strategies}", "cmp_stop": "Stop the comparison",
     "cmp_running": "Comparison running: {done} of {n} runs done.",
     "cmp_waiting": "Another run of yours is training; the comparison continues when it ends.",
     "cmp_leaderboard": "Leaderboard", "cmp_verdict": "Verdict",
     "cmp_col_strategy": "Strategy", "cmp_col_status": "Status", "cmp_col_acc": "Accuracy",
     "cmp_col_interval": "95% interval", "cmp_col_time": "Time", "cmp_col_energy": "Energy (Wh)",
     "cmp_col_how": "Energy from",
-    "cmp_interval_help": "Each accuracy carries a 95% Wilson interval from the number of validation images: "
-                         "a winner is named only when the intervals do not overlap.",
+    "cmp_interval_help": "Each accuracy carries a 95% Wilson interval from the number of validation images. All "
+                         "members are scored on the same images, so a winner is named only when a paired test "
+                         "(McNemar's) says the images they disagree on are more one-sided than chance.",
     "cmp_curves": "Validation accuracy of every run", "cmp_no_verdict": "The verdict appears when the first run ends.",
     "cmp_time_vs": "Announced {est}, took {actual}.",
     "cmp_pick": "Comparison", "cmp_none": "No comparison yet.",
@@ -297,6 +319,8 @@ EN = {
     "energy_estimated_gpu": "{wh:.3g} Wh, estimated ({watts:g} W × wall time)",
     "energy_line": "Time {time} · energy {energy}",
     "energy_how_measured": "measured ({source})",
+    "energy_src_rapl": "Intel RAPL counter", "energy_src_nvml": "NVIDIA energy counter",
+    "device_gpu_n": "GPU {n}", "weights_of_run": "the run {run}",
     "energy_how_estimated": "estimated ({watts:g} W per busy core × CPU time)",
     "energy_how_estimated_gpu": "estimated ({watts:g} W × wall time)",
     "adv_measure": "Measure how similar my images are (seconds)",
@@ -309,6 +333,7 @@ EN = {
     "adv_not_measured": "Size comes from your upload; similarity is measured from your images.",
     "adv_manual": "Without a dataset, try the table: do your images look like everyday photos?",
     "adv_chart_x": "Images per class", "adv_chart_y": "Similarity (measured)", "adv_chart_you": "your data",
+    "adv_chart_you_unmeasured": "your data (similarity not measured yet)",
     "adv_check": "Check the suggestion: compare all strategies",
     "class_title": "Class", "class_code": "Class code (optional)", "class_name": "Your name on the class board",
     "class_join": "Join", "class_joined": "In class {code}.",
@@ -317,9 +342,10 @@ EN = {
     "tb_refused": "This page is for the teacher. Enter the teacher token set on the server.",
     "tb_off": "The class board is off: the server has no teacher token (TL_TEACHER_TOKEN).",
     "tb_code": "Class", "tb_none": "No student has joined a class yet.",
-    "tb_students": "{n} students in {code}",
-    "tb_col_student": "Student", "tb_col_backbone": "Backbone", "tb_no_runs": "No runs yet.",
+    "tb_students": "{n} {n:plural:student|students} in {code}",
+    "tb_col_student": "Student", "tb_col_backbone": "Backbone", "tb_no_run_yet": "no run yet",
     "tb_verdicts": "Comparison verdicts",
+    "tb_no_verdicts": "No student has compared strategies yet (Compare page).",
 }
 
 ES = {
@@ -353,6 +379,13 @@ ES = {
                        "TL Studio la pestaña «{tab}» la lee en alrededor de un segundo.",
     "data_big_folder_hosted": "¿Muchas fotos? Al subir una carpeta se envía cada archivo por separado (887 fotos: "
                               "unos 30 s); un zip de la misma carpeta se sube unas 4 veces más rápido.",
+    "data_choice_title": "¿Dónde están tus imágenes?",
+    "data_choice_sample": "Usar el ejemplo", "data_choice_sample_help": "200 fotos reales de residuos en cuatro "
+                          "contenedores de reciclaje: mira la aplicación entera funcionar en unos minutos.",
+    "data_choice_make": "Crear las clases aquí",
+    "data_choice_make_help": "Pon nombre a tus clases y añade fotos a cada una, con la cámara o desde archivos.",
+    "data_choice_upload": "Subir un zip o una carpeta",
+    "data_choice_upload_help": "Una subcarpeta por clase, p. ej. mascotas/gatos y mascotas/perros.",
     "data_tab_folder": "Subir una carpeta", "data_tab_zip": "Subir un zip", "data_tab_sample": "Datos de ejemplo",
     # página de datos: "Crear clases aquí"
     "bk_tab": "Crear clases aquí",
@@ -374,6 +407,7 @@ ES = {
     "bk_opened": "Los datos cargados están ahora en las clases de abajo: añade más y vuelve a usar estas clases.",
     "bk_remove_everything": "Quitar todas las clases",
     "cam_hold": "Mantén pulsado para grabar", "cam_switch": "Delantera/trasera", "cam_pick": "Cámara",
+    "cam_pause": "Pausa", "cam_resume": "Reanudar",
     "cam_denied": "La cámara está bloqueada: permítela en la barra de direcciones del navegador y recarga la página.",
     "cam_absent": "No se encontró ninguna cámara en este dispositivo; sube fotos en su lugar.",
     "cam_insecure": "La cámara necesita una página segura (https:// o localhost).",
@@ -422,17 +456,16 @@ ES = {
     "m_speed_working": "Midiendo {name} ({i} de {n})…",
     "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
                        "propio del modelo (pasada congelada: extracción de características y predicción).",
-    "m_bf16": "bfloat16 en esta CPU (más rápido, algo menos exacto)",
-    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. La extracción de características puede usarlo si "
-                   "es más rápido, y el ajuste fino se ejecuta con autocast bf16. Las características difieren de "
-                   "fp32 hasta en un pequeño porcentaje.",
+    "m_bf16": "Formato numérico del entrenamiento en esta CPU",
+    "m_bf16_auto": "Automática", "m_bf16_on": "bfloat16 (más rápido, algo menos exacto)", "m_bf16_off": "fp32",
+    "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. Automática: el ajuste fino usa autocast bf16 si un "
+                   "paso de entrenamiento de esta red fue al menos 1,2 veces más rápido que en fp32. bfloat16: la "
+                   "extracción de características también puede usarlo si es más rápido. Las características "
+                   "difieren de fp32 hasta en un pequeño porcentaje.",
     "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
                       "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",
     "m_backbone": "Red base",
-    "m_tiny_help": "Los modelos test_* son de juguete y se entrenan en segundos. Sin conexión, empieza "
-                   "test_resnet con los pesos iniciales incluidos («Un archivo de pesos»): aprendió formas en "
-                   "imágenes generadas; con internet, test_vit3 y test_convnext2 descargan pesos pequeños de ImageNet.",
     "m_query": "Buscar por nombre",
     "m_search_hint": "Escribe parte del nombre de un modelo.",
     "m_search_none": "Ningún modelo preentrenado coincide con ese nombre.",
@@ -484,6 +517,9 @@ ES = {
     "m_patience_help": "0 nunca para antes de tiempo.", "m_head": "Nueva capa final", "m_head_linear": "Lineal",
     "m_head_mlp": "Red pequeña (MLP)", "m_hidden": "Unidades ocultas", "m_dropout": "Dropout",
     "m_device": "Dispositivo",
+    "m_device_auto": "Automático (una GPU si la hay)", "m_device_cpu": "CPU", "m_device_cuda": "GPU (CUDA)",
+    "m_lr_solved": "La nueva última capa se resuelve exactamente sobre las características guardadas, de una "
+                   "vez: no hay épocas, tasa de aprendizaje ni optimizador que elegir.",
     "m_devices": "GPU para este entrenamiento",
     "m_devices_help": "Más de 1 entrena este único modelo en varias GPU a la vez (PyTorch DDP): cada una toma una parte de cada lote.",
     "m_augment": "Aumento de datos", "m_augment_none": "Ninguno", "m_augment_light": "Suave",
@@ -498,7 +534,7 @@ ES = {
     "m_preview": "Ver imágenes aumentadas", "m_preview_working": "Generando ejemplos…",
     "m_no_data": "Carga unos datos en la página Datos antes de entrenar.",
     "adv_title": "¿No lo tienes claro? Pregunta al asesor",
-    "adv_count": "Imágenes por clase", "adv_count_from_data": "Tu clase más pequeña tiene {n} imágenes.",
+    "adv_count": "Imágenes por clase", "adv_count_from_data": "Tu clase más pequeña tiene {n} {n:plural:imagen|imágenes}.",
     "adv_similar": "¿Tus imágenes se parecen a fotos cotidianas?",
     "adv_similar_help": "Fotos cotidianas: animales, objetos, personas, paisajes. No se parecen: radiografías, "
                         "preparaciones de microscopio, imágenes de satélite, dibujos, espectrogramas.",
@@ -515,7 +551,7 @@ ES = {
     "adv_apply": "Usar esta estrategia",
     "train_title": "Entrenar",
     "train_need_data": "Primero carga unos datos.",
-    "train_summary": "{backbone} · {strategy} · {epochs} épocas · tasa de aprendizaje {lr:g} · lote {batch}",
+    "train_summary": "{backbone} · {strategy} · {epochs} {epochs:plural:época|épocas} · tasa de aprendizaje {lr:g} · lote {batch}",
     "train_summary_solved": "{backbone} · {strategy} · la cabeza se resuelve exactamente (sin tasa de aprendizaje "
                             "ni épocas)",
     "train_finished_solved": "Terminado: {acc:.1%} de exactitud en validación (cabeza resuelta, {secs:.0f} s).",
@@ -539,6 +575,7 @@ ES = {
     "prog_eta": " · quedan unos {eta}",
     "prog_weights": "Descargando los pesos preentrenados: {done:.1f} de {total:.1f} MB",
     "phase_weights": "Obteniendo pesos", "phase_features": "Calculando características",
+    "phase_activations": "Pasando una vez por las etapas congeladas",
     "phase_train": "Entrenando", "phase_val": "Comprobando",
     "chart_loss": "Pérdida", "chart_acc": "Exactitud", "chart_train": "Entrenamiento", "chart_val": "Validación",
     "chart_epoch": "Época", "chart_raw": "Cada paso", "chart_smoothed": "Suavizada",
@@ -559,8 +596,15 @@ ES = {
     "ev_compare_need": "Entrena al menos dos modelos para poder compararlos.",
     "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Exactitud en validación",
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
+    "ev_head_solved": "cabeza resuelta exactamente (sin épocas)",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
+    "pr_tab_live": "Cámara en directo",
+    "pr_live_help": "Apunta la cámara a algo: el modelo responde varias veces por segundo. Los fotogramas que "
+                    "llegan mientras aún piensa se saltan, así que la respuesta es siempre sobre la última imagen.",
+    "pr_live_on": "Encender la cámara en directo",
+    "pr_live_sure": "**{cls}** ({prob:.0%})", "pr_live_not_sure": "**No estoy seguro** (quizá {cls}, {prob:.0%})",
+    "pr_live_rate": "Fotogramas predichos: {n} · {fps:.1f} fotogramas/s · {engine}",
     "pr_upload": "Imágenes que clasificar", "pr_camera": "Cámara", "pr_camera_name": "foto de la cámara",
     "pr_gradcam": "Mostrar dónde miró el modelo (Grad-CAM)",
     "pr_gradcam_help": "Los colores cálidos marcan las zonas de la imagen que llevaron al modelo a su respuesta.",
@@ -598,10 +642,15 @@ ES = {
     "cmp_members": "Estrategias a comparar", "cmp_epochs": "Épocas por entrenamiento",
     "cmp_epochs_help": "Menos épocas acortan la comparación; todos los entrenamientos tienen las mismas.",
     "cmp_measuring": "Midiendo lo rápido que este ordenador entrena {backbone} (unos segundos)…",
-    "cmp_estimate": "Unos **{time}** aquí para {n} entrenamientos de {epochs} épocas.",
+    "cmp_measure": "Estimar el tiempo", "cmp_measure_again": "Volver a medir el tiempo",
+    "cmp_measure_help": "Hace unos pocos pasos de entrenamiento reales de esta red en este ordenador (unos "
+                        "segundos).",
+    "cmp_estimate_unmeasured": "Lo que tarda aquí se mide cuando lo pidas: unos pocos pasos de entrenamiento, "
+                               "unos segundos.",
+    "cmp_estimate": "Unos **{time}** aquí para {n} {n:plural:entrenamiento|entrenamientos} de {epochs} {epochs:plural:época|épocas}.",
     "cmp_estimate_how": "Medido en este ordenador ({device}): {rates}. La extracción de características pasa "
                         "cada imagen una vez por la red; las demás la entrenan en cada época.",
-    "cmp_start": "Comparar {n} estrategias", "cmp_stop": "Detener la comparación",
+    "cmp_start": "Comparar {n} {n:plural:estrategia|estrategias}", "cmp_stop": "Detener la comparación",
     "cmp_running": "Comparación en marcha: {done} de {n} entrenamientos terminados.",
     "cmp_waiting": "Otro entrenamiento tuyo está en marcha; la comparación sigue cuando termine.",
     "cmp_leaderboard": "Clasificación", "cmp_verdict": "Veredicto",
@@ -609,7 +658,9 @@ ES = {
     "cmp_col_interval": "Intervalo del 95%", "cmp_col_time": "Tiempo", "cmp_col_energy": "Energía (Wh)",
     "cmp_col_how": "Energía según",
     "cmp_interval_help": "Cada exactitud lleva un intervalo de Wilson del 95% según el número de imágenes de "
-                         "validación: solo hay ganador cuando los intervalos no se solapan.",
+                         "validación. Todos se evalúan con las mismas imágenes, así que solo hay ganador cuando una "
+                         "prueba pareada (la de McNemar) dice que las imágenes en que discrepan se inclinan hacia "
+                         "un lado más de lo que daría el azar.",
     "cmp_curves": "Exactitud en validación de cada entrenamiento",
     "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
     "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
@@ -621,6 +672,8 @@ ES = {
     "energy_estimated_gpu": "{wh:.3g} Wh, estimado ({watts:g} W × tiempo real)",
     "energy_line": "Tiempo {time} · energía {energy}",
     "energy_how_measured": "medido ({source})",
+    "energy_src_rapl": "contador RAPL de Intel", "energy_src_nvml": "contador de energía de NVIDIA",
+    "device_gpu_n": "GPU {n}", "weights_of_run": "el entrenamiento {run}",
     "energy_how_estimated": "estimado ({watts:g} W por núcleo ocupado × tiempo de CPU)",
     "energy_how_estimated_gpu": "estimado ({watts:g} W × tiempo real)",
     "adv_measure": "Medir cuánto se parecen mis imágenes (segundos)",
@@ -634,6 +687,7 @@ ES = {
     "adv_not_measured": "El tamaño sale de tus datos; la similitud se mide con tus imágenes.",
     "adv_manual": "Sin datos, prueba la tabla: ¿tus imágenes se parecen a fotos cotidianas?",
     "adv_chart_x": "Imágenes por clase", "adv_chart_y": "Similitud (medida)", "adv_chart_you": "tus datos",
+    "adv_chart_you_unmeasured": "tus datos (similitud aún sin medir)",
     "adv_check": "Comprobar la sugerencia: comparar todas las estrategias",
     "class_title": "Clase", "class_code": "Código de clase (opcional)", "class_name": "Tu nombre en el tablero",
     "class_join": "Unirme", "class_joined": "En la clase {code}.",
@@ -642,9 +696,10 @@ ES = {
     "tb_refused": "Esta página es para el profesor. Escribe la clave de profesor configurada en el servidor.",
     "tb_off": "El tablero de clase está desactivado: el servidor no tiene clave de profesor (TL_TEACHER_TOKEN).",
     "tb_code": "Clase", "tb_none": "Ningún estudiante se ha unido a una clase todavía.",
-    "tb_students": "{n} estudiantes en {code}",
-    "tb_col_student": "Estudiante", "tb_col_backbone": "Red", "tb_no_runs": "Aún no hay entrenamientos.",
+    "tb_students": "{n} {n:plural:estudiante|estudiantes} en {code}",
+    "tb_col_student": "Estudiante", "tb_col_backbone": "Red", "tb_no_run_yet": "aún sin entrenamientos",
     "tb_verdicts": "Veredictos de las comparaciones",
+    "tb_no_verdicts": "Ningún estudiante ha comparado estrategias todavía (página Comparar).",
 }
 
 # issue 11: data audit, calibrated confidence and "not sure", label issues, feature map, exports
@@ -667,14 +722,14 @@ EN.update({
                      "the loss by class (Model page, Class weighting).",
     "au_weights_off": "Largest class / smallest class: {ratio:.2f} to 1. Class weighting switches on "
                       "automatically above {limit:g} to 1.",
-    "au_none": "No duplicate found.", "au_more": "… and {n} more pairs (`python -m tl_core audit` lists all).",
+    "au_none": "No duplicate found.", "au_more": "… and {n} more {n:plural:pair|pairs} (`python -m tl_core audit` lists all).",
     "au_where_train-val": "**Leak**: in training and in validation", "au_where_classes": "**Conflict**: in two classes",
     "au_where_train": "Twice in training", "au_where_val": "Twice in validation",
     "au_kind_exact": "identical file", "au_kind_near": "near copy",
     "au_similarity": "{kind}, similarity {sim:.2f} ({method})",
+    "au_method_sha1": "identical bytes", "au_method_phash": "perceptual hash", "au_method_features": "backbone features",
     "au_move": "Move the validation copy to training", "au_drop_val": "Leave the validation copy out",
     "au_drop": "Leave out {name}",
-    "au_dropped_reason": "left out by the audit (a copy of {other})",
     "au_fixed_move": "{name} now trains instead of validating.", "au_fixed_drop": "{name} is left out (file kept).",
     "ev_cal_title": "How far to trust its confidence",
     "ev_ece_before": "Calibration error (raw)", "ev_ece_after": "Calibration error (calibrated)",
@@ -750,14 +805,15 @@ ES.update({
     "au_weights_off": "Clase mayor / clase menor: {ratio:.2f} a 1. El peso por clase se activa solo por encima "
                       "de {limit:g} a 1.",
     "au_none": "No se encontró ningún duplicado.",
-    "au_more": "… y {n} pares más (`python -m tl_core audit` los lista todos).",
+    "au_more": "… y {n} {n:plural:par|pares} más (`python -m tl_core audit` los lista todos).",
     "au_where_train-val": "**Fuga**: en entrenamiento y en validación", "au_where_classes": "**Conflicto**: en dos clases",
     "au_where_train": "Dos veces en entrenamiento", "au_where_val": "Dos veces en validación",
     "au_kind_exact": "archivo idéntico", "au_kind_near": "copia cercana",
     "au_similarity": "{kind}, similitud {sim:.2f} ({method})",
+    "au_method_sha1": "bytes idénticos", "au_method_phash": "hash perceptual",
+    "au_method_features": "características de la red base",
     "au_move": "Pasar la copia de validación a entrenamiento", "au_drop_val": "Dejar fuera la copia de validación",
     "au_drop": "Dejar fuera {name}",
-    "au_dropped_reason": "dejada fuera por la auditoría (copia de {other})",
     "au_fixed_move": "{name} ahora entrena en vez de validar.",
     "au_fixed_drop": "{name} queda fuera (el archivo se conserva).",
     "ev_cal_title": "Cuánto fiarse de su confianza",
@@ -816,6 +872,85 @@ ES.update({
     "ex_code_help": "El predict.py del zip ONNX.",
 })
 
+# "none of these" and "would more images help?" (issue 19): Predict and Evaluate
+EN.update({
+    "pr_none_of_these": "**{name}**: none of these (it looks unlike every class this model learned; closest "
+                        "guess {cls}, {prob:.0%})",
+    "pr_ood_caption": "Distance to the training images: {score:.3f} (\"none of these\" above {threshold:.3f}).",
+    "ev_ood_title": "Images from none of its classes",
+    "ev_ood_explain": "Each image's distance to its {k}th nearest training image, as the backbone sees them "
+                      "({n_bank} training images). Above {threshold:.3f} the app answers \"none of these\" "
+                      "(Predict page, command line, exports).",
+    "ev_ood_rule": "That distance keeps {keep:.0%} of the {n_val} validation images in.",
+    "ev_ood_manual": "That distance was chosen by hand.",
+    "ev_ood_none": "This run has no reference images for \"none of these\" (its training images are no longer "
+                   "there), so it always names a class or says \"not sure\".",
+    "ev_ood_in": "validation images (your classes)", "ev_ood_out": "your photos from outside",
+    "ev_ood_x": "distance to the nearest training images", "ev_ood_y": "images", "ev_ood_line": "threshold",
+    "ev_ood_slider": "Answer \"none of these\" above",
+    "ev_ood_save": "Keep this threshold for the run and its exports",
+    "ev_ood_saved": "Saved: the Predict page, the command line and exports made from now on use it.",
+    "ev_ood_try": "Try it: photos from outside your classes",
+    "ev_ood_try_help": "Upload a few photos of things that are none of your classes: they should land right of "
+                       "the line.",
+    "ev_ood_try_result": "{flagged} of {n} of your photos are answered \"none of these\" at {threshold:.3f}; "
+                         "{kept:.0%} of the validation images stay in.",
+    "ev_curve_title": "Would more images help?",
+    "ev_curve_explain": "The head is solved again on 20, 40, 60, 80 and 100% of the training images ({seeds} "
+                        "random draws each, every class kept in proportion) and scored on the same validation "
+                        "images. The band is the spread between draws.",
+    "ev_curve_button": "Measure it", "ev_curve_working": "Solving the head on smaller sets of images…",
+    "ev_curve_x": "training images", "ev_curve_y": "validation accuracy", "ev_curve_overall": "all classes",
+    "ev_curve_seconds": "Measured in {s:.1f} s on the cached features.",
+    "pr_live_none": "**None of these** (unlike every class it learned; closest {cls}, {prob:.0%})",
+    "ev_ece_cv": "The calibrated error is measured by 5-fold cross-validation: the temperature is fitted on 4/5 "
+                 "of the validation images and measured on the other 1/5 ({in_sample:.1%} on the images it was "
+                 "fitted on).",
+    "ev_ece_in_sample": "With this few validation images the calibrated error is measured on the images the "
+                        "temperature was fitted on, which flatters it.",
+})
+ES.update({
+    "pr_none_of_these": "**{name}**: ninguna de estas (no se parece a ninguna clase que este modelo aprendió; lo "
+                        "más cercano, {cls}, {prob:.0%})",
+    "pr_ood_caption": "Distancia a las imágenes de entrenamiento: {score:.3f} («ninguna de estas» por encima de "
+                      "{threshold:.3f}).",
+    "ev_ood_title": "Imágenes que no son de ninguna de sus clases",
+    "ev_ood_explain": "La distancia de cada imagen a su {k}.ª imagen de entrenamiento más cercana, tal como las ve "
+                      "la red base ({n_bank} imágenes de entrenamiento). Por encima de {threshold:.3f} la "
+                      "aplicación responde «ninguna de estas» (página Predecir, línea de órdenes, exportaciones).",
+    "ev_ood_rule": "Esa distancia deja dentro el {keep:.0%} de las {n_val} imágenes de validación.",
+    "ev_ood_manual": "Esa distancia se eligió a mano.",
+    "ev_ood_none": "Este entrenamiento no tiene imágenes de referencia para «ninguna de estas» (sus imágenes de "
+                   "entrenamiento ya no están), así que siempre nombra una clase o dice «no estoy seguro».",
+    "ev_ood_in": "imágenes de validación (tus clases)", "ev_ood_out": "tus fotos de fuera",
+    "ev_ood_x": "distancia a las imágenes de entrenamiento más cercanas", "ev_ood_y": "imágenes",
+    "ev_ood_line": "umbral",
+    "ev_ood_slider": "Responder «ninguna de estas» por encima de",
+    "ev_ood_save": "Guardar este umbral para el entrenamiento y sus exportaciones",
+    "ev_ood_saved": "Guardado: la página Predecir, la línea de órdenes y las exportaciones que hagas a partir de "
+                    "ahora lo usan.",
+    "ev_ood_try": "Pruébalo: fotos de fuera de tus clases",
+    "ev_ood_try_help": "Sube unas fotos de cosas que no son de ninguna de tus clases: deberían quedar a la "
+                       "derecha de la línea.",
+    "ev_ood_try_result": "{flagged} de tus {n} fotos reciben «ninguna de estas» con {threshold:.3f}; el "
+                         "{kept:.0%} de las imágenes de validación se quedan dentro.",
+    "ev_curve_title": "¿Ayudarían más imágenes?",
+    "ev_curve_explain": "La cabeza se resuelve de nuevo con el 20, 40, 60, 80 y 100% de las imágenes de "
+                        "entrenamiento ({seeds} sorteos cada vez, cada clase en su proporción) y se puntúa con las "
+                        "mismas imágenes de validación. La banda es la dispersión entre sorteos.",
+    "ev_curve_button": "Medirlo", "ev_curve_working": "Resolviendo la cabeza con menos imágenes…",
+    "ev_curve_x": "imágenes de entrenamiento", "ev_curve_y": "exactitud en validación",
+    "ev_curve_overall": "todas las clases",
+    "ev_curve_seconds": "Medido en {s:.1f} s sobre las características en caché.",
+    "pr_live_none": "**Ninguna de estas** (no se parece a ninguna clase que aprendió; lo más cercano, {cls}, "
+                    "{prob:.0%})",
+    "ev_ece_cv": "El error calibrado se mide con validación cruzada en 5 partes: la temperatura se ajusta con "
+                 "4/5 de las imágenes de validación y se mide con el 1/5 restante ({in_sample:.1%} con las "
+                 "imágenes con que se ajustó).",
+    "ev_ece_in_sample": "Con tan pocas imágenes de validación, el error calibrado se mide con las mismas imágenes "
+                        "con que se ajustó la temperatura, lo que lo favorece.",
+})
+
 TABLES = {"en": EN, "es": ES}
 
 
@@ -824,7 +959,7 @@ def t(key: str, **values) -> str:
     table = TABLES.get(st.session_state.get("lang", "en"), EN)
     # a key missing in a translation falls back to English; tests keep the tables in step
     text = table.get(key) or EN.get(key, key)
-    return text.format(**values) if values else text
+    return fill(text, **values) if values else text
 
 
 def say(msg) -> str:

@@ -32,6 +32,32 @@ def reliability(before: list[dict], after: list[dict], labels: dict) -> go.Figur
     return fig
 
 
+def ood_histogram(in_scores: list, out_scores: list, threshold: float, labels: dict) -> go.Figure:
+    """Distances to the training images: validation (in) and the user's outside photos (out), the line."""
+    fig = go.Figure()
+    fig.add_histogram(x=in_scores, name=labels["in"], opacity=0.7, marker_color="#1f77b4", nbinsx=30)
+    if out_scores:
+        fig.add_histogram(x=out_scores, name=labels["out"], opacity=0.7, marker_color="#d62728", nbinsx=30)
+    fig.add_vline(x=threshold, line=dict(color="black", dash="dash"), annotation_text=labels["line"])
+    fig.update_layout(barmode="overlay", xaxis=dict(title=labels["x"]), yaxis=dict(title=labels["y"]), **_LAYOUT)
+    return fig
+
+
+def data_curve(n: list, overall: dict, per_class: dict, labels: dict) -> go.Figure:
+    """Validation accuracy against training images: all classes with its seed band, and each class."""
+    fig = go.Figure()
+    lo = [m - s for m, s in zip(overall["mean"], overall["std"])]
+    hi = [m + s for m, s in zip(overall["mean"], overall["std"])]
+    fig.add_scatter(x=n + n[::-1], y=hi + lo[::-1], fill="toself", fillcolor="rgba(31,119,180,0.2)",
+                    line=dict(width=0), hoverinfo="skip", showlegend=False)
+    fig.add_scatter(x=n, y=overall["mean"], mode="lines+markers", name=labels["overall"],
+                    line=dict(color="#1f77b4", width=3))
+    for name, stats in per_class.items():
+        fig.add_scatter(x=n, y=stats["mean"], mode="lines", name=name, line=dict(width=1, dash="dot"))
+    fig.update_layout(xaxis=dict(title=labels["x"]), yaxis=dict(title=labels["y"], tickformat=".0%"), **_LAYOUT)
+    return fig
+
+
 def thumbnail_uri(path: str, side: int = 72) -> str:
     """A small JPEG of the image as a data: URI (for hover previews)."""
     img = load_rgb(path, short_side=side)

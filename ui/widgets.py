@@ -152,9 +152,31 @@ def energy_text(energy: dict | None) -> str:
     if not energy or energy.get("wh") is None:
         return "—"
     if not energy.get("estimate"):
-        return t("energy_measured", wh=energy["wh"], source=energy.get("source", "?"))
+        return t("energy_measured", wh=energy["wh"], source=energy_source(energy.get("source", "")))
     key = "energy_estimated" if "core" in energy.get("basis", "core") else "energy_estimated_gpu"
     return t(key, wh=energy["wh"], watts=energy.get("stated_watts", 0))
+
+
+def energy_source(source: str) -> str:
+    """'nvml+rapl' -> the counters' names in words (tl_core.jobs.energy's source tokens)."""
+    parts = [t(f"energy_src_{p}") if p in ("rapl", "nvml") else p for p in source.split("+") if p]
+    return " + ".join(parts) or "?"
+
+
+def device_label(device: str) -> str:
+    """'cpu' -> 'CPU', 'cuda:1' -> 'GPU 1': a device as a person names it, not torch's token."""
+    kind, _, index = str(device).partition(":")
+    if kind == "cuda":
+        return t("device_gpu_n", n=index) if index else t("m_device_cuda")
+    return t(f"m_device_{kind}") if kind in ("auto", "cpu") else str(device)
+
+
+def weights_label(pretrained: str) -> str:
+    """A RunConfig's `pretrained` in words: the kind of source, a run's or a file's name."""
+    if pretrained in ("auto", "package", "hub", "none"):
+        return t(f"m_weights_{pretrained}")
+    name = pretrained.removeprefix("run:").rstrip("/").rsplit("/", 1)[-1]
+    return t("weights_of_run", run=name) if pretrained.startswith("run:") else name
 
 
 def energy_how(energy: dict | None) -> str:
@@ -162,7 +184,7 @@ def energy_how(energy: dict | None) -> str:
     if not energy or energy.get("wh") is None:
         return ""
     if not energy.get("estimate"):
-        return t("energy_how_measured", source=energy.get("source", "?"))
+        return t("energy_how_measured", source=energy_source(energy.get("source", "")))
     key = "energy_how_estimated" if "core" in energy.get("basis", "core") else "energy_how_estimated_gpu"
     return t(key, watts=energy.get("stated_watts", 0))
 

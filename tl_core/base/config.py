@@ -19,6 +19,9 @@ CLASS_WEIGHTS = ("auto", "on", "off")  # auto: on above audit.IMBALANCE_RATIO (l
 # a few cheap steps per epoch: at 1e-3 it had barely moved after 10 epochs on the sample
 # dataset (46% val), at 1e-2..5e-2 it reached 58-71% in under a second (measured, CPU).
 DEFAULT_LR = {"feature_extraction": 1e-2, "partial": 1e-3, "full": 1e-3, "scratch": 3e-3}
+# Augmentation by strategy: feature extraction caches each image's features once, so an augmented
+# copy would never be seen (train() says so in a note); gentle augmentation for everything else.
+DEFAULT_AUGMENT = {"feature_extraction": "none", "partial": "light", "full": "light", "scratch": "light"}
 
 
 
@@ -57,11 +60,15 @@ class RunConfig:
     amp: bool = True  # only used on CUDA
     channels_last: bool = True  # only used on CUDA
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
+    # partial: the frozen stages run once on a few augmented views per image and only the tail
+    # trains on their cached output (tl_core/training/activations.py); False: the plain loop
+    activation_cache: bool = True
     class_weights: str = "auto"  # loss weighted by 1/class share: auto | on | off
     devices: int = 1  # GPUs for this one run (torchrun + DDP, a process per GPU); 1: one process
     # bfloat16 on a CPU that computes it natively (AVX-512 BF16 or AMX): a candidate engine for the
     # frozen pass and autocast for training. Faster, slightly less exact (tl_core/engines.py).
-    cpu_bf16: bool = False
+    # None: automatic, training in bf16 where one step measured >= 1.2x faster (training/precision.py)
+    cpu_bf16: bool | None = None
 
     def __post_init__(self):
         self.validate()
@@ -82,6 +89,7 @@ class RunConfig:
             (self.device in ("auto", "cpu", "cuda"), "config.device"),
             (bool(self.backbone), "config.no_backbone"),
             (1 <= self.devices <= 64, "config.devices"),
+            (self.cpu_bf16 in (None, True, False), "config.cpu_bf16"),
         ]
         for ok, kind in checks:
             if not ok:

@@ -8,9 +8,25 @@ loading torch.
 """
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 
 LANGS = ("en", "es")
+
+
+class _Formatter(string.Formatter):
+    """str.format plus a plural form per language: "{n} {n:plural:image|images}" gives "1 image",
+    "2 images"; the Spanish table writes its own "{n} {n:plural:imagen|imágenes}". English and
+    Spanish both use the singular for exactly 1 only."""
+
+    def format_field(self, value, format_spec: str):
+        if format_spec.startswith("plural:"):
+            one, _, many = format_spec[len("plural:"):].partition("|")
+            return one if value == 1 else many
+        return super().format_field(value, format_spec)
+
+
+fill = _Formatter().format  # fill(template, **params): a table's template with its parameters
 
 # ---------------------------------------------------------------- the tables
 # One entry per kind: English first, then Spanish. str.format templates over the kind's params.
@@ -87,18 +103,19 @@ _kinds({
     "data.zip_damaged": ("{label} is damaged or not a zip; re-create it and upload again",
                          "{label} está dañado o no es un zip; vuelve a crearlo y súbelo de nuevo"),
     "data.skipped_item": ("{name}: {reason}", "{name}: {reason}"),
-    "data.skipped_examples": (" Skipped {n} file(s), e.g. {examples}.", " Se omitieron {n} archivo(s), p. ej. {examples}."),
-    "data.too_few_classes": ("found {n} class folder(s); a classifier needs at least 2. Put each class's images in "
+    "data.skipped_examples": (" Skipped {n} {n:plural:file|files}, e.g. {examples}.",
+                           " {n:plural:Se omitió|Se omitieron} {n} {n:plural:archivo|archivos}, p. ej. {examples}."),
+    "data.too_few_classes": ("found {n} class {n:plural:folder|folders}; a classifier needs at least 2. Put each class's images in "
                              "its own sub-folder (e.g. data/cats, data/dogs).{skipped}",
-                             "se encontraron {n} carpeta(s) de clase; un clasificador necesita al menos 2. Pon las "
+                             "se {n:plural:encontró|encontraron} {n} {n:plural:carpeta|carpetas} de clase; un clasificador necesita al menos 2. Pon las "
                              "imágenes de cada clase en su propia subcarpeta (p. ej. datos/gatos, datos/perros).{skipped}"),
     "data.no_usable_image": ("no usable image found.{skipped} Upload a folder with one sub-folder of JPEG/PNG images "
                              "per class.",
                              "no se encontró ninguna imagen utilizable.{skipped} Sube una carpeta con una subcarpeta "
                              "de imágenes JPEG/PNG por clase."),
-    "data.empty_classes": ("class folder(s) with no usable image: {names}. Add images there or remove the folder "
+    "data.empty_classes": ("class {n:plural:folder|folders} with no usable image: {names}. Add images there or remove the folder "
                            "(see the skipped-files list).",
-                           "carpeta(s) de clase sin ninguna imagen utilizable: {names}. Añade imágenes o quita la "
+                           "{n:plural:carpeta|carpetas} de clase sin ninguna imagen utilizable: {names}. Añade imágenes o quita la "
                            "carpeta (mira la lista de archivos omitidos)."),
     "data.one_class": ("found one class folder ('{name}'); a classifier needs at least 2. Put each class's images "
                        "in its own sub-folder next to it (e.g. data/cats, data/dogs).",
@@ -133,8 +150,8 @@ _kinds({
                          "at least one more image",
                          "sin imagen de validación para: {names} (solo una imagen); no se puede medir su exactitud: "
                          "añade al menos una imagen más"),
-    "data.warn_duplicates": ("{n} image(s) appear in more than one class; check their labels (listed under duplicates)",
-                             "{n} imagen(es) aparecen en más de una clase; revisa sus etiquetas (en la lista de "
+    "data.warn_duplicates": ("{n} {n:plural:image appears|images appear} in more than one class; check their labels (listed under duplicates)",
+                             "{n} {n:plural:imagen aparece|imágenes aparecen} en más de una clase; revisa sus etiquetas (en la lista de "
                              "duplicados)"),
 })
 
@@ -285,6 +302,8 @@ _kinds({
     "config.image_size": ("image size must be 32..1024 (or 0 for the model's own)",
                           "el tamaño de imagen debe estar entre 32 y 1024 (o 0 para el propio del modelo)"),
     "config.device": ("device must be auto, cpu or cuda", "el dispositivo debe ser auto, cpu o cuda"),
+    "config.cpu_bf16": ("cpu_bf16 must be true, false or null (automatic)",
+                        "cpu_bf16 debe ser true, false o null (automático)"),
     "config.devices": ("devices must be 1..64 (GPUs for one run)", "devices debe estar entre 1 y 64 (GPU para un "
                                                                      "entrenamiento)"),
     "config.no_backbone": ("choose a backbone", "elige un modelo base"),
@@ -295,10 +314,12 @@ _kinds({
                           "{name}={raw!r} es negativo; ponlo a 0 o más, o quítalo."),
     "settings.bad_mode": ("TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).",
                           "TL_MODE={mode!r} no es un modo; usa 'local' (un usuario) o 'hosted' (muchos usuarios)."),
-    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'thread' (the default), 'process' (a process "
-                            "per job) or 'rq' (worker processes on a Redis queue, TL_REDIS_URL).",
-                            "TL_RUNNER={runner!r} no es un ejecutor; usa 'thread' (por defecto), 'process' (un "
-                            "proceso por trabajo) o 'rq' (procesos trabajadores en una cola Redis, TL_REDIS_URL)."),
+    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'process' (a process per job, the local "
+                            "default), 'thread' (the hosted default) or 'rq' (worker processes on a Redis queue, "
+                            "TL_REDIS_URL).",
+                            "TL_RUNNER={runner!r} no es un ejecutor; usa 'process' (un proceso por trabajo, por "
+                            "defecto en local), 'thread' (por defecto en hosted) o 'rq' (procesos trabajadores en "
+                            "una cola Redis, TL_REDIS_URL)."),
     "settings.at_least_one": ("{name} must be at least 1.", "{name} debe ser al menos 1."),
     "settings.bad_token": ("the session token is not valid; reload the page to start a new session.",
                            "el identificador de sesión no es válido; recarga la página para empezar una sesión nueva."),
@@ -381,6 +402,8 @@ _kinds({
                          "({best}) is kept.",
                          "Parada anticipada: la pérdida de validación no ha mejorado en {patience} épocas; se "
                          "conserva la mejor época ({best})."),
+    "train.augment_light": ("light", "suave"),
+    "train.augment_strong": ("strong", "fuerte"),
     "train.augment_unused": ("Augmentation '{augment}' is not used with feature extraction: each image's features "
                              "are computed once and cached from the plain image. Fine-tune (partial or full) to use "
                              "augmentation.",
@@ -389,6 +412,40 @@ _kinds({
                              "la imagen sin cambios. Usa ajuste fino (parcial o completo) para aumentar datos."),
     "train.distributed": ("Training on {n} processes ({device}, DistributedDataParallel).",
                           "Entrenando en {n} procesos ({device}, DistributedDataParallel)."),
+    "train.activations": ("Partial fine-tuning from cached activations: the frozen stages run once, on {views} "
+                          "augmented view(s) of each training image ({mb:.0f} MB kept in memory); each epoch trains "
+                          "only the last stages.",
+                          "Ajuste fino parcial a partir de activaciones guardadas: las etapas congeladas se ejecutan "
+                          "una sola vez, sobre {views} vista(s) aumentada(s) de cada imagen de entrenamiento ({mb:.0f} "
+                          "MB en memoria); cada época entrena solo las últimas etapas."),
+    "train.activations_too_big": ("The frozen stages' output would need {mb:.0f} MB, over the {cap} MB limit "
+                                  "(TL_ACTIVATION_CACHE_MB): every image goes through the whole network each epoch "
+                                  "instead, which is slower.",
+                                  "La salida de las etapas congeladas necesitaría {mb:.0f} MB, más que el límite de "
+                                  "{cap} MB (TL_ACTIVATION_CACHE_MB): cada imagen pasa por toda la red en cada época, "
+                                  "lo que es más lento."),
+    "train.activations_unsupported": ("{backbone} cannot be cut at its frozen stages: every image goes through the "
+                                      "whole network each epoch.",
+                                      "{backbone} no se puede cortar en sus etapas congeladas: cada imagen pasa por "
+                                      "toda la red en cada época."),
+    "precision.fp32_not_native": ("Training in fp32: this CPU has no native bfloat16 (AVX-512 BF16 or AMX), where "
+                                  "bf16 would be slower.",
+                                  "Entrenamiento en fp32: esta CPU no calcula bfloat16 de forma nativa (AVX-512 BF16 "
+                                  "o AMX), y bf16 sería más lento."),
+    "precision.not_measured": ("Training precision: one training step is timed in fp32 and in bfloat16 when the run "
+                               "starts; bfloat16 trains if it is at least {min:.1f}x faster.",
+                               "Formato numérico del entrenamiento: al empezar se mide un paso de entrenamiento en fp32 y en "
+                               "bfloat16; se entrena en bfloat16 si es al menos {min:.1f} veces más rápido."),
+    "precision.bf16_measured": ("Training in bfloat16: one training step of {backbone} measured {speedup:.2f}x faster "
+                                "than fp32 on this CPU (at least {min:.1f}x needed).",
+                                "Entrenamiento en bfloat16: un paso de entrenamiento de {backbone} fue {speedup:.2f} "
+                                "veces más rápido que en fp32 en esta CPU (hace falta al menos {min:.1f})."),
+    "precision.fp32_measured": ("Training in fp32: bfloat16 measured only {speedup:.2f}x faster for one training step "
+                                "of {backbone} on this CPU (at least {min:.1f}x needed).",
+                                "Entrenamiento en fp32: bfloat16 fue solo {speedup:.2f} veces más rápido en un paso de "
+                                "entrenamiento de {backbone} en esta CPU (hace falta al menos {min:.1f})."),
+    "precision.bf16_asked": ("Training in bfloat16, as chosen.", "Entrenamiento en bfloat16, como se eligió."),
+    "precision.fp32_asked": ("Training in fp32, as chosen.", "Entrenamiento en fp32, como se eligió."),
     "train.no_native_bf16": ("This CPU has no native bfloat16 arithmetic: training runs in fp32 (bf16 would be slower).",
                              "Esta CPU no calcula bfloat16 de forma nativa: el entrenamiento usa fp32 (bf16 sería más "
                              "lento)."),
@@ -423,11 +480,25 @@ _kinds({
                             "La pérdida ponderada por clase está activada ({mode}): cada clase cuenta lo mismo que "
                             "las demás, tenga las imágenes que tenga (pesos {weights})."),
     "train.stopped_by_user": ("Stopped by the user.", "Detenido por el usuario."),
+    "trust.no_dataset_json": ("The run {run} has no record of its images (dataset.json: runs made before it was "
+                              "saved cannot do this); train it again to use this.",
+                              "El entrenamiento {run} no guarda la lista de sus imágenes (dataset.json: los "
+                              "entrenamientos anteriores a ese archivo no pueden hacer esto); vuelve a entrenarlo "
+                              "para usarlo."),
+    "audit.dropped": ("left out by the audit (a copy of {other})", "dejada fuera por la auditoría (copia de {other})"),
     # ------------------------------------------------ jobs
     "job.oom_retry": ("Out of memory on the GPU at batch size {batch}: retrying once automatically with batch size "
                       "{half}.",
                       "Sin memoria en la GPU con tamaño de lote {batch}: se reintenta una vez automáticamente con "
                       "tamaño de lote {half}."),
+    "job.child_died": ("The training process ended unexpectedly ({how}); the best checkpoint so far is kept. Try a "
+                       "smaller batch size or image size, and start again.",
+                       "El proceso de entrenamiento terminó de forma inesperada ({how}); se conserva el mejor modelo "
+                       "guardado hasta ahora. Prueba con un tamaño de lote o de imagen menor y vuelve a empezar."),
+    "job.how_signal": ("signal {signal}", "señal {signal}"),
+    "job.how_killed": ("signal {signal}, SIGKILL: often the system ran out of memory",
+                       "señal {signal}, SIGKILL: a menudo el sistema se quedó sin memoria"),
+    "job.how_exit": ("exit status {status}", "código de salida {status}"),
     "job.stopped_in_queue": ("Stopped before it started (it was queued).",
                              "Detenido antes de empezar (estaba en la cola)."),
     "job.not_recorded": ("The run could not be recorded: {detail}", "No se pudo registrar el entrenamiento: {detail}"),
@@ -519,11 +590,6 @@ _kinds({
                                           "84.2%.",
                                           "El Lite más grande, a 260 px: hormigas/abejas 96,7% con una sonda lineal, "
                                           "TrashNet 84,2%."),
-    "catalog.why_test_vit3": ("A toy ViT with real ImageNet weights: for classrooms and quick experiments.",
-                              "Un ViT de juguete con pesos reales de ImageNet: para clases y experimentos rápidos."),
-    "catalog.why_test_convnext2": ("A toy ConvNeXt with real ImageNet weights: the fastest way to see the whole flow.",
-                                   "Un ConvNeXt de juguete con pesos reales de ImageNet: la forma más rápida de ver "
-                                   "todo el proceso."),
     "catalog.why_mobilenetv3_large_100": ("Built for phones: the best accuracy per second on a laptop CPU.",
                                           "Hecho para móviles: la mejor exactitud por segundo en la CPU de un "
                                           "portátil."),
@@ -558,6 +624,17 @@ _kinds({
         "points ahead, within the noise of this many validation images).",
         "Demasiado igualado para decidir entre {strategies}: sus intervalos del 95% se solapan (el "
         "primero saca {points:.1f} puntos, dentro del ruido de tan pocas imágenes de validación)."),
+    "verdict.winner_paired": ("{strategy} wins with {acc:.1%}, {points:.1f} points ahead of {runner_up}: on the same "
+        "validation images it got {only_leader} right that {runner_up} got wrong, and only {only_runner_up} the "
+        "other way round; chance alone would rarely do that (paired test, p = {p:.3f}).",
+        "Gana {strategy} con {acc:.1%}, {points:.1f} puntos por delante de {runner_up}: con las mismas imágenes "
+        "de validación acertó {only_leader} que {runner_up} falló, y solo {only_runner_up} al revés; el azar "
+        "rara vez daría eso (prueba pareada, p = {p:.3f})."),
+    "verdict.too_close_paired": ("Too close to call between {strategies}: the leader is {points:.1f} points ahead, but on "
+        "the same validation images they disagree on too few images to rule out chance (paired test, p = {p:.2f}).",
+        "Demasiado igualado para decidir entre {strategies}: el primero saca {points:.1f} puntos, pero con las "
+        "mismas imágenes de validación discrepan en muy pocas para descartar el azar (prueba pareada, "
+        "p = {p:.2f})."),
     "verdict.helped": ("Pretraining helped: {strategy} is {points:.1f} points above training from scratch.",
         "El preentrenamiento ayudó: {strategy} queda {points:.1f} puntos por encima del entrenamiento "
         "desde cero."),
@@ -588,6 +665,40 @@ _kinds({
 })
 
 
+_kinds({
+    # ------------------------------------------------ "none of these" (trust/ood.py) and "would more images help?" (trust/curve.py)
+    "ood.built": ("\"None of these\" is ready: {n} training images are its reference; an image further from "
+        "them than {threshold:.3f} (the distance that keeps {keep:.0%} of the validation images) is answered "
+        "\"none of these\".",
+        "\"Ninguna de estas\" está listo: {n} imágenes de entrenamiento son su referencia; una imagen más "
+        "lejos de ellas que {threshold:.3f} (la distancia que conserva el {keep:.0%} de las imágenes de "
+        "validación) recibe la respuesta \"ninguna de estas\"."),
+    "ood.not_built": ("\"None of these\" could not be prepared ({detail}); answers will always name a class or say "
+        "\"not sure\".",
+        "No se pudo preparar \"ninguna de estas\" ({detail}); las respuestas siempre nombrarán una clase o "
+        "dirán \"no estoy seguro\"."),
+    "curve.rising": ("Still rising: validation accuracy grew {gain:+.1f} points per doubling of the training images "
+        "(from {n_low} to {n_used}); more images of {classes} would likely help most. This reads no further than "
+        "twice the images you have ({n_double}).",
+        "Todavía sube: la exactitud de validación creció {gain:+.1f} puntos por cada vez que se duplicaron las "
+        "imágenes de entrenamiento (de {n_low} a {n_used}); más imágenes de {classes} probablemente ayudarían "
+        "más. Esto no dice nada más allá del doble de las imágenes que tienes ({n_double})."),
+    "curve.flat": ("Flat: more of the same images will not help much ({gain:+.1f} points per doubling, from {n_low} "
+        "to {n_used} images); try fine-tuning or a bigger backbone.",
+        "Plana: más imágenes del mismo tipo no ayudarán mucho ({gain:+.1f} puntos por cada duplicación, de "
+        "{n_low} a {n_used} imágenes); prueba el ajuste fino o una red más grande."),
+    "curve.too_wide": ("Too uncertain to tell: the random subsets disagree by {spread:.1f} points, as much as the "
+        "{gain:+.1f} points per doubling of the images. More validation images would make this readable.",
+        "Demasiado incierto para decirlo: los subconjuntos al azar discrepan en {spread:.1f} puntos, tanto como "
+        "los {gain:+.1f} puntos por cada duplicación de las imágenes. Más imágenes de validación lo harían "
+        "legible."),
+    "curve.too_few": ("Too few training images to draw a curve: every class needs at least {need} ({name} has {n}).",
+        "Demasiado pocas imágenes de entrenamiento para dibujar una curva: cada clase necesita al menos {need} "
+        "({name} tiene {n})."),
+    "curve.pair": ("{a} and {b}", "{a} y {b}"),
+})
+
+
 # ---------------------------------------------------------------- messages
 
 
@@ -602,7 +713,7 @@ class Message:
         """The sentence in `lang` ("en" or "es"); English where a kind has no translation."""
         table = ES if lang == "es" else EN
         template = table.get(self.kind) or EN[self.kind]
-        return template.format(**{k: _render_param(v, lang) for k, v in self.params.items()})
+        return fill(template, **{k: _render_param(v, lang) for k, v in self.params.items()})
 
     def __str__(self) -> str:
         return self.render("en")

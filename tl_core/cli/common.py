@@ -6,6 +6,7 @@ import sys
 
 from tqdm import tqdm
 
+from tl_core.base.config import DEFAULT_AUGMENT
 from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Progress, Started, Stopped
 
 # Modules that load torch are imported inside the commands that use them: `python -m tl_core runs`
@@ -13,7 +14,7 @@ from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Pr
 
 
 def default_augment(strategy: str) -> str:
-    return "none" if strategy == "feature_extraction" else "light"
+    return DEFAULT_AUGMENT[strategy]
 
 
 def print_report(ds) -> None:
@@ -41,7 +42,7 @@ class Bars:
             self._features_line()
         if isinstance(e, Started):
             self.solved = e.solved_head
-        elif isinstance(e, Progress) and e.phase in ("features", "train"):
+        elif isinstance(e, Progress) and e.phase in ("features", "activations", "train"):
             if self.live:
                 self._draw(e)
             elif e.phase == "features":
@@ -83,8 +84,8 @@ class Bars:
         key = (e.phase, e.epoch)
         if key != self.key:
             self.close()
-            desc = "features" if e.phase == "features" else f"epoch {e.epoch}"
-            self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="img" if e.phase == "features" else "step",
+            desc = e.phase if e.phase in ("features", "activations") else f"epoch {e.epoch}"
+            self.bar, self.key = self.tqdm(total=e.total, desc=desc, unit="step" if e.phase == "train" else "img",
                                            file=sys.stderr, leave=True), key
         self.bar.n = e.step
         self.bar.set_postfix_str(f"loss {e.loss:.4f}" if e.loss is not None else "", refresh=True)

@@ -1,14 +1,14 @@
-"""python -m tl_core train|predict|export|audit|compare|runs|weights|worker|run-job ..."""
+"""python -m tl_core train|predict|export|audit|compare|curve|runs|weights|worker|run-job ..."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 from tl_core.base.messages import UserError
-from tl_core.cli import audit, compare, export, predict, runs, train, weights, worker
+from tl_core.cli import audit, compare, curve, export, predict, runs, train, weights, worker
 
 # each module registers its sub-command and sets `handler`; the order is the order of --help
-COMMAND_MODULES = (train, predict, export, audit, compare, runs, weights)
+COMMAND_MODULES = (train, predict, export, audit, compare, curve, runs, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,12 +14,18 @@ def run(a) -> int:
 
     predictor = Predictor(Path(a.run_dir), engine=a.engine)
     for image in a.images:
-        # calibrated probabilities; "not sure" below the run's threshold (or --threshold)
-        ans = predictor.answers([image], a.top_k, a.threshold)[0]
-        print(json.dumps({"image": image, "answer": ans["top_k"][0][0] if ans["sure"] else "not sure",
-                          "top_k": ans["top_k"], "threshold": round(ans["threshold"], 4)}))
+        # calibrated probabilities; "not sure" below the run's threshold (or --threshold); "none of
+        # these" when the image is further from the training images than --ood-threshold
+        ans = predictor.answers([image], a.top_k, a.threshold, a.ood_threshold)[0]
+        print(json.dumps({"image": image, "answer": ans["answer"], "top_k": ans["top_k"],
+                          "threshold": round(ans["threshold"], 4), "ood_score": ans["ood_score"],
+                          "ood_threshold": _finite(ans["ood_threshold"])}))
     print(f"engine: {predictor.choice.label}", file=sys.stderr)
     return 0
+
+
+def _finite(x):
+    return round(x, 6) if x is not None and x != float("inf") else None
 
 
 def add_parser(sub) -> None:
@@ -29,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--threshold", type=float, default=None,
                    help='answer "not sure" below this calibrated probability (default: the run\'s, from validation)')
+    p.add_argument("--ood-threshold", type=float, default=None,
+                   help='answer "none of these" above this distance to the training images (default: the run\'s)')
     p.add_argument("--engine", choices=["auto", "torch", "onnx", "bf16"], default="auto",
                    help="auto: the fastest exact engine measured on this computer (bf16 only if named)")
     p.set_defaults(handler=run)

@@ -77,6 +77,7 @@ class AuditReport:
 
 def phash(source) -> int:
     """64-bit perceptual hash of an image (path, bytes or PIL image)."""
+    # Kept over imagehash.phash (same distances on TrashNet): 1.7 vs 1.0 ms/image; 887 photos 25 vs 19 s (bench/phash)
     img = source if isinstance(source, Image.Image) else load_rgb(source, short_side=64)
     grey = np.asarray(img.convert("L").resize((32, 32), Image.BILINEAR), np.float64)
     d = _DCT @ grey @ _DCT.T
@@ -185,8 +186,9 @@ def audit(ds: Dataset, features: np.ndarray | None = None) -> AuditReport:
 # ---------------------------------------------------------------- fixes (the split only)
 
 
-def drop(ds: Dataset, path: str, reason: str) -> Dataset:
-    """The dataset without `path` (in either split); listed as skipped with `reason`. Files untouched."""
+def drop(ds: Dataset, path: str, reason) -> Dataset:
+    """The dataset without `path` (in either split); listed as skipped with `reason` (a Message, so
+    each reader sees it in their language). Files untouched."""
     report = replace(ds.report, skipped=[*ds.report.skipped, Skipped(_relative(path, ds.root), reason)])
     return replace(ds, train=[it for it in ds.train if it.path != path],
                    val=[it for it in ds.val if it.path != path], report=report)

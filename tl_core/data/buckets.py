@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tl_core.base.atomic import read_json, write_bytes_atomic, write_json_atomic
+from tl_core.base.atomic import open_atomic, read_json, write_bytes_atomic, write_json_atomic
 from tl_core.base.messages import DataError, Message
 from tl_core.data.dataset import Dataset, load_dataset
 from tl_core.data.decode import check_image, load_rgb
@@ -269,13 +269,11 @@ class Buckets:
         """A zip of class folders (the Zip tab loads it back), written atomically."""
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:  # JPEG/PNG are compressed already
+        with open_atomic(target) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:  # JPEGs: compressed
             for c in self._index()["classes"]:
                 zf.writestr(f"{c['name']}/", b"")
                 for p in self.images(c["id"]):
                     zf.write(p, f"{c['name']}/{p.name}")
-        os.replace(tmp, target)
         return target
 
 

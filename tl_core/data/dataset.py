@@ -165,7 +165,7 @@ def _check_classes(found: dict, report: Report) -> None:
         raise DataError("data.no_usable_image", report, skipped=_skipped_examples(report))
     empty = [c for c, files in found.items() if not files]
     if empty:
-        raise DataError("data.empty_classes", report, names=", ".join(empty))
+        raise DataError("data.empty_classes", report, names=", ".join(empty), n=len(empty))
     _warn_lookalike_names(found, report)
     sizes = {c: len(f) for c, f in found.items()}
     small = [c for c, n in sizes.items() if n < MIN_PER_CLASS_WARN]

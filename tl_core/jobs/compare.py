@@ -21,6 +21,7 @@ from tl_core.base.config import DEFAULT_LR, ConfigError, RunConfig
 from tl_core.base.events import EpochEnd, Finished, Started
 from tl_core.data.dataset import Dataset
 from tl_core.jobs import runs
+from tl_core.trust.metrics import right_per_image
 from tl_core.trust.verdict import Member, Verdict, decide, render, wilson
 
 ORDER = ("scratch", "feature_extraction", "partial", "full")
@@ -183,7 +184,7 @@ def results(group: dict) -> list[dict]:
 def verdict_for(rows: list[dict]) -> Verdict | None:
     """The verdict over the members that finished (None until one has)."""
     members = [Member(r["strategy"], r["correct"], r["n_val"], tuple(r["curve"]), r.get("wall_s"),
-                      r.get("energy_wh"), r.get("energy_estimate", True))
+                      r.get("energy_wh"), r.get("energy_estimate", True), right_per_image(r["run_dir"]))
                for r in rows if r.get("status") == runs.FINISHED and r.get("n_val")]
     return decide(members) if members else None
 

@@ -59,18 +59,22 @@ class ProcessJob(Job):
             self._stop.wait(self.POLL_S)
         self._emit_all(tail.read())
         if not self.done:  # no terminal event: the child died (killed, or a crash in native code)
-            self._record([Failed(_died_sentence(child.returncode), f"exit status {child.returncode}")])
+            self._record([Failed.of(_died(child.returncode), detail=f"exit status {child.returncode}")])
 
     def _emit_all(self, events) -> None:
         for e in events:
             self._emit(e)
 
 
-def _died_sentence(returncode: int) -> str:
-    how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
-    hint = " (SIGKILL: often the system ran out of memory)" if returncode == -signal.SIGKILL else ""
-    return (f"The training process ended unexpectedly ({how}{hint}); the best checkpoint so far is kept. "
-            "Try a smaller batch size or image size, and start again.")
+def _died(returncode: int) -> Message:
+    """Why a child that wrote no terminal event is gone, as a message kind (the UI's language)."""
+    if returncode == -signal.SIGKILL:
+        how = Message("job.how_killed", {"signal": -returncode})
+    elif returncode < 0:
+        how = Message("job.how_signal", {"signal": -returncode})
+    else:
+        how = Message("job.how_exit", {"status": returncode})
+    return Message("job.child_died", {"how": how})
 
 
 def _child_env() -> dict:

@@ -23,6 +23,7 @@ from tl_core.base.messages import RunsFolderError
 from tl_core.base.status import RunStatus, status_after
 from tl_core.jobs.energy import EnergyMeter
 from tl_core.jobs.settings import load_settings
+from tl_core.trust import ood
 
 # the status names as module constants, for callers that spelled them runs.FINISHED
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED = (
@@ -163,6 +164,10 @@ def record(run_dir: Path, events):
             meter.on_device(event.device)
         if isinstance(event, ev.EpochEnd) and event.is_best:
             _update(run_dir, metrics=event.metrics, best_epoch=event.epoch)
+        if isinstance(event, ev.Finished):  # the "none of these" bank, from the saved best model
+            note = ood.after_training(run_dir)
+            append_event(run_dir, note)
+            yield note
         if isinstance(event, ev.TERMINAL):
             finish_run(run_dir, event, {"energy": meter.read()})
         yield event

@@ -7,6 +7,7 @@ batch 1 on an i7-12700H), copied here so the gallery works offline.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -46,10 +47,6 @@ CURATED = [
                  Message("catalog.why_tf_efficientnet_lite1")),
     BackboneInfo("tf_efficientnet_lite2", 6.09, 260, 77.5, 60.0, SPEED["moderate"],
                  Message("catalog.why_tf_efficientnet_lite2")),
-    BackboneInfo("test_vit3", 0.93, 160, 56.9, None, SPEED["tiny"],
-                 Message("catalog.why_test_vit3")),
-    BackboneInfo("test_convnext2", 0.35, 160, 53.5, None, SPEED["tiny"],
-                 Message("catalog.why_test_convnext2")),
     BackboneInfo("mobilenetv3_large_100", 5.48, 224, 75.8, 135.1, SPEED["fast"],
                  Message("catalog.why_mobilenetv3_large_100")),
     BackboneInfo("efficientnet_b0", 5.29, 224, 77.7, 93.6, SPEED["fast"],
@@ -64,8 +61,25 @@ CURATED = [
                  Message("catalog.why_vit_small_patch16_224")),
 ]
 
-# timm's test_* architectures: random-init, tiny, offline; used by tests and the scratch baseline.
+# timm's test_* architectures: tiny toys for tests (offline, seconds on a CPU). A user never sees
+# them (issue 22: "test_vit3" in a recommended list reads as a broken gallery); a developer who
+# sets TL_TEST_MODELS=1 gets them in the Model page's list, as the tests do.
 TINY_OFFLINE = ["test_resnet", "test_vit", "test_efficientnet", "test_convnext2", "test_vit3"]
+TEST_MODELS_ENV = "TL_TEST_MODELS"
+
+
+def is_test_architecture(name: str) -> bool:
+    """timm's own test_* models (and their pretrained tags): for tests, not for users."""
+    return name.split(".")[0].startswith("test_")
+
+
+def shortlist(environ: dict | None = None) -> list[str]:
+    """The names the Model page offers: the curated gallery, plus the test models for developers."""
+    env = os.environ if environ is None else environ
+    names = [b.name for b in CURATED]
+    if env.get(TEST_MODELS_ENV, "") == "1":
+        names += [n for n in TINY_OFFLINE if n not in names]
+    return names
 
 
 @lru_cache(maxsize=1)
@@ -74,10 +88,10 @@ def _all_names() -> tuple[str, ...]:
 
 
 def search(query: str, limit: int = 50) -> list[str]:
-    """Every timm architecture (and pretrained tag) whose name contains all words of `query`."""
+    """Every timm architecture (and pretrained tag) whose name contains all words of `query`, test_* excluded."""
     words = query.lower().split()
     names = _all_names() + tuple(timm.list_pretrained())
-    hits = [n for n in dict.fromkeys(names) if all(w in n.lower() for w in words)]
+    hits = [n for n in dict.fromkeys(names) if all(w in n.lower() for w in words) and not is_test_architecture(n)]
     # names that start with the first word first: "vit small" -> vit_small_* before convit_small
     hits.sort(key=lambda n: (not n.lower().startswith(words[0]) if words else False, n))
     return hits[:limit]

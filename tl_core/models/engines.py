@@ -400,11 +400,8 @@ def for_inference(model: nn.Module, backbone: str, size: int, key: str, engine: 
 
 def file_key(path: Path, suffix: str) -> str:
     """A cache key from a file's bytes (e.g. a run's model.safetensors)."""
-    h = hashlib.sha1()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return f"{h.hexdigest()[:24]}-{suffix}"
+        return f"{hashlib.file_digest(f, 'sha1').hexdigest()[:24]}-{suffix}"
 
 
 if __name__ == "__main__":  # python -m tl_core.models.engines BACKBONE SIZE: the background probe

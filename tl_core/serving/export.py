@@ -19,7 +19,9 @@ from PIL import Image
 from tl_core.base.atomic import read_json, write_bytes_atomic, write_text_atomic
 from tl_core.base.messages import ExportError  # noqa: F401  (public here too: tl_core.serving.export.ExportError)
 from tl_core.models.checkpoint import load_model
+from tl_core.models.model import pooled_features
 from tl_core.serving.predict import Predictor
+from tl_core.trust import ood
 from tl_core.trust.calibration import load as load_calibration
 
 
@@ -31,6 +33,7 @@ class ExportResult:
     n_images: int = 0
     folder: str = ""  # the unpacked export the zip was made from
     images: str = "validation"  # what parity was checked on: "validation", or "noise" when they are gone
+    ood_agreement: float | None = None  # share of images with the app's "none of these" decision (None: no bank)
 
 
 PARITY_TOLERANCE = 1e-3  # probability; float32 ONNX vs torch differ by ~1e-6 on real images
@@ -74,6 +77,8 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     (_onnx if fmt == "onnx" else _safetensors)(pred, folder)
     for name in ("preprocess.json", "run.json"):
         shutil.copy2(pred.run_dir / name, folder / name)
+    if ood.ensure(pred.run_dir) is not None:  # "none of these": the float16 bank travels with the model
+        shutil.copy2(pred.run_dir / ood.BANK_FILE, folder / ood.BANK_FILE)
     write_text_atomic(folder / "labels.txt", "\n".join(pred.classes) + "\n")
     write_text_atomic(folder / "calibration.json", json.dumps(_portable(cal), indent=1))
     write_text_atomic(folder / "predict.py", inference_snippet(pred.run_dir, fmt))
@@ -84,7 +89,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     zip_path = out_dir / f"{folder.name}.zip"
     write_bytes_atomic(zip_path, zip_folder(folder))
     return ExportResult(str(zip_path), parity["max_abs_prob_diff"], parity["top1_agreement"], parity["n_images"],
-                        str(folder), parity["images"])
+                        str(folder), parity["images"], parity.get("ood_agreement"))
 
 
 def _portable(cal) -> dict:
@@ -101,19 +106,33 @@ def _load_snippet(folder: Path):
     return module
 
 
+def app_outputs(pred: Predictor, paths: list[str], cal) -> tuple[np.ndarray, np.ndarray | None]:
+    """The run's own calibrated probabilities and out-of-domain scores (PyTorch fp32), the reference."""
+    found = pred.out_of_domain()
+    probs, scores = [], []
+    for start in range(0, len(paths), 32):
+        with torch.inference_mode():
+            feats = pooled_features(pred.model, pred.tensor(paths[start:start + 32]))
+            probs.append(cal.probabilities(pred.model.get_classifier()(feats).double().numpy()))
+        if found is not None:
+            scores.append(ood.knn_scores(found[1], feats.numpy(), found[0].k))
+    return np.concatenate(probs), (np.concatenate(scores) if found is not None else None)
+
+
 def _parity(pred: Predictor, folder: Path, paths: list[str], cal) -> dict:
     snippet = _load_snippet(folder)
-    app, got = [], []
-    for start in range(0, len(paths), 32):
-        batch = paths[start:start + 32]
-        with torch.inference_mode():
-            app.append(cal.probabilities(pred.model(pred.tensor(batch)).double().numpy()))
-        got.append(snippet.probabilities(batch))
-    app, got = np.concatenate(app), np.concatenate(got)
-    return {"images": "validation" if not paths[0].startswith(str(folder.parent)) else "noise",
-            "n_images": len(paths), "top1_agreement": float((app.argmax(1) == got.argmax(1)).mean()),
-            "max_abs_prob_diff": float(np.abs(app - got).max()), "calibrated": True,
-            "temperature": cal.temperature}
+    app, app_scores = app_outputs(pred, paths, cal)
+    got, got_scores = zip(*(snippet.predict(paths[s:s + 32]) for s in range(0, len(paths), 32)))
+    got = np.concatenate(got)
+    out = {"images": "validation" if not paths[0].startswith(str(folder.parent)) else "noise",
+           "n_images": len(paths), "top1_agreement": float((app.argmax(1) == got.argmax(1)).mean()),
+           "max_abs_prob_diff": float(np.abs(app - got).max()), "calibrated": True,
+           "temperature": cal.temperature}
+    if app_scores is not None:
+        got_scores, t = np.concatenate(got_scores), snippet.OOD_THRESHOLD
+        out.update(ood_max_abs_diff=float(np.abs(app_scores - got_scores).max()), ood_threshold=t,
+                   ood_agreement=float(((app_scores <= t) == (got_scores <= t)).mean()))
+    return out
 
 
 def _onnx(pred: Predictor, folder: Path) -> None:
@@ -124,11 +143,24 @@ def _onnx(pred: Predictor, folder: Path) -> None:
         warnings.simplefilter("ignore")
         try:
             # the dynamo exporter: the legacy one cannot export timm ViTs (bicubic upsample)
-            prog = torch.onnx.export(pred.model, (x,), input_names=["image"], output_names=["logits"],
+            prog = torch.onnx.export(LogitsAndFeatures(pred.model), (x,), input_names=["image"],
+                                     output_names=["logits", "features"],
                                      dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
             prog.save(str(path), external_data=False)
         except Exception as e:
             raise ExportError("export.onnx_failed", backbone=pred.cfg.backbone, detail=f"{type(e).__name__}: {e}") from e
+
+
+class LogitsAndFeatures(torch.nn.Module):
+    """The exported graph: the logits and the pooled features ("none of these" measures the latter)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        feats = pooled_features(self.model, x)
+        return self.model.get_classifier()(feats), feats
 
 
 def _safetensors(pred: Predictor, folder: Path) -> None:
@@ -146,20 +178,23 @@ def zip_folder(path: str | Path) -> bytes:
     return buf.getvalue()
 
 
-_SNIPPET = '''"""Classify images with a model exported from TL Studio ({run_name}).
+_SNIPPET = '''\"\"\"Classify images with a model exported from TL Studio ({run_name}).
 
-Unzip the download, then:  python predict.py IMAGE [IMAGE ...] [--threshold P]
-Needs: {needs}. Prints one JSON line per image: the answer (a class, or "not sure"),
-and the top classes with calibrated probabilities.
+Unzip the download, then:  python predict.py IMAGE [IMAGE ...] [--threshold P] [--ood-threshold D]
+Needs: {needs}. Prints one JSON line per image: the answer (a class, "not sure" or "none of
+these"), the top classes with calibrated probabilities, and the out-of-domain score.
 
 Preprocessing is TL Studio's own: EXIF orientation, RGB (transparency on white), shorter
 side resized to {scale_size} px (bicubic), centre crop {input_size} px, normalised.
 Calibration (calibration.json): logits are divided by the temperature {temperature:.4f}, fitted on
 the {n_val} validation images; when the top calibrated probability is below {threshold:.4f}, the
 answer is "not sure" ({rule}).
-"""
+"None of these" (ood_bank.npy): the image's features are compared with the {n_bank} training
+images' (unit length, float16); when the distance to the {k}th nearest is above {ood_text}
+({ood_rule}), the image is from none of the classes.
+\"\"\"
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +205,8 @@ CLASSES = {classes!r}
 SCALE_SIZE, INPUT_SIZE = {scale_size}, {input_size}
 MEAN, STD = np.array({mean!r}, np.float32), np.array({std!r}, np.float32)
 TEMPERATURE, THRESHOLD = {temperature!r}, {threshold!r}
+K, OOD_THRESHOLD = {k!r}, {ood_threshold!r}
+BANK = np.load(HERE / "ood_bank.npy", allow_pickle=False) if (HERE / "ood_bank.npy").exists() else None
 
 
 def load(path):
@@ -195,28 +232,52 @@ def load(path):
     return x.transpose(2, 0, 1)
 {runner}
 
-def probabilities(paths):
-    """Calibrated class probabilities, one row per image."""
-    z = run(np.stack([load(p) for p in paths])).astype(np.float64) / TEMPERATURE
+def ood_scores(features):
+    \"\"\"Distance from each image's unit-length features to the K-th nearest training image's.\"\"\"
+    if BANK is None:
+        return None
+    f = np.asarray(features, np.float32)
+    q = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    sims = q @ np.asarray(BANK, np.float32).T
+    kth = -np.partition(-sims, K - 1, axis=1)[:, K - 1]
+    return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * kth)).astype(np.float64)
+
+
+def predict(paths):
+    \"\"\"(calibrated class probabilities, out-of-domain scores or None), one row per image.\"\"\"
+    logits, features = run(np.stack([load(p) for p in paths]))
+    z = logits.astype(np.float64) / TEMPERATURE
     e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return e / e.sum(axis=1, keepdims=True), ood_scores(features)
 
 
-def main(argv):
-    threshold = THRESHOLD
-    if "--threshold" in argv:
-        i = argv.index("--threshold")
-        threshold, argv = float(argv[i + 1]), argv[:i] + argv[i + 2:]
-    for path in argv:
-        probs = probabilities([path])[0]
+def probabilities(paths):
+    \"\"\"Calibrated class probabilities, one row per image.\"\"\"
+    return predict(paths)[0]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Classify images with a model exported from TL Studio.")
+    parser.add_argument("images", nargs="+", help="image files")
+    parser.add_argument("--threshold", type=float, default=THRESHOLD,
+                        help='answer "not sure" below this calibrated probability (default: %(default).4f)')
+    parser.add_argument("--ood-threshold", type=float, default=OOD_THRESHOLD,
+                        help='answer "none of these" above this distance to the training images')
+    a = parser.parse_args(argv)
+    for path in a.images:
+        probs, scores = predict([path])
+        probs, score = probs[0], None if scores is None else float(scores[0])
         best = probs.argsort()[::-1][:5]
-        answer = CLASSES[best[0]] if probs[best[0]] >= threshold else "not sure"
-        print(json.dumps({{"image": path, "answer": answer,
+        if score is not None and a.ood_threshold is not None and score > a.ood_threshold:
+            answer = "none of these"
+        else:
+            answer = CLASSES[best[0]] if probs[best[0]] >= a.threshold else "not sure"
+        print(json.dumps({{"image": path, "answer": answer, "ood_score": None if score is None else round(score, 6),
                           "top_k": [[CLASSES[i], round(float(probs[i]), 4)] for i in best]}}))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
 '''
 
 _ONNX_RUNNER = '''
@@ -226,7 +287,9 @@ SESSION = ort.InferenceSession(str(HERE / "model.onnx"), providers=["CPUExecutio
 
 
 def run(x):
-    return SESSION.run(None, {{"image": x}})[0]
+    \"\"\"(logits, pooled features) of a batch.\"\"\"
+    logits, features = SESSION.run(["logits", "features"], {{"image": x}})
+    return logits, features
 '''
 
 _TIMM_RUNNER = '''
@@ -239,8 +302,10 @@ MODEL = timm.create_model("{backbone}", num_classes=len(CLASSES), pretrained=Tru
 
 
 def run(x):
+    \"\"\"(logits, pooled features) of a batch.\"\"\"
     with torch.inference_mode():
-        return MODEL(torch.from_numpy(x)).numpy()
+        features = MODEL.forward_head(MODEL.forward_features(torch.from_numpy(x)), pre_logits=True)
+        return MODEL.get_classifier()(features).numpy(), features.numpy()
 '''
 
 
@@ -257,7 +322,14 @@ def inference_snippet(run_dir: str | Path, fmt: str = "onnx") -> str:
     needs = "numpy, pillow, onnxruntime" if fmt == "onnx" else "numpy, pillow, torch, timm"
     rule = (f"chosen on validation to keep {cal.keep_correct:.0%} of correct answers"
             if cal.keep_correct == cal.keep_correct else "chosen by hand")
+    detector = ood.ensure(run_dir) or ood.OutOfDomain()
+    finite = detector.threshold != float("inf")
+    ood_rule = (f"the distance that keeps {detector.keep:.0%} of the validation images" if detector.keep
+                else "chosen by hand")
     return _SNIPPET.format(run_name=run_dir.name, classes=info["classes"], scale_size=pp["scale_size"],
                            input_size=pp["input_size"], mean=list(pp["mean"]), std=list(pp["std"]), runner=runner,
                            temperature=float(cal.temperature), threshold=float(cal.threshold), n_val=cal.n_val,
-                           rule=rule, needs=needs)
+                           rule=rule, needs=needs, k=detector.k, n_bank=detector.n_bank,
+                           ood_threshold=float(detector.threshold) if finite else None,
+                           ood_text=f"{detector.threshold:.4f}" if finite else "(none)",
+                           ood_rule=ood_rule if finite else "this run has no bank: never")

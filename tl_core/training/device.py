@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 
+import psutil
 import torch
 
 from tl_core.base.config import RunConfig
@@ -26,23 +27,18 @@ def usable_cores() -> int:
 
 
 def cpu_sample():
-    """(wall s, busy jiffies, total jiffies, cpus counted, this process's cpu s), or None off Linux."""
+    """(wall s, busy cpu s, total cpu s, cpus counted, this process's cpu s) on the cores this
+    process may use, or None where psutil cannot read per-CPU times."""
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    busy = total = counted = 0
     try:
-        with open("/proc/stat") as f:
-            for line in f:
-                name, *vals = line.split()
-                if not name.startswith("cpu") or name == "cpu":
-                    continue
-                if cpus is not None and int(name[3:]) not in cpus:
-                    continue
-                v = [int(x) for x in vals[:8]]
-                total, busy, counted = total + sum(v), busy + sum(v) - v[3] - v[4], counted + 1
-    except (OSError, ValueError):
+        per_cpu = psutil.cpu_times(percpu=True)
+    except (OSError, NotImplementedError):
         return None
+    mine = [c for i, c in enumerate(per_cpu) if cpus is None or i in cpus]
+    total = sum(sum(c[:8]) for c in mine)  # user..steal, as /proc/stat's first 8 columns; not guest (in user)
+    idle = sum(c.idle + getattr(c, "iowait", 0.0) for c in mine)
     t = os.times()
-    return time.perf_counter(), busy, total, counted, t.user + t.system
+    return time.perf_counter(), total - idle, total, len(mine), t.user + t.system
 
 
 def others_busy_cores(since) -> float:
@@ -51,7 +47,7 @@ def others_busy_cores(since) -> float:
     now = cpu_sample()
     if since is None or now is None:
         return 0.0
-    if now[0] - since[0] < 0.2:  # /proc/stat ticks at 100 Hz: sample at least 0.2 s
+    if now[0] - since[0] < 0.2:  # the kernel's CPU times tick at 100 Hz: sample at least 0.2 s
         time.sleep(0.2 - (now[0] - since[0]))
         now = cpu_sample()
     d_total, wall = now[2] - since[2], now[0] - since[0]

@@ -27,7 +27,7 @@ from tl_core.models.model import build_model
 from tl_core.training import distributed
 from tl_core.training.device import pick_device
 from tl_core.training.feature_cache import CacheWriteError, FeatureStore, cache_root  # noqa: F401  (public)
-from tl_core.training.steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics
+from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics
 
 EXACT = ("torch", "onnx")  # fp32 engines computing the same function (max relative error ~1e-6)
 BATCH = 32
@@ -248,7 +248,7 @@ class FeatureLoop:
         cfg = run.cfg
         self.steps_per_epoch = max(1, -(-len(run.dataset.train) // cfg.batch_size))
         self.optimizer = make_optimizer(cfg, run.groups)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.steps_per_epoch))
+        self.scheduler = StepSchedule(cfg, self.optimizer, self.steps_per_epoch)
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
     def prepare(self):

@@ -37,15 +37,15 @@ from tl_core.data.transforms import (
     train_transform,
 )
 from tl_core.models.checkpoint import save_model, save_preprocess
-from tl_core.models.engines import native_bf16
 from tl_core.models.model import build_model, count_params, source_sentence
 from tl_core.models.strategies import apply_strategy, set_train_mode
-from tl_core.training import distributed
+from tl_core.training import activations, distributed, precision
+from tl_core.training.activations import ActivationLoop
 from tl_core.training.balance import class_weights_for
 from tl_core.training.device import configure_threads, cpu_sample, pick_device, usable_cores  # noqa: F401
 from tl_core.training.features import FeatureLoop
 from tl_core.training.solved_head import SolvedHeadLoop, init_head_from_probe
-from tl_core.training.steps import loader_kwargs, lr_lambda, make_optimizer, val_metrics  # noqa: F401  (public here too)
+from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics  # noqa: F401  (public here too)
 
 
 class StopRequested(Exception):
@@ -93,6 +93,10 @@ class Run:
         self.threads = configure_threads(None if self.cuda else sample)
         self.pp = preprocess_for(self.model, cfg.image_size)
         self.groups = apply_strategy(self.model, cfg)
+        # bf16 autocast for the training steps where it pays (a solved or SGD head on cached
+        # features has no training step through the backbone: nothing to decide there)
+        self.cpu_bf16, self.precision_note = (False, None) if cfg.strategy == "feature_extraction" else \
+            precision.choose(cfg, self.model, self.pp.input_size, len(self.classes), self.device.type == "cuda")
         self.model.to(self.device)
         if self.cuda and cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -121,11 +125,6 @@ class Run:
         if self.cpu_bf16:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    @property
-    def cpu_bf16(self) -> bool:
-        """bf16 autocast on the CPU: asked for, and the CPU computes bf16 natively (else it is slower)."""
-        return not self.cuda and self.cfg.cpu_bf16 and native_bf16()
 
     def check_stop(self) -> None:
         # several ranks: all stop at the same step (a rank that stopped alone would hang the others)
@@ -222,7 +221,7 @@ class ImageLoop:
         self.normalize = BatchNormalize(pp)
         self.steps_per_epoch = len(self.train_loader)
         self.optimizer = make_optimizer(cfg, run.groups)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, self.steps_per_epoch))
+        self.scheduler = StepSchedule(cfg, self.optimizer, self.steps_per_epoch)
         self.step_seconds: list[float] = []
 
     def prepare(self):
@@ -316,12 +315,16 @@ def _epochs(run: Run, loop):
 
 
 def _make_loop(run: Run):
-    """Solved head on cached features, SGD head on cached features, or epochs over images."""
+    """-> (loop, note or None): a solved head or an SGD head on cached features, the tail on cached
+    activations (partial), or epochs over images; the note says why activations are not cached."""
     if run.cfg.solves_head:
-        return SolvedHeadLoop(run)
+        return SolvedHeadLoop(run), None
     if run.cfg.strategy == "feature_extraction" and run.cfg.feature_cache:
-        return FeatureLoop(run)
-    return ImageLoop(run)
+        return FeatureLoop(run), None
+    p, why = activations.plan(run)
+    if p is not None:
+        return ActivationLoop(run, p), Message("train.activations", {"views": p.views, "mb": p.mb})
+    return ImageLoop(run), why
 
 
 def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None, run_dir: Path | None = None):
@@ -336,18 +339,20 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     DECODED.run_started()
     try:
         run = Run(cfg, dataset, Path(run_dir) if run_dir else None, stop)
-        loop = _make_loop(run)
+        loop, how = _make_loop(run)
         yield run.started(loop)
+        if how is not None:
+            yield Note.of(how)
         if isinstance(loop, FeatureLoop) and cfg.augment != "none":
             # cached features are computed from the plain image: say so rather than pretend
-            yield Note.of(Message("train.augment_unused", {"augment": cfg.augment}))
+            yield Note.of(Message("train.augment_unused", {"augment": Message(f"train.augment_{cfg.augment}")}))
         if run.class_weights:
             weights = ", ".join(f"{c} {w:.2f}" for c, w in zip(run.classes, run.class_weights))
             yield Note.of(Message("train.class_weights", {"mode": cfg.class_weights, "weights": weights}))
         if distributed.active():
             yield Note.of(Message("train.distributed", {"n": distributed.world(), "device": run.device.type}))
-        if cfg.cpu_bf16 and not run.cuda and not run.cpu_bf16:
-            yield Note.of(Message("train.no_native_bf16"))
+        if run.precision_note is not None and run.precision_note.kind not in precision.QUIET:
+            yield Note.of(run.precision_note)
         if cfg.starts_from_probe:
             yield from init_head_from_probe(run)
             distributed.same_weights(run.model)

@@ -17,6 +17,7 @@ import torch
 
 from tl_core.base.atomic import open_atomic, read_json, write_json_atomic, write_text_atomic
 from tl_core.base.config import RunConfig
+from tl_core.base.messages import DataError
 from tl_core.data.dataset import Dataset
 from tl_core.models.checkpoint import load_model
 from tl_core.training.balance import class_weights_for
@@ -43,7 +44,7 @@ class RunFeatures:
 def run_dataset(run_dir: Path) -> Dataset:
     path = Path(run_dir) / "dataset.json"
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir} has no dataset.json (runs made before it was saved cannot do this)")
+        raise DataError("trust.no_dataset_json", run=Path(run_dir).name)
     return Dataset.from_dict(read_json(path))
 
 
@@ -147,16 +148,14 @@ def sklearn_snippet(head_val_acc: float, c: float, class_weight: dict | None = N
 
 def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     """(n, 2) coordinates of the features: "pca" (instant) or "tsne" (keeps neighbourhoods; seconds)."""
+    from sklearn.decomposition import PCA  # scikit-learn takes seconds to import: only the map needs it
+    from sklearn.manifold import TSNE  # the same deferred import
+
     x = np.asarray(features, np.float64)
-    x = x - x.mean(0)
+    if len(x) < 2:  # one image: nothing to spread out
+        return np.zeros((len(x), 2))
     if method == "tsne" and len(x) > 5:
-        from sklearn.manifold import TSNE  # deferred: scikit-learn is only needed for this map
-
-        top = _pca(x, min(50, x.shape[1], len(x)))  # the usual PCA-50 first: faster, less noise
+        top = PCA(min(50, *x.shape), random_state=seed).fit_transform(x)  # the usual PCA-50 first: faster, less noise
         return TSNE(2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca", random_state=seed).fit_transform(top)
-    return _pca(x, 2)
-
-
-def _pca(x: np.ndarray, k: int) -> np.ndarray:
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
-    return u[:, :k] * s[:k]
+    xy = PCA(min(2, *x.shape), random_state=seed).fit_transform(x)
+    return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))  # a single feature: a line on the x axis

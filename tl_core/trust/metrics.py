@@ -1,4 +1,4 @@
-"""Evaluation numbers from a run's saved validation predictions (plain Python, no torch)."""
+"""Evaluation numbers from a run's saved validation predictions (scikit-learn's metrics, no torch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,36 +16,41 @@ class Evaluation:
     misclassified: list  # [{"path", "true", "pred", "confidence"}], most confident first
 
 
-def _per_class(confusion: list, classes: list) -> list:
-    rows = []
-    for i, name in enumerate(classes):
-        tp = confusion[i][i]
-        predicted = sum(confusion[r][i] for r in range(len(classes)))
-        support = sum(confusion[i])
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append({"class": name, "precision": precision, "recall": recall, "f1": f1, "support": support})
-    return rows
+def _per_class(y_true: list, y_pred: list, classes: list) -> list:
+    from sklearn.metrics import precision_recall_fscore_support  # seconds to import; pages import this module
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(len(classes))), zero_division=0)
+    return [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(classes, precision, recall, f1, support)]
 
 
 def evaluation_from_predictions(preds: dict) -> Evaluation:
     """preds: {"classes": [...], "items": [{"path", "true", "probs"}]} as train() writes it."""
-    classes = preds["classes"]
+    from sklearn.metrics import accuracy_score, confusion_matrix  # heavy (scipy): see _per_class
+    classes, items = preds["classes"], preds["items"]
     n = len(classes)
-    confusion = [[0] * n for _ in range(n)]
-    wrong = []
-    for it in preds["items"]:
-        probs = it["probs"]
-        pred = max(range(n), key=probs.__getitem__)
-        confusion[it["true"]][pred] += 1
-        if pred != it["true"]:
-            wrong.append({"path": it["path"], "true": classes[it["true"]], "pred": classes[pred],
-                          "confidence": probs[pred]})
-    total = sum(map(sum, confusion))
-    accuracy = sum(confusion[i][i] for i in range(n)) / total if total else 0.0
+    if not items:  # sklearn refuses empty inputs; no validation images: nothing measured
+        empty = [{"class": c, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for c in classes]
+        return Evaluation(classes, 0.0, [[0] * n for _ in range(n)], empty, [])
+    y_true = [it["true"] for it in items]
+    y_pred = [max(range(n), key=it["probs"].__getitem__) for it in items]
+    wrong = [{"path": it["path"], "true": classes[t], "pred": classes[p], "confidence": it["probs"][p]}
+             for it, t, p in zip(items, y_true, y_pred) if p != t]
     wrong.sort(key=lambda w: -w["confidence"])
-    return Evaluation(classes, accuracy, confusion, _per_class(confusion, classes), wrong)
+    return Evaluation(classes, float(accuracy_score(y_true, y_pred)),
+                      confusion_matrix(y_true, y_pred, labels=list(range(n))).tolist(),
+                      _per_class(y_true, y_pred, classes), wrong)
+
+
+def right_per_image(run_dir: str | Path) -> tuple:
+    """((validation image path, right at the best checkpoint?), ...) sorted by path, from the run's
+    val_predictions.json: what the verdict's paired test compares. () when the file is missing or unreadable."""
+    try:
+        items = read_json(Path(run_dir) / "val_predictions.json")["items"]
+        return tuple(sorted((it["path"], max(range(len(it["probs"])), key=it["probs"].__getitem__) == it["true"])
+                            for it in items))
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
 
 
 def evaluation(run_dir: str | Path) -> Evaluation:

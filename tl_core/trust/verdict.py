@@ -1,11 +1,13 @@
 """The verdict of a strategy comparison, in plain words, from the numbers only.
 
-Every accuracy carries a 95% Wilson interval from the number of validation images. A winner is
-named only when its interval does not overlap the runner-up's; otherwise the verdict says "too
-close to call". The same rule decides whether pretraining helped (the best pretrained member's
-interval lies above scratch's) or hurt (scratch's lies above every pretrained member's: negative
-transfer). Non-overlapping 95% intervals is a conservative test (stricter than a two-sample test
-at 5%): with the few validation images a classroom has, the verdict would rather say nothing.
+Every accuracy carries a 95% Wilson interval from the number of validation images. The members
+are scored on the same validation images, so whether two of them differ is decided by McNemar's
+paired test (exact: a binomial test on the images that exactly one of the two got right), at 5%.
+A winner is named only when the leader differs from every other member by that test; otherwise
+the verdict says "too close to call". The same test decides whether pretraining helped (the best
+pretrained member beats scratch) or hurt (scratch beats every pretrained member: negative
+transfer). Members without per-image results (runs from before they were kept) fall back to the
+older, more conservative rule: their 95% intervals must not overlap.
 
 Sentences are a closed family (kind + parameters) rendered in English or Spanish by `render`.
 """
@@ -18,19 +20,29 @@ from dataclasses import asdict, dataclass, field
 from tl_core.base.formatting import duration
 from tl_core.base.messages import EN, LANGS, Message
 
-Z95 = 1.959964  # two-sided 95%
+ALPHA = 0.05  # the paired test's significance level
 PRETRAINED = ("feature_extraction", "partial", "full")
 
 
-def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+def wilson(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """The Wilson score interval for a proportion correct/n (Wilson 1927); (0, 1) when n == 0."""
     if n <= 0:
         return 0.0, 1.0
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest  # scipy.stats takes seconds to import; the Compare page imports this module
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
+
+
+def mcnemar(right_a: dict, right_b: dict) -> tuple[int, int, float]:
+    """McNemar's exact paired test on the images both were scored on ({path: right?} each):
+    (images only a got right, images only b got right, two-sided p-value)."""
+    from scipy.stats import binomtest  # heavy import: see wilson
+    common = right_a.keys() & right_b.keys()
+    only_a = sum(1 for k in common if right_a[k] and not right_b[k])
+    only_b = sum(1 for k in common if right_b[k] and not right_a[k])
+    if only_a + only_b == 0:
+        return 0, 0, 1.0
+    return only_a, only_b, float(binomtest(only_a, only_a + only_b, 0.5).pvalue)
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,8 @@ class Member:
     wall_s: float | None = None
     energy_wh: float | None = None
     energy_estimate: bool = True
+    # ((validation image path, right at the best epoch?), ...); () when the run did not keep them
+    right: tuple = ()
 
     @property
     def acc(self) -> float:
@@ -60,11 +74,25 @@ def overlap(a: Member, b: Member) -> bool:
     return lo_a <= hi_b and lo_b <= hi_a
 
 
+def paired(a: Member, b: Member) -> tuple[int, int, float] | None:
+    """McNemar's test between two members, or None when either lacks per-image results."""
+    if not a.right or not b.right:
+        return None
+    right_a, right_b = dict(a.right), dict(b.right)
+    return mcnemar(right_a, right_b) if right_a.keys() & right_b.keys() else None
+
+
+def apart(a: Member, b: Member) -> bool:
+    """Whether a and b differ beyond the noise: the paired test, or disjoint intervals without it."""
+    test = paired(a, b)
+    return test[2] < ALPHA if test is not None else not overlap(a, b)
+
+
 @dataclass(frozen=True)
 class Verdict:
     ranking: list  # strategies, best accuracy first
     winner: str | None  # None: too close to call
-    tied: list = field(default_factory=list)  # members whose interval overlaps the leader's
+    tied: list = field(default_factory=list)  # members the leader does not beat beyond the noise (apart)
     margin_points: float = 0.0  # leader minus runner-up, in accuracy points
     pretraining: str = "n/a"  # helped | hurt | unclear | n/a (no scratch or no pretrained member)
     best_pretrained: str | None = None
@@ -105,12 +133,20 @@ def _winner_messages(ranked: list[Member]) -> tuple[str | None, list, float, lis
     if len(ranked) == 1:
         return leader.strategy, [], 0.0, [("only_one", {"strategy": leader.strategy, "acc": leader.acc})]
     margin = 100 * (leader.acc - ranked[1].acc)
-    tied = [m.strategy for m in ranked[1:] if overlap(leader, m)]
+    tied = [m for m in ranked[1:] if not apart(leader, m)]
     if tied:
-        return None, tied, margin, [("too_close", {"strategies": [leader.strategy, *tied], "acc": leader.acc,
-                                                   "points": margin})]
-    return leader.strategy, [], margin, [("winner", {"strategy": leader.strategy, "acc": leader.acc,
-                                                     "points": margin, "runner_up": ranked[1].strategy})]
+        params = {"strategies": [leader.strategy, *(m.strategy for m in tied)], "acc": leader.acc, "points": margin}
+        tests = [t for t in (paired(leader, m) for m in tied) if t is not None]
+        names = [m.strategy for m in tied]
+        if tests:  # the weakest evidence among the tied: the largest p-value
+            return None, names, margin, [("too_close_paired", {**params, "p": max(t[2] for t in tests)})]
+        return None, names, margin, [("too_close", params)]
+    params = {"strategy": leader.strategy, "acc": leader.acc, "points": margin, "runner_up": ranked[1].strategy}
+    test = paired(leader, ranked[1])
+    if test is not None:
+        return leader.strategy, [], margin, [("winner_paired", {**params, "only_leader": test[0],
+                                                                "only_runner_up": test[1], "p": test[2]})]
+    return leader.strategy, [], margin, [("winner", params)]
 
 
 def _pretraining(members: list[Member]) -> dict:
@@ -121,11 +157,11 @@ def _pretraining(members: list[Member]) -> dict:
     best = pre[0]
     gain = 100 * (best.acc - scratch.acc)
     out = {"best_pretrained": best.strategy, "gain_points": gain, "sooner": _sooner(best, scratch)}
-    if best.acc > scratch.acc and not overlap(best, scratch):
+    if best.acc > scratch.acc and apart(best, scratch):
         out.update(pretraining="helped", messages=[("helped", {"strategy": best.strategy, "points": gain})])
         if out["sooner"]:
             out["messages"].append(("sooner", {"strategy": best.strategy, **out["sooner"]}))
-    elif scratch.acc > best.acc and not overlap(best, scratch):
+    elif scratch.acc > best.acc and apart(best, scratch):
         # scratch beats every pretrained member beyond the noise: the pretrained features hurt here
         out.update(pretraining="hurt", negative_transfer=True,
                    messages=[("negative_transfer", {"points": -gain, "strategy": best.strategy})])

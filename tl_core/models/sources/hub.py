@@ -19,7 +19,6 @@ import timm
 from huggingface_hub import constants, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError
 from timm.models import get_pretrained_cfg
-from timm.models._hub import hf_split
 from tqdm.auto import tqdm as base
 
 from tl_core.base.messages import Message, WeightsError, short_error
@@ -97,6 +96,13 @@ def hub_source(backbone: str) -> HubSource:
     repo_id, revision = hf_split(hub_id)
     names = (cfg.hf_hub_filename,) if getattr(cfg, "hf_hub_filename", None) else HUB_FILENAMES
     return HubSource(repo_id, revision, names)
+
+
+def hf_split(hub_id: str) -> tuple[str, str | None]:
+    """Splits "owner/name@revision" into (repo id, revision or None). timm 1.0's hf_split lives in the
+    private timm.models._hub and timm.models does not export it, so this one-line split is ours."""
+    repo_id, _, revision = hub_id.partition("@")
+    return repo_id, revision or None
 
 
 def check_known(backbone: str) -> None:

@@ -1,0 +1,168 @@
+"""Issue 21 part 0: does a run started in the app train as fast as the same run from the CLI?
+
+Side by side in one run, on fresh caches (TL_CACHE): for each scenario, the CLI's wall time
+(`python -m tl_core train|compare ...`, imports included) and, in a real browser (Debian Chromium)
+driving `streamlit run app.py`, the time from the Start click to "Finished" (Train page) or to the
+comparison's "took" line (Compare page), with the page open and polling all along. Each side has
+its own fresh cache: first cold (nothing cached), then warm (the same cache again).
+
+    .venv/bin/python -m bench.app_speed [--scenarios full,feature_extraction,compare] [--epochs 2]
+        [--runner process|thread]
+
+Prints one table row per scenario and cache state: CLI s, app s, ratio (target <= 1.15), and the
+load average before and after. Asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import test_browser as tb  # noqa: E402  (reuses the walk-through's server/browser helpers)
+
+SAMPLE = ROOT / "assets" / "samples" / "recycling"
+LABEL = {"full": "Full fine-tuning", "feature_extraction": "Feature extraction", "partial": "Partial fine-tuning"}
+
+
+def load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _env(cache: Path, tmp: Path, runner: str | None) -> dict:
+    env = {**os.environ, "TL_CACHE": str(cache), "TL_RUNS": str(tmp / "runs"), "TL_WORKSPACE": str(tmp / "ws"),
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    if runner:
+        env["TL_RUNNER"] = runner
+    return env
+
+
+def cli_seconds(scenario: str, epochs: int, cache: Path, out: Path) -> float:
+    """Wall time of the CLI command for `scenario`, imports included."""
+    if scenario == "compare":
+        cmd = ["compare", str(SAMPLE), "--epochs", str(epochs), "--out", str(out)]
+    else:
+        cmd = ["train", str(SAMPLE), "--strategy", scenario, "--epochs", str(epochs), "--out", str(out)]
+    env = _env(cache, out, None)
+    env["TL_RUNS"] = str(out)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tl_core", *cmd], cwd=out, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+class App:
+    """One streamlit server and one browser session, set up for `scenario`."""
+
+    def __init__(self, tmp: Path, cache: Path, runner: str | None):
+        port = tb._free_port()
+        self.log = open(tmp / "streamlit.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=_env(cache, tmp, runner), stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
+        tb._wait_healthy(self.url, self.proc)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:  # a loaded machine can be slow to shut down
+            self.proc.kill()
+        self.log.close()
+
+
+def setup(page, url: str, scenario: str, epochs: int) -> None:
+    page.goto(url + "/")
+    tb.settle(page)
+    page.get_by_role("tab", name="Sample dataset").click()
+    page.get_by_role("button", name="Use the sample dataset").click()
+    page.get_by_text("Ready:").first.wait_for()
+    tb.goto(page, "Model")
+    if scenario != "compare":
+        page.get_by_test_id("stRadio").filter(has_text="Strategy").get_by_text(LABEL[scenario]).click()
+        tb.settle(page)
+        page.get_by_text("Advanced settings").click()
+        page.get_by_role("spinbutton", name="Epochs", exact=True).fill(str(epochs))
+        page.keyboard.press("Enter")
+        tb.settle(page)
+        tb.goto(page, "Train")
+    else:
+        tb.goto(page, "Compare")
+        page.get_by_role("spinbutton", name="Epochs per run", exact=True).fill(str(epochs))
+        page.keyboard.press("Enter")
+        tb.settle(page)
+
+
+def app_seconds(page, scenario: str) -> float:
+    """Click Start and time until this run's end shows (the previous run's end line goes first)."""
+    if scenario == "compare":
+        button, done = page.get_by_role("button", name="Compare 4 strategies"), page.get_by_text("took")
+    else:
+        button, done = page.get_by_role("button", name="Start training"), page.get_by_text("Finished:")
+    t0 = time.perf_counter()
+    button.click()
+    done.first.wait_for(state="hidden", timeout=1_800_000)
+    done.first.wait_for(timeout=1_800_000)
+    return time.perf_counter() - t0
+
+
+def measure(scenario: str, epochs: int, runner: str | None, browser) -> list[dict]:
+    """Cold then warm, CLI then app each time, each side on its own fresh cache."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"tl-appspeed-{scenario}-"))
+    cli_cache, app_cache = tmp / "cache-cli", tmp / "cache-app"
+    (tmp / "cli").mkdir()
+    app = App(tmp, app_cache, runner)
+    rows = []
+    try:
+        page = browser.new_context(viewport={"width": 1440, "height": 1300}).new_page()
+        page.set_default_timeout(120_000)
+        setup(page, app.url, scenario, epochs)
+        for n, state in enumerate(("cold", "warm")):
+            before = load()
+            cli = cli_seconds(scenario, epochs, cli_cache, tmp / "cli")
+            if scenario == "compare" and n:  # a second comparison: the page shows the new one
+                tb.goto(page, "Compare")
+            web = app_seconds(page, scenario)
+            tb.settle(page)
+            rows.append(dict(scenario=scenario, cache=state, cli_s=cli, app_s=web, ratio=web / cli,
+                             load_before=before, load_after=load()))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        page.context.close()
+    finally:
+        app.close()
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenarios", default="full,feature_extraction,compare")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--runner", default=None, help="TL_RUNNER for the app (default: the settings' default)")
+    a = ap.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=tb.CHROMIUM, args=tb.ARGS)
+        for scenario in a.scenarios.split(","):
+            rows += measure(scenario, a.epochs, a.runner, browser)
+        browser.close()
+    print(f"| run ({a.epochs} epochs, sample) | cache | CLI s | app s | app/CLI (target <= 1.15) | load before -> after |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['scenario']} | {r['cache']} | {r['cli_s']:.1f} | {r['app_s']:.1f} | {r['ratio']:.2f} "
+              f"| {r['load_before']} -> {r['load_after']} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Issue 21 part 4: partial fine-tuning from cached activations against the plain loop.
+
+The same run (EfficientNet-Lite0 from its packaged ImageNet weights, partial, last 2 stages,
+10 epochs, light augmentation, seed 0) twice per dataset, side by side: with the activation cache
+(the default) and with `activation_cache=False` (the plain loop, `train --no-activation-cache`).
+Each path has its own fresh TL_CACHE: the first run is cold (engine probe, features for the
+solved starting head), a second run on the same cache is warm. Wall time of the whole train()
+call, and validation accuracy.
+
+    .venv/bin/python -m bench.partial_cache [--data hymenoptera,trashnet] [--epochs 10] [--states cold,warm]
+
+Targets: plain/cached >= 2.5, accuracy within 1 point. Prints a table; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = {"hymenoptera": ROOT.parent / "shared" / "data" / "hymenoptera_data",
+        "trashnet": ROOT.parent / "shared" / "data" / "trashnet"}
+
+
+def one_run(cfg, ds, cache: Path) -> dict:
+    from tl_core.base.events import Finished
+    from tl_core.training.train import train
+
+    os.environ["TL_CACHE"] = str(cache)
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    events = list(train(cfg, ds))
+    wall = time.perf_counter() - t0
+    last = events[-1]
+    assert isinstance(last, Finished), last
+    return {"wall_s": wall, "acc": last.metrics["val/acc"], "load": load}
+
+
+def measure(name: str, epochs: int, states: list[str]) -> list[dict]:
+    from tl_core.base.config import RunConfig
+    from tl_core.data.dataset import load_dataset
+
+    ds = load_dataset(DATA[name])
+    base = RunConfig(strategy="partial", unfreeze=2, epochs=epochs, lr=1e-3)
+    tmp = Path(tempfile.mkdtemp(prefix="tl-partial-"))
+    rows = []
+    for state in states:
+        out = {"data": name, "cache": state, "n_train": len(ds.train), "n_val": len(ds.val)}
+        for label, cfg in (("cached", base), ("plain", base.replace(activation_cache=False))):
+            r = one_run(cfg, ds, tmp / f"cache-{label}")  # warm: the same cache as this path's cold run
+            out.update({f"{label}_{k}": v for k, v in r.items()})
+        out["speedup"] = out["plain_wall_s"] / out["cached_wall_s"]
+        out["acc_points"] = 100 * (out["cached_acc"] - out["plain_acc"])
+        print(json.dumps(out), file=sys.stderr, flush=True)
+        rows.append(out)
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="hymenoptera,trashnet")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--states", default="cold,warm")
+    a = ap.parse_args(argv)
+    rows = [r for name in a.data.split(",") for r in measure(name, a.epochs, a.states.split(","))]
+    print(f"| data (partial, last 2 stages, {a.epochs} epochs) | cache | plain s | cached s | plain/cached "
+          "(target >= 2.5) | acc plain | acc cached | points | load (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['data']} ({r['n_train']}/{r['n_val']}) | {r['cache']} | {r['plain_wall_s']:.1f} | "
+              f"{r['cached_wall_s']:.1f} | {r['speedup']:.2f} | {r['plain_acc']:.1%} | {r['cached_acc']:.1%} | "
+              f"{r['acc_points']:+.1f} | {r['cached_load']:.1f} / {r['plain_load']:.1f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Partial fine-tuning from cached activations (tl_core/training/activations.py), on tiny timm models."""
+from __future__ import annotations
+
+import torch
+from conftest import tiny_cfg
+from safetensors.torch import load_file
+
+from tl_core.base.events import Finished, Note
+from tl_core.jobs import runs
+from tl_core.models.model import build_model
+from tl_core.models.strategies import apply_strategy, trainable_names
+from tl_core.training.activations import split_at_freeze
+from tl_core.training.train import seed_everything, train
+
+
+def _trained(cfg, shapes, tmp_path, name):
+    run_dir = runs.create_run(tmp_path / name, cfg, shapes.classes, shapes.to_dict())
+    events = list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
+    assert isinstance(events[-1], Finished), events[-1]
+    return events, load_file(run_dir / "model.safetensors")
+
+
+def _notes(events) -> set[str]:
+    return {e.kind for e in events if isinstance(e, Note)}
+
+
+def _start(cfg, n_classes):
+    seed_everything(cfg.seed)  # train() builds the same model from the same seed
+    model = build_model(cfg, n_classes)
+    return model, {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _changed(start: dict, end: dict, names) -> set[str]:
+    return {n for n in names if not torch.equal(start[n], end[n])}
+
+
+def test_cached_path_trains_the_same_parameters_as_the_plain_loop(shapes, pretrained_run, tmp_path):
+    cfg = tiny_cfg(strategy="partial", unfreeze=2, epochs=2, pretrained=f"run:{pretrained_run}", head_init="random", lr=1e-2)
+    model, start = _start(cfg, len(shapes.classes))
+    params = [n for n, _ in model.named_parameters()]
+    cached_events, cached = _trained(cfg, shapes, tmp_path, "cached")
+    plain_events, plain = _trained(cfg.replace(activation_cache=False), shapes, tmp_path, "plain")
+    assert "train.activations" in _notes(cached_events)
+    assert "train.activations" not in _notes(plain_events)  # --no-activation-cache: the plain loop
+    expected = trainable_names(model, cfg)
+    assert _changed(start, cached, params) == _changed(start, plain, params) == expected
+    # the frozen stages' BatchNorm statistics stay as they were on both paths
+    frozen_buffers = [n for n in start if n.endswith("running_mean") and n.rsplit(".", 1)[0] + ".weight" not in expected]
+    assert frozen_buffers and not _changed(start, cached, frozen_buffers)
+    # both learned alike (chance is 1/3; the starting run alone is well above it)
+    accs = [e[-1].metrics["val/acc"] for e in (cached_events, plain_events)]
+    assert min(accs) > 0.6 and abs(accs[0] - accs[1]) <= 0.15, accs
+
+
+def test_the_cut_reproduces_forward_features_and_refuses_a_vit():
+    example = torch.randn(2, 3, 64, 64)
+    for arch in ("test_resnet", "test_efficientnet"):
+        cfg = tiny_cfg(backbone=arch, strategy="partial", unfreeze=2)
+        model = build_model(cfg, 3)
+        apply_strategy(model, cfg)
+        prefix, tail = split_at_freeze(model, example)
+        model.eval()
+        with torch.no_grad():
+            x = example
+            for m in prefix + tail:
+                x = m(x)
+            assert torch.allclose(x, model.forward_features(example), atol=1e-5)
+            assert not any(p.requires_grad for m in prefix for p in m.parameters())
+    vit_cfg = tiny_cfg(backbone="test_vit", strategy="partial", unfreeze=2)
+    vit = build_model(vit_cfg, 3)
+    apply_strategy(vit, vit_cfg)
+    assert split_at_freeze(vit, example) is None  # its position embedding sits between children
+
+
+def test_over_the_cap_falls_back_to_the_plain_loop(shapes, tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_ACTIVATION_CACHE_MB", "0")
+    events, _ = _trained(tiny_cfg(strategy="partial", unfreeze=1, epochs=1), shapes, tmp_path, "capped")
+    assert "train.activations_too_big" in _notes(events) and "train.activations" not in _notes(events)
+    assert not any(getattr(e, "phase", "") == "activations" for e in events)

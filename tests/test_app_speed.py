@@ -1,0 +1,52 @@
+"""Issue 21 part 0: the app trains at CLI speed. Local runs train in a child process watched by a
+thread of the server; the Train page rebuilds its charts only when events arrive."""
+from __future__ import annotations
+
+import os
+
+from conftest import tiny_cfg
+
+from tl_core.base.events import EpochEnd, Progress
+from tl_core.base.status import RunStatus
+from tl_core.jobs import runs
+from tl_core.jobs.process import ProcessJob
+from tl_core.jobs.runners import make_runner
+from tl_core.jobs.settings import load_settings
+from ui import charts
+
+LABELS = {k: k for k in ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step")}
+
+
+def test_local_runs_train_in_a_process_and_hosted_ones_on_a_thread():
+    assert load_settings({}).runner == "process"
+    assert load_settings({"TL_MODE": "hosted"}).runner == "thread"
+    assert load_settings({"TL_RUNNER": "thread"}).runner == "thread"
+    assert load_settings({"TL_MODE": "hosted", "TL_RUNNER": "process"}).runner == "process"
+
+
+def test_the_default_local_runner_trains_in_a_child_process(shapes, tmp_path):
+    manager = make_runner(load_settings({"TL_RUNS": str(tmp_path)}))
+    job = manager.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, tmp_path)
+    assert isinstance(job, ProcessJob)
+    job.join(300)  # a deadline: a child that hangs fails the test rather than the suite
+    assert job.status == RunStatus.FINISHED, job.events()[-1:]
+    assert runs.read_json(job.run_dir / "run.json")["pid"] != os.getpid()  # the trainer was another process
+    assert any(isinstance(e, EpochEnd) for e in job.events())  # followed live from the run folder
+
+
+def _events(n_steps: int, epochs: int = 0) -> list:
+    events = [Progress("train", 1, s, 10, 1.0 / s, 10.0, 5.0) for s in range(1, n_steps + 1)]
+    metrics = {"train/loss": 1.0, "train/acc": 0.5, "val/loss": 1.0, "val/acc": 0.5}
+    return events + [EpochEnd(e, metrics, True, 3.0) for e in range(1, epochs + 1)]
+
+
+def test_charts_are_rebuilt_only_when_events_arrive():
+    memo: dict = {}
+    events = _events(3)
+    curves, steps = charts.run_figures(events, "run-a", LABELS, memo)
+    assert curves is None and steps is not None  # no epoch yet: no curves
+    assert charts.run_figures(list(events), "run-a", LABELS, memo)[1] is steps  # a poll with nothing new
+    more = _events(3, epochs=1)
+    curves, newer = charts.run_figures(more, "run-a", LABELS, memo)
+    assert curves is not None and newer is not steps
+    assert charts.run_figures(more, "run-b", LABELS, memo)[1] is not newer  # another run (or language)
