@@ -33,7 +33,9 @@ def metrics(info, ev) -> None:
     c2.metric(t("ev_val_loss"), f"{info.metrics.get('val/loss', float('nan')):.3f}")
     cfg = info.config
     with c3:
-        st.markdown(f"**{cfg.backbone}** · {t('strat_' + cfg.strategy)} · {t('ev_epochs')}: {cfg.epochs}")
+        # a solved head has no epochs (the config keeps an unused count): say so, not "Epochs: 10"
+        st.markdown(f"**{cfg.backbone}** · {t('strat_' + cfg.strategy)} · " +
+                    (t("ev_head_solved") if cfg.solves_head else f"{t('ev_epochs')}: {cfg.epochs}"))
         line = energy_line(info.dir)
         if line:
             st.caption(line)
@@ -240,7 +242,7 @@ def compare() -> None:
     c2.plotly_chart(charts.compare(rows, "val/loss", t("ev_compare_loss"), labels), key="cmp_loss")
     table = [{t("ev_run"): r.name, t("ev_backbone"): r.config.backbone,
               t("ev_strategy"): t("strat_" + r.config.strategy), t("ev_accuracy"): r.metrics.get("val/acc"),
-              t("ev_val_loss"): r.metrics.get("val/loss"), t("ev_epochs"): r.config.epochs} for r in chosen]
+              t("ev_val_loss"): r.metrics.get("val/loss"), t("ev_epochs"): "" if r.config.solves_head else r.config.epochs} for r in chosen]
     st.dataframe(pd.DataFrame(table), hide_index=True)
 
 

@@ -102,16 +102,31 @@ def visit(page, title: str, phone: bool) -> None:
     close_sidebar(page, phone)
 
 
-def exercise(page, key: str, lang: str) -> None:
-    """What a newcomer does on the page before reading it."""
-    if key == "model":
-        page.get_by_test_id("stExpander").filter(has_text="Advanced" if lang == "en" else "Avanzad").first.click()
-        tb.settle(page)
-    if key == "predict":
-        image = next((ROOT / "assets" / "samples" / "recycling" / "glass").glob("*.jpg"))
-        page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(image))
-        page.get_by_text(f"{image.name}:").first.wait_for(timeout=120_000)
-        tb.settle(page)
+def exercise(page, key: str, lang: str) -> str:
+    """What a newcomer does on the page before reading it; -> what could not be done ("" when all was)."""
+    try:
+        if key == "model":
+            page.get_by_text("Advanced settings" if lang == "en" else "Ajustes avanzados").first.click()
+            tb.settle(page)
+        if key == "predict":
+            image = next((ROOT / "assets" / "samples" / "recycling" / "glass").glob("*.jpg"))
+            page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(image))
+            page.get_by_text(f"{image.name}:").first.wait_for(timeout=300_000)
+            tb.settle(page)
+    except Exception as e:  # noqa: BLE001  (reported with the page's findings, the walk goes on)
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+    return ""
+
+
+def shoot(page, path: Path) -> None:
+    # Streamlit scrolls inside its own container: grow the viewport to the content for the picture
+    height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], "
+                           "[data-testid=stMainBlockContainer]')].map(e => e.scrollHeight), 800)")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 80, 6000)})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
 
 
 def visible_text(page) -> str:
@@ -143,9 +158,10 @@ def walk(browser, session_url: str, out: Path) -> list[tuple]:
             set_language(page, lang, size == "phone")
             for key, en_title, es_title in PAGES:
                 visit(page, es_title if lang == "es" else en_title, size == "phone")
-                exercise(page, key, lang)
-                page.screenshot(path=str(out / f"{size}-{lang}-{key}.png"), full_page=True)
-                rows.append((size, lang, key, findings(visible_text(page), lang)))
+                failed = exercise(page, key, lang)
+                shoot(page, out / f"{size}-{lang}-{key}.png")
+                found = findings(visible_text(page), lang)
+                rows.append((size, lang, key, {**found, "not_done": [failed] if failed else []}))
             context.close()
     return rows
 

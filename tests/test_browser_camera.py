@@ -248,3 +248,55 @@ def test_camera_walk_phone_by_touch(server, pages):
     page.screenshot(path=str(tmp / "phone.png"), full_page=True)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
+
+
+def test_a_camera_lost_mid_recording_keeps_its_frames(server, pages):
+    url, tmp = server
+    page = pages(viewport={"width": 1280, "height": 1000})
+    page.goto(url + "/")
+    page.get_by_role("button", name="Add a class").wait_for()
+    settle(page)
+    page.get_by_role("button", name="Add a class").click()
+    settle(page)
+    session(page)
+    bucket(page, 1).get_by_role("button", name="Camera").click()
+    settle(page)
+    button = bucket(page, 1).get_by_role("button", name="Hold to record")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stBidiComponentIsolated]')]"
+                           ".some(e => e.shadowRoot && e.shadowRoot.querySelector('video').readyState >= 2)")
+    button.hover()
+    page.mouse.down()
+    page.wait_for_timeout(1000)
+    # the camera goes away (unplugged, taken by another app): its track ends
+    page.evaluate("() => { for (const e of document.querySelectorAll('[data-testid=stBidiComponentIsolated]')) {"
+                  " const v = e.shadowRoot && e.shadowRoot.querySelector('video');"
+                  " if (v && v.srcObject) for (const t of v.srcObject.getTracks()) {"
+                  " t.stop(); t.dispatchEvent(new Event('ended')); } } }")
+    page.wait_for_timeout(500)
+    page.mouse.up()
+    page.get_by_text("The camera stopped; the frames taken so far are kept.").wait_for()
+    page.wait_for_timeout(1500)
+    settle(page)
+    kept = on_disk(page, tmp)["c1"]
+    assert kept >= 1 and count(page, 1) == kept
+
+
+def test_no_camera_is_one_sentence_not_a_blank_box(server, browser):
+    """Chromium without a fake camera: no device (or no permission) gives one sentence."""
+    url, _ = server
+    bare = browser.browser_type.launch(executable_path=CHROMIUM, args=ARGS)
+    try:
+        page = bare.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(url + "/")
+        page.get_by_role("button", name="Add a class").wait_for()
+        settle(page)
+        page.get_by_role("button", name="Add a class").click()
+        settle(page)
+        bucket(page, 1).get_by_role("button", name="Camera").click()
+        settle(page)
+        sentence = re.compile(r"No camera was found on this device|The camera is blocked")
+        page.get_by_text(sentence).wait_for()
+        assert page.get_by_role("status").filter(has_text=sentence).count() == 1
+    finally:
+        bare.close()

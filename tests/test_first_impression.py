@@ -1,8 +1,9 @@
 """Issue 22: what a newcomer sees on each page is true, useful and in their language.
 
-Each test below failed on main before its fix (the commit message says how each was broken
-and watched fail): test architectures in the gallery, backticks in table cells, a learning-rate
-slider that changes nothing, a default that warns about itself, a made-up similarity point.
+Each test was watched to fail with its fix undone: test architectures in the gallery, backticks in
+table cells, a learning rate that changes nothing, a default that warns about itself, a made-up
+similarity point, no first choice on an empty Data page, English stored or sent instead of a kind.
+The browser walk over every page (desktop and phone, English and Spanish) is bench/first_impression.py.
 """
 from __future__ import annotations
 

@@ -144,9 +144,11 @@ def scenarios(per_class: int, score: float | None, small_below: int, similar_fro
                            font=dict(size=12, color="#555"))
     if score is None:
         # size is known, similarity is not: a line across both rows, no point at a made-up height
-        fig.add_vline(x=math.log10(max(1, per_class)), line=dict(color="#ff7f0e", width=2, dash="dash"),
-                      annotation_text=labels["you_unmeasured"], annotation_position="top",
-                      annotation_font=dict(color="#ff7f0e"))
+        # shapes take data values on a log axis, annotations take log10 of them
+        fig.add_shape(type="line", x0=max(1, per_class), x1=max(1, per_class), y0=0, y1=1,
+                      line=dict(color="#ff7f0e", width=2, dash="dash"))
+        fig.add_annotation(x=math.log10(max(1, per_class)), y=1, yanchor="bottom", showarrow=False,
+                           text=labels["you_unmeasured"], font=dict(color="#ff7f0e"))
     else:
         fig.add_scatter(x=[max(1, per_class)], y=[score], mode="markers+text", text=[labels["you"]],
                         textposition="top center", marker=dict(size=14, color="#ff7f0e"), showlegend=False)

@@ -245,6 +245,7 @@ EN = {
     "ev_compare_need": "Train at least two runs to compare them.",
     "ev_compare_pick": "Runs to compare", "ev_compare_acc": "Validation accuracy",
     "ev_compare_loss": "Validation loss", "ev_run": "Run", "ev_epochs": "Epochs",
+    "ev_head_solved": "head solved exactly (no epochs)",
     # predict page
     "predict_title": "Predict", "pr_pick": "Model (run)",
     "pr_tab_upload": "Upload images", "pr_tab_camera": "Take a photo",
@@ -595,6 +596,7 @@ ES = {
     "ev_compare_need": "Entrena al menos dos modelos para poder compararlos.",
     "ev_compare_pick": "Entrenamientos a comparar", "ev_compare_acc": "Exactitud en validación",
     "ev_compare_loss": "Pérdida en validación", "ev_run": "Entrenamiento", "ev_epochs": "Épocas",
+    "ev_head_solved": "cabeza resuelta exactamente (sin épocas)",
     "predict_title": "Predecir", "pr_pick": "Modelo (entrenamiento)",
     "pr_tab_upload": "Subir imágenes", "pr_tab_camera": "Hacer una foto",
     "pr_tab_live": "Cámara en directo",
@@ -900,6 +902,7 @@ EN.update({
     "ev_curve_button": "Measure it", "ev_curve_working": "Solving the head on smaller sets of images…",
     "ev_curve_x": "training images", "ev_curve_y": "validation accuracy", "ev_curve_overall": "all classes",
     "ev_curve_seconds": "Measured in {s:.1f} s on the cached features.",
+    "pr_live_none": "**None of these** (unlike every class it learned; closest {cls}, {prob:.0%})",
     "ev_ece_cv": "The calibrated error is measured by 5-fold cross-validation: the temperature is fitted on 4/5 "
                  "of the validation images and measured on the other 1/5 ({in_sample:.1%} on the images it was "
                  "fitted on).",
@@ -939,6 +942,8 @@ ES.update({
     "ev_curve_x": "imágenes de entrenamiento", "ev_curve_y": "exactitud en validación",
     "ev_curve_overall": "todas las clases",
     "ev_curve_seconds": "Medido en {s:.1f} s sobre las características en caché.",
+    "pr_live_none": "**Ninguna de estas** (no se parece a ninguna clase que aprendió; lo más cercano, {cls}, "
+                    "{prob:.0%})",
     "ev_ece_cv": "El error calibrado se mide con validación cruzada en 5 partes: la temperatura se ajusta con "
                  "4/5 de las imágenes de validación y se mide con el 1/5 restante ({in_sample:.1%} con las "
                  "imágenes con que se ajustó).",

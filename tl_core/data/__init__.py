@@ -6,5 +6,5 @@ __getattr__ = lazy_exports(__name__, {
     "IngestLimits": "ingest", "Report": "ingest", "Skipped": "ingest",
     "Dataset": "dataset", "Item": "dataset", "load_dataset": "dataset", "ingest_uploads": "dataset",
     "ImageDataset": "transforms", "preprocess_for": "transforms", "eval_transform": "transforms",
-    "train_transform": "transforms",
+    "train_transform": "transforms", "Buckets": "buckets",
 })

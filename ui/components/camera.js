@@ -188,9 +188,9 @@ class Camera {
 
   acknowledge(ack) {
     if (this.inflight && ack.stream === this.streamId && ack.seq >= this.inflight.seq) {
-      if (this.mode === "live") this.answered.push(performance.now());
       this.inflight = null;
-      this.flush();
+      if (this.mode === "live") this.live(); // the next picture at once: no wait for the next tick
+      else this.flush();
     }
   }
 
@@ -226,7 +226,6 @@ class Camera {
   }
 
   live() {
-    this.answered = (this.answered || []).filter((t) => performance.now() - t < 3000);
     if (this.inflight && performance.now() - this.inflight.sent > RESEND_MS) this.inflight = null; // dropped
     if (this.paused || this.inflight || !this.send) return;
     const frame = this.grab(); // the latest picture; the ones taken while waiting were never kept
