@@ -26,7 +26,7 @@ LIVE_TOP = 3  # bars shown live: more would not be read at several answers a sec
 
 
 def _live_answer(predictor, threshold: float, jpeg: bytes) -> None:
-    """One live frame -> its calibrated top 3 (with "not sure"); runs in the trigger's callback."""
+    """One live frame -> its calibrated top 3 (with "not sure" and "none of these"); runs in the trigger's callback."""
     try:
         st.session_state.pr_live_answer = predictor.answers([jpeg], k=LIVE_TOP, threshold=threshold)[0]
     except Exception:  # a frame the browser mangled is dropped like a late one; the next follows
@@ -35,7 +35,9 @@ def _live_answer(predictor, threshold: float, jpeg: bytes) -> None:
 
 def _live_bars(answer: dict) -> None:
     best, prob = answer["top_k"][0]
-    st.markdown(t("pr_live_sure" if answer["sure"] else "pr_live_not_sure", cls=best, prob=prob))
+    verdict = ("pr_live_none" if not answer.get("in_domain", True) else
+               "pr_live_sure" if answer["sure"] else "pr_live_not_sure")
+    st.markdown(t(verdict, cls=best, prob=prob))
     for cls, p in answer["top_k"]:
         st.progress(min(1.0, max(0.0, p)), text=f"{cls}: {p:.0%}")
 

@@ -123,7 +123,13 @@ def render(rec: _Recorder) -> str:
                   "| what | value |", "|---|---|"]
         lines += [f"| {_cell(n)} | {_cell(v)} |" for n, v in rec.measurements]
         lines.append("")
-    return "\n".join(lines + _settings_section())
+    return "\n".join(lines + _hand_written() + _settings_section())
+
+
+def _hand_written() -> list:
+    """docs/reliability/*.md: cases measured outside this corpus (a browser, Redis, a bench)."""
+    return [ln for f in sorted((ROOT / "docs" / "reliability").glob("*.md"))
+            for ln in [*f.read_text(encoding="utf-8").splitlines(), ""]]
 
 
 def _settings_section() -> list:

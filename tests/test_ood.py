@@ -108,3 +108,29 @@ def test_onnx_predict_py_gives_the_runs_none_of_these_decisions(feature_run, tmp
     assert [line["answer"] == NONE_OF_THESE for line in lines] == [a["answer"] == NONE_OF_THESE for a in app]
     assert sum(line["answer"] == NONE_OF_THESE for line in lines) >= 9  # the stars, at least
     assert max(abs(line["ood_score"] - a["ood_score"]) for line, a in zip(lines, app)) < 1e-4
+
+
+def test_curve_cli_ends_with_one_json_line_and_says_its_reading(feature_run):
+    out = subprocess.run([sys.executable, "-m", "tl_core", "curve", str(feature_run)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(result["n"]) == 5 and result["n"][-1] == len(runs_dataset_train(feature_run))
+    assert result["reading"]["kind"] in ("curve.rising", "curve.flat", "curve.too_wide")
+    assert result["reading_en"] in out.stderr and len(result["per_class"]) == 3
+    assert (feature_run / "curve.json").exists()
+
+
+def runs_dataset_train(run_dir: Path) -> list:
+    from tl_core.trust.embeddings import run_dataset
+
+    return run_dataset(run_dir).train
+
+
+def test_none_of_these_in_spanish(feature_run):
+    from tl_core.base.messages import Message
+
+    detector = ood.load(feature_run)
+    es = Message("ood.built", {"n": detector.n_bank, "threshold": detector.threshold, "keep": 0.95}).render("es")
+    assert "ninguna de estas" in es and str(detector.n_bank) in es
+    assert "none" not in es.lower()

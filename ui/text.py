@@ -902,6 +902,7 @@ EN.update({
     "ev_curve_button": "Measure it", "ev_curve_working": "Solving the head on smaller sets of images…",
     "ev_curve_x": "training images", "ev_curve_y": "validation accuracy", "ev_curve_overall": "all classes",
     "ev_curve_seconds": "Measured in {s:.1f} s on the cached features.",
+    "pr_live_none": "**None of these** (unlike every class it learned; closest {cls}, {prob:.0%})",
     "ev_ece_cv": "The calibrated error is measured by 5-fold cross-validation: the temperature is fitted on 4/5 "
                  "of the validation images and measured on the other 1/5 ({in_sample:.1%} on the images it was "
                  "fitted on).",
@@ -941,6 +942,8 @@ ES.update({
     "ev_curve_x": "imágenes de entrenamiento", "ev_curve_y": "exactitud en validación",
     "ev_curve_overall": "todas las clases",
     "ev_curve_seconds": "Medido en {s:.1f} s sobre las características en caché.",
+    "pr_live_none": "**Ninguna de estas** (no se parece a ninguna clase que aprendió; lo más cercano, {cls}, "
+                    "{prob:.0%})",
     "ev_ece_cv": "El error calibrado se mide con validación cruzada en 5 partes: la temperatura se ajusta con "
                  "4/5 de las imágenes de validación y se mide con el 1/5 restante ({in_sample:.1%} con las "
                  "imágenes con que se ajustó).",

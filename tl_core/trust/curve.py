@@ -143,13 +143,15 @@ def summary(curve: dict, classes: list) -> dict:
             "reading_en": message.render("en")}
 
 
-def _l2_of_run(run_dir: Path) -> float | None:
-    """The L2 strength the run's own solved head chose (its "head.solved" note), if it has one."""
+def run_l2(run_dir: Path) -> float | None:
+    """The L2 strength the run's own solved head chose (its "head.solved" note, or the solved head a
+    fine-tuning started from), if it has one: choosing it again by cross-validation costs 45 solves
+    (267 s wall on 1,000 x 1,280 features at load 15, against 3 s of CPU for the 21 solves of the curve)."""
     events = run_dir / "events.jsonl"
     if not events.exists():
         return None
     for line in events.read_text(encoding="utf-8").splitlines():
-        if '"head.solved"' in line:
+        if '"head.solved"' in line or '"head.fine_tune_from_solved"' in line:
             return float(json.loads(line).get("params", {}).get("l2", 0)) or None
     return None
 
@@ -173,7 +175,7 @@ def run_curve(run_dir: str | Path, progress=None) -> dict:
                 "reading": message.to_dict(), "reading_en": message.render("en")}
     t0 = time.perf_counter()
     curve = measure(rf.features[train], rf.labels[train], rf.features[val], rf.labels[val], len(rf.classes),
-                    _l2_of_run(run_dir))
+                    run_l2(run_dir))
     result = {**summary(curve, rf.classes), "seconds": round(time.perf_counter() - t0, 3), "classes": rf.classes}
     write_json_atomic(path, result)
     return result
