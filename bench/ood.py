@@ -168,19 +168,27 @@ def main(argv=None) -> None:
     p.add_argument("--held-out", default="all", help="TrashNet classes to hold out (comma list, or all)")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()
+    results = {"load_before": os.getloadavg()}
     trash_run = train_run(a.trashnet, a.out, "trashnet")
     hym_run = train_run(a.hymenoptera, a.out, "hymenoptera")
-    results = {"load_before": load, "pairs": [
-        pair(trash_run, outside_features(trash_run, a.hymenoptera), "trashnet model, hymenoptera photos"),
-        pair(hym_run, outside_features(hym_run, a.trashnet), "hymenoptera model, trashnet photos")]}
-    classes = run_dataset(trash_run).classes if a.held_out == "all" else a.held_out.split(",")
-    results["held_out"] = [held_out(a.trashnet, a.out, c) for c in classes]
+    results["pairs"] = [pair(trash_run, outside_features(trash_run, a.hymenoptera), "trashnet model, hymenoptera photos"),
+                        pair(hym_run, outside_features(hym_run, a.trashnet), "hymenoptera model, trashnet photos")]
+    _show(results)
     results["curve"] = {"trashnet": curve_time(trash_run), "hymenoptera": curve_time(hym_run)}
     results["label_issues_trashnet"] = label_issue_finders(trash_run)
+    _show(results)
+    classes = run_dataset(trash_run).classes if a.held_out == "all" else a.held_out.split(",")
+    results["held_out"] = []
+    for c in classes:
+        results["held_out"].append(held_out(a.trashnet, a.out, c))
+        _show(results)
     results["load_after"] = os.getloadavg()
-    print(json.dumps(results, indent=1))
+    _show(results)
 
+
+def _show(results: dict) -> None:
+    """Each section as soon as it is measured (a long campaign on a shared machine may be cut short)."""
+    print(json.dumps(results), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -204,3 +204,11 @@ def test_ground_floor_loads_without_torch():
             f"for m in {base!r}: importlib.import_module(m)\n"
             "print(json.dumps({'torch': 'torch' in sys.modules}))")
     assert _fresh_interpreter(code) == {"torch": False}
+
+
+def test_python_m_tl_core_is_the_cli_package():
+    """`python -m tl_core` dispatches to tl_core/cli (one module per command) and holds no command itself."""
+    tree = ast.parse((PKG / "__main__.py").read_text(encoding="utf-8"))
+    assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert any(isinstance(n, ast.ImportFrom) and n.module == "tl_core.cli.main" for n in ast.walk(tree))
+    assert not (PKG / "cli" / "__main__.py").exists()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+# Kept over sklearn LogisticRegressionCV/cross_val_predict: a tie on TrashNet (52 vs 48 s, 81.9 vs 82.5%; bench/probe)
 # L2 strengths tried by cross-validation (penalty on the mean loss: lambda/2 * |W|^2).
 # Strong to weak, so each fit warm-starts from the previous, smoother solution.
 L2_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4)

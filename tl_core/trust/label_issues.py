@@ -6,6 +6,11 @@ backbone features, probe.out_of_fold_proba). A class "claims" an image when the 
 probability for it reaches that class's own average self-confidence (the mean probability its
 labelled images get for it). An image claimed by a class other than its folder's is a likely
 label issue; they are ranked by how much more the claiming class is believed than the folder.
+
+Kept instead of cleanlab's own find_label_issues (issue 19, bench/ood.py): on TrashNet's Lite0
+features with 44 labels flipped on purpose (5%, 3 seeds, the same out-of-fold probabilities),
+this finds them with F1 0.477 (precision 0.35, recall 0.77) and cleanlab 2.9's default with F1
+0.457 (0.31, 0.86), lower on each of the 3 seeds; it also takes 1 ms against 0.6-1.3 s.
 """
 from __future__ import annotations
 
