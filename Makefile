@@ -52,7 +52,7 @@ test: $(VENV)/.dev chromium redis
 
 # The browser walk-through's screenshots (build/screenshots/) copied over docs/screenshots/.
 screenshots: $(VENV)/.dev chromium
-	rm -rf build/screenshots
+	rm -f build/screenshots/*.png
 	$(BIN)/python -m pytest -q tests/test_browser.py
 	cp build/screenshots/*.png docs/screenshots/
 

@@ -129,9 +129,21 @@ def shoot(page, path: Path) -> None:
     page.set_viewport_size(size)
 
 
+# Icon ligatures ("download", "leaderboard": the text of a Material icon) and code blocks (the
+# exported predict.py) are not words a person reads: hidden while the text is read
+_READ = """() => {
+  const hide = [...document.querySelectorAll('[data-testid=stIconMaterial], [data-testid=stCode]')];
+  const was = hide.map(e => e.style.display);
+  hide.forEach(e => { e.style.display = 'none'; });
+  const text = [...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')]
+    .map(e => e.innerText).join('\\n');
+  hide.forEach((e, i) => { e.style.display = was[i]; });
+  return text;
+}"""
+
+
 def visible_text(page) -> str:
-    return page.evaluate("() => [...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')]"
-                         ".map(e => e.innerText).join('\\n')")
+    return page.evaluate(_READ)
 
 
 def findings(text: str, lang: str) -> dict:
@@ -146,6 +158,16 @@ def findings(text: str, lang: str) -> dict:
     return found
 
 
+def report(row: tuple, quiet: bool = False) -> dict:
+    """One line per page view (as it happens); -> the findings of ours (Streamlit's own apart)."""
+    size, lang, key, found = row
+    ours = {k: v for k, v in found.items() if v and k != "streamlit_own"}
+    if not quiet:
+        print(f"{size:7} {lang} {key:9} {'OK' if not ours else ours}"
+              + (f"  (Streamlit's own: {found['streamlit_own']})" if found["streamlit_own"] else ""), flush=True)
+    return ours
+
+
 def walk(browser, session_url: str, out: Path) -> list[tuple]:
     rows = []
     for size, options in SIZES.items():
@@ -157,11 +179,15 @@ def walk(browser, session_url: str, out: Path) -> list[tuple]:
             tb.settle(page)
             set_language(page, lang, size == "phone")
             for key, en_title, es_title in PAGES:
-                visit(page, es_title if lang == "es" else en_title, size == "phone")
-                failed = exercise(page, key, lang)
-                shoot(page, out / f"{size}-{lang}-{key}.png")
-                found = findings(visible_text(page), lang)
+                try:
+                    visit(page, es_title if lang == "es" else en_title, size == "phone")
+                    failed = exercise(page, key, lang)
+                    shoot(page, out / f"{size}-{lang}-{key}.png")
+                    found = findings(visible_text(page), lang)
+                except Exception as e:  # noqa: BLE001  (a page that did not settle is a finding, not the end)
+                    failed, found = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}", {"streamlit_own": []}
                 rows.append((size, lang, key, {**found, "not_done": [failed] if failed else []}))
+                report(rows[-1])
             context.close()
     return rows
 
@@ -185,18 +211,13 @@ def main(argv=None) -> int:
                 session_url, seconds = train_default(first, url)
                 notes = first.get_by_test_id("stMain").inner_text()
                 print(f"sample + session defaults: trained in {seconds:.0f} s in the browser; augmentation note: "
-                      f"{'YES' if 'ugmentation' in notes else 'none'}")
+                      f"{'YES' if 'ugmentation' in notes else 'none'}", flush=True)
                 rows = walk(browser, session_url, out)
                 browser.close()
         finally:
             proc.terminate()
             proc.wait(30)
-    bad = 0
-    for size, lang, key, found in rows:
-        ours = {k: v for k, v in found.items() if v and k != "streamlit_own"}
-        bad += bool(ours)
-        print(f"{size:7} {lang} {key:9} {'OK' if not ours else ours}"
-              + (f"  (Streamlit's own: {found['streamlit_own']})" if found["streamlit_own"] else ""))
+    bad = sum(bool(report(row, quiet=True)) for row in rows)
     print(f"{len(rows)} page views, {bad} with findings, {time.monotonic() - t0:.0f} s in all; screenshots in {out}")
     return 1 if bad else 0
 
