@@ -56,3 +56,17 @@ def test_the_predict_page_and_the_cli_give_identical_probabilities(run_root, tmp
     shown = dict(zip(chart["y"], chart["x"]))  # horizontal bars: classes on y, probabilities on x
     assert shown.keys() == expected.keys()
     assert max(abs(shown[c] - expected[c]) for c in expected) < 1e-5, (shown, expected)  # PyTorch vs ONNX Runtime: ~1e-6
+
+
+def test_evaluate_try_it_scores_photos_from_outside(run_root, tmp_path, monkeypatch):
+    root, run_dir = run_root
+    photo = big_jpeg(tmp_path / "outside.jpg").read_bytes()
+    monkeypatch.setenv("TL_RUNS", str(root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/evaluate.py").run()
+    at.file_uploader(key="ev_ood_files").set_value([("outside.jpg", photo, "image/jpeg")]).run()
+    assert not at.exception, at.exception
+    said = "\n".join(str(m.value) for m in at.markdown)
+    assert "of 1 of your photos are answered \"none of these\"" in said, said
+    assert any(json.loads(c.proto.spec)["data"][0]["type"] == "histogram" for c in at.get("plotly_chart"))
