@@ -267,10 +267,14 @@ def thumbnails(ds) -> None:
 
 st.title(t("data_title"))
 st.write(t("data_intro"))
+choice = st.empty()  # the first choice, until a dataset is loaded (by it or by any tab below)
 if state.dataset() is None:
-    first_choice()
+    with choice.container():
+        first_choice()
 sources()
 ds = state.dataset()
+if ds is not None:
+    choice.empty()
 if ds is None:
     st.info(t("data_none_yet"))
 else:

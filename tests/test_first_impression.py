@@ -87,6 +87,9 @@ def test_an_empty_data_page_starts_with_three_ways_in(env):
     assert not at.exception, at.exception
     assert len(at.session_state["dataset"].classes) == 4
     assert not [b for b in at.button if b.key.startswith("choice_")], "with data loaded the choice gives way"
+    fresh = app("app_pages/data.py")
+    fresh.button(key="use_shapes").click().run()  # loaded from a tab, in the same script run
+    assert not any(s.value == "Where are your images?" for s in fresh.subheader)
 
 
 def test_sentences_stored_or_sent_as_kinds_render_in_each_language(tmp_path):
