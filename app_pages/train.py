@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Started, Stopped
+from tl_core.base.events import TERMINAL, EpochEnd, Failed, Finished, HeadSearch, Note, Started, Stopped
 from tl_core.base.status import RunStatus
 from tl_core.jobs import sessions, settings
 from ui import charts, state
@@ -55,7 +55,8 @@ def outcome(events, status: RunStatus, run_dir=None) -> None:
     for e in events:
         if isinstance(e, Note):
             st.caption(say(e))
-    last = events[-1] if events else None
+    # the run's end, not its last line: a note may follow Finished (the "none of these" bank)
+    last = next((e for e in reversed(events) if isinstance(e, TERMINAL)), events[-1] if events else None)
     if isinstance(last, Finished):
         acc = last.metrics.get("val/acc", 0.0)
         key = "train_finished_solved" if _solved(events) else "train_finished"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tl_core.base.events import EpochEnd, HeadSearch, Progress, Started
+from tl_core.base.events import TERMINAL, EpochEnd, HeadSearch, Progress, Started
 from tl_core.base.formatting import duration
 from tl_core.base.messages import UserError
 from tl_core.base.status import RunStatus, status_after
@@ -32,9 +32,10 @@ def status_of(job, events) -> RunStatus:
     """The run's state, from the job or a replay of its events."""
     if job is not None:
         return job.status
-    last = events[-1] if events else None
+    # the last event that sets a state: a note may follow Finished (the "none of these" bank)
+    last = next((e for e in reversed(events) if isinstance(e, TERMINAL)), None)
     # no terminal event and no job: the server stopped while it trained
-    return status_after(last) or RunStatus.INTERRUPTED
+    return status_after(last) if last is not None else RunStatus.INTERRUPTED
 
 
 def job_events(job, run_dir) -> list:

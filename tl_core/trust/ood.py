@@ -27,7 +27,7 @@ import numpy as np
 
 from tl_core.base.atomic import read_json, write_bytes_atomic, write_json_atomic
 from tl_core.base.events import Note
-from tl_core.base.messages import Message, short_error
+from tl_core.base.messages import DataError, Message, short_error
 
 OOD_FILE = "ood.json"
 BANK_FILE = "ood_bank.npy"
@@ -195,7 +195,7 @@ def ensure(run_dir: str | Path, progress=None) -> OutOfDomain | None:
         return load(run_dir)
     try:
         return build(run_dir, progress)
-    except FileNotFoundError:
+    except (FileNotFoundError, DataError):  # no dataset.json (DataError "trust.no_dataset_json"), or no images
         return None
 
 
