@@ -159,15 +159,15 @@ def record(run_dir: Path, events):
     (with the run's wall time and energy, tl_core.jobs.energy)."""
     meter = EnergyMeter()
     for event in events:
+        if isinstance(event, ev.Finished):  # the "none of these" bank, from the saved best model,
+            note = ood.after_training(run_dir)  # before Finished: a run's last line is its end
+            append_event(run_dir, note)
+            yield note
         append_event(run_dir, event)
         if isinstance(event, ev.Started):
             meter.on_device(event.device)
         if isinstance(event, ev.EpochEnd) and event.is_best:
             _update(run_dir, metrics=event.metrics, best_epoch=event.epoch)
-        if isinstance(event, ev.Finished):  # the "none of these" bank, from the saved best model
-            note = ood.after_training(run_dir)
-            append_event(run_dir, note)
-            yield note
         if isinstance(event, ev.TERMINAL):
             finish_run(run_dir, event, {"energy": meter.read()})
         yield event
