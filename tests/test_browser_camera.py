@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -219,6 +220,17 @@ def every_page_fits(pages, url: str, page, tmp: Path) -> None:
             assert wide <= width + 1, f"/{path} is {wide} px wide on a {width} px screen"
 
 
+def newly_saved_dataset(folder: Path, before: set, deadline_s: float = 120) -> dict:
+    """The dataset the page saved after `before` was listed (the session's datasets folder)."""
+    end = time.time() + deadline_s
+    while time.time() < end:
+        new = set(folder.glob("*.json")) - before
+        if new:
+            return json.loads(max(new, key=lambda p: p.stat().st_mtime).read_text())
+        time.sleep(0.5)
+    raise AssertionError(f"no new dataset saved in {folder} within {deadline_s:.0f} s")
+
+
 def zip_round_trip(page, tmp: Path) -> None:
     """"Download these classes as a zip", then load it through the Zip tab: identical counts."""
     want = {"Class 1": count(page, 1), "Thumbs up": count(page, 2), "Class 3": count(page, 3)}
@@ -226,13 +238,12 @@ def zip_round_trip(page, tmp: Path) -> None:
         page.get_by_role("button", name="Download these classes as a zip").click()
     target = tmp / "classes.zip"
     info.value.save_as(target)
+    saved_before = set((tmp / "workspace" / session(page) / "datasets").glob("*.json"))
     page.get_by_role("tab", name="Upload a zip").click()
     page.locator(".st-key-upload_zip").get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(target))
     page.get_by_text(f"Ready: {sum(want.values())} images in 3 classes").wait_for()
-    settle(page)
-    # the dataset the page now holds: the newest one saved in the session's workspace
-    newest = max((tmp / "workspace" / session(page) / "datasets").glob("*.json"), key=lambda p: p.stat().st_mtime)
-    saved = json.loads(newest.read_text())
+    # "Ready: N images" already showed the buckets' dataset (same counts): wait for the zip's own
+    saved = newly_saved_dataset(tmp / "workspace" / session(page) / "datasets", saved_before)
     assert "buckets-" not in saved["root"]  # the zip's folder, not the buckets' own
     loaded = {c: sum(1 for split in ("train", "val") for it in saved[split] if it["label"] == i)
               for i, c in enumerate(saved["classes"])}
