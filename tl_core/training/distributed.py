@@ -20,6 +20,7 @@ rank 0 could not write, the launcher writes after torchrun (tl_core.jobs.launch.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,7 +114,10 @@ def peer_failure(e: BaseException) -> Message | None:
     if "timed out" in lowered or "timeout" in lowered:
         how = Message("ddp.how_timeout", {"seconds": timeout_s()})
     else:
-        first = text.splitlines()[0][:200] if text else type(e).__name__
+        # gloo's text starts with its source file ("[.../pair.cc:545] Read error ...: Connection reset by
+        # peer. This is typically caused by ..."): keep the error itself
+        first = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]).split(". ")[0][:200] if text else ""
+        first = first or type(e).__name__
         how = Message("ddp.how_closed", {"detail": first})
     return Message("ddp.peer_died", {"how": how})
 
