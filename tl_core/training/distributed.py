@@ -20,6 +20,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
+from tl_core.base.events import TERMINAL
+
 
 def under_torchrun() -> bool:
     """True in a process torchrun started as one of several ranks."""
@@ -162,3 +164,13 @@ def _shard_of(items: list, r: int) -> list:
 def finish() -> None:
     if active():
         dist.destroy_process_group()
+
+
+def finish_at_end(events):
+    """A run's events, this process group ended as the run's last event (Finished, Stopped or
+    Failed) passes: what rank 0 does after it (runs.record builds the out-of-domain bank) is its
+    own, and a collective there would wait on peers that are gone ("Connection closed by peer")."""
+    for event in events:
+        if isinstance(event, TERMINAL):
+            finish()
+        yield event
