@@ -242,6 +242,12 @@ class JobManager:
         with self._cond:
             return self._queue.index(job) + 1 if job in self._queue else 0
 
+    def enqueue(self, item) -> None:
+        """Put a task (tl_core.jobs.tasks) in the same line as the jobs: its thread then calls
+        acquire(), and it holds one of the same max_concurrent slots until release()."""
+        with self._cond:
+            self._queue.append(item)
+
     def acquire(self, job: Job) -> bool:
         with self._cond:
             while not (self._queue[0] is job and self._running < self.max_concurrent):
