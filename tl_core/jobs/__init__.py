@@ -4,5 +4,5 @@ from tl_core.base.exports import lazy_exports
 __getattr__ = lazy_exports(__name__, {
     "JobManager": "job", "make_runner": "runners", "ProcessJob": "process", "run_here": "process",
     "list_runs": "runs", "read_events": "runs", "load_settings": "settings", "Settings": "settings",
-    "CompareGroup": "compare",
+    "CompareGroup": "compare", "check_runs": "run_check",
 })
