@@ -24,7 +24,7 @@ from tl_core.base.messages import render
 from tl_core.base.status import RunStatus
 from tl_core.jobs import runs
 from tl_core.jobs.job import JobManager
-from tl_core.jobs.process import ProcessJob
+from tl_core.jobs.runners import JOB_CLASSES
 from tl_core.jobs.settings import new_session_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ def _trained_an_epoch(job) -> bool:
 
 
 def test_process_runner_trains_in_a_child_and_a_crash_ends_that_job_only(shapes, tmp_path):
-    jm = JobManager(max_concurrent=2, job_class=ProcessJob)
+    jm = JobManager(max_concurrent=2, job_classes=JOB_CLASSES["process"])
     victim = jm.submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
     other = jm.submit(tiny_cfg(strategy="scratch", epochs=2), shapes, tmp_path)
     _wait_for(lambda: _trained_an_epoch(victim), 120, "the first epoch")
@@ -142,7 +142,7 @@ def test_process_runner_trains_in_a_child_and_a_crash_ends_that_job_only(shapes,
 
 
 def test_process_runner_stop(shapes, tmp_path):
-    job = JobManager(job_class=ProcessJob).submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
+    job = JobManager(job_classes=JOB_CLASSES["process"]).submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
     _wait_for(lambda: _trained_an_epoch(job), 120, "the first epoch")
     job.stop()
     job.join(60)

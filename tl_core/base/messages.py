@@ -540,6 +540,19 @@ _kinds({
                           "starting another.",
                           "Ya tienes un entrenamiento en cola o en marcha; detenlo o espera a que termine antes de "
                           "empezar otro."),
+    # ------------------------------------------------ tasks: heavy page work in the job slots (jobs/tasks.py)
+    "task.what_audit_features": ("measuring the images' features for the audit",
+                                 "medir las características de las imágenes para la auditoría"),
+    "task.what_speed": ("measuring how fast this computer trains", "medir lo rápido que entrena este ordenador"),
+    "task.what_map": ("drawing the feature map", "dibujar el mapa de características"),
+    "task.what_embeddings": ("exporting the features", "exportar las características"),
+    "task.failed": ("Could not finish {what} ({detail}); try again.",
+                    "No se pudo terminar de {what} ({detail}); inténtalo de nuevo."),
+    "task.out_of_memory": ("The server ran out of memory while {what}; try again when it is less busy, or with fewer "
+                           "images.",
+                           "El servidor se quedó sin memoria al {what}; inténtalo de nuevo cuando esté menos "
+                           "ocupado, o con menos imágenes."),
+    "task.stopped": ("Stopped before finishing {what}.", "Detenido antes de terminar de {what}."),
     # ------------------------------------------------ comparing strategies
     "compare.needs_pretrained": ("A comparison measures what pretrained weights bring over training from scratch: "
                                  "choose starting weights on the Model page (or --pretrained) first.",
