@@ -60,6 +60,9 @@ class StopRequested(Exception):
 
 def user_message(e: BaseException) -> Message:
     """One sentence for the user; the traceback goes to Failed.detail."""
+    peer = distributed.peer_failure(e)  # --devices N: another rank died or went silent
+    if peer is not None:
+        return peer
     if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or mentions_out_of_memory(str(e)):
         return OUT_OF_MEMORY
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
