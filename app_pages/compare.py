@@ -11,7 +11,7 @@ from tl_core.base.formatting import duration
 from tl_core.jobs import compare, sessions, settings
 from tl_core.training import estimate as timing
 from tl_core.trust.verdict import render, wilson
-from ui import charts, state
+from ui import charts, state, tasks
 from ui.text import say, t
 from ui.widgets import device_label, energy_how, user_errors, weights_label
 
@@ -33,10 +33,13 @@ def _speed(cfg: RunConfig, ds) -> timing.Speed | None:
     """This computer's measured training speed: on a click (real training steps), then kept."""
     speed_cfg = cfg.replace(epochs=1, pretrained="none")
     key = (json.dumps(speed_cfg.to_dict(), sort_keys=True), _dataset_key(ds))
-    if st.button(t("cmp_measure" if key not in _measured() else "cmp_measure_again"), key="cmp_measure",
-                 help=t("cmp_measure_help")):
-        with st.spinner(t("cmp_measuring", backbone=cfg.backbone)):
-            _measured()[key] = timing.measure_speed(speed_cfg, ds).to_dict()
+    clicked = st.button(t("cmp_measure" if key not in _measured() else "cmp_measure_again"), key="cmp_measure",
+                        help=t("cmp_measure_help"))
+    # real training steps: a task in the server's job slots, never in this page script
+    measured = tasks.follow("speed", key, lambda progress: timing.measure_speed(speed_cfg, ds).to_dict(),
+                            t("cmp_measuring", backbone=cfg.backbone), start=clicked)
+    if measured is not None:
+        _measured()[key] = measured
     saved = _measured().get(key)
     return timing.Speed(**saved) if saved else None
 

@@ -12,7 +12,7 @@ from tl_core.data import audit
 from tl_core.data.dataset import ingest_uploads, load_dataset
 from tl_core.data.decode import load_rgb
 from tl_core.jobs import sessions
-from ui import charts, state
+from ui import charts, state, tasks
 from ui.buckets import make_classes_tab, offer_open_loaded
 from ui.text import say, t
 from ui.widgets import image_grid, user_errors
@@ -175,25 +175,32 @@ def _audit_key(ds) -> str:
     return h.hexdigest()[:16]
 
 
-def _features(ds):
-    """The chosen backbone's features of every image, or None (with the reason shown) if it cannot run."""
-    from tl_core.training.features import embed  # deferred: torch, only when the audit compares features
+def _features_audit(ds, key: str):
+    """The audit with the chosen backbone's features, as a task in the server's job slots: None
+    while it waits or runs (its place in line or progress shows here) or when it failed."""
+    cfg, items = state.config(), ds.train + ds.val
 
-    bar = st.progress(0.0, text=t("au_features_working", backbone=state.config().backbone))
-    try:
-        with user_errors():
-            return embed(state.config(), ds.train + ds.val, progress=lambda d, n: bar.progress(d / n))
-    finally:
-        bar.empty()
+    def work(progress):  # on the task's thread: no st.* here
+        from tl_core.training.features import embed  # deferred: torch, only when the audit compares features
+
+        return audit.audit(ds, embed(cfg, items, progress=progress))
+
+    return tasks.follow("audit_features", key, work, t("au_features_working", backbone=cfg.backbone), auto=True)
 
 
 def _run_audit(ds, with_features: bool):
-    key = ("audit", _audit_key(ds), with_features)
-    if st.session_state.get("audit_key") != key:
-        features = _features(ds) if with_features else None
-        st.session_state.audit_result = audit.audit(ds, features)  # the hash alone when features failed
-        st.session_state.audit_key = key if features is not None or not with_features else None
-    return st.session_state.audit_result
+    """The audit report, or None while the features' task waits or runs."""
+    cfg = state.config()  # the features depend on the backbone, its weights and the image size
+    key = f"{_audit_key(ds)}:{cfg.backbone}:{cfg.pretrained}:{cfg.image_size}" if with_features else _audit_key(ds)
+    if st.session_state.get("audit_key") == key:
+        return st.session_state.audit_result
+    report = _features_audit(ds, key) if with_features else None
+    if with_features and report is None and not tasks.ended_without_result("audit_features", key):
+        return None
+    found = report if report is not None else audit.audit(ds, None)  # the hash alone when features failed
+    st.session_state.audit_result = found
+    st.session_state.audit_key = key if report is not None or not with_features else None
+    return found
 
 
 def _fix(ds, action: str, path: str, other: str) -> None:
@@ -236,6 +243,8 @@ def audit_section(ds) -> None:
                               help=t("au_with_features_help"))
     with st.spinner(t("au_working")), user_errors():
         report = _run_audit(ds, with_features)
+        if report is None:
+            return  # the features' task shows where it stands; the page reruns when it ends
         if st.session_state.get("audit_fixed"):
             st.success(st.session_state.pop("audit_fixed"))
         groups = report.by_where()

@@ -9,7 +9,7 @@ import streamlit.components.v1  # noqa: F401  (st.components.v1.html: the featur
 
 from tl_core.jobs import runs
 from tl_core.trust.metrics import evaluation
-from ui import charts, trust
+from ui import charts, tasks, trust
 from ui.text import say, t
 from ui.widgets import energy_line, finished_runs, image_grid, pick_run, run_label, user_errors
 
@@ -204,16 +204,20 @@ def data_curve(info) -> None:
         st.info(say(result["reading"]))
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def _map(run_dir: str, method: str, mtime: float, title: str) -> str:
-    # the title is part of the cache key: a map drawn in one language is never shown in another
-    from tl_core.trust.embeddings import project, run_features
+def _map_points(run_dir: str, method: str, progress) -> dict:
+    """The map's heavy part, on a task's thread (no st.* here): every image's features under the
+    run's model, projected to 2-D, and a thumbnail of each for the hover."""
+    from tl_core.trust.embeddings import project, run_features  # deferred: torch
 
-    rf = run_features(run_dir)
-    xy = project(rf.features, method)
-    thumbs = [trust.thumbnail_uri(p) for p in rf.paths]
-    names = [f"{Path(p).name} ({t(s)})" for p, s in zip(rf.paths, rf.splits)]
-    fig = trust.feature_map(xy.tolist(), rf.labels.tolist(), rf.classes, names, thumbs, title)
+    rf = run_features(run_dir, progress)
+    return {"xy": project(rf.features, method).tolist(), "labels": rf.labels.tolist(), "classes": rf.classes,
+            "paths": rf.paths, "splits": rf.splits, "thumbs": [trust.thumbnail_uri(p) for p in rf.paths]}
+
+
+def _map_html(points: dict, title: str) -> str:
+    # drawn on the page from the task's points: in the reader's language, whichever language asked
+    names = [f"{Path(p).name} ({t(s)})" for p, s in zip(points["paths"], points["splits"])]
+    fig = trust.feature_map(points["xy"], points["labels"], points["classes"], names, points["thumbs"], title)
     return trust.hover_image_html(fig)
 
 
@@ -223,8 +227,17 @@ def feature_map(info) -> None:
     method = st.radio(t("ev_map_method"), ["pca", "tsne"], key="ev_map_method", horizontal=True,
                       format_func=lambda m: t(f"ev_map_{m}"))
     if st.toggle(t("ev_map_show"), key="ev_map_show"):
-        with st.spinner(t("ev_map_working")), user_errors():
-            st.components.v1.html(_map(str(info.dir), method, _mtime(info.dir), t(f"ev_map_{method}")), height=540)
+        run_dir = str(info.dir)
+        key = f"{run_dir}|{method}|{_mtime(info.dir)}"
+        with user_errors():
+            points = tasks.follow("map", key, lambda progress: _map_points(run_dir, method, progress),
+                                  t("ev_map_working"), auto=True)
+            if points is not None:
+                title = t(f"ev_map_{method}")
+                drawn = st.session_state.get("ev_map_html")
+                if drawn is None or drawn[:2] != (key, title):  # a thousand thumbnails: drawn once, not per rerun
+                    drawn = st.session_state.ev_map_html = (key, title, _map_html(points, title))
+                st.components.v1.html(drawn[2], height=540)
 
 
 def compare() -> None:

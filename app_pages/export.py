@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from tl_core.serving import export
-from ui import state
+from ui import state, tasks
 from ui.text import t
 from ui.widgets import pick_run, user_errors
 
@@ -41,20 +41,31 @@ def model_download(run_dir: Path, fmt: str) -> None:
         st.caption(t("ex_unzip", name=name))
 
 
+def _embeddings_zip(run_dir: Path, out_dir: Path, progress) -> tuple:
+    """On a task's thread (no st.* here): the features of every image, zipped -> (bytes, check accuracy)."""
+    from tl_core.trust.embeddings import export_embeddings  # deferred: torch
+
+    out = export_embeddings(run_dir, out_dir, progress)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ("npz", "csv", "snippet"):
+            zf.write(out[name], f"{run_dir.name}-embeddings/{Path(out[name]).name}")
+    return buf.getvalue(), out["head_val_acc"]
+
+
 def embeddings_download(run_dir: Path) -> None:
     st.markdown(f"**{t('ex_emb_title')}**")
     st.caption(t("ex_emb_help"))
     key = f"ex_emb::{run_dir}"
-    if key not in st.session_state and st.button(t("ex_emb_make"), key="ex_emb_make"):
-        from tl_core.trust.embeddings import export_embeddings
-
-        with st.spinner(t("ex_emb_working")), user_errors():
-            out = export_embeddings(run_dir, _out_dir(run_dir, "embeddings"))
-            buf = io.BytesIO()
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-                for name in ("npz", "csv", "snippet"):
-                    zf.write(out[name], f"{run_dir.name}-embeddings/{Path(out[name]).name}")
-            st.session_state[key] = (buf.getvalue(), out["head_val_acc"])
+    if key not in st.session_state:
+        clicked = st.button(t("ex_emb_make"), key="ex_emb_make")
+        out_dir = _out_dir(run_dir, "embeddings")
+        with user_errors():
+            made = tasks.follow("embeddings", key, lambda progress: _embeddings_zip(run_dir, out_dir, progress),
+                                t("ex_emb_working"), start=clicked)
+            if made is not None:
+                st.session_state[key] = made
+                st.rerun()  # the button above gives way to the download
     if key in st.session_state:
         data, acc = st.session_state[key]
         st.download_button(t("ex_emb_button"), data, file_name=f"{run_dir.name}-embeddings.zip",

@@ -40,6 +40,10 @@ def header(events, status: RunStatus, job) -> None:
     started = next((e for e in events if isinstance(e, Started)), None)
     if status == RunStatus.QUEUED:
         st.info(t("train_queued", pos=job.queue_position()), icon=":material/hourglass_top:")
+        # the rq runner's job says when no worker serves its queue (and when it will give up)
+        note = job.waiting_note() if hasattr(job, "waiting_note") else None
+        if note is not None:
+            st.warning(say(note), icon=":material/warning:")
     if started:
         c1, c2, c3, c4 = st.columns(4)
         c1.metric(t("train_device"), device_label(started.device))
@@ -51,7 +55,7 @@ def header(events, status: RunStatus, job) -> None:
             st.caption(say(started.weights_says or started.weights))
 
 
-def outcome(events, status: RunStatus, run_dir=None) -> None:
+def outcome(events, status: RunStatus, run_dir=None, job=None) -> None:
     for e in events:
         if isinstance(e, Note):
             st.caption(say(e))
@@ -69,8 +73,9 @@ def outcome(events, status: RunStatus, run_dir=None) -> None:
             st.caption(line)
     elif isinstance(last, Stopped):
         st.warning(t("train_stopped", epoch=last.epoch), icon=":material/stop_circle:")
-    elif status == RunStatus.INTERRUPTED:
-        st.warning(t("side_run", status=t("status_interrupted")), icon=":material/warning:")
+    elif status == RunStatus.INTERRUPTED:  # the rq runner's job says why (its worker died or went silent)
+        why = job.lost_note() if hasattr(job, "lost_note") else None
+        st.warning(say(why) if why else t("side_run", status=t("status_interrupted")), icon=":material/warning:")
     elif isinstance(last, Failed):
         st.error(say(last), icon=":material/error:")
         if last.detail:
@@ -102,7 +107,7 @@ def live(job, run_dir) -> None:
             st.plotly_chart(curves, key="curves")
         if steps is not None:
             st.plotly_chart(steps, key="steps")
-    outcome(events, status, run_dir)
+    outcome(events, status, run_dir, job)
     if not status.active and st.session_state.get("train_polling"):
         # the run just ended: one full rerun so the buttons and sidebar catch up, then stop polling
         st.session_state.train_polling = False

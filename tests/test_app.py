@@ -512,6 +512,12 @@ def test_evaluate_page_calibration_label_issues_and_map(finished_run):
     assert re.search(r"None of the \d+ images looks like|\d+ of \d+ images may be in the wrong folder", texts(at))
     at.toggle(key="ev_map_show").set_value(True).run()
     assert not at.exception, at.exception
+    deadline = time.time() + 120
+    while not at.get("iframe") and time.time() < deadline:  # the map is a task: poll as the browser would
+        time.sleep(0.3)
+        at.run()
+        assert not at.exception, at.exception
+    assert at.get("iframe"), "the feature map is drawn"
 
 
 def test_a_run_whose_images_were_removed_says_so_on_evaluate_predict_and_export(finished_run, tmp_path):

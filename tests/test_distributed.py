@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import tiny_cfg
@@ -16,13 +18,20 @@ from tl_core.training.train import train
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _ddp_cmd(cfg, data: Path, out: Path) -> list:
+    return [sys.executable, "-m", "tl_core", "train", str(data), "--devices", "2", "--device", "cpu", "--out", str(out),
+            "--backbone", cfg.backbone, "--pretrained", cfg.pretrained, "--strategy", cfg.strategy,
+            "--epochs", str(cfg.epochs), "--image-size", str(cfg.image_size), "--batch-size", str(cfg.batch_size),
+            "--lr", str(cfg.lr), "--augment", cfg.augment]
+
+
+def _env(cache: Path, **extra) -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TL_CACHE": str(cache), "HF_HUB_OFFLINE": "1", **extra}
+
+
 def _cli_ddp(cfg, data: Path, out: Path, cache: Path) -> dict:
-    cmd = [sys.executable, "-m", "tl_core", "train", str(data), "--devices", "2", "--device", "cpu", "--out", str(out),
-           "--backbone", cfg.backbone, "--pretrained", cfg.pretrained, "--strategy", cfg.strategy,
-           "--epochs", str(cfg.epochs), "--image-size", str(cfg.image_size), "--batch-size", str(cfg.batch_size),
-           "--lr", str(cfg.lr), "--augment", cfg.augment]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TL_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_ddp_cmd(cfg, data, out), env=_env(cache), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, f"one final line, from rank 0 only: {lines}"
@@ -91,3 +100,90 @@ def _only_model_key(cache: Path) -> str:
     finally:
         db.close()
     return key
+
+
+# ------------------------------------------------------------------ a rank that dies or goes silent
+
+
+def _wait_for(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended while we looked
+    return found
+
+
+def _training_ranks(out: Path) -> tuple[Path, int, int]:
+    """(run folder, rank 0's pid, rank 1's pid) once the run trained an epoch."""
+    run_dir = _wait_for(lambda: next((d for d in out.glob("*") if (d / "run.json").is_file()), None), 240, "the run")
+    _wait_for(lambda: any(isinstance(e, ev.EpochEnd) for e in runs.read_events(run_dir)), 240, "the first epoch")
+    rank0 = int(runs.read_json(run_dir / "run.json")["pid"])
+    rank1, = [p for p in _children_of(_parent_of(rank0)) if p != rank0]  # torchrun's other child
+    return run_dir, rank0, rank1
+
+
+def _ended(run_dir: Path) -> bool:
+    return runs.read_json(run_dir / "run.json")["status"] != "Running"
+
+
+def _check_ended_failed(run_dir: Path, says: str) -> str:
+    info = runs.read_json(run_dir / "run.json")
+    events = runs.read_events(run_dir)
+    assert info["status"] == "Failed" and says in info["error"], info.get("error")
+    assert isinstance(events[-1], ev.Failed) and events[-1].message == info["error"], "run.json and events agree"
+    assert sum(isinstance(e, ev.TERMINAL) for e in events) == 1, "one end"
+    assert (run_dir / "model.safetensors").is_file(), "the best checkpoint is kept"
+    return info["error"]
+
+
+def _run_and_break(cfg, shapes_dir, tmp_path, fault: signal.Signals, **env):
+    proc = subprocess.Popen(_ddp_cmd(cfg, shapes_dir, tmp_path / "two"), env=_env(tmp_path / "cache", **env),
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        run_dir, rank0, rank1 = _training_ranks(tmp_path / "two")
+        os.kill(rank1, fault)
+        t0 = time.monotonic()
+        _wait_for(lambda: _ended(run_dir), 120, "the run to end")
+        print(f"\n{fault.name} of rank 1 -> run ended: {time.monotonic() - t0:.2f} s")
+        if fault == signal.SIGSTOP:  # torchrun would SIGKILL it after its 30 s grace: spare the test that wait
+            os.kill(rank1, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return run_dir, proc.returncode, out
+
+
+def test_a_killed_rank_ends_the_run_failed_with_one_sentence(shapes_dir, tmp_path):
+    cfg = tiny_cfg(strategy="scratch", epochs=500, augment="none", device="cpu")
+    run_dir, code, out = _run_and_break(cfg, shapes_dir, tmp_path, signal.SIGKILL)
+    error = _check_ended_failed(run_dir, "A training process died")
+    final = json.loads(out.strip().splitlines()[-1])
+    assert code != 0 and final["status"] == "Failed" and final["message"] == error
+
+
+def test_a_silent_rank_fails_the_run_after_TL_DDP_TIMEOUT_S(shapes_dir, tmp_path):
+    # a rank alive but stopped (a frozen machine, a stuck driver) closes nothing: only the timeout ends it.
+    # 10 s: above the two ranks' start-up skew on a loaded 2-core machine, so only the fault can trip it
+    cfg = tiny_cfg(strategy="scratch", epochs=500, augment="none", device="cpu")
+    run_dir, code, out = _run_and_break(cfg, shapes_dir, tmp_path, signal.SIGSTOP, TL_DDP_TIMEOUT_S="10")
+    error = _check_ended_failed(run_dir, "did not answer for 10 s (TL_DDP_TIMEOUT_S)")
+    assert code != 0 and json.loads(out.strip().splitlines()[-1])["message"] == error

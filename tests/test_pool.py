@@ -24,7 +24,7 @@ from tl_core.base.messages import render
 from tl_core.base.status import RunStatus
 from tl_core.jobs import runs
 from tl_core.jobs.job import JobManager
-from tl_core.jobs.process import ProcessJob
+from tl_core.jobs.runners import JOB_CLASSES
 from tl_core.jobs.settings import new_session_token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +124,7 @@ def _trained_an_epoch(job) -> bool:
 
 
 def test_process_runner_trains_in_a_child_and_a_crash_ends_that_job_only(shapes, tmp_path):
-    jm = JobManager(max_concurrent=2, job_class=ProcessJob)
+    jm = JobManager(max_concurrent=2, job_classes=JOB_CLASSES["process"])
     victim = jm.submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
     other = jm.submit(tiny_cfg(strategy="scratch", epochs=2), shapes, tmp_path)
     _wait_for(lambda: _trained_an_epoch(victim), 120, "the first epoch")
@@ -142,7 +142,7 @@ def test_process_runner_trains_in_a_child_and_a_crash_ends_that_job_only(shapes,
 
 
 def test_process_runner_stop(shapes, tmp_path):
-    job = JobManager(job_class=ProcessJob).submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
+    job = JobManager(job_classes=JOB_CLASSES["process"]).submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
     _wait_for(lambda: _trained_an_epoch(job), 120, "the first epoch")
     job.stop()
     job.join(60)
@@ -192,6 +192,8 @@ def test_killed_worker_leaves_its_run_interrupted_and_others_finish(pool, shapes
     _wait_for(lambda: long.status == RunStatus.INTERRUPTED, 60, "the run to show Interrupted")
     print(f"\nworker death -> run Interrupted: {time.monotonic() - t0:.2f} s")
     assert runs.read_run(long.run_dir).status == "Interrupted"
+    why = render(long.lost_note())  # the sentence the page and `train --queue --wait` show
+    assert "The worker training this run stopped" in why and f"process {horse} " in why, why
     assert (long.run_dir / "model.safetensors").is_file(), "its best checkpoint is kept"
     _wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to die with its worker")
     for j in short:
@@ -222,6 +224,43 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
     assert not any(isinstance(e, ev.Started) for e in first.events()), "the stopped job never trained"
     _wait_for(lambda: foreign.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 60, "the worker")
     assert foreign.get_status() == JobStatus.FAILED and not marker.exists()
+
+
+@needs_redis
+def test_a_queued_job_with_no_worker_says_so_at_once_and_ends_failed_after_its_deadline(pool, shapes):
+    from tl_core.jobs.pool import PoolRunner, live_workers
+
+    runner = PoolRunner(pool.url, pool.runs_root, no_worker_s=3)  # TL_QUEUE_NO_WORKER_S, small for the test
+    job = runner.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, pool.runs_root)
+    note = job.waiting_note()  # at once, not after the deadline
+    assert note is not None and f"No worker is serving the queue at {pool.url}" in render(note), note
+    assert f"No worker is serving the queue at {pool.url}" not in render(note, "es"), "Spanish too"
+    _wait_for(lambda: job.done, 60, "the queued job to give up")
+    last = job.events()[-1]
+    assert job.status == RunStatus.FAILED and isinstance(last, ev.Failed) and "TL_QUEUE_NO_WORKER_S" in last.message
+    info = runs.read_json(job.run_dir / "run.json")
+    assert info["status"] == "Failed" and info["error"] == last.message and info["ended"] >= info["created"]
+    assert [type(e) for e in runs.read_events(job.run_dir)] == [ev.Failed], "one line: it never started"
+    assert job.waiting_note() is None
+    # it left the queue: a worker that comes later trains the next job, never this one
+    pool.start(1)
+    _wait_for(lambda: live_workers(runner.conn), 60, "the worker to register")
+    later = runner.submit(tiny_cfg(strategy="scratch", epochs=1, seed=1), shapes, pool.runs_root)
+    assert later.waiting_note() is None, "a worker serves the queue: nothing to say"
+    later.join(240)
+    assert later.status == RunStatus.FINISHED
+    assert [type(e) for e in runs.read_events(job.run_dir)] == [ev.Failed] and job.status == RunStatus.FAILED
+
+
+@needs_redis
+def test_cli_queue_wait_with_no_worker_says_so_and_ends_failed(pool, shapes_dir):
+    env = {**pool.env, "TL_QUEUE_NO_WORKER_S": "3"}
+    out = subprocess.run(_queue_cli(shapes_dir, pool.runs_root, pool.url), env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    final = json.loads(out.stdout.strip().splitlines()[-1])
+    assert f"No worker is serving the queue at {pool.url}" in out.stderr, out.stderr
+    assert out.returncode == 1 and final["status"] == "Failed" and "TL_QUEUE_NO_WORKER_S" in final["message"]
+    assert runs.read_run(final["run_dir"]).status == "Failed"
 
 
 def test_worker_refuses_paths_outside_its_runs_folder(tmp_path):
@@ -337,6 +376,30 @@ def test_stop_on_the_page_ends_the_job_on_the_worker(pool, shapes, monkeypatch, 
         assert runs.read_run(run_dir).status == "Stopped"
         _wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to end")
         assert all(p.poll() is None for p in pool.procs), "the worker lives on for the next job"
+    finally:
+        st.cache_resource.clear()
+
+
+@needs_redis
+def test_the_train_page_says_when_no_worker_serves_the_queue(pool, shapes, monkeypatch, tmp_path):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    for k, v in {"TL_RUNNER": "rq", "TL_REDIS_URL": pool.url, "TL_RUNS": str(pool.runs_root),
+                 "TL_WORKSPACE": str(tmp_path / "workspace"), "TL_QUEUE_NO_WORKER_S": "3"}.items():
+        monkeypatch.setenv(k, v)
+    st.cache_resource.clear()  # server_settings() and the runner are per server process
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.session_state["config"] = tiny_cfg(strategy="scratch", epochs=1, device="cpu")
+        at.session_state["dataset"] = shapes
+        at.run()
+        at.switch_page("app_pages/train.py").run()
+        at.button(key="train_start").click().run()
+        assert not at.exception, at.exception
+        assert f"No worker is serving the queue at {pool.url}" in _texts(at), _texts(at)
+        _wait_for(lambda: at.run() and "TL_QUEUE_NO_WORKER_S" in _texts(at), 60, "the page to say it gave up")
+        assert runs.read_run(pool.runs_root / at.session_state["job_run"]).status == "Failed"
     finally:
         st.cache_resource.clear()
 

@@ -18,6 +18,7 @@ from tl_core.base.messages import ConfigError
 from tl_core.data.dataset import Dataset
 from tl_core.jobs import sessions, settings
 from tl_core.jobs.runners import make_runner
+from tl_core.jobs.tasks import make_tasks
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = ASSETS / "samples"
@@ -77,6 +78,13 @@ def job_manager():
     # one registry per server process: jobs outlive a browser refresh; TL_RUNNER picks where they
     # train (thread, process, or rq workers, whose jobs also outlive a restart of this server)
     return make_runner(server_settings())
+
+
+@st.cache_resource
+def task_runner():
+    # heavy page work (audit features, speed probe, feature map, embeddings) as tasks on threads:
+    # hosted, in the trainings' own slots (TL_MAX_JOBS); local, at once (tl_core/jobs/tasks.py)
+    return make_tasks(server_settings(), job_manager())
 
 
 # The dataset and the settings are kept in the session's workspace, each under a name made from

@@ -343,6 +343,35 @@ _kinds({
                            "runs folder.",
                            "No se pudo crear una carpeta de entrenamiento en {root} ({detail}); libera espacio en "
                            "disco o elige otra carpeta de entrenamientos."),
+    # ------------------------------------------------ run folders checked (tl_core.jobs.run_check)
+    "check.temp_file": ("{path} is a temporary file of a write that never finished; it can be deleted.",
+                        "{path} es un archivo temporal de una escritura que no terminó; se puede borrar."),
+    "check.unreadable_run_json": ("{run}: run.json cannot be read ({detail}).",
+                                  "{run}: no se puede leer run.json ({detail})."),
+    "check.damaged_event": ("{run}: line {line} of events.jsonl is not an event.",
+                            "{run}: la línea {line} de events.jsonl no es un evento."),
+    "check.no_end_event": ("{run}: run.json says {status}, but events.jsonl has no event that ends a run.",
+                           "{run}: run.json dice {status}, pero events.jsonl no tiene ningún evento que termine un "
+                           "entrenamiento."),
+    "check.status_differs": ("{run}: run.json says {status}, but events.jsonl ends with {event}.",
+                             "{run}: run.json dice {status}, pero events.jsonl termina con {event}."),
+    "check.not_closed": ("{run}: events.jsonl ends with {event}, but run.json was never closed (it reads as {status}).",
+                         "{run}: events.jsonl termina con {event}, pero run.json nunca se cerró (se lee como "
+                         "{status})."),
+    "check.why_best": ("epoch {epoch} was saved as the best", "la época {epoch} se guardó como la mejor"),
+    "check.why_finished": ("the run finished", "el entrenamiento terminó"),
+    "check.missing_file": ("{run}: {file} is missing, though {why}.", "{run}: falta {file}, aunque {why}."),
+    "check.damaged_file": ("{run}: {file} is damaged ({detail}).", "{run}: {file} está dañado ({detail})."),
+    "check.images_gone": ("{run}: its images folder {root} is gone, and run.json does not say the caps removed it.",
+                          "{run}: su carpeta de imágenes {root} ya no existe, y run.json no dice que los límites "
+                          "la borraran."),
+    "check.parent_gone": ("{run}: it is {status} and starts from {parent}, whose model.safetensors is gone.",
+                          "{run}: está en {status} y parte de {parent}, cuyo model.safetensors ya no existe."),
+    "check.all_whole": ("{n} run {n:plural:folder|folders} under {root} checked: no problems.",
+                        "{n} {n:plural:carpeta|carpetas} de entrenamiento en {root} revisadas: ningún problema."),
+    "check.found": ("{problems} {problems:plural:problem|problems} in {n} run {n:plural:folder|folders} under {root}.",
+                    "{problems} {problems:plural:problema|problemas} en {n} {n:plural:carpeta|carpetas} de "
+                    "entrenamiento en {root}."),
     # ------------------------------------------------ training
     "train.no_gpu": ("CUDA was asked for but no GPU is available; choose device auto or cpu",
                      "Se pidió CUDA pero no hay ninguna GPU disponible; elige el dispositivo auto o cpu"),
@@ -475,6 +504,26 @@ _kinds({
     "pool.no_run": ("refused run id {run_id!r}: no such run folder under {root}",
                     "identificador de entrenamiento {run_id!r} rechazado: no existe esa carpeta en {root}"),
     "pool.foreign_job": ("refused job {job}: {func!r} is not {ours}", "trabajo {job} rechazado: {func!r} no es {ours}"),
+    "pool.no_worker": ("No worker is serving the queue at {url}, so this run cannot start: start one with "
+                       "`python -m tl_core worker --queue {url}` (or ask whoever runs this server). Without one it "
+                       "ends in {left} s.",
+                       "Ningún worker atiende la cola de trabajos en {url}, así que este entrenamiento no puede "
+                       "empezar: arranca uno con `python -m tl_core worker --queue {url}` (o pídeselo a quien "
+                       "administra este servidor). Si no hay ninguno, terminará en {left} s."),
+    "pool.no_worker_gave_up": ("No worker served the queue at {url} for {seconds} s (TL_QUEUE_NO_WORKER_S), so this run "
+                               "never started and was taken off the queue. Start a worker with `python -m tl_core "
+                               "worker --queue {url}` and train again.",
+                               "Ningún worker atendió la cola de trabajos en {url} durante {seconds} s "
+                               "(TL_QUEUE_NO_WORKER_S), así que este entrenamiento no llegó a empezar y se quitó de "
+                               "la cola. Arranca un worker con `python -m tl_core worker --queue {url}` y vuelve a "
+                               "entrenar."),
+    "pool.worker_lost": ("The worker training this run stopped ({why}); the best checkpoint so far is kept. Train "
+                         "again to finish it.",
+                         "El worker que entrenaba este modelo se detuvo ({why}); se conserva el mejor checkpoint "
+                         "guardado hasta ahora. Vuelve a entrenar para terminarlo."),
+    "pool.worker_lost_unknown": ("it ended without finishing the run", "terminó sin acabar el entrenamiento"),
+    "pool.worker_lost_pid": ("its process {pid} on {host} is gone", "su proceso {pid} en {host} ya no existe"),
+    "pool.worker_lost_beat": ("no heartbeat for {seconds:.0f} s from {host}", "sin latido desde {host} durante {seconds:.0f} s"),
     "train.class_weights": ("Class-weighted loss is on ({mode}): each class counts as much as the others however many "
                             "images it has (weights {weights}).",
                             "La pérdida ponderada por clase está activada ({mode}): cada clase cuenta lo mismo que "
@@ -495,6 +544,19 @@ _kinds({
                        "smaller batch size or image size, and start again.",
                        "El proceso de entrenamiento terminó de forma inesperada ({how}); se conserva el mejor modelo "
                        "guardado hasta ahora. Prueba con un tamaño de lote o de imagen menor y vuelve a empezar."),
+    "ddp.peer_died": ("A training process died: {how}. A run on several processes cannot go on without one of them; "
+                      "the best checkpoint so far is kept. Start the run again.",
+                      "Un proceso de entrenamiento murió: {how}. Un entrenamiento repartido entre varios procesos "
+                      "no puede seguir sin uno de ellos; se conserva el mejor checkpoint guardado hasta ahora. "
+                      "Vuelve a empezar el entrenamiento."),
+    "ddp.how_closed": ("another process of this run went away ({detail})",
+                       "otro proceso de este entrenamiento desapareció ({detail})"),
+    "ddp.how_timeout": ("another process of this run did not answer for {seconds} s (TL_DDP_TIMEOUT_S)",
+                        "otro proceso de este entrenamiento no respondió durante {seconds} s (TL_DDP_TIMEOUT_S)"),
+    "ddp.how_launcher": ("torchrun ended the run with exit status {status} before it could say so itself (torchrun's "
+                         "log names the process and the signal)",
+                         "torchrun terminó el entrenamiento con código de salida {status} antes de que este pudiera "
+                         "decirlo (el registro de torchrun indica el proceso y la señal)"),
     "job.how_signal": ("signal {signal}", "señal {signal}"),
     "job.how_killed": ("signal {signal}, SIGKILL: often the system ran out of memory",
                        "señal {signal}, SIGKILL: a menudo el sistema se quedó sin memoria"),
@@ -511,6 +573,19 @@ _kinds({
                           "starting another.",
                           "Ya tienes un entrenamiento en cola o en marcha; detenlo o espera a que termine antes de "
                           "empezar otro."),
+    # ------------------------------------------------ tasks: heavy page work in the job slots (jobs/tasks.py)
+    "task.what_audit_features": ("measuring the images' features for the audit",
+                                 "medir las características de las imágenes para la auditoría"),
+    "task.what_speed": ("measuring how fast this computer trains", "medir lo rápido que entrena este ordenador"),
+    "task.what_map": ("drawing the feature map", "dibujar el mapa de características"),
+    "task.what_embeddings": ("exporting the features", "exportar las características"),
+    "task.failed": ("Could not finish {what} ({detail}); try again.",
+                    "No se pudo terminar de {what} ({detail}); inténtalo de nuevo."),
+    "task.out_of_memory": ("The server ran out of memory while {what}; try again when it is less busy, or with fewer "
+                           "images.",
+                           "El servidor se quedó sin memoria al {what}; inténtalo de nuevo cuando esté menos "
+                           "ocupado, o con menos imágenes."),
+    "task.stopped": ("Stopped before finishing {what}.", "Detenido antes de terminar de {what}."),
     # ------------------------------------------------ comparing strategies
     "compare.needs_pretrained": ("A comparison measures what pretrained weights bring over training from scratch: "
                                  "choose starting weights on the Model page (or --pretrained) first.",

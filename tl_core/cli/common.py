@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from tl_core.base.config import DEFAULT_AUGMENT
 from tl_core.base.events import EpochEnd, Failed, Finished, HeadSearch, Note, Progress, Started, Stopped
+from tl_core.base.messages import Message
 
 # Modules that load torch are imported inside the commands that use them: `python -m tl_core runs`
 # or `--help` answers in a fraction of a second without them.
@@ -96,8 +97,9 @@ class Bars:
             self.bar, self.key = None, None
 
 
-def final_line(run_dir, last) -> int:
-    """The last line of `train`: one JSON object with the outcome (the same for --queue --wait)."""
+def final_line(run_dir, last, why=None) -> int:
+    """The last line of `train`: one JSON object with the outcome (the same for --queue --wait);
+    `why`: the sentence for a run that ended without an end of its own (a lost worker)."""
     result = {"run_dir": str(run_dir), "status": type(last).__name__ if last is not None else "Interrupted"}
     if isinstance(last, Finished):
         result.update({"val/acc": last.metrics.get("val/acc"), "val/loss": last.metrics.get("val/loss"),
@@ -105,7 +107,7 @@ def final_line(run_dir, last) -> int:
     elif isinstance(last, (Failed, Stopped)):
         result["message"] = last.message
     elif last is None:
-        result["message"] = "The worker training this run ended without finishing it; the best checkpoint is kept."
+        result["message"] = str(why or Message("pool.worker_lost", {"why": Message("pool.worker_lost_unknown")}))
     print(json.dumps(result))
     return 0 if isinstance(last, Finished) else 1
 

@@ -15,6 +15,7 @@ from tl_core.base.events import TERMINAL
 from tl_core.cli.common import Bars, default_augment, fetch_with_bar, final_line, print_report
 from tl_core.data.dataset import load_dataset
 from tl_core.jobs import runs
+from tl_core.jobs.launch import RUN_DIR_NOTE, close_after_torchrun, note_run_dir
 
 # Modules that load torch are imported inside the commands that use them: `python -m tl_core runs`
 # or `--help` answers in a fraction of a second without them.
@@ -86,7 +87,7 @@ def run(a) -> int:
     from tl_core.training import distributed  # deferred: torch (see the note at the top)
 
     if a.devices > 1 and not distributed.under_torchrun() and not a.queue:
-        return distributed.launch(a.argv, a.devices)  # with --queue the worker launches torchrun
+        return _launch(a)  # with --queue the worker launches torchrun
     from tl_core.training.train import train  # deferred: torch (see the note at the top)
 
     cfg = _config(a)
@@ -105,11 +106,12 @@ def run(a) -> int:
     if os.environ.get("RANK", "0") != "0":
         return _train_other_rank(cfg, ds)
     run_dir = runs.create_run(out, cfg, ds.classes, ds.to_dict())
+    note_run_dir(run_dir, os.environ)  # --devices N: the launcher closes it if torchrun ends it first
     runs.mark_running(run_dir)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: end as Stopped, keep the best model
     bars, last = Bars(), None
-    for e in runs.record(run_dir, train(cfg, ds, stop, run_dir)):
+    for e in runs.record(run_dir, distributed.finish_at_end(train(cfg, ds, stop, run_dir))):
         bars.show(e)
         last = e
     bars.close()
@@ -117,30 +119,54 @@ def run(a) -> int:
     return final_line(run_dir, last)
 
 
+def _launch(a) -> int:
+    """--devices N: this command again under torchrun. A run its ranks left open (one was killed and
+    torchrun ended the others before rank 0 said so) ends Failed here, with its final line."""
+    from tl_core.training import distributed  # deferred: torch (see the note at the top)
+
+    with tempfile.TemporaryDirectory(prefix="tl-torchrun-") as tmp:
+        note = Path(tmp) / "run_dir"
+        os.environ[RUN_DIR_NOTE] = str(note)  # torchrun passes the environment to every rank
+        code = distributed.launch(a.argv, a.devices)
+        run_dir = Path(note.read_text()) if note.is_file() else None
+    ended = close_after_torchrun(run_dir, code) if run_dir is not None and code != 0 else None
+    if ended is not None:
+        print(ended.message, file=sys.stderr, flush=True)
+        final_line(run_dir, ended)
+    return code
+
+
 def cmd_enqueue(a, cfg, ds, out: Path) -> int:
     """--queue: hand the run to the worker pool; with --wait follow it through its run folder."""
     from tl_core.jobs.pool import PoolRunner  # deferred: rq and redis are needed only with --queue
 
-    job = PoolRunner(a.queue, out).submit(cfg, ds, out)
+    job = PoolRunner(a.queue, out).submit(cfg, ds, out)  # TL_QUEUE_NO_WORKER_S from the environment
     print(json.dumps({"run_id": job.run_dir.name, "run_dir": str(job.run_dir), "job": job.id, "status": "Queued"}),
           flush=True)
     if not a.wait:
         return 0
     signal.signal(signal.SIGINT, lambda *_: job.stop())  # Ctrl-C stops the run on its worker
-    bars, cursor, last = Bars(), 0, None
+    bars, cursor, last, told = Bars(), 0, None, False
     while True:
+        if not told and not cursor:  # once, at once: nobody serves the queue (and when it gives up)
+            note = job.waiting_note()
+            if note is not None:
+                print(note, file=sys.stderr, flush=True)
+                told = True
+        done = job.done  # before reading: an end that this very check writes (no worker) is read below
         new = job.events(cursor)
         cursor += len(new)
         for e in new:
             bars.show(e)
             last = e
-        if isinstance(last, TERMINAL) or (not new and job.done):
+        if isinstance(last, TERMINAL) or (not new and done):
             break
         time.sleep(0.5)
     bars.close()
-    if not isinstance(last, TERMINAL):
-        say_if_queue_down(a.queue)  # ended without an end: the queue going away is the usual reason
-    return final_line(job.run_dir, last if isinstance(last, TERMINAL) else None)
+    if isinstance(last, TERMINAL):
+        return final_line(job.run_dir, last)
+    say_if_queue_down(a.queue)  # ended without an end: its worker died, or the queue went away
+    return final_line(job.run_dir, None, job.lost_note())
 
 
 def say_if_queue_down(url: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from tl_core.base.events import Finished
+from tl_core.jobs.launch import close_after_torchrun
 from tl_core.jobs.process import run_here, run_here_other_rank
 from tl_core.jobs.settings import load_settings
 
@@ -24,7 +25,9 @@ def cmd_run_job(a) -> int:
     from tl_core.training import distributed  # deferred: torch (see the note at the top)
 
     if a.devices > 1 and not distributed.under_torchrun():
-        return distributed.launch(a.argv, a.devices)
+        code = distributed.launch(a.argv, a.devices)
+        close_after_torchrun(a.run_dir, code)  # a rank killed: the run ends Failed, not Running forever
+        return code
     if os.environ.get("RANK", "0") != "0":
         run_here_other_rank(a.run_dir)
         distributed.finish()

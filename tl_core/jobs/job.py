@@ -185,10 +185,10 @@ class JobManager:
     child process per job (ProcessJob). Both keep this manager's queue, cap and owner rules.
     """
 
-    def __init__(self, max_concurrent: int = 1, keep_done: int = 200, job_class=None, several_devices_class=None):
-        # the job classes are given by tl_core.jobs.runners, the one place that knows every runner
-        self.job_class = job_class or Job
-        self.several_devices_class = several_devices_class or self.job_class
+    def __init__(self, max_concurrent: int = 1, keep_done: int = 200, job_classes=(Job, Job)):
+        # (job class for a run on one device, for a run on several): a row of runners.JOB_CLASSES,
+        # the one place that knows every runner
+        self.job_classes = job_classes
         self.max_concurrent = max(1, max_concurrent)
         self.keep_done = keep_done  # finished jobs kept in memory for reattaching
         self._cond = threading.Condition()
@@ -204,9 +204,8 @@ class JobManager:
             # hosted fairness: one session cannot fill the queue ahead of a classroom
             raise ConfigError("job.one_at_a_time")
         run_dir = runs.create_run(runs_root, cfg, dataset.classes, dataset.to_dict())
-        # a run on several GPUs is several processes (torchrun): a thread cannot hold it
-        job_class = self.several_devices_class if cfg.devices > 1 else self.job_class
-        job = job_class(self, cfg, dataset, run_dir, owner)
+        one_device, several_devices = self.job_classes
+        job = (several_devices if cfg.devices > 1 else one_device)(self, cfg, dataset, run_dir, owner)
         with self._cond:
             self._forget_done()
             self._jobs[job.id] = job
@@ -242,6 +241,12 @@ class JobManager:
         """0 when running or done; else 1 + the number of jobs ahead of it in the queue."""
         with self._cond:
             return self._queue.index(job) + 1 if job in self._queue else 0
+
+    def enqueue(self, item) -> None:
+        """Put a task (tl_core.jobs.tasks) in the same line as the jobs: its thread then calls
+        acquire(), and it holds one of the same max_concurrent slots until release()."""
+        with self._cond:
+            self._queue.append(item)
 
     def acquire(self, job: Job) -> bool:
         with self._cond:

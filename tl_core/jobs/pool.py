@@ -15,6 +15,10 @@ Contract between the web tier and the workers:
   sees it within a second, wherever it runs. A queued job is cancelled in Redis instead.
 - A killed worker takes its job process with it (job.run_here: PR_SET_PDEATHSIG); the run is then
   Interrupted (its pid is gone, or its heartbeat stops) with its best checkpoint kept.
+- Nobody waits forever. A queued job with no live worker on the queue says so at once
+  (PoolJob.waiting_note) and, after TL_QUEUE_NO_WORKER_S with still none, ends Failed and leaves the
+  queue. A worker is live while its rq key exists: rq renews it at each heartbeat and lets it expire
+  WORKER_TTL_S + 60 s after the last one, so a killed worker stops counting within that.
 """
 from __future__ import annotations
 
@@ -25,12 +29,12 @@ import time
 from pathlib import Path, PurePosixPath
 
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue, Worker, worker_registration
 from rq.job import Job as RQJob
 from rq.serializers import JSONSerializer
 
 from tl_core.base.config import ConfigError, RunConfig
-from tl_core.base.events import TERMINAL, Stopped
+from tl_core.base.events import TERMINAL, Failed, Stopped
 from tl_core.base.messages import Message
 from tl_core.base.status import RunStatus, status_after
 from tl_core.jobs import runs
@@ -41,6 +45,10 @@ from tl_core.jobs.settings import load_settings
 QUEUE = "tl-train"
 JOB_FUNCTION = "tl_core.jobs.pool.rq_job"  # enqueued by name: the web tier never imports the trainer
 _GONE = ("failed", "canceled", "stopped", "finished")  # rq states in which a Queued run will never start
+# rq's default worker TTL is 420 s: a SIGKILLed idle worker then looks alive for 480 s (TTL + 60).
+# 60 s: an idle worker renews its key every 45 s (TTL - 15, one BLPOP) and a dead one is gone from
+# the registry within 120 s, well inside TL_QUEUE_NO_WORKER_S's default of 300 s.
+WORKER_TTL_S = 60
 
 
 class PoolError(ConfigError):
@@ -56,7 +64,7 @@ def connect(url: str, check: bool = True) -> Redis:
         try:
             conn.ping()
         except Exception as e:  # redis raises ConnectionError, TimeoutError, AuthenticationError...
-            raise PoolError("pool.unreachable", url=url, detail=type(e).__name__) from None
+            raise PoolError("pool.unreachable", url=public_url(url), detail=type(e).__name__) from None
     return conn
 
 
@@ -118,8 +126,21 @@ def serve(redis_url: str, gpu: str | None = None, burst: bool = False, name: str
     os.environ["TL_WORKER_DEVICES"] = str(max(1, devices))
     conn = connect(redis_url)
     worker_name = name or f"tl-{socket.gethostname()}-{gpu or 'any'}-{os.getpid()}"
-    Worker([queue(conn)], connection=conn, serializer=JSONSerializer, name=worker_name, job_class=TrainJob).work(
-        burst=burst, with_scheduler=False)
+    Worker([queue(conn)], connection=conn, serializer=JSONSerializer, name=worker_name, job_class=TrainJob,
+           worker_ttl=WORKER_TTL_S).work(burst=burst, with_scheduler=False)
+
+
+def live_workers(conn: Redis) -> int:
+    """Workers serving the queue now: registered, and their key not expired (a killed worker's key
+    expires WORKER_TTL_S + 60 s after its last heartbeat; a stopped one unregisters at once)."""
+    keys = list(worker_registration.get_keys(queue=queue(conn)))
+    return int(conn.exists(*keys)) if keys else 0
+
+
+def public_url(url: str) -> str:
+    """The Redis URL without its password: it is shown on pages that strangers read."""
+    head, at, tail = url.rpartition("@")
+    return url if not at else head.split("//", 1)[0] + "//" + tail
 
 
 # ---------------------------------------------------------------- web side
@@ -132,6 +153,7 @@ class PoolJob:
         self.id, self.run_dir, self.owner = job_id, Path(run_dir), owner
         self._runner = runner
         self._tail = runs.EventTail(self.run_dir)
+        self._unserved_since: float | None = None  # monotonic time this process first saw no worker
 
     def events(self, since: int = 0) -> list:
         return self._tail.since(since)
@@ -147,8 +169,69 @@ class PoolJob:
         except (OSError, ValueError):
             return RunStatus.INTERRUPTED  # the folder is gone (deleted, storage lost)
         if info.get("status") == runs.QUEUED:  # waiting in Redis, not in the process that made it
-            return RunStatus.INTERRUPTED if self._rq_status() in (None, *_GONE) else RunStatus.QUEUED
+            if self._rq_status() in (None, *_GONE):
+                return RunStatus.INTERRUPTED
+            return RunStatus.FAILED if self._give_up_if_unserved() else RunStatus.QUEUED
         return runs.run_status(info, self.run_dir)
+
+    def lost_note(self) -> Message | None:
+        """Why a run that was training is Interrupted (its worker died, or went silent on another
+        machine: runs.HEARTBEAT_STALE_S); None while it trains or once it ended by itself."""
+        try:
+            info = runs.read_json(self.run_dir / "run.json")
+        except (OSError, ValueError):
+            return None
+        if info.get("status") != runs.RUNNING or runs.run_status(info, self.run_dir) != RunStatus.INTERRUPTED:
+            return None
+        host = info.get("host", "?")
+        if runs.heartbeat_stale(self.run_dir):
+            silent = time.time() - (self.run_dir / runs.HEARTBEAT_FILE).stat().st_mtime
+            why = Message("pool.worker_lost_beat", {"seconds": silent, "host": host})
+        else:
+            why = Message("pool.worker_lost_pid", {"pid": info.get("pid", "?"), "host": host})
+        return Message("pool.worker_lost", {"why": why})
+
+    def _unserved_for(self) -> float | None:
+        """Seconds this job has waited with no live worker on the queue (None: one serves it, or
+        Redis does not answer: that has its own sentence)."""
+        try:
+            serving = live_workers(self._runner.conn)
+        except Exception:  # redis raises ConnectionError, TimeoutError...: pool.unreachable says so
+            return None
+        if serving:
+            self._unserved_since = None
+            return None
+        if self._unserved_since is None:
+            self._unserved_since = time.monotonic()
+        return time.monotonic() - self._unserved_since
+
+    def waiting_note(self) -> Message | None:
+        """While it waits in the queue with no worker to take it: the sentence that says so (and
+        what to do); None otherwise."""
+        if self.status != RunStatus.QUEUED:
+            return None
+        waited = self._unserved_for()
+        if waited is None:
+            return None
+        left = max(0, round(self._runner.no_worker_s - waited))
+        return Message("pool.no_worker", {"url": public_url(self._runner.url), "left": left})
+
+    def _give_up_if_unserved(self) -> bool:
+        """After TL_QUEUE_NO_WORKER_S with no worker: take the job off the queue and end its run
+        Failed, with the sentence. One web server does it (a Redis lock), the others read it."""
+        waited = self._unserved_for()
+        if waited is None or waited < self._runner.no_worker_s:
+            return False
+        job = self._rq_job()
+        if job is None or not self._runner.conn.set(f"tl:gave-up:{self.id}", 1, nx=True, ex=7 * 86400):
+            return False
+        job.cancel()
+        if runs.read_json(self.run_dir / "run.json").get("status") != runs.QUEUED:
+            return False  # a worker took it in the meantime: it trains
+        url = public_url(self._runner.url)
+        failed = Failed.of(Message("pool.no_worker_gave_up", {"url": url, "seconds": self._runner.no_worker_s}))
+        runs.finish_run(self.run_dir, _record_one(self.run_dir, failed))
+        return True
 
     @property
     def done(self) -> bool:
@@ -194,8 +277,10 @@ def _record_one(run_dir: Path, event):
 class PoolRunner:
     """Submit, find and list jobs trained by `python -m tl_core worker` processes (the rq runner)."""
 
-    def __init__(self, redis_url: str, runs_dir: str | Path, job_timeout_s: int = 86400):
+    def __init__(self, redis_url: str, runs_dir: str | Path, job_timeout_s: int = 86400, no_worker_s: int | None = None):
         self.url, self.runs_dir, self.job_timeout_s = redis_url, Path(runs_dir), job_timeout_s
+        # how long a queued job may wait with no worker on the queue before it ends (TL_QUEUE_NO_WORKER_S)
+        self.no_worker_s = load_settings().queue_no_worker_s if no_worker_s is None else no_worker_s
         self.conn = connect(redis_url, check=False)  # pages still render while Redis is down
         self.queue = queue(self.conn)
         self._jobs: dict[str, PoolJob] = {}

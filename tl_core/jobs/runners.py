@@ -8,6 +8,10 @@ from __future__ import annotations
 from tl_core.jobs.job import Job, JobManager
 from tl_core.jobs.process import ProcessJob
 
+# runner name -> (job class for a run on one device, for a run on several devices): a run on
+# several GPUs is several processes (torchrun), which a thread cannot hold
+JOB_CLASSES = {"thread": (Job, ProcessJob), "process": (ProcessJob, ProcessJob)}
+
 
 def make_runner(settings):
     """The runner the settings name (TL_RUNNER): a JobManager (thread, process) or a pool.PoolRunner
@@ -16,5 +20,4 @@ def make_runner(settings):
         from tl_core.jobs.pool import PoolRunner  # deferred: rq and redis are needed only by a hosted web tier
 
         return PoolRunner(settings.redis_url, settings.runs_dir, settings.job_timeout_s)
-    job_class = ProcessJob if settings.runner == "process" else Job
-    return JobManager(max_concurrent=settings.max_jobs, job_class=job_class, several_devices_class=ProcessJob)
+    return JobManager(max_concurrent=settings.max_jobs, job_classes=JOB_CLASSES[settings.runner])

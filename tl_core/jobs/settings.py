@@ -16,11 +16,19 @@
 | TL_RUNNER                | process       | thread         | where jobs train: thread, process, rq (workers) |
 | TL_REDIS_URL             | redis://127.0.0.1:6379 | same  | the queue of the rq runner and of its workers   |
 | TL_JOB_TIMEOUT_S         | 86400         | 14400          | rq: a job still training after this is ended    |
+| TL_QUEUE_NO_WORKER_S     | 300           | 300            | rq: a queued job with no live worker this long ends Failed |
+| TL_DDP_TIMEOUT_S         | 600           | 600            | --devices N: a rank waiting this long on another fails the run |
 
 Local runs train in a child process (TL_RUNNER=process) watched by a thread of the server: on the
 2-core machine of issue 21 the same full fine-tuning took 167 s from the Train page's click with
 the thread runner against 48 s from the CLI, because the page's reruns competed with the training
 thread for the GIL; a process of its own has its own interpreter.
+
+TL_QUEUE_NO_WORKER_S: 300 s. The page and `train --queue --wait` say at once that no worker serves
+the queue; the deadline only decides when to give up. A worker that systemd restarts (or a deploy)
+is back within a minute, and a dead one leaves rq's registry within 120 s (pool.WORKER_TTL_S), so
+5 minutes never ends a job that a worker was about to take. TL_DDP_TIMEOUT_S is read by each rank
+(tl_core.training.distributed, which says why 600 s).
 
 Hosted defaults assume a classroom: ~30 users on one machine, 200 MB uploads (Streamlit's own
 server.maxUploadSize default), and two concurrent trainings so nobody waits behind one long run.
@@ -43,10 +51,11 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")  # token_urlsafe(24) is 32 charac
 
 _DEFAULTS = {
     "local": dict(max_upload_mb=4096, max_images=50_000, max_pixels=40_000_000, max_jobs=1, max_epochs=1000,
-                  max_runs_per_session=0, min_free_mb=500, session_ttl_hours=0, job_timeout_s=86400, runner="process"),
+                  max_runs_per_session=0, min_free_mb=500, session_ttl_hours=0, job_timeout_s=86400,
+                  queue_no_worker_s=300, runner="process"),
     "hosted": dict(max_upload_mb=200, max_images=5000, max_pixels=25_000_000, max_jobs=2, max_epochs=30,
                    max_runs_per_session=5, min_free_mb=1000, session_ttl_hours=24, job_timeout_s=4 * 3600,
-                   runner="thread"),
+                   queue_no_worker_s=300, runner="thread"),
 }
 
 
@@ -68,6 +77,7 @@ class Settings:
     min_free_mb: int = 500
     session_ttl_hours: int = 0
     job_timeout_s: int = 86400
+    queue_no_worker_s: int = 300
     runner: str = "process"
     redis_url: str = "redis://127.0.0.1:6379"
 
@@ -105,7 +115,7 @@ def load_settings(environ: dict | None = None) -> Settings:
         raise SettingsError("settings.bad_mode", mode=mode)
     defaults = _DEFAULTS[mode]
     values = {k: _int_env(env, f"TL_{k.upper()}", v) for k, v in defaults.items() if k != "runner"}
-    for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb", "job_timeout_s"):
+    for name in ("max_jobs", "max_epochs", "max_images", "max_upload_mb", "job_timeout_s", "queue_no_worker_s"):
         if values[name] < 1:
             raise SettingsError("settings.at_least_one", name=f"TL_{name.upper()}")
     runner = env.get("TL_RUNNER", "").strip().lower() or defaults["runner"]

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from tl_core.base.events import Progress
-from tl_core.base.messages import LossError, Message
+from tl_core.base.messages import Message
 from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, train_transform
 from tl_core.models.strategies import set_train_mode
 from tl_core.training import distributed
-from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics
+from tl_core.training.steps import StepSchedule, epoch_metrics, loader_kwargs, make_optimizer, train_step, val_metrics
 
 VIEWS = 4  # augmented views cached per training image (issue 21: V = 4)
 # children that belong to timm's forward_head, not forward_features
@@ -172,24 +172,15 @@ class ActivationLoop:
         for step, start in enumerate(range(0, self.n_used, self.batch), 1):
             run.check_stop()
             idx = order[start:start + self.batch]
-            y = self.y_train[idx].to(run.device)
-            with run.autocast():
-                logits = self._forward(self.train_acts[view[idx], idx])
-                loss = run.loss_fn(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise LossError("train.loss_not_finite_step", loss=loss.item(), epoch=epoch, step=step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            loss_sum += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
+            loss, right = train_step(self, self._forward, self.train_acts[view[idx], idx],
+                                     self.y_train[idx].to(run.device), epoch, step)
+            loss_sum += loss * len(idx)
+            correct += right
             seen += len(idx)
             rate = seen / (time.perf_counter() - t_epoch)
             left = (self.n_used - seen + (run.cfg.epochs - epoch) * self.n_used) / rate
-            yield Progress("train", epoch, step, self.steps_per_epoch, loss.item(), rate, left)
-        return {"train/loss": loss_sum / max(1, seen), "train/acc": correct / max(1, seen),
-                "images_per_s": seen / (time.perf_counter() - t_epoch), "lr": self.optimizer.param_groups[0]["lr"]}
+            yield Progress("train", epoch, step, self.steps_per_epoch, loss, rate, left)
+        return epoch_metrics(self, loss_sum, correct, seen, t_epoch)
 
     def validate(self, epoch: int):
         run = self.run

@@ -8,17 +8,47 @@ every rank sees the same metrics and stops (early, or on request) at the same st
 writes the run folder. Feature extraction shards the embedding pass and gathers the features.
 
 Outside torchrun every function here is a no-op for one process, so train.py calls them always.
+
+A dead or silent rank ends the run, never hangs it: a rank killed outright closes its sockets, so
+the others' next collective fails at once, and torchrun (which watches its ranks every 0.1 s)
+SIGTERMs the rest, which rank 0 turns into the run's Failed sentence (peer_failure) before it
+exits; a rank that is alive but silent (stopped, stuck) fails the others' collectives after
+TL_DDP_TIMEOUT_S. Whatever a killed rank 0 could not write, the launcher writes after torchrun
+(tl_core.jobs.launch.close_after_torchrun).
 """
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
+
+from tl_core.base.events import TERMINAL
+from tl_core.base.messages import Message, SettingsError
+
+# How long a rank waits in a collective for another before the run fails (torch's own default is
+# 30 min). The longest legitimate wait is rank 0 writing a checkpoint while the others wait at the
+# next step: 45 MB (resnet18) to a few hundred MB (the gallery's largest) with fsync, up to about
+# a minute on slow shared storage. 600 s leaves 10x that, and a stuck peer costs 10 min, not 30.
+DDP_TIMEOUT_S = 600
+_torn_down = threading.Event()  # torchrun sent SIGTERM: another rank died and the group is ending
+
+
+def timeout_s() -> int:
+    """TL_DDP_TIMEOUT_S (SettingsError, a sentence, when it is not a whole number of seconds >= 1)."""
+    raw = os.environ.get("TL_DDP_TIMEOUT_S", "").strip()
+    if not raw:
+        return DDP_TIMEOUT_S
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError("settings.not_a_number", name="TL_DDP_TIMEOUT_S", raw=raw, default=DDP_TIMEOUT_S)
+    return int(raw)
 
 
 def under_torchrun() -> bool:
@@ -65,8 +95,34 @@ def init(device_pref: str) -> torch.device:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         os.environ["TL_NUM_THREADS"] = str(max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     if not active():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s()))
+        _on_teardown_say_why()
     return torch.device("cuda", local) if cuda else torch.device("cpu")
+
+
+def _on_teardown_say_why() -> None:
+    """torchrun SIGTERMs the surviving ranks when one dies: rank 0 notes it and lets its next
+    collective fail (at once: the dead rank's sockets are closed), so the run ends Failed with the
+    sentence and its best checkpoint written; torchrun waits 30 s before SIGKILL."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: _torn_down.set())
+
+
+def peer_failure(e: BaseException) -> Message | None:
+    """The sentence for an error that means another rank of this run died or went silent; None
+    for any other error (and outside torchrun)."""
+    text = str(e).strip()
+    lowered = text.lower()
+    dist_error = isinstance(e, getattr(dist, "DistError", ())) or any(
+        w in lowered for w in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe"))
+    if not (active() and (dist_error or _torn_down.is_set())):
+        return None
+    if "timed out" in lowered or "timeout" in lowered:
+        how = Message("ddp.how_timeout", {"seconds": timeout_s()})
+    else:
+        first = text.splitlines()[0][:200] if text else type(e).__name__
+        how = Message("ddp.how_closed", {"detail": first})
+    return Message("ddp.peer_died", {"how": how})
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
@@ -162,3 +218,13 @@ def _shard_of(items: list, r: int) -> list:
 def finish() -> None:
     if active():
         dist.destroy_process_group()
+
+
+def finish_at_end(events):
+    """A run's events, this process group ended as the run's last event (Finished, Stopped or
+    Failed) passes: what rank 0 does after it (runs.record builds the out-of-domain bank) is its
+    own, and a collective there would wait on peers that are gone ("Connection closed by peer")."""
+    for event in events:
+        if isinstance(event, TERMINAL):
+            finish()
+        yield event

@@ -1,12 +1,15 @@
-"""Pieces both training loops share (train.ImageLoop and features.FeatureLoop): the learning-rate
-schedule, the optimizer, DataLoader workers and the validation metrics."""
+"""Pieces the training loops share (train.ImageLoop, activations.ActivationLoop, features.FeatureLoop):
+the learning-rate schedule, the optimizer, one training step, DataLoader workers and the metrics."""
 from __future__ import annotations
+
+import time
 
 import torch
 from timm.scheduler import CosineLRScheduler
 from torch import nn
 
 from tl_core.base.config import RunConfig
+from tl_core.base.messages import LossError
 
 
 MIN_LR_FRACTION = 0.01  # the cosine decays to 1% of the peak
@@ -42,6 +45,29 @@ def make_optimizer(cfg: RunConfig, groups: list[dict]) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_step(loop, forward, x, y: torch.Tensor, epoch: int, step: int) -> tuple[float, int]:
+    """One optimizer step of `loop` (its run, optimizer and scheduler) on the batch (x, y): the
+    logits forward(x) under the run's autocast, the loss (a sentence if it is not a number), the
+    backward pass, the optimizer and the schedule. -> (the batch's loss, how many it got right)."""
+    run = loop.run
+    with run.autocast():
+        logits = forward(x)
+        loss = run.loss_fn(logits.float(), y)
+    if not torch.isfinite(loss):
+        raise LossError("train.loss_not_finite_step", loss=loss.item(), epoch=epoch, step=step)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    loop.optimizer.step()
+    loop.scheduler.step()
+    return loss.item(), (logits.argmax(1) == y).sum().item()
+
+
+def epoch_metrics(loop, loss_sum: float, correct: int, seen: int, t_epoch: float) -> dict:
+    """The training metrics of an epoch that started at perf_counter() `t_epoch`."""
+    return {"train/loss": loss_sum / max(1, seen), "train/acc": correct / max(1, seen),
+            "images_per_s": seen / (time.perf_counter() - t_epoch), "lr": loop.optimizer.param_groups[0]["lr"]}
 
 
 def loader_kwargs(run) -> dict:

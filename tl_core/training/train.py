@@ -22,7 +22,6 @@ from tl_core.base.messages import (
     OUT_OF_MEMORY,
     ConfigError,
     DataError,
-    LossError,
     Message,
     UserError,
     mentions_out_of_memory,
@@ -45,7 +44,14 @@ from tl_core.training.balance import class_weights_for
 from tl_core.training.device import configure_threads, cpu_sample, pick_device, usable_cores  # noqa: F401
 from tl_core.training.features import FeatureLoop
 from tl_core.training.solved_head import SolvedHeadLoop, init_head_from_probe
-from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics  # noqa: F401  (public here too)
+from tl_core.training.steps import (  # noqa: F401  (public here too)
+    StepSchedule,
+    epoch_metrics,
+    loader_kwargs,
+    make_optimizer,
+    train_step,
+    val_metrics,
+)
 
 
 class StopRequested(Exception):
@@ -54,6 +60,9 @@ class StopRequested(Exception):
 
 def user_message(e: BaseException) -> Message:
     """One sentence for the user; the traceback goes to Failed.detail."""
+    peer = distributed.peer_failure(e)  # --devices N: another rank died or went silent
+    if peer is not None:
+        return peer
     if isinstance(e, (torch.OutOfMemoryError, MemoryError)) or mentions_out_of_memory(str(e)):
         return OUT_OF_MEMORY
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
@@ -253,26 +262,16 @@ class ImageLoop:
             run.check_stop()
             t = time.perf_counter()
             x, y = self._to_device(x, y)
-            with run.autocast():
-                logits = self.net(x)
-                loss = run.loss_fn(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise LossError("train.loss_not_finite_step", loss=loss.item(), epoch=epoch, step=step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
+            loss, right = train_step(self, self.net, x, y, epoch, step)
             n = y.numel()
-            loss_sum += loss.item() * n
-            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss * n
+            correct += right
             seen += n
             self.step_seconds.append(time.perf_counter() - t)
-            yield Progress("train", epoch, step, self.steps_per_epoch, loss.item(),
+            yield Progress("train", epoch, step, self.steps_per_epoch, loss,
                            seen / (time.perf_counter() - t_epoch), self._eta(epoch, step))
         loss_sum, correct, seen = distributed.sum_over_ranks(loss_sum, correct, seen)  # the whole epoch's
-        return {"train/loss": loss_sum / max(1, seen), "train/acc": correct / max(1, seen),
-                "images_per_s": seen / (time.perf_counter() - t_epoch),
-                "lr": self.optimizer.param_groups[0]["lr"]}
+        return epoch_metrics(self, loss_sum, correct, seen, t_epoch)
 
     def validate(self, epoch: int):
         run = self.run
