@@ -955,12 +955,12 @@ ES.update({
 EN.update({
     "task_waiting": "Waiting for a free slot on this server: position {pos} in line. It starts by itself; you can "
                     "leave this page and come back.",
-    "task_stop": "Stop", "task_retry": "Try again",
+    "task_then": "Then: {what}", "task_stop": "Stop", "task_retry": "Try again",
 })
 ES.update({
     "task_waiting": "Esperando un hueco libre en este servidor: puesto {pos} en la cola. Empieza solo; puedes salir "
                     "de esta página y volver.",
-    "task_stop": "Detener", "task_retry": "Reintentar",
+    "task_then": "Después: {what}", "task_stop": "Detener", "task_retry": "Reintentar",
 })
 
 TABLES = {"en": EN, "es": ES}

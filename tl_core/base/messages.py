@@ -343,6 +343,35 @@ _kinds({
                            "runs folder.",
                            "No se pudo crear una carpeta de entrenamiento en {root} ({detail}); libera espacio en "
                            "disco o elige otra carpeta de entrenamientos."),
+    # ------------------------------------------------ run folders checked (tl_core.jobs.run_check)
+    "check.temp_file": ("{path} is a temporary file of a write that never finished; it can be deleted.",
+                        "{path} es un archivo temporal de una escritura que no terminó; se puede borrar."),
+    "check.unreadable_run_json": ("{run}: run.json cannot be read ({detail}).",
+                                  "{run}: no se puede leer run.json ({detail})."),
+    "check.damaged_event": ("{run}: line {line} of events.jsonl is not an event.",
+                            "{run}: la línea {line} de events.jsonl no es un evento."),
+    "check.no_end_event": ("{run}: run.json says {status}, but events.jsonl has no event that ends a run.",
+                           "{run}: run.json dice {status}, pero events.jsonl no tiene ningún evento que termine un "
+                           "entrenamiento."),
+    "check.status_differs": ("{run}: run.json says {status}, but events.jsonl ends with {event}.",
+                             "{run}: run.json dice {status}, pero events.jsonl termina con {event}."),
+    "check.not_closed": ("{run}: events.jsonl ends with {event}, but run.json was never closed (it reads as {status}).",
+                         "{run}: events.jsonl termina con {event}, pero run.json nunca se cerró (se lee como "
+                         "{status})."),
+    "check.why_best": ("epoch {epoch} was saved as the best", "la época {epoch} se guardó como la mejor"),
+    "check.why_finished": ("the run finished", "el entrenamiento terminó"),
+    "check.missing_file": ("{run}: {file} is missing, though {why}.", "{run}: falta {file}, aunque {why}."),
+    "check.damaged_file": ("{run}: {file} is damaged ({detail}).", "{run}: {file} está dañado ({detail})."),
+    "check.images_gone": ("{run}: its images folder {root} is gone, and run.json does not say the caps removed it.",
+                          "{run}: su carpeta de imágenes {root} ya no existe, y run.json no dice que los límites "
+                          "la borraran."),
+    "check.parent_gone": ("{run}: it is {status} and starts from {parent}, whose model.safetensors is gone.",
+                          "{run}: está en {status} y parte de {parent}, cuyo model.safetensors ya no existe."),
+    "check.all_whole": ("{n} run {n:plural:folder|folders} under {root} checked: no problems.",
+                        "{n} {n:plural:carpeta|carpetas} de entrenamiento en {root} revisadas: ningún problema."),
+    "check.found": ("{problems} {problems:plural:problem|problems} in {n} run {n:plural:folder|folders} under {root}.",
+                    "{problems} {problems:plural:problema|problemas} en {n} {n:plural:carpeta|carpetas} de "
+                    "entrenamiento en {root}."),
     # ------------------------------------------------ training
     "train.no_gpu": ("CUDA was asked for but no GPU is available; choose device auto or cpu",
                      "Se pidió CUDA pero no hay ninguna GPU disponible; elige el dispositivo auto o cpu"),
