@@ -111,7 +111,7 @@ def run(a) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: end as Stopped, keep the best model
     bars, last = Bars(), None
-    for e in runs.record(run_dir, train(cfg, ds, stop, run_dir)):
+    for e in runs.record(run_dir, distributed.finish_at_end(train(cfg, ds, stop, run_dir))):
         bars.show(e)
         last = e
     bars.close()

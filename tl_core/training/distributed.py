@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
+from tl_core.base.events import TERMINAL
 from tl_core.base.messages import Message, SettingsError
 
 # How long a rank waits in a collective for another before the run fails (torch's own default is
@@ -217,3 +218,13 @@ def _shard_of(items: list, r: int) -> list:
 def finish() -> None:
     if active():
         dist.destroy_process_group()
+
+
+def finish_at_end(events):
+    """A run's events, this process group ended as the run's last event (Finished, Stopped or
+    Failed) passes: what rank 0 does after it (runs.record builds the out-of-domain bank) is its
+    own, and a collective there would wait on peers that are gone ("Connection closed by peer")."""
+    for event in events:
+        if isinstance(event, TERMINAL):
+            finish()
+        yield event
