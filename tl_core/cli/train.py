@@ -115,8 +115,9 @@ def run(a) -> int:
         bars.show(e)
         last = e
     bars.close()
+    code = final_line(run_dir, last)  # first: torchrun may end this rank at once if another died
     distributed.finish()
-    return final_line(run_dir, last)
+    return code
 
 
 def _launch(a) -> int:
