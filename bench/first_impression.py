@@ -62,7 +62,8 @@ def train_default(page, url: str) -> tuple[str, float]:
 
 
 def open_sidebar(page) -> None:
-    # on a phone the sidebar starts collapsed
+    # on a phone the sidebar starts collapsed; wait for the page to draw one or the other first
+    page.get_by_test_id("stSidebarNav").or_(page.get_by_test_id("stExpandSidebarButton")).first.wait_for()
     if not page.get_by_test_id("stSidebarNav").is_visible():
         page.get_by_test_id("stExpandSidebarButton").click()
         page.get_by_test_id("stSidebarNav").wait_for()

@@ -17,11 +17,11 @@ from ui import charts
 LABELS = {k: k for k in ("loss", "acc", "train", "val", "epoch", "raw", "smoothed", "step_loss", "step")}
 
 
-def test_local_runs_train_in_a_process_and_hosted_ones_on_a_thread():
+def test_runs_train_in_a_process_by_default_locally_and_hosted():
     assert load_settings({}).runner == "process"
-    assert load_settings({"TL_MODE": "hosted"}).runner == "thread"
+    assert load_settings({"TL_MODE": "hosted"}).runner == "process"
     assert load_settings({"TL_RUNNER": "thread"}).runner == "thread"
-    assert load_settings({"TL_MODE": "hosted", "TL_RUNNER": "process"}).runner == "process"
+    assert load_settings({"TL_MODE": "hosted", "TL_RUNNER": "thread"}).runner == "thread"
 
 
 def test_the_default_local_runner_trains_in_a_child_process(shapes, tmp_path):

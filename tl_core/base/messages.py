@@ -314,11 +314,11 @@ _kinds({
                           "{name}={raw!r} es negativo; ponlo a 0 o más, o quítalo."),
     "settings.bad_mode": ("TL_MODE={mode!r} is not a mode; use 'local' (one user) or 'hosted' (many users).",
                           "TL_MODE={mode!r} no es un modo; usa 'local' (un usuario) o 'hosted' (muchos usuarios)."),
-    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'process' (a process per job, the local "
-                            "default), 'thread' (the hosted default) or 'rq' (worker processes on a Redis queue, "
+    "settings.bad_runner": ("TL_RUNNER={runner!r} is not a runner; use 'process' (a process per job, the "
+                            "default), 'thread' (a thread of the app) or 'rq' (worker processes on a Redis queue, "
                             "TL_REDIS_URL).",
                             "TL_RUNNER={runner!r} no es un ejecutor; usa 'process' (un proceso por trabajo, por "
-                            "defecto en local), 'thread' (por defecto en hosted) o 'rq' (procesos trabajadores en "
+                            "defecto), 'thread' (un hilo de la aplicación) o 'rq' (procesos trabajadores en "
                             "una cola Redis, TL_REDIS_URL)."),
     "settings.at_least_one": ("{name} must be at least 1.", "{name} debe ser al menos 1."),
     "settings.bad_token": ("the session token is not valid; reload the page to start a new session.",
