@@ -24,6 +24,8 @@ PAGES = [
     ("app_pages/export.py", "nav_export", ":material/download:"),
 ]
 
+state.warm_up_default_engine()  # once per server, in the background: the first click finds the fast engine
+
 with st.sidebar:
     st.selectbox("Language / Idioma", list(LANGUAGES), format_func=LANGUAGES.get, key="lang",
                  label_visibility="collapsed")

@@ -102,17 +102,27 @@ def _label_issues(run_dir: str, mtime: float) -> dict:
     return label_issues(run_dir)
 
 
+def _find_issues(run_dir: str, progress) -> dict:
+    from tl_core.trust.label_issues import label_issues  # deferred: torch (on a task's thread: no st.* here)
+
+    return label_issues(run_dir, progress)
+
+
 def wrong_folder(info) -> None:
     """Images whose folder disagrees with confident out-of-sample predictions."""
     from tl_core.trust.label_issues import LABEL_ISSUES_FILE
 
     st.subheader(t("ev_issues_title"))
     st.caption(t("ev_issues_explain"))
-    done = (Path(info.dir) / LABEL_ISSUES_FILE).exists()
-    if not done and not st.button(t("ev_issues_button"), key="ev_issues"):
-        return
-    with st.spinner(t("ev_issues_working")), user_errors():
-        result = _label_issues(str(info.dir), _mtime(info.dir))
+    run_dir = str(info.dir)
+    done = (Path(run_dir) / LABEL_ISSUES_FILE).exists()  # saved with the run: read back at once
+    clicked = not done and st.button(t("ev_issues_button"), key="ev_issues")
+    with user_errors():
+        # out-of-fold probes on every image's features: a task in the server's job slots
+        result = _label_issues(run_dir, _mtime(info.dir)) if done else tasks.follow(
+            "issues", run_dir, lambda progress: _find_issues(run_dir, progress), t("ev_issues_working"), start=clicked)
+        if result is None:
+            return
         issues = result["issues"]
         if not issues:
             st.success(t("ev_issues_none", n=result["n_images"]))
@@ -186,16 +196,27 @@ def _curve(run_dir: str, mtime: float) -> dict:
     return run_curve(run_dir)
 
 
+def _measure_curve(run_dir: str, progress) -> dict:
+    from tl_core.trust.curve import run_curve  # deferred: torch (on a task's thread: no st.* here)
+
+    return run_curve(run_dir, progress)
+
+
 def data_curve(info) -> None:
     """Would more images help? Accuracy on 20-100% of the training images, and its reading."""
     from tl_core.trust.curve import CURVE_FILE, FRACTION_SEEDS
 
     st.subheader(t("ev_curve_title"))
     st.caption(t("ev_curve_explain", seeds=FRACTION_SEEDS))
-    if not (Path(info.dir) / CURVE_FILE).exists() and not st.button(t("ev_curve_button"), key="ev_curve"):
-        return
-    with st.spinner(t("ev_curve_working")), user_errors():
-        result = _curve(str(info.dir), _mtime(info.dir))
+    run_dir = str(info.dir)
+    done = (Path(run_dir) / CURVE_FILE).exists()  # saved with the run: read back at once
+    clicked = not done and st.button(t("ev_curve_button"), key="ev_curve")
+    with user_errors():
+        # a head solved on 20-100% of the training features, several draws: a task in the job slots
+        result = _curve(run_dir, _mtime(info.dir)) if done else tasks.follow(
+            "curve", run_dir, lambda progress: _measure_curve(run_dir, progress), t("ev_curve_working"), start=clicked)
+        if result is None:
+            return
         if result["n"]:
             labels = {k: t(f"ev_curve_{k}") for k in ("x", "y", "overall")}
             st.plotly_chart(trust.data_curve(result["n"], result["overall"], result["per_class"], labels),

@@ -19,16 +19,27 @@ def _out_dir(run_dir: Path, fmt: str) -> Path:
     return state.workspace() / "exports" / run_dir.name / fmt
 
 
+def _model_zip(run_dir: Path, fmt: str, out_dir: Path) -> tuple:
+    """On a task's thread (no st.* here): the zip, checked -> (bytes, file name, ExportResult)."""
+    result = export.export_run(run_dir, fmt, out_dir)
+    return Path(result.path).read_bytes(), Path(result.path).name, result
+
+
 def model_download(run_dir: Path, fmt: str) -> None:
     """Make the zip on request (the check runs the export on every validation image), then offer it."""
     st.markdown(f"**{t(f'ex_{fmt}_title')}**")
     st.caption(t(f"ex_{fmt}_help"))
     key = f"ex_{fmt}::{run_dir}"
-    if key not in st.session_state and st.button(t(f"ex_{fmt}_make"), key=f"ex_{fmt}_make"):
-        with st.status(t("ex_working_fmt", fmt=t(f"ex_{fmt}_title")), expanded=False) as status, user_errors():
-            result = export.export_run(run_dir, fmt, _out_dir(run_dir, fmt))
-            st.session_state[key] = (Path(result.path).read_bytes(), Path(result.path).name, result)
-            status.update(label=t("ex_done"), state="complete")
+    if key not in st.session_state:
+        clicked = st.button(t(f"ex_{fmt}_make"), key=f"ex_{fmt}_make")
+        out_dir = _out_dir(run_dir, fmt)
+        with user_errors():
+            # the export and its check on every validation image: a task in the server's job slots
+            made = tasks.follow(f"export_{fmt}", key, lambda progress: _model_zip(run_dir, fmt, out_dir),
+                                t("ex_working_fmt", fmt=t(f"ex_{fmt}_title")), start=clicked)
+            if made is not None:
+                st.session_state[key] = made
+                st.rerun()  # the button above gives way to the download
     if key in st.session_state:
         data, name, result = st.session_state[key]
         if result.images == "validation":

@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import test_browser as tb  # noqa: E402  (reuses the walk-through's server/browser helpers)
+import test_browser as tb  # noqa: E402  (reuses the walk-through's browser helpers)
+from app_server import start_app, stop_app  # noqa: E402
 
 SAMPLE = ROOT / "assets" / "samples" / "recycling"
 LABEL = {"full": "Full fine-tuning", "feature_extraction": "Feature extraction", "partial": "Partial fine-tuning"}
@@ -62,22 +63,10 @@ class App:
     """One streamlit server and one browser session, set up for `scenario`."""
 
     def __init__(self, tmp: Path, cache: Path, runner: str | None):
-        port = tb._free_port()
-        self.log = open(tmp / "streamlit.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=_env(cache, tmp, runner), stdout=self.log, stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{port}"
-        tb._wait_healthy(self.url, self.proc)
+        self.proc, self.url = start_app(tmp, **_env(cache, tmp, runner))
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:  # a loaded machine can be slow to shut down
-            self.proc.kill()
-        self.log.close()
+        stop_app(self.proc)
 
 
 def setup(page, url: str, scenario: str, epochs: int) -> None:

@@ -16,7 +16,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,19 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import test_browser as tb  # noqa: E402
 import test_browser_camera as tc  # noqa: E402
+from app_server import start_app, stop_app  # noqa: E402
 from camera_video import write_y4m  # noqa: E402
-
-
-def _serve(tmp: Path):
-    port = tb._free_port()
-    env = {**os.environ, "TL_RUNS": str(tmp / "runs"), "TL_WORKSPACE": str(tmp / "workspace"),
-           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
-                            stdout=open(tmp / "streamlit.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    tb._wait_healthy(url, proc)
-    return proc, url
 
 
 def _hold_rate(page, tmp: Path, holds: int, seconds: float) -> list[float]:
@@ -149,7 +137,7 @@ def main(argv=None) -> None:
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="tl_bench_camera_"))
-    proc, url = _serve(tmp)
+    proc, url = start_app(tmp)
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 cores)")
     try:
         with sync_playwright() as p:
@@ -181,8 +169,7 @@ def main(argv=None) -> None:
                       f"load {os.getloadavg()[0]:.1f}")
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_app(proc)
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ each into --out, and exits 1 when anything of ours was found. Takes a few minute
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import test_browser as tb  # noqa: E402  (the walk-through's server and browser helpers)
+import test_browser as tb  # noqa: E402  (the walk-through's browser helpers)
+from app_server import start_app, stop_app  # noqa: E402
 from language_check import english_in, raw_tokens_in  # noqa: E402
 
 PAGES = [("data", "Data", "Datos"), ("model", "Model", "Modelo"), ("train", "Train", "Entrenar"),
@@ -44,18 +43,6 @@ SAMPLE_CLASSES = ("cardboard", "glass", "metal", "plastic")
 # Streamlit's frontend writes these itself (FileUploader.js, the toolbar): not in our tables
 STREAMLIT_OWN = ("Drag and drop", "Browse files", "Upload directories", "Limit ", "per file", "Upload")
 NO_EFFECT = {"en": ("Learning rate",), "es": ("Tasa de aprendizaje",)}
-
-
-def serve(tmp: Path):
-    port = tb._free_port()
-    env = {k: v for k, v in os.environ.items() if k != "TL_TEST_MODELS"}  # what a user runs
-    env.update(TL_RUNS=str(tmp / "runs"), TL_WORKSPACE=str(tmp / "ws"), HF_HUB_OFFLINE="1", TL_CACHE=str(tmp / "cache"))
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
-                            stdout=open(tmp / "streamlit.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    tb._wait_healthy(url, proc)
-    return proc, url
 
 
 def train_default(page, url: str) -> tuple[str, float]:
@@ -202,7 +189,8 @@ def main(argv=None) -> int:
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = serve(Path(tmp))
+        # what a user runs: without TL_TEST_MODELS, and a feature cache of its own
+        proc, url = start_app(Path(tmp), TL_TEST_MODELS=None, TL_CACHE=str(Path(tmp) / "cache"))
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=tb.CHROMIUM, args=tb.ARGS)
@@ -215,8 +203,7 @@ def main(argv=None) -> int:
                 rows = walk(browser, session_url, out)
                 browser.close()
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop_app(proc)
     bad = sum(bool(report(row, quiet=True)) for row in rows)
     print(f"{len(rows)} page views, {bad} with findings, {time.monotonic() - t0:.0f} s in all; screenshots in {out}")
     return 1 if bad else 0

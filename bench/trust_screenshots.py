@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from tests.test_browser import ARGS, CHROMIUM, ROOT, _free_port, _wait_healthy
+from tests.app_server import ARGS, CHROMIUM, ROOT, start_app, stop_app
 
 SHOTS = ROOT / "docs" / "screenshots"
 
@@ -103,15 +100,9 @@ def main() -> None:
     ap.add_argument("--ood", nargs="+", default=["/work/shared/data/hymenoptera_data/val/bees/10870992_eebeeb3a12.jpg",
                                                  "/work/shared/data/hymenoptera_data/val/bees/1032546534_06907fe3b3.jpg"])
     a = ap.parse_args()
-    port, tmp = _free_port(), Path(tempfile.mkdtemp())
-    env = {**os.environ, "TL_RUNS": a.runs, "TL_WORKSPACE": str(tmp / "ws"), "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-           str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(tmp / "log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    tmp = Path(tempfile.mkdtemp())
+    proc, url = start_app(tmp, log=tmp / "log", TL_RUNS=a.runs)
     try:
-        _wait_healthy(url, proc)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_context(viewport={"width": 1440, "height": 1300}).new_page()
@@ -119,8 +110,7 @@ def main() -> None:
             walk(page, url, zip_of(Path(a.data)), [Path(p) for p in a.ood])
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(60)
+        stop_app(proc, 60)
         print("log:", tmp / "log")
 
 

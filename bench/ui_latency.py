@@ -14,9 +14,7 @@ train at once under the thread runner); TL_RUNNER in the environment picks where
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,19 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import test_browser as tb  # noqa: E402  (reuses the walk-through's server/browser helpers)
-
-
-def _serve(tmp: Path, runs: Path | None = None):
-    port = tb._free_port()
-    env = {**os.environ, "TL_RUNS": str(runs or tmp / "runs"), "TL_WORKSPACE": str(tmp / "ws"), "HF_HUB_OFFLINE": "1",
-           "TL_TEST_MODELS": "1"}  # the Model page lists test_resnet (hidden from users)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
-                            stdout=open(tmp / "streamlit.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    tb._wait_healthy(url, proc)
-    return proc, url
+import test_browser as tb  # noqa: E402  (reuses the walk-through's browser helpers)
+from app_server import start_app, stop_app  # noqa: E402
 
 
 def _start_long_run(page, url: str) -> None:
@@ -88,7 +75,8 @@ def measure(seconds: float, clicks: int, jobs: int = 1, runs: Path | None = None
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp())
-    proc, url = _serve(tmp, runs)
+    # TL_TEST_MODELS: the Model page lists test_resnet (hidden from users)
+    proc, url = start_app(tmp, TL_RUNS=str(runs or tmp / "runs"), TL_TEST_MODELS="1")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=tb.CHROMIUM, args=tb.ARGS)
@@ -105,7 +93,7 @@ def measure(seconds: float, clicks: int, jobs: int = 1, runs: Path | None = None
             times = _switch_times(page, clicks)
             browser.close()
     finally:
-        proc.terminate()
+        stop_app(proc)
     return rate, times
 
 

@@ -6,40 +6,24 @@ Prints: seconds until the first per-file upload request leaves the browser (the 
 folder), until the last of those requests finished (Streamlit's per-file requests), and until the
 page says "Ready" (the app's one script run with all files: ingest + page). Not part of `make bench`.
 """
-import os
 import re
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from app_server import ARGS, CHROMIUM, start_app, stop_app
 from playwright.sync_api import sync_playwright
 
 SRC = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT.parent / "shared" / "data" / "trashnet")
 import tempfile
 
 tmp = Path(tempfile.mkdtemp(prefix="tl_upload_")); log_path = tmp / "st.log"
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
-env = {**os.environ, "TL_RUNS": str(tmp / "runs"), "TL_WORKSPACE": str(tmp / "ws"), "HF_HUB_OFFLINE": "1",
-       "PYTHONPATH": str(ROOT)}
-log = open(log_path, "w")
-proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats",
-                         "false", "--server.maxUploadSize", "2000", "--logger.level", "debug"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-url = f"http://127.0.0.1:{port}"
-for _ in range(120):
-    try:
-        if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok": break
-    except OSError: time.sleep(0.5)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+proc, url = start_app(tmp, log=log_path, args=("--server.maxUploadSize", "2000", "--logger.level", "debug"))
 try:
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pg = b.new_context(viewport={"width": 1400, "height": 1200}).new_page(); pg.set_default_timeout(600_000)
         puts, done = [], []
         pg.on("request", lambda r: puts.append(time.perf_counter()) if "upload_file" in r.url else None)
@@ -63,4 +47,4 @@ try:
         print(f"script runs while files arrived: {text.count('Running script')} (debug log)")
         b.close()
 finally:
-    proc.terminate(); proc.wait(60); log.close()
+    stop_app(proc, 60)

@@ -14,6 +14,7 @@ os.environ.setdefault("TL_BACKGROUND_PROBE", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402
+from app_server import running_app  # noqa: E402
 
 from tl_core.base.config import RunConfig  # noqa: E402
 from tl_core.data.synthetic import make_shapes_dataset  # noqa: E402
@@ -53,6 +54,15 @@ def pretrained_run(shapes, tmp_path_factory) -> Path:
     events = list(runs.record(run_dir, train(cfg, shapes, run_dir=run_dir)))
     assert type(events[-1]).__name__ == "Finished", events[-1]
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app (`streamlit run app.py`) for one browser test module -> (url, its folder: runs/, workspace/,
+    streamlit.log). Module-scoped: a module's autouse fixtures set the environment before it starts."""
+    tmp = tmp_path_factory.mktemp("app")
+    with running_app(tmp) as url:
+        yield url, tmp
 
 
 def tiny_cfg(**kw) -> RunConfig:

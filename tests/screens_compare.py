@@ -12,28 +12,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.test_browser import ARGS, CHROMIUM, DOCS_SHOTS, ROOT, _free_port, _wait_healthy
+from tests.app_server import ARGS, CHROMIUM, ROOT, start_app, stop_app
 from tl_core.jobs.settings import new_session_token
 
 TOKEN = "teacher-demo-token"
 NAMES = ["Ana", "Ben", "Chloé", "Dev"]
-
-
-def serve(env_extra: dict):
-    port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env_extra}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-           str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    _wait_healthy(url, proc)
-    return proc, url
+DOCS_SHOTS = ROOT / "docs" / "screenshots"
 
 
 def session_copy(src: Path, dest: Path) -> None:
@@ -71,22 +60,21 @@ def shoot(url: str, path: str, out: Path, token: str | None = None) -> None:
 
 def main(folders: list[str]) -> None:
     DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    proc, url = serve({"TL_RUNS": folders[0], "TL_WORKSPACE": tempfile.mkdtemp()})
+    proc, url = start_app(Path(tempfile.mkdtemp()), log=Path(os.devnull), TL_RUNS=folders[0])
     try:
         shoot(url, "compare", DOCS_SHOTS / "compare.png")
     finally:
-        proc.terminate()
+        stop_app(proc)
     tmp = Path(tempfile.mkdtemp())
     for i, folder in enumerate(folders):
         token = new_session_token()
         session_copy(Path(folder), tmp / "runs" / token)
         (tmp / "runs" / token / "class.json").write_text(json.dumps({"code": "bio-7b", "name": NAMES[i % 4]}))
-    proc, url = serve({"TL_MODE": "hosted", "TL_TEACHER_TOKEN": TOKEN, "TL_RUNS": str(tmp / "runs"),
-                       "TL_WORKSPACE": str(tmp / "workspace"), "TL_SESSION_TTL_HOURS": "0"})
+    proc, url = start_app(tmp, log=Path(os.devnull), TL_MODE="hosted", TL_TEACHER_TOKEN=TOKEN, TL_SESSION_TTL_HOURS="0")
     try:
         shoot(url, "teacher", DOCS_SHOTS / "classboard.png", token=TOKEN)
     finally:
-        proc.terminate()
+        stop_app(proc)
     print(f"wrote {DOCS_SHOTS / 'compare.png'} and {DOCS_SHOTS / 'classboard.png'}")
 
 

@@ -62,7 +62,7 @@ def session(page: str, **state) -> AppTest:
 
 def measured(at: AppTest) -> AppTest:
     """Re-run the page until the speed probe (a task in the job slots) has answered."""
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while "here for" not in texts(at) and time.time() < deadline:
         time.sleep(0.3)
         at.run()  # AppTest does not fire run_every: re-run the script as the browser's poll would

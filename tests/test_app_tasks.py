@@ -56,7 +56,7 @@ def session(page: str, **state) -> AppTest:
     return at
 
 
-def rerun_until(at: AppTest, done, seconds: float = 120) -> AppTest:
+def rerun_until(at: AppTest, done, seconds: float = 600) -> AppTest:
     deadline = time.time() + seconds
     while not done(at) and time.time() < deadline:
         time.sleep(0.3)
@@ -125,3 +125,12 @@ def test_evaluate_map_runs_as_a_task(finished_run):
     assert not at.exception, at.exception
     rerun_until(at, lambda a: bool(a.get("iframe")))
     assert "PCA (instant)" in str(at.get("iframe")[0].proto)
+
+
+def test_evaluate_data_curve_runs_as_a_task(finished_run):
+    at = session("app_pages/evaluate.py")
+    at.button(key="ev_curve").click().run()
+    assert not at.exception, at.exception
+    readings = ("Still rising", "Flat:", "Too uncertain to tell", "Too few training images")
+    rerun_until(at, lambda a: any(r in texts(a) for r in readings))
+    assert (finished_run / "curve.json").is_file() and not [b for b in at.button if b.key == "ev_curve"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import CHROMIUM, debug_shot, goto, page, server, settle  # noqa: F401  (fixtures: one server for this module)
+from test_browser import CHROMIUM, debug_shot, goto, page, settle  # noqa: F401  (page: a fixture, with conftest's server)
 
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(),
                                 reason="needs Debian chromium at /usr/bin/chromium")

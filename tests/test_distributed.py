@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import tiny_cfg
 
 from tl_core.base import events as ev
@@ -153,17 +154,17 @@ def _check_ended_failed(run_dir: Path, says: str) -> str:
     return info["error"]
 
 
-def _run_and_break(cfg, shapes_dir, tmp_path, fault: signal.Signals, **env):
+def _run_and_break(cfg, shapes_dir, tmp_path, fault: signal.Signals, victim: int = 1, **env):
     proc = subprocess.Popen(_ddp_cmd(cfg, shapes_dir, tmp_path / "two"), env=_env(tmp_path / "cache", **env),
                             cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        run_dir, rank0, rank1 = _training_ranks(tmp_path / "two")
-        os.kill(rank1, fault)
+        run_dir, *ranks = _training_ranks(tmp_path / "two")
+        os.kill(ranks[victim], fault)
         t0 = time.monotonic()
         _wait_for(lambda: _ended(run_dir), 120, "the run to end")
-        print(f"\n{fault.name} of rank 1 -> run ended: {time.monotonic() - t0:.2f} s")
+        print(f"\n{fault.name} of rank {victim} -> run ended: {time.monotonic() - t0:.2f} s")
         if fault == signal.SIGSTOP:  # torchrun would SIGKILL it after its 30 s grace: spare the test that wait
-            os.kill(rank1, signal.SIGKILL)
+            os.kill(ranks[victim], signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -172,9 +173,10 @@ def _run_and_break(cfg, shapes_dir, tmp_path, fault: signal.Signals, **env):
     return run_dir, proc.returncode, out
 
 
-def test_a_killed_rank_ends_the_run_failed_with_one_sentence(shapes_dir, tmp_path):
+@pytest.mark.parametrize("victim", [1, 0], ids=["rank1-rank0-says-so", "rank0-the-launcher-says-so"])
+def test_a_killed_rank_ends_the_run_failed_with_one_sentence(shapes_dir, tmp_path, victim):
     cfg = tiny_cfg(strategy="scratch", epochs=500, augment="none", device="cpu")
-    run_dir, code, out = _run_and_break(cfg, shapes_dir, tmp_path, signal.SIGKILL)
+    run_dir, code, out = _run_and_break(cfg, shapes_dir, tmp_path, signal.SIGKILL, victim)
     error = _check_ended_failed(run_dir, "A training process died")
     final = json.loads(out.strip().splitlines()[-1])
     assert code != 0 and final["status"] == "Failed" and final["message"] == error

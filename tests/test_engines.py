@@ -126,3 +126,43 @@ def test_cli_predict_says_which_engine_ran(pretrained_run, shapes):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[0])["top_k"]
     assert "engine: ONNX Runtime fp32" in out.stderr
+
+
+def test_warm_up_leaves_the_next_run_its_measured_engine_with_no_export(shapes, pretrained_run, monkeypatch):
+    """The app's warm-up (python -m tl_core.training.features CONFIG, started at launch) measures the
+    engines on the run's own weights and keeps the ONNX file: the first run then plans ONNX with no
+    export cost, instead of PyTorch fp32 "not measured yet"."""
+    from tl_core.base import background
+
+    monkeypatch.setenv("TL_BACKGROUND_PROBE", "1")  # conftest switches helpers off; this test is about one
+    # starting weights, as the app's default (packaged ImageNet weights): the backbone's key does not
+    # depend on the class count, as a random initialisation's does
+    cfg = tiny_cfg(strategy="feature_extraction", epochs=1, image_size=64, pretrained=f"run:{pretrained_run}")
+    key = _weights_key(cfg)
+    assert engines.cached_probe(cfg.backbone, 64) is None and not engines.onnx_path(key).exists()
+    proc = background.start("tl_core.training.features", json.dumps(cfg.to_dict()))
+    assert proc is not None and proc.wait(timeout=300) == 0  # a deadline: a stuck helper fails the test
+    assert engines.onnx_path(key).exists()
+    entry = engines.cached_probe(cfg.backbone, 64)
+    assert entry["rates"]["torch"] > 0 and entry["rates"]["onnx"] > 0
+    plan = engines.plan(len(shapes.train), cfg.backbone, 64, engines.onnx_path(key), allow_bf16=False)
+    assert plan.reason.kind in ("engine.faster", "engine.torch_fastest"), plan.reason  # measured, no export due
+    events = list(train(cfg, shapes))
+    assert isinstance(events[-1], ev.Finished) and "not been measured" not in _feature_note(events)
+    # a second helper for the same config finds the lock held or the work done: it changes nothing
+    before = engines.onnx_path(key).stat().st_mtime_ns
+    assert background.start("tl_core.training.features", json.dumps(cfg.to_dict())).wait(timeout=300) == 0
+    assert engines.onnx_path(key).stat().st_mtime_ns == before
+
+
+def test_the_probe_a_pass_asks_for_starts_after_the_run_not_during_it(shapes, monkeypatch, tmp_path):
+    """Started during the run, the probe's export took the cores the run's own head search needed
+    (26 s instead of 6 s on the sample): it waits for the run's last event."""
+    monkeypatch.setenv("TL_CACHE", str(tmp_path))  # nothing measured here: the pass plans PyTorch "at once"
+    seen, calls = [], []
+    monkeypatch.setattr(engines, "probe_in_background", lambda backbone, size: calls.append((backbone, len(seen))))
+    cfg = tiny_cfg(strategy="feature_extraction", epochs=1, seed=12)
+    for event in train(cfg, shapes):
+        seen.append(event)
+    assert isinstance(seen[-1], ev.Finished) and "not been measured" in _feature_note(seen)
+    assert calls == [(cfg.backbone, len(seen))]  # once, after the last event

@@ -216,13 +216,17 @@ def test_cli_prints_one_line_per_phase_when_not_a_tty(capsys):
                      "head solved: train loss 0.1000 acc 1.000 | val loss 0.2000 acc 0.900"]
 
 
-def test_train_page_shows_the_l2_search_and_no_epochs_for_a_solved_head(tmp_path, monkeypatch):
+def test_train_page_shows_the_l2_search_and_no_epochs_for_a_solved_head(tmp_path, monkeypatch, request):
     from streamlit.testing.v1 import AppTest
 
     from tl_core.base.config import RunConfig
 
+    import streamlit as st
+
     monkeypatch.setenv("TL_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("TL_WORKSPACE", str(tmp_path / "workspace"))
+    st.cache_resource.clear()  # the server settings are cached per process: read this test's folders
+    request.addfinalizer(st.cache_resource.clear)  # and leave none of them to the next test
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     at.switch_page("app_pages/data.py").run()

@@ -157,7 +157,7 @@ def test_train_and_result_pages_in_spanish(env, tmp_path):
     # the feature map and the wrong-folder search, drawn in Spanish (the map was once cached in English)
     page = app("app_pages/evaluate.py")
     page.toggle(key="ev_map_show").set_value(True).run()
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while not page.get("iframe") and time.time() < deadline:  # the map is a task: poll as the browser would
         time.sleep(0.3)
         page.run()

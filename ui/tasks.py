@@ -53,7 +53,7 @@ def _live(task_id: str, text: str) -> None:
     position = task.queue_position()
     if task.status == RunStatus.QUEUED and position:
         st.info(t("task_waiting", pos=position), icon=":material/hourglass_top:")
-        st.caption(text)
+        st.caption(t("task_then", what=text))
     else:
         done, total = task.progress
         st.progress(min(1.0, done / total) if total else 0.0, text=text)

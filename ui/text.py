@@ -769,7 +769,7 @@ EN.update({
     "ex_safetensors_help": "model.safetensors with timm's config.json, labels, preprocessing, calibration and a "
                            "predict.py that runs as unpacked (torch, timm).",
     "ex_onnx_make": "Make the ONNX zip", "ex_safetensors_make": "Make the PyTorch zip",
-    "ex_working_fmt": "Exporting {fmt} and checking it on every validation image…", "ex_done": "Ready",
+    "ex_working_fmt": "Exporting {fmt} and checking it on every validation image…",
     "ex_parity": "Checked on {n} validation images: same top answer as the app on {agree:.1%}, "
                  "largest probability difference {diff:.2g} (also in parity.json).",
     "ex_parity_noise": "Checked on {n} random-noise images only (this run's validation images are gone): largest "
@@ -856,7 +856,7 @@ ES.update({
     "ex_safetensors_help": "model.safetensors con el config.json de timm, clases, preprocesado, calibración y un "
                            "predict.py que funciona al descomprimir (torch, timm).",
     "ex_onnx_make": "Crear el zip ONNX", "ex_safetensors_make": "Crear el zip de PyTorch",
-    "ex_working_fmt": "Exportando {fmt} y comprobándolo con cada imagen de validación…", "ex_done": "Listo",
+    "ex_working_fmt": "Exportando {fmt} y comprobándolo con cada imagen de validación…",
     "ex_parity": "Comprobado con {n} imágenes de validación: la misma respuesta que la aplicación en el "
                  "{agree:.1%}, diferencia máxima de probabilidad {diff:.2g} (también en parity.json).",
     "ex_parity_noise": "Comprobado solo con {n} imágenes de ruido aleatorio (las imágenes de validación de este "
@@ -955,12 +955,12 @@ ES.update({
 EN.update({
     "task_waiting": "Waiting for a free slot on this server: position {pos} in line. It starts by itself; you can "
                     "leave this page and come back.",
-    "task_stop": "Stop", "task_retry": "Try again",
+    "task_then": "Then: {what}", "task_stop": "Stop", "task_retry": "Try again",
 })
 ES.update({
     "task_waiting": "Esperando un hueco libre en este servidor: puesto {pos} en la cola. Empieza solo; puedes salir "
                     "de esta página y volver.",
-    "task_stop": "Detener", "task_retry": "Reintentar",
+    "task_then": "Después: {what}", "task_stop": "Detener", "task_retry": "Reintentar",
 })
 
 TABLES = {"en": EN, "es": ES}

@@ -579,6 +579,11 @@ _kinds({
     "task.what_speed": ("measuring how fast this computer trains", "medir lo rápido que entrena este ordenador"),
     "task.what_map": ("drawing the feature map", "dibujar el mapa de características"),
     "task.what_embeddings": ("exporting the features", "exportar las características"),
+    "task.what_export_onnx": ("making and checking the ONNX zip", "preparar y comprobar el zip ONNX"),
+    "task.what_export_safetensors": ("making and checking the safetensors zip",
+                                     "preparar y comprobar el zip safetensors"),
+    "task.what_curve": ("measuring whether more images would help", "medir si más imágenes ayudarían"),
+    "task.what_issues": ("looking for images in the wrong folder", "buscar imágenes en la carpeta equivocada"),
     "task.failed": ("Could not finish {what} ({detail}); try again.",
                     "No se pudo terminar de {what} ({detail}); inténtalo de nuevo."),
     "task.out_of_memory": ("The server ran out of memory while {what}; try again when it is less busy, or with fewer "

@@ -111,12 +111,13 @@ def run(a) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: end as Stopped, keep the best model
     bars, last = Bars(), None
-    for e in runs.record(run_dir, train(cfg, ds, stop, run_dir)):
+    for e in runs.record(run_dir, distributed.finish_at_end(train(cfg, ds, stop, run_dir))):
         bars.show(e)
         last = e
     bars.close()
+    code = final_line(run_dir, last)  # first: torchrun may end this rank at once if another died
     distributed.finish()
-    return final_line(run_dir, last)
+    return code
 
 
 def _launch(a) -> int:

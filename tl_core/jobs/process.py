@@ -125,6 +125,7 @@ def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
     Used by the process runner's child and by pool workers. The config is run.json's unless given;
     the dataset is dataset.json's. Stop: runs.request_stop(run_dir) from anywhere, or SIGTERM.
     """
+    from tl_core.training import distributed  # deferred: torch only where a run trains (ui imports this module)
     from tl_core.training.train import train  # deferred: torch (see the note at the top)
 
     run_dir = Path(run_dir)
@@ -143,7 +144,7 @@ def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
         if runs.stop_requested(run_dir):
             job._stop.set()  # stopped between being queued and starting here
         job.status = RunStatus.RUNNING
-        job._record(job._attempts(train))
+        job._record(distributed.finish_at_end(job._attempts(train)))  # rank 0 of a --devices N run
     finally:
         done.set()
     events = job.events()

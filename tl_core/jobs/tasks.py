@@ -1,7 +1,7 @@
 """Task: heavy work a page asks for, run on a thread of its own in the same slots as trainings.
 
-The audit's features, the speed probe, the feature map and the embeddings export used to run in
-the page script, outside TL_MAX_JOBS: on the hosted server a few strangers clicking them could
+The audit's features, the speed probe, the feature map, the embeddings export, the model exports'
+checks, the data-size curve and the wrong-folder search used to run in the page script, outside TL_MAX_JOBS: on the hosted server a few strangers clicking them could
 starve the trainings and the web server itself (issue 20). A Task takes a slot from the SAME
 JobManager as trainings (one FIFO queue, one cap), so TL_MAX_JOBS is how many heavy things the
 server does at once, whoever asked for them.
@@ -28,6 +28,10 @@ WHAT = {
     "speed": Message("task.what_speed"),
     "map": Message("task.what_map"),
     "embeddings": Message("task.what_embeddings"),
+    "export_onnx": Message("task.what_export_onnx"),
+    "export_safetensors": Message("task.what_export_safetensors"),
+    "curve": Message("task.what_curve"),
+    "issues": Message("task.what_issues"),
 }
 
 

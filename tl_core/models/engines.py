@@ -31,6 +31,7 @@ import timm
 import torch
 from torch import nn
 
+from tl_core.base import background
 from tl_core.base.atomic import write_bytes_atomic
 from tl_core.base.messages import Message
 from tl_core.models.model import create_for_preview, pooled_features
@@ -338,31 +339,21 @@ def needs_probe(backbone: str, size: int, allow_bf16: bool = False) -> bool:
 
 def probe_in_background(backbone: str, size: int) -> subprocess.Popen | None:
     """Measure `backbone`'s engines here in a separate low-priority process (export and timing:
-    about 10 s for tf_efficientnet_lite0 on 2 cores), so the next pass can choose by measured rates.
+    about 25 s for tf_efficientnet_lite0 on 2 cores), so the next pass can choose by measured rates.
     None when not needed or switched off (TL_BACKGROUND_PROBE=0, as the tests do)."""
-    if os.environ.get("TL_BACKGROUND_PROBE", "1") == "0" or not needs_probe(backbone, size, True):
+    if not background.enabled() or not needs_probe(backbone, size, True):
         return None
-    try:
-        return subprocess.Popen([sys.executable, "-m", "tl_core.models.engines", backbone, str(size)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)  # outlives a CLI run that ends first
-    except OSError:
-        return None  # no process to spare: the next pass simply plans without rates again
+    return background.start("tl_core.models.engines", backbone, str(size))
+
+
+def probe_lock(backbone: str, size: int) -> Path:
+    return cache_dir() / f"engine_probe.{re.sub(r'[^A-Za-z0-9_.-]', '_', backbone)}@{size}.lock"
 
 
 def _probe_main(backbone: str, size: int) -> None:
     """The background probe: lowest priority, one at a time per backbone (a lock file)."""
-    import fcntl  # POSIX only, like the process that starts this one
-
-    os.nice(19)  # the user's runs come first: this one only uses idle CPU
-    lock = cache_dir() / f"engine_probe.{re.sub(r'[^A-Za-z0-9_.-]', '_', backbone)}@{size}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "ab") as f:  # a lock file, never written: not a data file
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return  # another process is measuring this backbone now
-        if needs_probe(backbone, size, True):
+    with background.low_priority_alone(probe_lock(backbone, size)) as mine:
+        if mine and needs_probe(backbone, size, True):
             probe_backbone(backbone, size)
 
 

@@ -10,15 +10,17 @@ writes the run folder. Feature extraction shards the embedding pass and gathers 
 Outside torchrun every function here is a no-op for one process, so train.py calls them always.
 
 A dead or silent rank ends the run, never hangs it: a rank killed outright closes its sockets, so
-the others' next collective fails at once, and torchrun (which watches its ranks every 0.1 s)
-SIGTERMs the rest, which rank 0 turns into the run's Failed sentence (peer_failure) before it
-exits; a rank that is alive but silent (stopped, stuck) fails the others' collectives after
-TL_DDP_TIMEOUT_S. Whatever a killed rank 0 could not write, the launcher writes after torchrun
-(tl_core.jobs.launch.close_after_torchrun).
+rank 0's next collective fails at once and the run ends Failed with the sentence (peer_failure);
+a rank that is alive but silent (stopped, stuck) fails the others' collectives after
+TL_DDP_TIMEOUT_S. torchrun (which watches its ranks every 0.1 s) SIGTERMs the surviving ranks when
+one dies: rank 0 lets that pass (it is already saying why, and would otherwise die mid-sentence:
+the final line was lost that way) and exits by itself; torchrun SIGKILLs after 30 s. What a killed
+rank 0 could not write, the launcher writes after torchrun (tl_core.jobs.launch.close_after_torchrun).
 """
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +32,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
+from tl_core.base.events import TERMINAL
 from tl_core.base.messages import Message, SettingsError
 
 # How long a rank waits in a collective for another before the run fails (torch's own default is
@@ -95,16 +98,9 @@ def init(device_pref: str) -> torch.device:
         os.environ["TL_NUM_THREADS"] = str(max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     if not active():
         dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s()))
-        _on_teardown_say_why()
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            signal.signal(signal.SIGTERM, lambda *_: _torn_down.set())  # see the note at the top
     return torch.device("cuda", local) if cuda else torch.device("cpu")
-
-
-def _on_teardown_say_why() -> None:
-    """torchrun SIGTERMs the surviving ranks when one dies: rank 0 notes it and lets its next
-    collective fail (at once: the dead rank's sockets are closed), so the run ends Failed with the
-    sentence and its best checkpoint written; torchrun waits 30 s before SIGKILL."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: _torn_down.set())
 
 
 def peer_failure(e: BaseException) -> Message | None:
@@ -119,7 +115,10 @@ def peer_failure(e: BaseException) -> Message | None:
     if "timed out" in lowered or "timeout" in lowered:
         how = Message("ddp.how_timeout", {"seconds": timeout_s()})
     else:
-        first = text.splitlines()[0][:200] if text else type(e).__name__
+        # gloo's text starts with its source file ("[.../pair.cc:545] Read error ...: Connection reset by
+        # peer. This is typically caused by ..."): keep the error itself
+        first = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0]).split(". ")[0][:200] if text else ""
+        first = first or type(e).__name__
         how = Message("ddp.how_closed", {"detail": first})
     return Message("ddp.peer_died", {"how": how})
 
@@ -217,3 +216,13 @@ def _shard_of(items: list, r: int) -> list:
 def finish() -> None:
     if active():
         dist.destroy_process_group()
+
+
+def finish_at_end(events):
+    """A run's events, this process group ended as the run's last event (Finished, Stopped or
+    Failed) passes: what rank 0 does after it (runs.record builds the out-of-domain bank) is its
+    own, and a collective there would wait on peers that are gone ("Connection closed by peer")."""
+    for event in events:
+        if isinstance(event, TERMINAL):
+            finish()
+        yield event

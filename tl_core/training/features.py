@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tl_core.base import background
+from tl_core.base.config import RunConfig
 from tl_core.base.events import Note, Progress
 from tl_core.base.messages import LossError, Message
 from tl_core.data.dataset import Item
@@ -109,6 +114,7 @@ def embed(source, images, progress=None, *, pp=None) -> np.ndarray:
         try:
             event = next(gen)
         except StopIteration as end:
+            start_wanted_probes()  # the pass is over: a probe no longer competes with it
             return end.value.features.numpy()
         if progress is not None and isinstance(event, Progress):
             progress(event.step, event.total)
@@ -156,13 +162,36 @@ def embed_events(model: torch.nn.Module, pp, items: list[Item], opts: _Pass):
             if writer.failed:
                 yield Note.of(writer.failed)
             if choice.reason is not None and choice.reason.kind == "engine.not_measured" and distributed.is_main():
-                engines.probe_in_background(opts.backbone, pp.input_size)  # for the next pass
+                probe_after_this_run(opts.backbone, pp.input_size)  # for the next pass
         yield Note.of(engine_note(choice, rate, len(missing), cached))
         rows = [found[it.sha1] for it in items]
         features = torch.from_numpy(np.stack(rows).astype(np.float32, copy=False)) if rows else torch.empty(0, 0)
         return Embedded(features, choice, rate, len(missing), cached)
     finally:
         store.close()
+
+
+# Probes wanted by a pass that had no measured rates, started only when the run (or embed()) ends:
+# started at once, the probe's export and timing took cores from the same run's head search, which
+# then took 26 s instead of 6 on the 200-photo sample (2-core Xeon: a nice-19 process still stalls
+# PyTorch's OpenMP threads, see device.configure_threads). Process-wide: two runs in one web
+# process (the thread runner) share it, and the first to end starts both probes.
+_PROBES_WANTED: set[tuple[str, int]] = set()
+_PROBES_LOCK = threading.Lock()
+
+
+def probe_after_this_run(backbone: str, size: int) -> None:
+    with _PROBES_LOCK:
+        _PROBES_WANTED.add((backbone, size))
+
+
+def start_wanted_probes() -> None:
+    """Start the background probes the passes of the run that just ended asked for."""
+    with _PROBES_LOCK:
+        wanted = list(_PROBES_WANTED)
+        _PROBES_WANTED.clear()
+    for backbone, size in wanted:
+        engines.probe_in_background(backbone, size)
 
 
 def _plan(model, pp, key: str, n: int, opts: _Pass) -> engines.Choice:
@@ -303,3 +332,39 @@ def engine_note(choice: engines.Choice, rate: float, computed: int, cached: int)
         return Message("features.computed", {"n": computed, "engine": choice.label, "rate": rate, "cached": cached,
                                              "reason": choice.reason or ""})
     return Message("features.from_cache", {"engine": choice.label, "cached": cached})
+
+
+# ---- the warm-up: a model's engines measured and its ONNX file exported before the first click ----
+
+def prepare_engine(cfg: RunConfig) -> engines.Choice:
+    """Measure this machine's engines on `cfg`'s backbone weights and keep the exported ONNX file
+    where the next feature pass with these weights looks for it (engines.onnx_path(model_key)).
+
+    Why ahead of time: a first pass never waits for a probe (engines.plan picks PyTorch fp32 when
+    nothing was measured), yet on the 2-core Xeon tf_efficientnet_lite0 ran 37 images/s in PyTorch
+    fp32 and 148 in ONNX Runtime after a 15.5 s export (issue 21). The app starts this at launch
+    (ui.state.warm_up_default_engine), so a newcomer's first click finds the fast engine ready.
+    """
+    torch.manual_seed(cfg.seed)  # as train() seeds: a randomly initialised backbone gets the same key
+    model = build_model(cfg, 2).eval()
+    pp = preprocess_for(model, cfg.image_size)
+    module, onnx_file = engines.Pooled(model), engines.onnx_path(model_key(model, pp))
+    choice = engines.probe(module, cfg.backbone, pp.input_size, onnx_file, allow_bf16=False)
+    if choice.engine == "onnx":  # a probe cached from another model measured, but exported nothing here
+        engines.export_onnx(module, engines.example_batch(pp.input_size, 2), onnx_file)
+    return choice
+
+
+def warm_up_lock(cfg: RunConfig) -> Path:
+    return engines.cache_dir() / f"warm_up.{hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]}.lock"
+
+
+def _warm_up_main(cfg_json: str) -> None:
+    cfg = RunConfig.from_dict(json.loads(cfg_json))
+    with background.low_priority_alone(warm_up_lock(cfg)) as mine:
+        if mine:
+            prepare_engine(cfg)
+
+
+if __name__ == "__main__":  # python -m tl_core.training.features CONFIG_JSON: the warm-up (background.start)
+    _warm_up_main(sys.argv[1])

@@ -11,6 +11,7 @@ Everything here is torch on CPU tensors and takes seconds for thousands of image
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,23 @@ import torch.nn.functional as F
 # Strong to weak, so each fit warm-starts from the previous, smoother solution.
 L2_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4)
 MAX_ITER = 200
+# Below this many feature values (images x dims) an L-BFGS solve runs on one thread: its matrices
+# are too small to share, and two OpenMP threads mostly wait on each other. The sample's 5-fold
+# L2 search (160 x 1280) took 1.3-1.5 s of CPU on one thread against 17-18 s on two (2-core Xeon,
+# load 45; a 120 x 256 solve: 0.05 s against 0.55 s at load 8-11).
+ONE_THREAD_BELOW = 4_000_000
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch on one intra-op thread inside the block (process-wide: a thread-runner job training
+    next to it runs on one thread for those seconds too)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -79,8 +97,9 @@ class ProbeSolver:
             loss.backward()
             return loss
 
-        with torch.enable_grad():  # callers may be inside torch.inference_mode()/no_grad()
-            opt.step(closure)
+        small = self.z.numel() < ONE_THREAD_BELOW
+        with torch.enable_grad(), one_thread() if small else contextlib.nullcontext():
+            opt.step(closure)  # enable_grad: callers may be inside torch.inference_mode()/no_grad()
 
     def solution(self) -> torch.Tensor:
         return self.params.detach().clone()

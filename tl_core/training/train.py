@@ -38,7 +38,7 @@ from tl_core.data.transforms import (
 from tl_core.models.checkpoint import save_model, save_preprocess
 from tl_core.models.model import build_model, count_params, source_sentence
 from tl_core.models.strategies import apply_strategy, set_train_mode
-from tl_core.training import activations, distributed, precision
+from tl_core.training import activations, distributed, features, precision
 from tl_core.training.activations import ActivationLoop
 from tl_core.training.balance import class_weights_for
 from tl_core.training.device import configure_threads, cpu_sample, pick_device, usable_cores  # noqa: F401
@@ -370,5 +370,6 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
         yield Failed.of(message, detail=detail)
     finally:  # the consumer closed the generator early: keep the best epoch anyway
         DECODED.run_ended()
+        features.start_wanted_probes()  # after the run: a probe during it slows the run itself
         if run and run._pending is not None:
             run.flush_best()

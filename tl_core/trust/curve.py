@@ -13,7 +13,6 @@ as cross-validation on it would also choose).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 from tl_core.base.atomic import read_json, write_json_atomic
 from tl_core.base.messages import Message
-from tl_core.training.probe import MAX_ITER, ProbeSolver, choose_l2
+from tl_core.training.probe import MAX_ITER, ProbeSolver, choose_l2, one_thread
 
 CURVE_FILE = "curve.json"
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -52,18 +51,6 @@ def _solve_and_score(x, y, x_val, y_val, num_classes: int, l2: float, init=None)
     solver.step(MAX_ITER)
     pred = solver.probe().logits(torch.from_numpy(x_val)).argmax(1).numpy()
     return (pred == y_val).astype(np.float64), solver.solution()
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Small solves on one thread: a 120 x 256 L-BFGS solve took 0.05 s of CPU on one thread and
-    0.55 s on two (threads waiting on each other; 2-core machine at load 8-11)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def measure(x_train, y_train, x_val, y_val, num_classes: int, l2: float | None = None,

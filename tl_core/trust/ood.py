@@ -202,11 +202,6 @@ def ensure(run_dir: str | Path, progress=None) -> OutOfDomain | None:
 def after_training(run_dir: str | Path):
     """Build the bank of a run that just finished -> a Note saying so (or why it could not be).
     Never raises: a run without "none of these" still answers with a class or "not sure"."""
-    from tl_core.training import distributed  # deferred: torch, for building only
-
-    # a --devices N run: the other ranks have ended their share, so the bank is rank 0's alone
-    # (a sharded pass would wait on peers that are gone: "Connection closed by peer")
-    distributed.finish()
     try:
         found = build(run_dir)
     except Exception as e:  # the model is trained and saved; this extra must not fail the run
