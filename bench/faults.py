@@ -622,7 +622,7 @@ async def case_redis(c: Campaign) -> None:
         epochs_at_kill = epochs_in(training)
         redis.kill9()
         await asyncio.sleep(20)  # what the two pages say 20 s later, Redis still down
-        texts = [says(await main_text(p), 200) for p in pages]
+        texts = [await summary(p) for p in pages]
         for i, p in enumerate(pages):
             await shot(p, c.out, f"{name}-{'training' if i == 0 else 'queued'}")
         gone = f"worker {'running' if worker.poll() is None else f'exited {worker.returncode}'}, " \
@@ -733,6 +733,8 @@ async def one_session(c: Campaign, server: Server, i: int) -> dict:
         steps["open"], t = time.monotonic() - t, time.monotonic()
         await upload_zip(page, c.small_zip)
         steps["upload"], t = time.monotonic() - t, time.monotonic()
+        if i == 0:
+            await shot(page, c.out, "sessions-00-uploaded")
         await audit_with_features(page)
         steps["audit"], t = time.monotonic() - t, time.monotonic()
         await compare_all(page)
