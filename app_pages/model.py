@@ -18,7 +18,7 @@ from tl_core.models.sources import hub, weights
 from tl_core.training import precision
 from tl_core.training.distributed import gpu_count
 from tl_core.trust import similarity
-from ui import advisor, charts, state
+from ui import advisor, charts, state, tasks
 from ui.text import say, t
 from ui.widgets import finished_runs, image_grid, run_label, user_errors
 
@@ -64,8 +64,7 @@ def gallery() -> str:
             t("m_col_params"): st.column_config.NumberColumn(format="%.2f M"),
             t("m_col_top1"): st.column_config.NumberColumn(format="%.1f %%")})
         st.caption(t("m_top1_source") + " " + t("m_speed_caption"))
-        if st.button(t("m_speed_button"), key="m_speed", help=t("m_speed_help")):
-            _measure_speed()
+        _measure_speed(st.button(t("m_speed_button"), key="m_speed", help=t("m_speed_help")))
         return st.selectbox(t("m_backbone"), catalog.shortlist(), key="m_backbone")
     query = st.text_input(t("m_query"), key="m_query", placeholder="convnext, vit_small, efficientnet...")
     found = catalog.search(query, limit=50) if query else []
@@ -89,15 +88,18 @@ def _speed_here(name: str, size: int) -> str:
     return t("m_speed_cell", rate=entry["rates"][best] or 0, engine=engines.LABELS[best])
 
 
-def _measure_speed() -> None:
-    bar = st.progress(0.0)
-    with user_errors():
-        for i, b in enumerate(catalog.CURATED, 1):
-            bar.progress((i - 1) / len(catalog.CURATED), text=t("m_speed_working", name=b.name, i=i,
-                                                                n=len(catalog.CURATED)))
-            engines.probe_backbone(b.name, b.input_size)
-    bar.empty()
-    st.rerun()
+def _probe_shortlist(progress) -> bool:
+    """Every shortlisted backbone's images/s here (cached per machine); runs on a task's thread."""
+    for i, b in enumerate(catalog.CURATED):
+        progress(i, len(catalog.CURATED))
+        engines.probe_backbone(b.name, b.input_size)
+    return True
+
+
+def _measure_speed(clicked: bool) -> None:
+    # export and timing of 10 backbones: a task in the server's job slots, never in this page script
+    tasks.follow("gallery_speed", "shortlist", _probe_shortlist, t("m_speed_working_all", n=len(catalog.CURATED)),
+                 start=clicked)
 
 
 BF16_CHOICES = {"auto": None, "on": True, "off": False}
@@ -271,11 +273,14 @@ def _measured_similarity(ds, backbone: str, pretrained: str):
     """The probe's result for this dataset and starting point, measured on a click and kept."""
     key = (str(ds.root), len(ds.train), backbone, pretrained)
     cache = st.session_state.setdefault("adv_measured", {})
-    if pretrained != "none" and st.button(t("adv_measure"), key="adv_measure", disabled=key in cache):
-        n = len(similarity.subset(ds))
-        with st.spinner(t("adv_measuring", n=n)), user_errors():
-            cfg = state.config().replace(backbone=backbone, pretrained=pretrained)
-            cache[key] = similarity.measure(cfg, ds).to_dict()
+    clicked = pretrained != "none" and st.button(t("adv_measure"), key="adv_measure", disabled=key in cache)
+    cfg = state.config().replace(backbone=backbone, pretrained=pretrained)
+    # features of up to 200 images and a cross-validated probe: a task in the job slots, not this script
+    measured = tasks.follow("similarity", key, lambda progress: similarity.measure(cfg, ds).to_dict(),
+                            t("adv_measuring", n=len(similarity.subset(ds))), start=clicked)
+    if measured is not None and key not in cache:
+        cache[key] = measured
+        st.rerun()  # the button above was drawn enabled before the result came
     return cache.get(key)
 
 

@@ -2,7 +2,7 @@
 with no worker, a lost worker (killed, or silent), a dead or silent DDP peer. Time from the fault
 to the sentence, on real redis-server, `python -m tl_core worker` and torchrun processes.
 
-    .venv/bin/python -m bench.deadlines [--what queue,worker,silent,ddp,ddp_silent] [--tries 3]
+    .venv/bin/python -m bench.deadlines [--what queue,worker,silent,ddp,ddp_rank0,ddp_silent] [--tries 3]
 
 Prints medians with the load average; asserts nothing. The tests for each case are in
 tests/test_pool.py and tests/test_distributed.py.
@@ -89,7 +89,7 @@ def _ddp_cmd(out: Path) -> list:
             "500", "--image-size", str(c.image_size), "--batch-size", str(c.batch_size), "--augment", "none"]
 
 
-def _rank1(rank0: int) -> int:
+def _other_rank(rank0: int) -> int:
     parent = Path(f"/proc/{rank0}/stat").read_text().rsplit(")", 1)[1].split()[1]
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -101,10 +101,10 @@ def _rank1(rank0: int) -> int:
     raise RuntimeError("rank 1 not found")
 
 
-def ddp_peer(tmp: Path, tries: int, fault: signal.Signals, timeout_s: int = 10) -> str:
+def ddp_peer(tmp: Path, tries: int, fault: signal.Signals, timeout_s: int = 10, victim: int = 1) -> str:
     took = []
     for i in range(tries):
-        out = tmp / f"ddp-{fault.name}-{i}"
+        out = tmp / f"ddp-{fault.name}-{victim}-{i}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TL_CACHE": str(tmp / "cache"),
                "TL_DDP_TIMEOUT_S": str(timeout_s)}
         proc = subprocess.Popen(_ddp_cmd(out), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,22 +112,23 @@ def ddp_peer(tmp: Path, tries: int, fault: signal.Signals, timeout_s: int = 10) 
             _until(lambda: any((d / "run.json").is_file() for d in out.glob("*")))
             run_dir = next(d for d in out.glob("*") if (d / "run.json").is_file())
             _until(lambda: _trained_an_epoch(run_dir))
-            rank1 = _rank1(int(runs.read_json(run_dir / "run.json")["pid"]))
-            os.kill(rank1, fault)
+            rank0 = int(runs.read_json(run_dir / "run.json")["pid"])
+            pid = (rank0, _other_rank(rank0))[victim]
+            os.kill(pid, fault)
             took.append(_until(lambda: runs.read_json(run_dir / "run.json")["status"] == "Failed"))
             if fault == signal.SIGSTOP:
-                os.kill(rank1, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             proc.wait(120)
         finally:
             stop_all([proc])
     how = "killed (SIGKILL)" if fault == signal.SIGKILL else f"silent (SIGSTOP), TL_DDP_TIMEOUT_S={timeout_s}"
-    return (f"DDP rank 1 of 2 {how}: run Failed with its sentence after median {statistics.median(took):.2f} s "
+    return (f"DDP rank {victim} of 2 {how}: run Failed with its sentence after median {statistics.median(took):.2f} s "
             f"(max {max(took):.2f}, {tries} tries)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--what", default="queue,worker,silent,ddp,ddp_silent")
+    p.add_argument("--what", default="queue,worker,silent,ddp,ddp_rank0,ddp_silent")
     p.add_argument("--tries", type=int, default=3)
     a = p.parse_args()
     what = set(a.what.split(","))
@@ -143,6 +144,8 @@ def main() -> None:
             print(lost_worker(url, tmp, 1, signal.SIGSTOP), flush=True)
         if "ddp" in what:
             print(ddp_peer(tmp, a.tries, signal.SIGKILL), flush=True)
+        if "ddp_rank0" in what:  # rank 0 cannot say it: torchrun ends rank 1, the launcher closes the run
+            print(ddp_peer(tmp, a.tries, signal.SIGKILL, victim=0), flush=True)
         if "ddp_silent" in what:
             print(ddp_peer(tmp, 1, signal.SIGSTOP), flush=True)
     finally:

@@ -119,7 +119,10 @@ def shoot(page, path: Path) -> None:
 # Icon ligatures ("download", "leaderboard": the text of a Material icon) and code blocks (the
 # exported predict.py) are not words a person reads: hidden while the text is read
 _READ = """() => {
-  const hide = [...document.querySelectorAll('[data-testid=stIconMaterial], [data-testid=stCode]')];
+  // any element drawn in the Material Symbols font is an icon (the uploader's "+" is the ligature "add")
+  const icons = [...document.querySelectorAll('[data-testid=stMain] *, [data-testid=stSidebar] *')]
+    .filter(e => e.children.length === 0 && /Material/.test(getComputedStyle(e).fontFamily));
+  const hide = [...document.querySelectorAll('[data-testid=stIconMaterial], [data-testid=stCode]'), ...icons];
   const was = hide.map(e => e.style.display);
   hide.forEach(e => { e.style.display = 'none'; });
   const text = [...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebar]')]

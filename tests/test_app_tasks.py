@@ -66,6 +66,11 @@ def rerun_until(at: AppTest, done, seconds: float = 600) -> AppTest:
     return at
 
 
+def is_a_task(at: AppTest, kind: str) -> bool:
+    """The click came back at once with the task's Stop button: the work runs on a task, not in the script."""
+    return any(b.key == f"task_stop_{kind}" for b in at.button)
+
+
 def audit_shown(at: AppTest) -> bool:
     return any(m.label == "Train/validation copies" for m in at.metric)
 
@@ -115,6 +120,7 @@ def test_export_embeddings_run_as_a_task(finished_run):
     at = session("app_pages/export.py")
     at.button(key="ex_emb_make").click().run()
     assert not at.exception, at.exception
+    assert is_a_task(at, "embeddings")
     rerun_until(at, lambda a: "sklearn_check.py reproduces" in texts(a))
     assert not [b for b in at.button if b.key == "ex_emb_make"], "the button gave way to the download"
 
@@ -123,6 +129,7 @@ def test_evaluate_map_runs_as_a_task(finished_run):
     at = session("app_pages/evaluate.py")
     at.toggle(key="ev_map_show").set_value(True).run()
     assert not at.exception, at.exception
+    assert is_a_task(at, "map")
     rerun_until(at, lambda a: bool(a.get("iframe")))
     assert "PCA (instant)" in str(at.get("iframe")[0].proto)
 
@@ -131,6 +138,7 @@ def test_evaluate_data_curve_runs_as_a_task(finished_run):
     at = session("app_pages/evaluate.py")
     at.button(key="ev_curve").click().run()
     assert not at.exception, at.exception
+    assert is_a_task(at, "curve")
     readings = ("Still rising", "Flat:", "Too uncertain to tell", "Too few training images")
     rerun_until(at, lambda a: any(r in texts(a) for r in readings))
     assert (finished_run / "curve.json").is_file() and not [b for b in at.button if b.key == "ev_curve"]

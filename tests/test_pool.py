@@ -292,6 +292,21 @@ def test_a_comparison_on_a_queue_that_does_not_answer_ends_with_that_sentence(sh
     assert "does not answer" in render(saved["error"]) and url in render(saved["error"])
 
 
+@needs_redis
+def test_a_comparison_with_no_worker_ends_after_one_deadline_not_one_per_member(pool, shapes):
+    from tl_core.jobs import compare
+    from tl_core.jobs.pool import PoolRunner
+
+    members = [RunConfig(backbone="test_resnet", pretrained="none", strategy="scratch", epochs=1, image_size=32,
+                         seed=seed) for seed in (0, 1)]
+    group = compare.CompareGroup(PoolRunner(pool.url, pool.runs_root, no_worker_s=2), members, shapes,
+                                 pool.runs_root).start()
+    group.join(timeout=60)  # a deadline for the test, not a timing claim
+    saved = compare.read_group(group.path)
+    assert saved["ended"] is not None and "No worker served the queue" in render(saved["error"])
+    assert saved["members"][1]["run_dir"] is None, "the second member was never queued"
+
+
 def _queue_cli(shapes_dir, out: Path, url: str) -> list:
     return [sys.executable, "-m", "tl_core", "train", str(shapes_dir), "--backbone", "test_resnet", "--pretrained",
             "none", "--strategy", "scratch", "--epochs", "1", "--image-size", "32", "--out", str(out),

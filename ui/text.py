@@ -111,7 +111,7 @@ EN = {
     "m_speed_button": "Measure speed on this computer",
     "m_speed_help": "Runs each backbone on a few random images with every engine this computer offers (PyTorch, "
                     "ONNX Runtime, bfloat16 where the CPU has it); about 5-15 s per backbone, kept for next time.",
-    "m_speed_working": "Measuring {name} ({i} of {n})…",
+    "m_speed_working_all": "Measuring the speed of {n} backbones on this computer…",
     "m_speed_caption": "Images/s: the fastest exact engine measured on this computer, batch of 16 at the "
                        "backbone's own size (frozen pass: feature extraction and prediction).",
     "m_bf16": "Training precision on this CPU",
@@ -453,7 +453,7 @@ ES = {
     "m_speed_help": "Ejecuta cada modelo base con unas pocas imágenes aleatorias en cada motor que ofrece este "
                     "ordenador (PyTorch, ONNX Runtime, bfloat16 si la CPU lo tiene); unos 5-15 s por modelo, "
                     "se guarda para la próxima vez.",
-    "m_speed_working": "Midiendo {name} ({i} de {n})…",
+    "m_speed_working_all": "Midiendo la velocidad de {n} redes base en este ordenador…",
     "m_speed_caption": "Imágenes/s: el motor exacto más rápido medido en este ordenador, lotes de 16 al tamaño "
                        "propio del modelo (pasada congelada: extracción de características y predicción).",
     "m_bf16": "Formato numérico del entrenamiento en esta CPU",

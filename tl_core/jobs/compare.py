@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tl_core.base.config import DEFAULT_LR, ConfigError, RunConfig
-from tl_core.base.events import EpochEnd, Finished, Started
+from tl_core.base.events import EpochEnd, Failed, Finished, Started
 from tl_core.data.dataset import Dataset
 from tl_core.jobs import runs
 from tl_core.trust.metrics import right_per_image
@@ -116,12 +116,22 @@ class CompareGroup:
                 self.info["members"][i]["run_dir"] = str(job.run_dir)
                 self._save()
                 job.join()
+                unserved = _no_worker_served(job)
+                if unserved is not None:  # the next member would wait as long again for nothing
+                    self.info["error"] = unserved
+                    break
         except ConfigError as e:  # PoolError and RunsFolderError too: a sentence, kept in the group file
             self.info["error"] = e.message.to_dict()
         finally:
             self.info["ended"] = time.time()
             self.info["stopped"] = self._stop.is_set()
             self._save()
+
+
+def _no_worker_served(job) -> dict | None:
+    """The sentence (as a Message dict) of a pool job that ended because no worker served its queue."""
+    last = next((e for e in reversed(job.events()) if isinstance(e, Failed)), None)
+    return last.says().to_dict() if last is not None and last.kind == "pool.no_worker_gave_up" else None
 
 
 def read_group(path: str | Path) -> dict:

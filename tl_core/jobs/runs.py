@@ -160,7 +160,12 @@ def record(run_dir: Path, events):
     meter = EnergyMeter()
     for event in events:
         if isinstance(event, ev.Finished):  # the "none of these" bank, from the saved best model,
-            note = ood.after_training(run_dir)  # before Finished: a run's last line is its end
+            # before Finished: a run's last line is its end. Its cost (bench/ood_bank.py, 2 cores at load
+            # 17-49): feature extraction reads the features its training pass left in the feature cache,
+            # 0.7 s on the 200-photo sample and 1.8 s on hymenoptera (398), about 1% of the run; a
+            # fine-tuned run changed its backbone, so nothing cached serves: one more embedding pass under
+            # the best checkpoint, 51 s and 92 s there (measured as after_training on an empty cache)
+            note = ood.after_training(run_dir)
             append_event(run_dir, note)
             yield note
         append_event(run_dir, event)

@@ -26,6 +26,8 @@ from tl_core.jobs.job import JobManager
 WHAT = {
     "audit_features": Message("task.what_audit_features"),
     "speed": Message("task.what_speed"),
+    "gallery_speed": Message("task.what_gallery_speed"),
+    "similarity": Message("task.what_similarity"),
     "map": Message("task.what_map"),
     "embeddings": Message("task.what_embeddings"),
     "export_onnx": Message("task.what_export_onnx"),
