@@ -56,7 +56,8 @@ screenshots: $(VENV)/.dev chromium
 	$(BIN)/python -m pytest -q tests/test_browser.py
 	cp build/screenshots/*.png docs/screenshots/
 
-# issue 21's targets as ratios measured side by side, cold and warm (bench/targets.py, ~1 h on 2 cores);
+# issue 21's targets as ratios measured side by side, cold and warm, and issue 20's fault campaign
+# (bench/targets.py, ~1.5 h on 2 cores; ARGS="--only faults" for the campaign alone);
 # bench-parts: the older per-part benchmarks (python -m bench)
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.targets $(ARGS)

@@ -12,8 +12,11 @@ and is repeated on the same cache (warm). Rows:
   (bench/partial_cache.py): speed >= 2.5 and accuracy within 1 point, hymenoptera and TrashNet.
 - one training step in bf16 / fp32 for resnet18 and tf_efficientnet_lite0 on this CPU, and what
   tl_core decides from it (tl_core/training/precision.py).
+- issue 20's fault campaign (bench/faults.py, ~30 min): health-check p95 per case and under 20 hosted
+  sessions (target <= 1 s), the server's RSS (<= 6 GB), runs running at once (<= TL_MAX_JOBS), and
+  run folders left inconsistent after the kills (0).
 
-    .venv/bin/python -m bench.targets [--only app,features,partial,bf16] [--epochs 2] [--quick]
+    .venv/bin/python -m bench.targets [--only app,features,partial,bf16,faults] [--epochs 2] [--quick]
 
 --quick: 1 epoch for the app rows, 3 for the partial rows, hymenoptera only (a smoke run).
 Other people's processes on the same cores make absolute times noisy; the load average is printed
@@ -33,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported; benchma
 from .common import ROOT, Row, machine, table  # noqa: E402
 
 TRASHNET = ROOT.parent / "shared" / "data" / "trashnet"
-PARTS = ("app", "features", "partial", "bf16")
+PARTS = ("app", "features", "partial", "bf16", "faults")
 
 
 def load() -> str:
@@ -125,6 +128,28 @@ def bf16_rows() -> list[Row]:
     return out
 
 
+def fault_rows() -> list[Row]:
+    """Issue 20's campaign (bench/faults.py): health p95 and RSS under many hosted sessions, the
+    caps, and the run folders after every kill."""
+    from . import faults
+
+    result = faults.run([])
+    out = []
+    for r in result["rows"]:
+        st = r["stats"]
+        if st["p95_ms"] is not None:
+            out.append(Row(f"health check p95, {r['case']}", st["p95_ms"], None, "ms", "<= 1000" if r["case"] == "sessions"
+                           else "", note=f"{st['unanswered']} unanswered while up; load {r['load']}"))
+        if r["case"] == "sessions":
+            out.append(Row("server RSS max (with children), sessions", (st["rss_max_mb"] or 0) / 1000, None, "GB",
+                           "<= 6"))
+            out.append(Row(f"runs running at once (cap {r['cap']}), sessions", r["caps_max"], None, "",
+                           f"<= {r['cap']}", note=f"{r['sessions_ok']}/{r['sessions']} sessions did every step"))
+    out.append(Row("run folders with problems after the campaign", len(result["check"]["problems"]), None, "",
+                   "<= 0", note=f"{result['check']['runs']} run folders checked"))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(PARTS))
@@ -136,7 +161,7 @@ def main(argv=None) -> int:
     plan = {"app": lambda: app_rows(1 if a.quick else a.epochs, "full,feature_extraction,compare"),
             "features": feature_rows,
             "partial": lambda: partial_rows(3 if a.quick else 10, "hymenoptera" if a.quick else "hymenoptera,trashnet"),
-            "bf16": bf16_rows}
+            "bf16": bf16_rows, "faults": fault_rows}
     rows, t0 = [], time.perf_counter()
     for part in a.only.split(","):
         new = plan[part.strip()]()
