@@ -41,7 +41,8 @@ SIZES = {"desktop": dict(viewport={"width": 1440, "height": 1000}),
          "phone": dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)}
 SAMPLE_CLASSES = ("cardboard", "glass", "metal", "plastic")
 # Streamlit's frontend writes these itself (FileUploader.js, the toolbar): not in our tables
-STREAMLIT_OWN = ("Drag and drop", "Browse files", "Upload directories", "Limit ", "per file", "Upload")
+# ("add icon": the uploader's "+" button's label for screen readers, after a file is chosen)
+STREAMLIT_OWN = ("Drag and drop", "Browse files", "Upload directories", "Limit ", "per file", "add icon", "Upload")
 NO_EFFECT = {"en": ("Learning rate",), "es": ("Tasa de aprendizaje",)}
 
 
@@ -63,7 +64,9 @@ def train_default(page, url: str) -> tuple[str, float]:
 
 def open_sidebar(page) -> None:
     # on a phone the sidebar starts collapsed; wait for the page to draw one or the other first
-    page.get_by_test_id("stSidebarNav").or_(page.get_by_test_id("stExpandSidebarButton")).first.wait_for()
+    page.wait_for_function("() => [...document.querySelectorAll("
+                           "'[data-testid=stSidebarNav], [data-testid=stExpandSidebarButton]')]"
+                           ".some(e => e.checkVisibility())")
     if not page.get_by_test_id("stSidebarNav").is_visible():
         page.get_by_test_id("stExpandSidebarButton").click()
         page.get_by_test_id("stSidebarNav").wait_for()
