@@ -128,13 +128,15 @@ def test_cli_predict_says_which_engine_ran(pretrained_run, shapes):
     assert "engine: ONNX Runtime fp32" in out.stderr
 
 
-def test_warm_up_leaves_the_next_run_its_measured_engine_with_no_export(shapes, pretrained_run, monkeypatch):
+def test_warm_up_leaves_the_next_run_its_measured_engine_with_no_export(shapes, pretrained_run, monkeypatch,
+                                                                         tmp_path):
     """The app's warm-up (python -m tl_core.training.features CONFIG, started at launch) measures the
     engines on the run's own weights and keeps the ONNX file: the first run then plans ONNX with no
     export cost, instead of PyTorch fp32 "not measured yet"."""
     from tl_core.base import background
 
     monkeypatch.setenv("TL_BACKGROUND_PROBE", "1")  # conftest switches helpers off; this test is about one
+    monkeypatch.setenv("TL_CACHE", str(tmp_path))  # nothing measured yet (other tests probe test_resnet too)
     # starting weights, as the app's default (packaged ImageNet weights): the backbone's key does not
     # depend on the class count, as a random initialisation's does
     cfg = tiny_cfg(strategy="feature_extraction", epochs=1, image_size=64, pretrained=f"run:{pretrained_run}")

@@ -45,7 +45,8 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 def test_the_readme_cli_examples_run_offline(tmp_path, monkeypatch):
     commands = [c for c in readme_commands() if not any(skip in c for skip in NEEDS_OTHER_MACHINES)]
-    assert [c.split()[0] for c in commands] == ["train", "predict", "curve", "export", "export", "audit", "runs", "weights"]
+    assert [c.split()[0] for c in commands] == ["train", "predict", "curve", "export", "export", "audit", "runs", "runs",
+                                              "weights"]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
     image = next((SHAPES / "circle").glob("*.png"))
