@@ -156,6 +156,10 @@ def test_process_runner_stop(shapes, tmp_path):
 def test_four_sessions_six_jobs_two_workers(pool, shapes):
     pool.start(2)
     runner = _runner(pool)
+    # both workers serving before the first submit: one that starts late (its imports, under load)
+    # would leave the other to train all six one after the other (CI saw it once)
+    from tl_core.jobs.pool import live_workers
+    _wait_for(lambda: live_workers(runner.conn) == 2, 120, "both workers to register")
     sessions = [new_session_token() for _ in range(4)]
     cfg = tiny_cfg(strategy="scratch", epochs=2)
     jobs = {s: [runner.submit(cfg, shapes, pool.runs_root / s, owner=s)] for s in sessions}
