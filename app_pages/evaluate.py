@@ -108,19 +108,26 @@ def _find_issues(run_dir: str, progress) -> dict:
     return label_issues(run_dir, progress)
 
 
+def _saved_or_task(info, saved_file: str, kind: str, read, compute):
+    """The run's saved result (read back at once), else the `kind` task's result once its button
+    ("ev_{kind}_button", key "ev_{kind}") was clicked and the task has finished; None until then."""
+    run_dir = str(info.dir)
+    if (Path(run_dir) / saved_file).exists():
+        return read(run_dir, _mtime(info.dir))
+    clicked = st.button(t(f"ev_{kind}_button"), key=f"ev_{kind}")
+    return tasks.follow(kind, run_dir, lambda progress: compute(run_dir, progress), t(f"ev_{kind}_working"),
+                        start=clicked)
+
+
 def wrong_folder(info) -> None:
     """Images whose folder disagrees with confident out-of-sample predictions."""
     from tl_core.trust.label_issues import LABEL_ISSUES_FILE
 
     st.subheader(t("ev_issues_title"))
     st.caption(t("ev_issues_explain"))
-    run_dir = str(info.dir)
-    done = (Path(run_dir) / LABEL_ISSUES_FILE).exists()  # saved with the run: read back at once
-    clicked = not done and st.button(t("ev_issues_button"), key="ev_issues")
     with user_errors():
         # out-of-fold probes on every image's features: a task in the server's job slots
-        result = _label_issues(run_dir, _mtime(info.dir)) if done else tasks.follow(
-            "issues", run_dir, lambda progress: _find_issues(run_dir, progress), t("ev_issues_working"), start=clicked)
+        result = _saved_or_task(info, LABEL_ISSUES_FILE, "issues", _label_issues, _find_issues)
         if result is None:
             return
         issues = result["issues"]
@@ -208,13 +215,9 @@ def data_curve(info) -> None:
 
     st.subheader(t("ev_curve_title"))
     st.caption(t("ev_curve_explain", seeds=FRACTION_SEEDS))
-    run_dir = str(info.dir)
-    done = (Path(run_dir) / CURVE_FILE).exists()  # saved with the run: read back at once
-    clicked = not done and st.button(t("ev_curve_button"), key="ev_curve")
     with user_errors():
         # a head solved on 20-100% of the training features, several draws: a task in the job slots
-        result = _curve(run_dir, _mtime(info.dir)) if done else tasks.follow(
-            "curve", run_dir, lambda progress: _measure_curve(run_dir, progress), t("ev_curve_working"), start=clicked)
+        result = _saved_or_task(info, CURVE_FILE, "curve", _curve, _measure_curve)
         if result is None:
             return
         if result["n"]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 # Tests never touch the network; must be set before timm/huggingface_hub are imported.
@@ -67,3 +68,14 @@ def server(tmp_path_factory):
 
 def tiny_cfg(**kw) -> RunConfig:
     return RunConfig(**{**TINY, **kw})
+
+
+def wait_for(check, seconds: float, what: str):
+    """check()'s first truthy value within `seconds`, else an AssertionError naming `what`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tl_core.base.config import RunConfig  # noqa: E402
+from test_app_compare import server, session  # noqa: E402,F401  (server: fixture)
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
@@ -31,29 +32,6 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-@pytest.fixture
-def server(tmp_path):
-    """A fresh server process state (settings and registries are cached per process)."""
-    import streamlit as st
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TL_RUNS", str(tmp_path / "runs"))
-        mp.setenv("TL_WORKSPACE", str(tmp_path / "workspace"))
-        st.cache_resource.clear()
-        try:
-            yield mp
-        finally:
-            st.cache_resource.clear()
-
-
-def session(page: str, **state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def rerun_until(at: AppTest, done, seconds: float = 600) -> AppTest:

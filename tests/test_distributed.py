@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_cfg
+from conftest import tiny_cfg, wait_for
 
 from tl_core.base import events as ev
 from tl_core.jobs import runs
@@ -106,14 +106,6 @@ def _only_model_key(cache: Path) -> str:
 # ------------------------------------------------------------------ a rank that dies or goes silent
 
 
-def _wait_for(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 def _parent_of(pid: int) -> int:
@@ -133,8 +125,8 @@ def _children_of(pid: int) -> list[int]:
 
 def _training_ranks(out: Path) -> tuple[Path, int, int]:
     """(run folder, rank 0's pid, rank 1's pid) once the run trained an epoch."""
-    run_dir = _wait_for(lambda: next((d for d in out.glob("*") if (d / "run.json").is_file()), None), 240, "the run")
-    _wait_for(lambda: any(isinstance(e, ev.EpochEnd) for e in runs.read_events(run_dir)), 240, "the first epoch")
+    run_dir = wait_for(lambda: next((d for d in out.glob("*") if (d / "run.json").is_file()), None), 240, "the run")
+    wait_for(lambda: any(isinstance(e, ev.EpochEnd) for e in runs.read_events(run_dir)), 240, "the first epoch")
     rank0 = int(runs.read_json(run_dir / "run.json")["pid"])
     rank1, = [p for p in _children_of(_parent_of(rank0)) if p != rank0]  # torchrun's other child
     return run_dir, rank0, rank1
@@ -161,7 +153,7 @@ def _run_and_break(cfg, shapes_dir, tmp_path, fault: signal.Signals, victim: int
         run_dir, *ranks = _training_ranks(tmp_path / "two")
         os.kill(ranks[victim], fault)
         t0 = time.monotonic()
-        _wait_for(lambda: _ended(run_dir), 120, "the run to end")
+        wait_for(lambda: _ended(run_dir), 120, "the run to end")
         print(f"\n{fault.name} of rank {victim} -> run ended: {time.monotonic() - t0:.2f} s")
         if fault == signal.SIGSTOP:  # torchrun would SIGKILL it after its 30 s grace: spare the test that wait
             os.kill(ranks[victim], signal.SIGKILL)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_cfg
+from conftest import tiny_cfg, wait_for
 
 from tl_core.base import events as ev
 from tl_core.base.config import RunConfig
@@ -39,14 +39,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +49,7 @@ def redis_url(tmp_path_factory):
     from redis import Redis
 
     conn = Redis(port=port)
-    _wait_for(lambda: _pings(conn), 20, "redis-server to answer")
+    wait_for(lambda: _pings(conn), 20, "redis-server to answer")
     yield f"redis://127.0.0.1:{port}/0"
     proc.kill()
     proc.wait()
@@ -127,7 +119,7 @@ def test_process_runner_trains_in_a_child_and_a_crash_ends_that_job_only(shapes,
     jm = JobManager(max_concurrent=2, job_classes=JOB_CLASSES["process"])
     victim = jm.submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
     other = jm.submit(tiny_cfg(strategy="scratch", epochs=2), shapes, tmp_path)
-    _wait_for(lambda: _trained_an_epoch(victim), 120, "the first epoch")
+    wait_for(lambda: _trained_an_epoch(victim), 120, "the first epoch")
     child = int(runs.read_json(victim.run_dir / "run.json")["pid"])
     assert child != os.getpid(), "the job trains in a process of its own"
     os.kill(child, signal.SIGKILL)  # a crash in native code, or the kernel's out-of-memory killer
@@ -143,7 +135,7 @@ def test_process_runner_trains_in_a_child_and_a_crash_ends_that_job_only(shapes,
 
 def test_process_runner_stop(shapes, tmp_path):
     job = JobManager(job_classes=JOB_CLASSES["process"]).submit(tiny_cfg(strategy="scratch", epochs=200), shapes, tmp_path)
-    _wait_for(lambda: _trained_an_epoch(job), 120, "the first epoch")
+    wait_for(lambda: _trained_an_epoch(job), 120, "the first epoch")
     job.stop()
     job.join(60)
     assert job.status == RunStatus.STOPPED and runs.read_run(job.run_dir).status == "Stopped"
@@ -159,7 +151,7 @@ def test_four_sessions_six_jobs_two_workers(pool, shapes):
     # both workers serving before the first submit: one that starts late (its imports, under load)
     # would leave the other to train all six one after the other (CI saw it once)
     from tl_core.jobs.pool import live_workers
-    _wait_for(lambda: live_workers(runner.conn) == 2, 120, "both workers to register")
+    wait_for(lambda: live_workers(runner.conn) == 2, 120, "both workers to register")
     sessions = [new_session_token() for _ in range(4)]
     cfg = tiny_cfg(strategy="scratch", epochs=2)
     jobs = {s: [runner.submit(cfg, shapes, pool.runs_root / s, owner=s)] for s in sessions}
@@ -187,19 +179,19 @@ def test_killed_worker_leaves_its_run_interrupted_and_others_finish(pool, shapes
     pool.start(2)
     runner = _runner(pool)
     long = runner.submit(tiny_cfg(strategy="scratch", epochs=300), shapes, pool.runs_root)
-    _wait_for(lambda: _trained_an_epoch(long), 120, "the first epoch")
+    wait_for(lambda: _trained_an_epoch(long), 120, "the first epoch")
     short = [runner.submit(tiny_cfg(strategy="scratch", epochs=2, seed=i), shapes, pool.runs_root) for i in (1, 2)]
     horse, worker = _horse_and_worker(long.run_dir)
     assert worker in {p.pid for p in pool.procs}
     os.kill(worker, signal.SIGKILL)
     t0 = time.monotonic()
-    _wait_for(lambda: long.status == RunStatus.INTERRUPTED, 60, "the run to show Interrupted")
+    wait_for(lambda: long.status == RunStatus.INTERRUPTED, 60, "the run to show Interrupted")
     print(f"\nworker death -> run Interrupted: {time.monotonic() - t0:.2f} s")
     assert runs.read_run(long.run_dir).status == "Interrupted"
     why = render(long.lost_note())  # the sentence the page and `train --queue --wait` show
     assert "The worker training this run stopped" in why and f"process {horse} " in why, why
     assert (long.run_dir / "model.safetensors").is_file(), "its best checkpoint is kept"
-    _wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to die with its worker")
+    wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to die with its worker")
     for j in short:
         j.join(240)
     assert [j.status for j in short] == [RunStatus.FINISHED] * 2
@@ -226,7 +218,7 @@ def test_queued_job_shows_its_position_and_stops_without_running(pool, shapes):
     second.join(240)
     assert second.status == RunStatus.FINISHED
     assert not any(isinstance(e, ev.Started) for e in first.events()), "the stopped job never trained"
-    _wait_for(lambda: foreign.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 60, "the worker")
+    wait_for(lambda: foreign.get_status(refresh=True) in (JobStatus.FAILED, JobStatus.FINISHED), 60, "the worker")
     assert foreign.get_status() == JobStatus.FAILED and not marker.exists()
 
 
@@ -239,7 +231,7 @@ def test_a_queued_job_with_no_worker_says_so_at_once_and_ends_failed_after_its_d
     note = job.waiting_note()  # at once, not after the deadline
     assert note is not None and f"No worker is serving the queue at {pool.url}" in render(note), note
     assert f"No worker is serving the queue at {pool.url}" not in render(note, "es"), "Spanish too"
-    _wait_for(lambda: job.done, 60, "the queued job to give up")
+    wait_for(lambda: job.done, 60, "the queued job to give up")
     last = job.events()[-1]
     assert job.status == RunStatus.FAILED and isinstance(last, ev.Failed) and "TL_QUEUE_NO_WORKER_S" in last.message
     info = runs.read_json(job.run_dir / "run.json")
@@ -248,7 +240,7 @@ def test_a_queued_job_with_no_worker_says_so_at_once_and_ends_failed_after_its_d
     assert job.waiting_note() is None
     # it left the queue: a worker that comes later trains the next job, never this one
     pool.start(1)
-    _wait_for(lambda: live_workers(runner.conn), 60, "the worker to register")
+    wait_for(lambda: live_workers(runner.conn), 60, "the worker to register")
     later = runner.submit(tiny_cfg(strategy="scratch", epochs=1, seed=1), shapes, pool.runs_root)
     assert later.waiting_note() is None, "a worker serves the queue: nothing to say"
     later.join(240)
@@ -332,7 +324,7 @@ def test_redis_killed_while_cli_waits_in_the_queue_says_so(shapes_dir, tmp_path)
                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
     from redis import Redis
 
-    _wait_for(lambda: _pings(Redis(port=port)), 20, "redis-server to answer")
+    wait_for(lambda: _pings(Redis(port=port)), 20, "redis-server to answer")
     url = f"redis://127.0.0.1:{port}/0"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     cli = subprocess.Popen(_queue_cli(shapes_dir, tmp_path / "runs", url), env=env, cwd=ROOT, text=True,
@@ -386,14 +378,14 @@ def test_stop_on_the_page_ends_the_job_on_the_worker(pool, shapes, monkeypatch, 
         at.button(key="train_start").click().run()
         assert not at.exception, at.exception
         run_dir = pool.runs_root / at.session_state["job_run"]
-        _wait_for(lambda: any(isinstance(e, ev.EpochEnd) for e in runs.read_events(run_dir)), 120, "the first epoch")
+        wait_for(lambda: any(isinstance(e, ev.EpochEnd) for e in runs.read_events(run_dir)), 120, "the first epoch")
         horse, worker = _horse_and_worker(run_dir)
         assert worker in {p.pid for p in pool.procs}, "it trains on the worker"
         at.run()
         at.button(key="train_stop").click().run()
-        _wait_for(lambda: at.run() and "Stopped" in _texts(at), 60, "the page to show Stopped")
+        wait_for(lambda: at.run() and "Stopped" in _texts(at), 60, "the page to show Stopped")
         assert runs.read_run(run_dir).status == "Stopped"
-        _wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to end")
+        wait_for(lambda: not Path(f"/proc/{horse}").exists(), 10, "the job process to end")
         assert all(p.poll() is None for p in pool.procs), "the worker lives on for the next job"
     finally:
         st.cache_resource.clear()
@@ -417,7 +409,7 @@ def test_the_train_page_says_when_no_worker_serves_the_queue(pool, shapes, monke
         at.button(key="train_start").click().run()
         assert not at.exception, at.exception
         assert f"No worker is serving the queue at {pool.url}" in _texts(at), _texts(at)
-        _wait_for(lambda: at.run() and "TL_QUEUE_NO_WORKER_S" in _texts(at), 60, "the page to say it gave up")
+        wait_for(lambda: at.run() and "TL_QUEUE_NO_WORKER_S" in _texts(at), 60, "the page to say it gave up")
         assert runs.read_run(pool.runs_root / at.session_state["job_run"]).status == "Failed"
     finally:
         st.cache_resource.clear()
