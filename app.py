@@ -25,6 +25,7 @@ PAGES = [
 ]
 
 state.warm_up_default_engine()  # once per server, in the background: the first click finds the fast engine
+state.start_spare_child()  # ... and a training process with its imports done
 
 with st.sidebar:
     st.selectbox("Language / Idioma", list(LANGUAGES), format_func=LANGUAGES.get, key="lang",

@@ -12,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TL_TEST_MODELS", "1")
 # no engine probes in background processes during the suite (test_features.py turns one on)
 os.environ.setdefault("TL_BACKGROUND_PROBE", "0")
+# no spare training process kept by each app server and job of the suite (test_app_speed.py tests it)
+os.environ.setdefault("TL_SPARE_CHILD", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402

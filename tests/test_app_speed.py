@@ -8,7 +8,9 @@ from conftest import tiny_cfg
 
 from tl_core.base.events import EpochEnd, Progress
 from tl_core.base.status import RunStatus
-from tl_core.jobs import runs
+import pytest
+
+from tl_core.jobs import process, runs
 from tl_core.jobs.process import ProcessJob
 from tl_core.jobs.runners import make_runner
 from tl_core.jobs.settings import load_settings
@@ -32,6 +34,50 @@ def test_the_default_local_runner_trains_in_a_child_process(shapes, tmp_path):
     assert job.status == RunStatus.FINISHED, job.events()[-1:]
     assert runs.read_json(job.run_dir / "run.json")["pid"] != os.getpid()  # the trainer was another process
     assert any(isinstance(e, EpochEnd) for e in job.events())  # followed live from the run folder
+
+
+@pytest.fixture
+def spare(monkeypatch, tmp_path):
+    """The spare child switched on (the suite keeps it off), started and waited for; let go after."""
+    monkeypatch.setenv("TL_SPARE_CHILD", "1")
+    monkeypatch.setenv("TL_RUNS", str(tmp_path))
+    process.keep_spare(wait_s=10)
+    pid = process.spare_pid()
+    assert pid is not None
+    yield pid
+    process.end_spare()
+
+
+def _train_one(shapes, tmp_path) -> ProcessJob:
+    manager = make_runner(load_settings({"TL_RUNS": str(tmp_path)}))
+    job = manager.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, tmp_path)
+    job.join(300)  # a deadline: a child that hangs fails the test rather than the suite
+    assert job.status == RunStatus.FINISHED, job.events()[-1:]
+    return job
+
+
+def test_the_spare_child_trains_the_next_run_and_another_is_kept(shapes, tmp_path, spare, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # torch sets it in the server by itself
+    job = _train_one(shapes, tmp_path)
+    assert job.child_pid == spare
+    assert runs.read_json(job.run_dir / "run.json")["pid"] == spare  # the spare wrote the run folder
+    assert (job.run_dir / "process.log").exists()  # its output went to this run's folder
+    process.keep_spare(wait_s=10)  # the job asked for the next one as it ended: already there
+    assert process.spare_pid() not in (None, spare)
+
+
+def test_a_spare_started_with_another_environment_is_not_used(shapes, tmp_path, spare, monkeypatch):
+    monkeypatch.setenv("TL_CACHE", str(tmp_path / "another_cache"))  # the spare would use the old one
+    job = _train_one(shapes, tmp_path)
+    assert job.child_pid != spare
+    with pytest.raises(ProcessLookupError):
+        os.kill(spare, 0)  # the stale spare was ended (and reaped), not left waiting
+
+
+def test_a_spare_let_go_exits_by_itself(spare):
+    process.end_spare()  # closes its stdin; waits (with a deadline) for it to exit
+    with pytest.raises(ProcessLookupError):
+        os.kill(spare, 0)
 
 
 def _events(n_steps: int, epochs: int = 0) -> list:

@@ -3,11 +3,17 @@
 `ProcessJob` (on the web server) starts `python -m tl_core run-job RUN_DIR` and follows its run
 folder; `run_here` (in the child, or a pool worker) trains that folder in this process, beats its
 heartbeat, and dies with its parent.
+
+A child's imports (torch, timm, torchvision) take about 5 s of one core on the 2-core Xeon, half of
+the sample's whole feature-extraction run. So the server keeps one spare child that has done them
+already (`run-job --spare`) and hands it the next run folder on its stdin: the app starts it when
+it launches and again after each run (`keep_spare`); TL_SPARE_CHILD=0 switches it off.
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -33,6 +39,7 @@ class ProcessJob(Job):
     """
 
     POLL_S = 0.2
+    child_pid: int | None = None  # the training process, once started
 
     def _work(self) -> None:
         if not self._manager.acquire(self):
@@ -46,10 +53,8 @@ class ProcessJob(Job):
 
     def _follow_child(self) -> None:
         tail = runs.EventTail(self.run_dir)
-        with open(self.run_dir / "process.log", "ab") as log:  # the child's tracebacks, for an admin
-            child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir),
-                                      "--devices", str(self.cfg.devices)],
-                                     stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+        child = self._start_child()
+        self.child_pid = child.pid
         asked = False
         while child.poll() is None:
             if self._stop.is_set() and not asked:
@@ -60,6 +65,23 @@ class ProcessJob(Job):
         self._emit_all(tail.read())
         if not self.done:  # no terminal event: the child died (killed, or a crash in native code)
             self._record([Failed.of(_died(child.returncode), detail=f"exit status {child.returncode}")])
+        keep_spare()  # after the run, not during it: the spare's imports would slow this run down
+
+    def _start_child(self) -> subprocess.Popen:
+        """The spare child if one is ready for this environment, else a new one; either way its
+        output goes to the run folder's process.log (the child's tracebacks, for an admin)."""
+        spare = _take_spare() if self.cfg.devices == 1 else None
+        if spare is not None:
+            try:
+                spare.stdin.write(f"{self.run_dir.resolve()}\n".encode())
+                spare.stdin.close()
+                return spare
+            except OSError:  # it died while waiting (killed by hand): start one as usual
+                spare.kill()
+        with open(self.run_dir / "process.log", "ab") as log:
+            return subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir),
+                                     "--devices", str(self.cfg.devices)],
+                                    stdout=log, stderr=subprocess.STDOUT, env=_child_env())
 
     def _emit_all(self, events) -> None:
         for e in events:
@@ -75,6 +97,104 @@ def _died(returncode: int) -> Message:
     else:
         how = Message("job.how_exit", {"status": returncode})
     return Message("job.child_died", {"how": how})
+
+
+_spare_lock = threading.Lock()
+_spare: tuple[subprocess.Popen, dict, str] | None = None  # (process, its environment, its cwd)
+_spare_requests: queue.Queue[threading.Event] = queue.Queue()
+_spawner: threading.Thread | None = None
+
+
+def spare_wanted() -> bool:
+    return os.environ.get("TL_SPARE_CHILD", "1") != "0"
+
+
+def keep_spare(wait_s: float = 0.0) -> None:
+    """Start the spare child unless one is alive (or switched off). It imports what a run needs,
+    then waits on its stdin for the run folder to train (`run-job --spare`). Waits up to `wait_s`
+    for the process to be started (not for its imports)."""
+    global _spawner
+    if not spare_wanted():
+        return
+    with _spare_lock:
+        if _spawner is None:
+            # a child started with PR_SET_PDEATHSIG dies with the *thread* that started it: a job's
+            # thread or a Streamlit script run ends long before the spare is used, this one never
+            _spawner = threading.Thread(target=_spawn_spares, daemon=True, name="tl-spare")
+            _spawner.start()
+    started = threading.Event()
+    _spare_requests.put(started)
+    started.wait(wait_s)
+
+
+def spare_pid() -> int | None:
+    """The spare child's process id while one is alive (for tests and `ps`)."""
+    with _spare_lock:
+        return _spare[0].pid if _spare is not None and _spare[0].poll() is None else None
+
+
+def end_spare() -> None:
+    """Let the spare go (it exits when its stdin closes)."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None:
+        spare[0].stdin.close()
+        spare[0].wait(30)  # a deadline: it is done importing within seconds, then reads EOF
+
+
+def _spawn_spares() -> None:
+    global _spare
+    while True:
+        started = _spare_requests.get()
+        with _spare_lock:
+            if _spare is None or _spare[0].poll() is not None:
+                env = _child_env()
+                try:
+                    child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", "--spare"],
+                                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, env=env)
+                    _spare = (child, _same_run(env), os.getcwd())
+                except OSError:
+                    _spare = None  # out of processes: the next run starts its child as before
+        started.set()
+
+
+def _take_spare() -> subprocess.Popen | None:
+    """The spare child, if it is alive and was started with this process's environment and folder
+    (a test or an admin may have changed TL_CACHE or TL_RUNS since); a stale one is ended."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is None:
+        return None
+    child, env, cwd = spare
+    if child.poll() is None and env == _same_run(_child_env()) and cwd == os.getcwd():
+        return child
+    child.kill()
+    child.wait()
+    return None
+
+
+def _same_run(env: dict) -> dict:
+    """The environment without what changes under a server while no run reads it: pytest's name of
+    the current test, and the cache folder torch's compiler sets for itself once torch is imported
+    (the server does import it, for a page's predictions; seen in the bench's first cold run)."""
+    return {k: v for k, v in env.items() if not k.startswith(("PYTEST_", "TORCHINDUCTOR_"))}
+
+
+def wait_for_run_folder() -> Path | None:
+    """In a spare child, after its imports: the run folder the server hands over on stdin (None
+    when the server closed it unused). From then on its output goes to that folder's process.log."""
+    line = sys.stdin.readline().rstrip("\n")
+    if not line:
+        return None
+    run_dir = Path(line)
+    log = os.open(run_dir / "process.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return run_dir
 
 
 def _child_env() -> dict:
