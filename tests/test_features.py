@@ -251,3 +251,73 @@ def test_train_page_shows_the_l2_search_and_no_epochs_for_a_solved_head(tmp_path
     figure = json.loads(charts[0].proto.spec)
     assert any(tr.get("marker", {}).get("symbol") == "star" for tr in figure["data"])  # the chosen one marked
     assert len(figure["data"][0]["x"]) == 9  # every strength tried
+
+
+def test_a_training_run_is_marked_active_for_the_background_helpers(shapes, fresh_cache):
+    from tl_core.base import background
+
+    run = train(tiny_cfg(strategy="feature_extraction", epochs=1, seed=4), shapes)
+    assert isinstance(next(run), ev.Started)
+    assert background.runs_active(engines.cache_dir())  # a helper waits between its steps now
+    assert isinstance(list(run)[-1], ev.Finished)
+    assert not background.runs_active(engines.cache_dir())
+
+
+def test_a_helper_waits_while_a_run_is_on_and_ignores_runs_whose_process_is_gone(fresh_cache):
+    import threading
+
+    from tl_core.base import background
+
+    with background.run_active(fresh_cache):
+        helper = threading.Thread(target=background.yield_to_runs, args=(fresh_cache, 300, 0.05))
+        helper.start()
+        helper.join(2)
+        assert helper.is_alive()  # still waiting: the run is on
+    helper.join(30)
+    assert not helper.is_alive()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    mark = fresh_cache / background.RUNS_FOLDER / f"{gone.pid}-killedrun"
+    mark.touch()
+    assert not background.runs_active(fresh_cache) and not mark.exists()
+
+
+def test_the_engine_timings_pause_before_each_export_and_each_timed_batch(tmp_path):
+    steps = []
+    model = build_model(tiny_cfg(), 3).eval()
+    entry = engines.measure(engines.Pooled(model), engines.example_batch(48, 4), ["torch", "onnx"],
+                            tmp_path / "m.onnx", between_steps=lambda: steps.append(1))
+    assert entry["rates"]["torch"] > 0
+    assert len(steps) == 2 * (1 + 3)  # per engine: before building (the export) and before each timing
+
+
+def _state(pid: int, wanted: str) -> str:
+    """The process's state letter (R, S, T for stopped...) once it is one of `wanted` (signals are
+    delivered asynchronously), or after a deadline of 10 s."""
+    end = time.monotonic() + 10
+    while True:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in wanted or time.monotonic() > end:
+            return state
+        time.sleep(0.02)
+
+
+def test_a_helper_is_paused_while_a_run_trains_and_resumed_after(fresh_cache):
+    from tl_core.base import background
+
+    code = ("import sys, time\nfrom pathlib import Path\nfrom tl_core.base import background\n"
+            "with background.low_priority_alone(Path(sys.argv[1])) as mine:\n"
+            "    print(mine, flush=True)\n    time.sleep(120)\n")
+    helper = subprocess.Popen([sys.executable, "-c", code, str(fresh_cache / "h.lock")], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert helper.stdout.readline().strip() == "True"  # listed in the cache folder, at work
+        with background.run_active(fresh_cache):
+            assert _state(helper.pid, "T") == "T"
+        assert _state(helper.pid, "RS") in "RS"
+    finally:
+        helper.kill()
+        helper.wait()
+    assert not background.runs_active(fresh_cache)
+    background.resume_helpers(fresh_cache)  # its listing outlived it: dropped, nobody signalled
+    assert not list((fresh_cache / background.HELPERS_FOLDER).iterdir())

@@ -53,6 +53,13 @@ def test_cpu_sampler_sees_another_process_keep_a_core_busy():
     assert device.others_busy_cores(since) > 0.2
 
 
+def test_cpu_sampler_leaves_out_a_niced_process_which_gives_its_core_back():
+    since = device.cpu_sample()
+    spin = "import os, time\nos.nice(19)\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    assert device.others_busy_cores(since) < 0.5  # a background helper leaves a run all its threads
+
+
 def test_file_key_is_the_sha1_of_the_bytes(tmp_path):
     f = tmp_path / "weights.bin"
     f.write_bytes(b"x" * (3 << 20))  # several of file_digest's internal blocks

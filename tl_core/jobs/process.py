@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from tl_core.base import background
 from tl_core.base.config import RunConfig
 from tl_core.base.events import Failed, Progress, Stopped
 from tl_core.base.messages import Message
@@ -65,6 +66,7 @@ class ProcessJob(Job):
         self._emit_all(tail.read())
         if not self.done:  # no terminal event: the child died (killed, or a crash in native code)
             self._record([Failed.of(_died(child.returncode), detail=f"exit status {child.returncode}")])
+        background.resume_helpers(background.cache_dir())  # the child paused them; it may have been killed
         keep_spare()  # after the run, not during it: the spare's imports would slow this run down
 
     def _start_child(self) -> subprocess.Popen:

@@ -51,7 +51,7 @@ class EngineError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TL_CACHE", Path.home() / ".cache" / "tl_studio"))
+    return background.cache_dir()
 
 
 def cpu_flags() -> set[str]:
@@ -247,12 +247,17 @@ def example_batch(size: int, n: int = PROBE_IMAGES) -> torch.Tensor:
     return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(0))
 
 
-def measure(module: nn.Module, example: torch.Tensor, engines: list[str], onnx_file: Path) -> dict:
+def measure(module: nn.Module, example: torch.Tensor, engines: list[str], onnx_file: Path,
+            between_steps=None) -> dict:
     """Images/s of each engine on `example` (best of 3 after a warm-up: the least disturbed by other
-    processes) and each one's max relative error against torch fp32; None where it cannot run."""
+    processes) and each one's max relative error against torch fp32; None where it cannot run.
+    `between_steps()` is called before each export and timing (a background helper waits there
+    while a training run is on)."""
+    between_steps = between_steps or (lambda: None)
     rates, errors, ref, export_s = {}, {}, None, None
     for name in sorted(engines, key=lambda e: e != "torch"):  # torch first: the reference output
         try:
+            between_steps()
             t_build = time.perf_counter()
             exporting = name == "onnx" and not onnx_file.exists()
             engine = build(name, module, example, onnx_file)
@@ -261,6 +266,7 @@ def measure(module: nn.Module, example: torch.Tensor, engines: list[str], onnx_f
             engine(example[:2])
             times = []
             for _ in range(3):
+                between_steps()
                 t = time.perf_counter()
                 out = engine(example)
                 times.append(time.perf_counter() - t)
@@ -276,13 +282,15 @@ def measure(module: nn.Module, example: torch.Tensor, engines: list[str], onnx_f
             "when": time.strftime("%Y-%m-%d %H:%M")}
 
 
-def probe(module: nn.Module, backbone: str, size: int, onnx_file: Path, allow_bf16: bool) -> Choice:
-    """The engine to run `module` on, from the cached probe (measured now if missing)."""
+def probe(module: nn.Module, backbone: str, size: int, onnx_file: Path, allow_bf16: bool,
+          between_steps=None) -> Choice:
+    """The engine to run `module` on, from the cached probe (measured now if missing; see measure
+    for `between_steps`)."""
     forced = os.environ.get("TL_ENGINE", "").strip()  # TL_ENGINE=torch|onnx|bf16: for comparisons
     engines = candidates(allow_bf16 or forced == "bf16")
     entry = cached_probe(backbone, size)
     if entry is None or any(e not in entry["rates"] for e in engines):
-        entry = measure(module, example_batch(size), engines, onnx_file)
+        entry = measure(module, example_batch(size), engines, onnx_file, between_steps)
         save_probe(backbone, size, entry)
     if forced in engines:
         engines = [forced]
@@ -354,10 +362,15 @@ def _probe_main(backbone: str, size: int) -> None:
     """The background probe: lowest priority, one at a time per backbone (a lock file)."""
     with background.low_priority_alone(probe_lock(backbone, size)) as mine:
         if mine and needs_probe(backbone, size, True):
-            probe_backbone(backbone, size)
+            probe_backbone(backbone, size, between_steps=yield_to_runs)
 
 
-def probe_backbone(backbone: str, size: int = 0) -> dict:
+def yield_to_runs() -> None:
+    """A background helper's pause between two steps: wait while a run trains on this cache."""
+    background.yield_to_runs(cache_dir())
+
+
+def probe_backbone(backbone: str, size: int = 0, between_steps=None) -> dict:
     """Measure (or read) a backbone's images/s per engine here, with random weights: speed does not
     depend on the weights. For the gallery; the ONNX file goes to a temporary folder."""
     if not size:
@@ -368,7 +381,8 @@ def probe_backbone(backbone: str, size: int = 0) -> dict:
         return cached
     model = timm.create_model(backbone, pretrained=False).eval()
     with tempfile.TemporaryDirectory() as tmp:
-        entry = measure(Pooled(model), example_batch(size), candidates(True), Path(tmp) / "probe.onnx")
+        entry = measure(Pooled(model), example_batch(size), candidates(True), Path(tmp) / "probe.onnx",
+                        between_steps)
     save_probe(backbone, size, entry)
     return entry
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tl_core.base import background
+
 DEFAULT_CAP_MB = 2000.0
 BUSY_TIMEOUT_S = 10.0  # another process writing: wait this long at most, then go on without the cache
 _SCHEMA = """
@@ -31,7 +33,7 @@ class CacheWriteError(RuntimeError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("TL_CACHE", Path.home() / ".cache" / "tl_studio")) / "features"
+    return background.cache_dir() / "features"
 
 
 def cap_bytes() -> int:

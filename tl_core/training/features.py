@@ -110,14 +110,17 @@ def embed(source, images, progress=None, *, pp=None) -> np.ndarray:
     """
     model, pp, backbone, device = _resolve(source, pp)
     gen = embed_events(model, pp, as_items(images), _Pass(backbone, device))
-    while True:
-        try:
-            event = next(gen)
-        except StopIteration as end:
-            start_wanted_probes()  # the pass is over: a probe no longer competes with it
-            return end.value.features.numpy()
-        if progress is not None and isinstance(event, Progress):
-            progress(event.step, event.total)
+    with background.run_active(background.cache_dir()):  # someone waits for it, as for a run
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as end:
+                embedded = end.value
+                break
+            if progress is not None and isinstance(event, Progress):
+                progress(event.step, event.total)
+    start_wanted_probes()  # the pass is over: a probe no longer competes with it
+    return embedded.features.numpy()
 
 
 def _resolve(source, pp):
@@ -336,7 +339,7 @@ def engine_note(choice: engines.Choice, rate: float, computed: int, cached: int)
 
 # ---- the warm-up: a model's engines measured and its ONNX file exported before the first click ----
 
-def prepare_engine(cfg: RunConfig) -> engines.Choice:
+def prepare_engine(cfg: RunConfig, between_steps=None) -> engines.Choice:
     """Measure this machine's engines on `cfg`'s backbone weights and keep the exported ONNX file
     where the next feature pass with these weights looks for it (engines.onnx_path(model_key)).
 
@@ -349,7 +352,8 @@ def prepare_engine(cfg: RunConfig) -> engines.Choice:
     model = build_model(cfg, 2).eval()
     pp = preprocess_for(model, cfg.image_size)
     module, onnx_file = engines.Pooled(model), engines.onnx_path(model_key(model, pp))
-    choice = engines.probe(module, cfg.backbone, pp.input_size, onnx_file, allow_bf16=False)
+    choice = engines.probe(module, cfg.backbone, pp.input_size, onnx_file, allow_bf16=False,
+                           between_steps=between_steps)
     if choice.engine == "onnx":  # a probe cached from another model measured, but exported nothing here
         engines.export_onnx(module, engines.example_batch(pp.input_size, 2), onnx_file)
     return choice
@@ -363,7 +367,7 @@ def _warm_up_main(cfg_json: str) -> None:
     cfg = RunConfig.from_dict(json.loads(cfg_json))
     with background.low_priority_alone(warm_up_lock(cfg)) as mine:
         if mine:
-            prepare_engine(cfg)
+            prepare_engine(cfg, between_steps=engines.yield_to_runs)
 
 
 if __name__ == "__main__":  # python -m tl_core.training.features CONFIG_JSON: the warm-up (background.start)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tl_core.base import background
 from tl_core.base.atomic import write_json_atomic
 from tl_core.base.config import RunConfig
 from tl_core.base.events import EpochEnd, Failed, Finished, Note, Progress, Started, Stopped
@@ -35,6 +36,7 @@ from tl_core.data.transforms import (
     preprocess_for,
     train_transform,
 )
+from tl_core.models import engines
 from tl_core.models.checkpoint import save_model, save_preprocess
 from tl_core.models.model import build_model, count_params, source_sentence
 from tl_core.models.strategies import apply_strategy, set_train_mode
@@ -334,6 +336,11 @@ def train(cfg: RunConfig, dataset: Dataset, stop: threading.Event | None = None,
     the last event), so a run that stops or fails keeps its best model.
     """
     stop = stop or threading.Event()
+    with background.run_active(engines.cache_dir()):  # helpers wait between their steps meanwhile
+        yield from _train(cfg, dataset, stop, run_dir)
+
+
+def _train(cfg: RunConfig, dataset: Dataset, stop: threading.Event, run_dir: Path | None):
     run = None
     DECODED.run_started()
     try:
