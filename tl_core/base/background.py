@@ -124,7 +124,7 @@ def _is_helper(pid: int) -> bool:
 def runs_active(cache: Path) -> bool:
     """Whether a live process has a training run marked in `cache` (run_active)."""
     for mark in (cache / RUNS_FOLDER).glob("*-*"):
-        if _alive(int(mark.name.split("-")[0])):
+        if pid_alive(int(mark.name.split("-")[0])):
             return True
         mark.unlink(missing_ok=True)  # its process was killed mid-run
     return False
@@ -137,11 +137,15 @@ def yield_to_runs(cache: Path, deadline_s: float = YIELD_DEADLINE_S, every_s: fl
         time.sleep(every_s)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, killed but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's live process
-    return True
+        return True
+    try:  # a killed process not yet reaped by its parent (a zombie, state Z) is dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

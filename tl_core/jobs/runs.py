@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from tl_core.base import background
 from tl_core.base import events as ev
 from tl_core.base.atomic import read_json, write_bytes_atomic, write_json_atomic  # noqa: F401  (public here too)
 from tl_core.base.config import RunConfig
@@ -283,19 +284,6 @@ class RunInfo:
     images_removed: float | None = None  # when a hosted session's upload cap deleted its images
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed process not yet reaped by its parent (a zombie, state Z) is dead too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def run_status(info: dict, run_dir: str | Path | None = None) -> RunStatus:
     """Running/Queued only while the process that owns the run is alive; else Interrupted.
 
@@ -313,7 +301,7 @@ def run_status(info: dict, run_dir: str | Path | None = None) -> RunStatus:
     if info.get("host") != socket.gethostname():
         return status  # another machine's process: only its heartbeat (above) can tell
     pid = int(info.get("pid", -1))
-    if not _pid_alive(pid):
+    if not background.pid_alive(pid):
         return INTERRUPTED
     if info.get("boot_id") and info["boot_id"] != _boot_id():
         return INTERRUPTED
