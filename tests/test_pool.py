@@ -249,6 +249,32 @@ def test_a_queued_job_with_no_worker_says_so_at_once_and_ends_failed_after_its_d
 
 
 @needs_redis
+def test_a_queued_run_whose_redis_dies_says_so_and_ends_failed_in_its_folder(shapes, tmp_path):
+    from redis import Redis
+
+    from tl_core.jobs.pool import PoolRunner
+
+    port = _free_port()
+    redis = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _pings(Redis(port=port)), 20, "redis-server to answer")
+        url = f"redis://127.0.0.1:{port}/0"
+        runner = PoolRunner(url, tmp_path, no_worker_s=3600)  # no worker: it waits in the queue
+        job = runner.submit(tiny_cfg(strategy="scratch", epochs=1), shapes, tmp_path)
+        assert job.status == RunStatus.QUEUED
+    finally:
+        redis.kill()
+        redis.wait()
+    assert job.status == RunStatus.QUEUED  # a short outage: it still waits, and says why
+    assert f"The queue at {url} does not answer" in render(job.waiting_note())
+    wait_for(lambda: job.done, 60, "the queued run to end")  # after UNREACHABLE_GIVE_UP_S
+    last = job.events()[-1]
+    assert job.status == RunStatus.FAILED and isinstance(last, ev.Failed) and last.kind == "pool.unreachable"
+    assert runs.read_json(job.run_dir / "run.json")["status"] == "Failed"  # the run lists and `runs` agree
+
+
+@needs_redis
 def test_cli_queue_wait_with_no_worker_says_so_and_ends_failed(pool, shapes_dir):
     env = {**pool.env, "TL_QUEUE_NO_WORKER_S": "3"}
     out = subprocess.run(_queue_cli(shapes_dir, pool.runs_root, pool.url), env=env, cwd=ROOT, capture_output=True,

@@ -25,7 +25,7 @@ EN = {
     "side_run": "Run: {status}", "side_val_acc": "best accuracy {acc:.0%} (epoch {epoch})",
     "status_queued": "waiting in line", "status_running": "training", "status_finished": "finished",
     "status_stopped": "stopped", "status_failed": "failed",
-    "status_interrupted": "interrupted (the app was restarted)",
+    "status_interrupted": "interrupted (the process training it ended first: a restart of the app or of its worker, or a crash)",
     # data page
     "data_title": "Your images",
     "data_intro": "Give TL Studio one folder per class (for example `pets/cats` and `pets/dogs`). "
@@ -364,7 +364,7 @@ ES = {
     "side_run": "Entrenamiento: {status}", "side_val_acc": "mejor exactitud {acc:.0%} (época {epoch})",
     "status_queued": "en espera", "status_running": "entrenando", "status_finished": "terminado",
     "status_stopped": "detenido", "status_failed": "falló",
-    "status_interrupted": "interrumpido (se reinició la aplicación)",
+    "status_interrupted": "interrumpido (el proceso que lo entrenaba terminó antes: un reinicio de la aplicación o de su proceso de trabajo, o un fallo)",
     "data_title": "Tus imágenes",
     "data_intro": "Dale a TL Studio una carpeta por clase (por ejemplo `mascotas/gatos` y `mascotas/perros`). "
                   "Los archivos que no son imágenes utilizables se omiten y aparecen en la lista de abajo.",

@@ -44,6 +44,9 @@ from tl_core.jobs.settings import load_settings
 
 QUEUE = "tl-train"
 JOB_FUNCTION = "tl_core.jobs.pool.rq_job"  # enqueued by name: the web tier never imports the trainer
+# a queued run whose Redis has not answered this long ends Failed with pool.unreachable (issue 20:
+# "within 10 s"); the client's own timeouts are 5 s each (connect)
+UNREACHABLE_GIVE_UP_S = 10.0
 _GONE = ("failed", "canceled", "stopped", "finished")  # rq states in which a Queued run will never start
 # rq's default worker TTL is 420 s: a SIGKILLed idle worker then looks alive for 480 s (TTL + 60).
 # 60 s: an idle worker renews its key every 45 s (TTL - 15, one BLPOP) and a dead one is gone from
@@ -154,6 +157,7 @@ class PoolJob:
         self._runner = runner
         self._tail = runs.EventTail(self.run_dir)
         self._unserved_since: float | None = None  # monotonic time this process first saw no worker
+        self._unreachable_since: float | None = None  # ... first saw Redis not answer
 
     def events(self, since: int = 0) -> list:
         return self._tail.since(since)
@@ -169,7 +173,10 @@ class PoolJob:
         except (OSError, ValueError):
             return RunStatus.INTERRUPTED  # the folder is gone (deleted, storage lost)
         if info.get("status") == runs.QUEUED:  # waiting in Redis, not in the process that made it
-            if self._rq_status() in (None, *_GONE):
+            rq_status = self._rq_status()
+            if rq_status is None and self._unreachable_for() is not None:
+                return RunStatus.FAILED if self._give_up_if_unreachable() else RunStatus.QUEUED
+            if rq_status in (None, *_GONE):
                 return RunStatus.INTERRUPTED
             return RunStatus.FAILED if self._give_up_if_unserved() else RunStatus.QUEUED
         return runs.run_status(info, self.run_dir)
@@ -210,11 +217,34 @@ class PoolJob:
         what to do); None otherwise."""
         if self.status != RunStatus.QUEUED:
             return None
+        if self._unreachable_since is not None:  # for at most UNREACHABLE_GIVE_UP_S, then it ends
+            return Message("pool.unreachable", {"url": public_url(self._runner.url), "detail": "ConnectionError"})
         waited = self._unserved_for()
         if waited is None:
             return None
         left = max(0, round(self._runner.no_worker_s - waited))
         return Message("pool.no_worker", {"url": public_url(self._runner.url), "left": left})
+
+    def _unreachable_for(self) -> float | None:
+        """Seconds Redis has not answered this process about this job (None: it answers)."""
+        try:
+            self._runner.conn.ping()
+        except Exception:  # redis raises ConnectionError, TimeoutError...
+            if self._unreachable_since is None:
+                self._unreachable_since = time.monotonic()
+            return time.monotonic() - self._unreachable_since
+        self._unreachable_since = None
+        return None
+
+    def _give_up_if_unreachable(self) -> bool:
+        """A queued job whose Redis has not answered for UNREACHABLE_GIVE_UP_S: its run ends Failed
+        with the sentence, in the run folder too (the run lists and `runs` read it there); a
+        worker that finds it later on a restored Redis skips it (no longer Queued)."""
+        if self._unreachable_for() < self._runner.unreachable_s:
+            return False
+        failed = Failed.of(Message("pool.unreachable", {"url": public_url(self._runner.url), "detail": "ConnectionError"}))
+        runs.finish_run(self.run_dir, _record_one(self.run_dir, failed))
+        return True
 
     def _give_up_if_unserved(self) -> bool:
         """After TL_QUEUE_NO_WORKER_S with no worker: take the job off the queue and end its run
@@ -281,6 +311,7 @@ class PoolRunner:
         self.url, self.runs_dir, self.job_timeout_s = redis_url, Path(runs_dir), job_timeout_s
         # how long a queued job may wait with no worker on the queue before it ends (TL_QUEUE_NO_WORKER_S)
         self.no_worker_s = load_settings().queue_no_worker_s if no_worker_s is None else no_worker_s
+        self.unreachable_s = UNREACHABLE_GIVE_UP_S
         self.conn = connect(redis_url, check=False)  # pages still render while Redis is down
         self.queue = queue(self.conn)
         self._jobs: dict[str, PoolJob] = {}
