@@ -63,3 +63,15 @@ def test_a_small_solve_runs_on_one_thread_and_gives_the_threads_back():
         assert seen and set(seen) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_feature_that_barely_moves_gets_no_giant_weight():
+    x, y = _blobs()
+    g = torch.Generator().manual_seed(1)
+    # a feature nearly constant on the training images, its tiny wobble following the labels
+    faint = 1e-5 * y.float() + 1e-6 * torch.randn(len(y), generator=g)
+    fitted = probe.fit_logistic(torch.cat([x, faint[:, None]], 1), y, 3, l2=1e-3)
+    usual = fitted.weight[:, :-1].abs().max()
+    # standardised at its own spread it would weigh ~1e5 times a usual feature; fine-tuning that
+    # moves it by 0.1 would then swing the logits by thousands
+    assert fitted.weight[:, -1].abs().max() < 100 * usual

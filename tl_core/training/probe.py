@@ -56,10 +56,18 @@ class LinearProbe:
         return (self.logits(x).argmax(1) == y).float().mean().item() if len(y) else 0.0
 
 
+# A feature's spread below this share of the median feature's counts as none. Standardising a
+# feature that barely moves on the training images multiplies its weight by 1/std: a head solved on
+# tf_efficientnet_lite0's features at 96 px and then fine-tuned started at a train loss of about 100,
+# as fine-tuning moved those features (issue 20's fault campaign).
+STD_FLOOR = 0.01
+
+
 def _standardiser(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     mean = x.mean(0)
-    std = x.std(0, unbiased=False).clamp_min(1e-6)
-    return mean, std
+    std = x.std(0, unbiased=False)
+    floor = max(1e-6, STD_FLOOR * float(std.median())) if std.numel() else 1e-6
+    return mean, std.clamp_min(floor)
 
 
 class ProbeSolver:
