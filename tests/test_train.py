@@ -182,3 +182,19 @@ def test_decoded_cache_keeps_its_budget(shapes):
     for it in shapes.train[:5]:
         cache.get(it.path, 48)
     assert cache.used == 2 * one and len(cache._items) == 2  # full: later images are not cached
+
+
+def test_a_cpu_run_re_decides_its_threads_while_it_trains(shapes, monkeypatch):
+    from tl_core.training import train as train_module
+
+    monkeypatch.setattr(train_module, "THREADS_EVERY_S", 0.0)  # at every event
+    monkeypatch.setenv("TL_NUM_THREADS", "2")  # what configure_threads decides, whatever the load
+    before = torch.get_num_threads()
+    try:
+        run = train(tiny_cfg(strategy="scratch", epochs=1), shapes)
+        assert isinstance(next(run), ev.Started)
+        torch.set_num_threads(1)  # as if the first decision saw the page redraw
+        assert isinstance(list(run)[-1], ev.Finished)
+        assert torch.get_num_threads() == 2  # re-decided while training
+    finally:
+        torch.set_num_threads(before)
