@@ -321,3 +321,37 @@ def test_a_helper_is_paused_while_a_run_trains_and_resumed_after(fresh_cache):
     assert not background.runs_active(fresh_cache)
     background.resume_helpers(fresh_cache)  # its listing outlived it: dropped, nobody signalled
     assert not list((fresh_cache / background.HELPERS_FOLDER).iterdir())
+
+
+def _switching(monkeypatch, min_gain: float) -> None:
+    """Every first pass long enough to weigh a switch; ONNX Runtime wins when `min_gain` lets it."""
+    monkeypatch.setattr(features, "SWITCH_WHEN_LEFT_S", 0.0)
+    monkeypatch.setattr(features, "SWITCH_MIN_GAIN", min_gain)
+
+
+def test_an_unmeasured_long_pass_goes_on_with_onnx_runtime_after_two_batches(shapes, pretrained_run, fresh_cache,
+                                                                              monkeypatch):
+    model, pp = _model(pretrained_run)
+    items = (shapes.train + shapes.val)[:64]  # four batches of 16
+    _switching(monkeypatch, min_gain=0.0)  # whatever the two engines' speeds on this machine
+    events, switched = _pass(model, pp, items)
+    assert switched.choice.engine == "onnx" and switched.choice.reason.kind == "engine.switched"
+    assert switched.choice.reason.params["done"] == 32
+    assert engines.onnx_path(features.model_key(model, pp)).exists()  # kept for the next pass and the probe
+    store = FeatureStore()  # PyTorch's two batches and ONNX Runtime's two, each under its own engine
+    key = features.model_key(model, pp)
+    assert len(store.get(key, ["torch"], [it.sha1 for it in items])) == 32
+    assert len(store.get(key, ["onnx"], [it.sha1 for it in items])) == 32
+    store.close()
+    monkeypatch.setenv("TL_CACHE", str(fresh_cache.parent / "plain"))  # the same images, PyTorch only
+    _switching(monkeypatch, min_gain=float("inf"))
+    _, plain = _pass(model, pp, items)
+    assert plain.choice.engine == "torch" and plain.choice.reason.kind == "engine.not_measured"
+    np.testing.assert_allclose(switched.features.numpy(), plain.features.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_short_unmeasured_pass_stays_on_pytorch_and_exports_nothing(shapes, pretrained_run, fresh_cache):
+    model, pp = _model(pretrained_run)
+    _, embedded = _pass(model, pp, (shapes.train + shapes.val)[:64])  # a second of work, not SWITCH_WHEN_LEFT_S
+    assert embedded.choice.engine == "torch" and embedded.choice.reason.kind == "engine.not_measured"
+    assert not engines.onnx_path(features.model_key(model, pp)).exists()

@@ -405,6 +405,14 @@ _kinds({
                             "PyTorch fp32, sin esperar: los motores aún no se han medido en este ordenador, así que "
                             "este entrenamiento no gasta tiempo en exportar ni medir; se miden en segundo plano "
                             "después, para el siguiente."),
+    "engine.switched": ("ONNX Runtime fp32 after the first {done} images: the engines had not been measured on "
+                        "this computer, PyTorch fp32 ({torch_rate:.0f} images/s) would have needed {left_s:.0f} s "
+                        "more, so this run exported the model ({export_s:.0f} s) and ONNX Runtime computed the same "
+                        "features at {onnx_rate:.0f} images/s.",
+                        "ONNX Runtime fp32 tras las primeras {done} imágenes: los motores aún no se habían medido en "
+                        "este ordenador, PyTorch fp32 ({torch_rate:.0f} imágenes/s) habría necesitado {left_s:.0f} s "
+                        "más, así que este entrenamiento exportó el modelo ({export_s:.0f} s) y ONNX Runtime "
+                        "calculó las mismas características a {onnx_rate:.0f} imágenes/s."),
     "engine.cuda": ("the GPU.", "la GPU."),
     "engine.distributed": ("PyTorch on every process alike (several processes share the pass).",
                            "PyTorch igual en todos los procesos (varios procesos se reparten el cálculo)."),
