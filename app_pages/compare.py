@@ -38,8 +38,9 @@ def _speed(cfg: RunConfig, ds) -> timing.Speed | None:
     # real training steps: a task in the server's job slots, never in this page script
     measured = tasks.follow("speed", key, lambda progress: timing.measure_speed(speed_cfg, ds).to_dict(),
                             t("cmp_measuring", backbone=cfg.backbone), start=clicked)
-    if measured is not None:
+    if measured is not None and _measured().get(key) != measured:
         _measured()[key] = measured
+        st.rerun()  # once: the button above was drawn before this result and still asks to estimate
     saved = _measured().get(key)
     return timing.Speed(**saved) if saved else None
 

@@ -174,6 +174,7 @@ def test_compare_page_trains_nothing_until_asked(server, dataset):
     at.button(key="cmp_measure").click().run()
     measured(at)
     assert calls == [1] and "here for" in texts(at) and "Measured on this computer (CPU)" in texts(at)
+    assert at.button(key="cmp_measure").label == "Measure the time again"  # not "Estimate" above an estimate
     again = session("app_pages/compare.py", dataset=dataset, config=CFG.replace(pretrained="auto"))
     assert calls == [1] and "here for" in texts(again), "the last measured estimate is shown, not re-measured"
 
