@@ -323,6 +323,34 @@ def test_export_page(finished_run):
     assert "largest probability difference" in texts(at) and "validation images" in texts(at)
 
 
+def test_a_run_finishing_meanwhile_does_not_move_the_chosen_run(finished_run):
+    """Export (as Evaluate and Predict) keeps the run the user picked when a newer one finishes
+    (a comparison's members finish one by one while its first member is exported)."""
+    import json
+    import shutil
+
+    from ui.state import runs_root
+
+    src = runs_root() / finished_run.session_state["job_run"]
+
+    def copy(name: str, created_offset: float) -> str:
+        shutil.copytree(src, runs_root() / name)
+        meta = json.loads((runs_root() / name / "run.json").read_text())
+        meta["created"] += created_offset
+        (runs_root() / name / "run.json").write_text(json.dumps(meta))
+        return name
+
+    older = copy(src.name + "-older", -3600)
+    at = app("app_pages/export.py")
+    box = at.selectbox(key="ex_run")
+    box.select_index(next(i for i, label in enumerate(box.options) if older in label)).run()
+    copy(src.name + "-newer", 3600)  # finishes meanwhile: first in the newest-first list
+    at.run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="ex_run")
+    assert older in box.options[box.index], box.options[box.index]
+
+
 def test_stop_a_run(finished_run):
     at = app("app_pages/train.py", config=TINY.replace(epochs=50), dataset=finished_run.session_state["dataset"])
     at.button(key="train_start").click().run()

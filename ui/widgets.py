@@ -138,14 +138,16 @@ def pick_run(label_key: str, key: str):
         st.info(t("no_runs"))
         st.page_link("app_pages/train.py", label=t("go_train"), icon=":material/model_training:")
         return None
-    names = [r.name for r in runs]
+    by_name = {r.name: r for r in runs}
     _, last = state.current_job()
-    index = names.index(last.name) if last is not None and last.name in names else 0
-    choice = st.selectbox(t(label_key), range(len(runs)), index=index, key=key,
-                          format_func=lambda i: run_label(runs[i]))
-    if runs[choice].images_removed:  # hosted caps deleted its upload (tl_core.jobs.sessions.prune_uploads)
+    names = list(by_name)
+    index = names.index(last.name) if last is not None and last.name in by_name else 0
+    # options are run names, not positions: a run that finishes meanwhile (newest first) must not
+    # move the user's choice onto another run
+    name = st.selectbox(t(label_key), names, index=index, key=key, format_func=lambda n: run_label(by_name[n]))
+    if by_name[name].images_removed:  # hosted caps deleted its upload (tl_core.jobs.sessions.prune_uploads)
         st.warning(t("run_images_removed"), icon=":material/hide_image:")
-    return runs[choice]
+    return by_name[name]
 
 
 def energy_text(energy: dict | None) -> str:

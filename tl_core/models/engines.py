@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ PROBE_IMAGES = 16  # per timed batch: long enough to time (0.1-0.5 s), short eno
 # ONNX export seconds assumed before one was timed here: tf_efficientnet_lite0 took 6.3 s with the
 # dynamo exporter on the project's 2-core Xeon (issue 21); probes store the measured figure
 EXPORT_GUESS_S = 8.0
+# torch.export is not thread-safe: two exports at once in one process fail ("Trying to pop empty mode
+# stack"), as when two hosted sessions click Export in the same second (two task threads of one web
+# server). Every ONNX export of the project holds this lock.
+EXPORT_LOCK = threading.Lock()
 
 
 class EngineError(RuntimeError):
@@ -180,9 +185,10 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> Path:
         try:
             # the dynamo exporter: 6.3 s vs 1.9 s for the legacy one on tf_efficientnet_lite0, but its
             # graph ran 221 vs 149 images/s in ONNX Runtime (interleaved medians of 8, 2 threads)
-            prog = torch.onnx.export(module.eval(), (example[:2],), input_names=["image"], output_names=["out"],
-                                     dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
-            prog.save(str(Path(tmp) / "m.onnx"), external_data=False)
+            with EXPORT_LOCK:
+                prog = torch.onnx.export(module.eval(), (example[:2],), input_names=["image"], output_names=["out"],
+                                         dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
+                prog.save(str(Path(tmp) / "m.onnx"), external_data=False)
             data = (Path(tmp) / "m.onnx").read_bytes()
         except Exception as e:
             raise EngineError(f"ONNX export failed: {type(e).__name__}: {re.sub(ANSI, '', str(e))[:200]}") from e

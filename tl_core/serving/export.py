@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
 import secrets
 import shutil
 import warnings
@@ -18,6 +19,7 @@ from PIL import Image
 
 from tl_core.base.atomic import read_json, write_bytes_atomic, write_text_atomic
 from tl_core.base.messages import ExportError  # noqa: F401  (public here too: tl_core.serving.export.ExportError)
+from tl_core.models import engines
 from tl_core.models.checkpoint import load_model
 from tl_core.models.model import pooled_features
 from tl_core.serving.predict import Predictor
@@ -143,12 +145,14 @@ def _onnx(pred: Predictor, folder: Path) -> None:
         warnings.simplefilter("ignore")
         try:
             # the dynamo exporter: the legacy one cannot export timm ViTs (bicubic upsample)
-            prog = torch.onnx.export(LogitsAndFeatures(pred.model), (x,), input_names=["image"],
-                                     output_names=["logits", "features"],
-                                     dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
-            prog.save(str(path), external_data=False)
+            with engines.EXPORT_LOCK:
+                prog = torch.onnx.export(LogitsAndFeatures(pred.model), (x,), input_names=["image"],
+                                         output_names=["logits", "features"],
+                                         dynamic_shapes={"x": {0: batch}}, dynamo=True, verbose=False)
+                prog.save(str(path), external_data=False)
         except Exception as e:
-            raise ExportError("export.onnx_failed", backbone=pred.cfg.backbone, detail=f"{type(e).__name__}: {e}") from e
+            detail = f"{type(e).__name__}: {re.sub(engines.ANSI, '', str(e))}"  # the exporter colours its text
+            raise ExportError("export.onnx_failed", backbone=pred.cfg.backbone, detail=detail) from e
 
 
 class LogitsAndFeatures(torch.nn.Module):
