@@ -797,7 +797,11 @@ async def export_onnx(page) -> None:
         await goto(page, "Compare")
         await goto(page, "Export")
     await page.get_by_role("button", name="Make the ONNX zip").click()
-    await page.get_by_text(re.compile("Checked on|random-noise")).first.wait_for(timeout=3_600_000)
+    checked = page.get_by_text(re.compile("Checked on|random-noise")).first
+    failed = page.get_by_role("button", name="Try again")  # the task ended Failed or Stopped: its sentence shows
+    await checked.or_(failed).first.wait_for(timeout=3_600_000)
+    if not await checked.count():
+        raise RuntimeError(f"the export ended without a zip: {await summary(page)}")
 
 
 async def case_sessions(c: Campaign) -> None:
