@@ -748,19 +748,25 @@ async def one_session(c: Campaign, server: Server, i: int) -> dict:
     await asyncio.sleep(i * 1.0)  # a classroom arriving: N sessions within N seconds
     url, _ = session_url(server, RunConfig(epochs=1, image_size=96))
     steps, t, page = {}, time.monotonic(), None
+
+    def done(step: str) -> float:  # seconds since the last step; a line on stderr to follow a long case
+        print(f"{time.strftime('%H:%M:%S')} session {i:02d}: {step} done in {time.monotonic() - t:.0f} s",
+              file=sys.stderr, flush=True)
+        return time.monotonic() - t
+
     try:
         page = await new_page(c.browser, url)
-        steps["open"], t = time.monotonic() - t, time.monotonic()
+        steps["open"], t = done("open"), time.monotonic()
         await upload_zip(page, c.small_zip, again_if_lost=True)
-        steps["upload"], t = time.monotonic() - t, time.monotonic()
+        steps["upload"], t = done("upload"), time.monotonic()
         if i == 0:
             await shot(page, c.out, "sessions-00-uploaded")
         await audit_with_features(page)
-        steps["audit"], t = time.monotonic() - t, time.monotonic()
+        steps["audit"], t = done("audit"), time.monotonic()
         await compare_all(page)
-        steps["compare"], t = time.monotonic() - t, time.monotonic()
+        steps["compare"], t = done("compare"), time.monotonic()
         await export_onnx(page)
-        steps["export"] = time.monotonic() - t
+        steps["export"] = done("export")
     except Exception as e:  # noqa: BLE001  (one session's failure is a finding, the others go on)
         steps["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
         steps["failed_at"] = next(k for k in ("open", "upload", "audit", "compare", "export") if k not in steps)
