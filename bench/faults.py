@@ -791,6 +791,13 @@ async def compare_all(page) -> None:
     await page.get_by_role("button", name="Measure the time again").wait_for(timeout=1_800_000)
     await page.get_by_role("button", name=re.compile(r"^Compare \d")).click()
     await settle(page)
+    # started: its Stop button is enabled (a click the page lost would leave the export step waiting
+    # an hour for a finished run)
+    stop, end = page.get_by_role("button", name="Stop the comparison"), time.monotonic() + 180
+    while not await stop.is_enabled():
+        if time.monotonic() > end:
+            raise RuntimeError(f"the comparison did not start within 180 s of the click: {await summary(page)}")
+        await asyncio.sleep(2)
 
 
 async def export_onnx(page) -> None:
