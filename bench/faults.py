@@ -372,8 +372,8 @@ LOST_UPLOADS: list[str] = []
 async def upload_zip(page, zip_path: Path, wait_ready: bool = True, again_if_lost: bool = False) -> None:
     await page.get_by_role("tab", name="Upload a zip").click()
     # the tab's click reruns the page (st.tabs on_change="rerun"): a person choosing a file takes longer
-    # than that rerun; the bench waits for it too (the 11 vanished zips of 2026-12-01 were chosen
-    # within milliseconds of the click, while that rerun ran at load 13)
+    # than that rerun; the bench waits for it too. The suspected cause, not verified, of the 11 zips that
+    # vanished on 2026-12-01: chosen within milliseconds of the click, while its rerun ran at load 13.
     await settle(page, 300)
     uploader = page.get_by_test_id("stFileUploader").filter(has_text="Choose a .zip")
     await uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(zip_path))
