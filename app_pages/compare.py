@@ -33,14 +33,15 @@ def _speed(cfg: RunConfig, ds) -> timing.Speed | None:
     """This computer's measured training speed: on a click (real training steps), then kept."""
     speed_cfg = cfg.replace(epochs=1, pretrained="none")
     key = (json.dumps(speed_cfg.to_dict(), sort_keys=True), _dataset_key(ds))
+    measured = tasks.finished_result("speed", key)  # before the button: its label says whether one exists
+    if measured is not None:
+        _measured()[key] = measured
     clicked = st.button(t("cmp_measure" if key not in _measured() else "cmp_measure_again"), key="cmp_measure",
                         help=t("cmp_measure_help"))
-    # real training steps: a task in the server's job slots, never in this page script
-    measured = tasks.follow("speed", key, lambda progress: timing.measure_speed(speed_cfg, ds).to_dict(),
-                            t("cmp_measuring", backbone=cfg.backbone), start=clicked)
-    if measured is not None and _measured().get(key) != measured:
-        _measured()[key] = measured
-        st.rerun()  # once: the button above was drawn before this result and still asks to estimate
+    # real training steps: a task in the server's job slots, never in this page script; its result is
+    # read above on the run after it ends
+    tasks.follow("speed", key, lambda progress: timing.measure_speed(speed_cfg, ds).to_dict(),
+                 t("cmp_measuring", backbone=cfg.backbone), start=clicked)
     saved = _measured().get(key)
     return timing.Speed(**saved) if saved else None
 

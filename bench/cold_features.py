@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 
-def _run(cfg, ds) -> tuple[float, dict]:
+def timed_run(cfg, ds) -> tuple[float, dict]:
+    """Seconds of one run through train(), with its validation accuracy and its feature note."""
     from tl_core.base.events import Finished, Note
     from tl_core.data.transforms import DECODED
     from tl_core.training.train import train
@@ -85,11 +86,11 @@ def main() -> None:
                 ref.append(_reference(cfg, ds))
                 continue
             os.environ["TL_CACHE"] = tempfile.mkdtemp(prefix="tl_cold_")
-            seconds, what = _run(cfg, ds)
+            seconds, what = timed_run(cfg, ds)
             cold.append(seconds)
             what["probe_wait_s"] = _wait_for_probe(cfg.backbone, _input_size(cfg), 300)
             shutil.rmtree(cache_root(), ignore_errors=True)  # features cold again; probe (and no export) kept
-            what["next_run_s"], nxt = _run(cfg, ds)
+            what["next_run_s"], nxt = timed_run(cfg, ds)
             what["next_run_note"] = nxt["engine_note"]
             info.append(what)
             shutil.rmtree(os.environ["TL_CACHE"], ignore_errors=True)

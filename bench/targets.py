@@ -78,23 +78,18 @@ def feature_rows() -> list[Row]:
     """The defaults (feature extraction, Lite0) through train() vs one plain pass, cold then warm."""
     from tl_core.base import background
     from tl_core.base.config import RunConfig
-    from tl_core.base.events import Finished
     from tl_core.data.dataset import load_dataset
     from tl_core.data.transforms import DECODED
-    from tl_core.training.train import train
+
+    from . import cold_features
 
     ds = load_dataset(TRASHNET)
     os.environ["TL_CACHE"] = tempfile.mkdtemp(prefix="tl-bench-cache-")
     out = []
     for state in ("cold", "warm"):
         before = load()
-        DECODED.clear()
-        t = time.perf_counter()
-        events = list(train(RunConfig(), ds))
-        ours = time.perf_counter() - t
-        last = events[-1]
-        how = f"val acc {last.metrics['val/acc']:.1%}" if isinstance(last, Finished) else str(last)
-        how += f"; {_engine_used(events)}"
+        ours, what = cold_features.timed_run(RunConfig(), ds)
+        how = f"val acc {what['val_acc']:.1%}; {what['engine_note']}"
         DECODED.clear()
         # the reference pauses the helpers our run left (the engine probe after a first pass) as a run
         # does: with that probe beside it, the cold reference took 55.8 s against 38.7 s warm
@@ -103,18 +98,6 @@ def feature_rows() -> list[Row]:
         out.append(Row(f"feature extraction TrashNet ({len(ds.train) + len(ds.val)} photos) / plain fp32 pass, "
                        f"{state}", ours, ref, "s", "<= 0.5", note=f"{how}; load {before} -> {load()}"))
     return out
-
-
-def _engine_used(events) -> str:
-    """'features on ENGINE (reason kind)' from a run's feature note."""
-    from tl_core.base.events import Note
-
-    note = next((e for e in events if isinstance(e, Note) and e.kind in ("features.computed", "features.from_cache")),
-                None)
-    if note is None:
-        return "no feature note"
-    reason = (note.params.get("reason") or {}).get("kind", "")
-    return f"features on {note.params.get('engine')}" + (f" ({reason})" if reason else "")
 
 
 def partial_rows(epochs: int, data: str) -> list[Row]:

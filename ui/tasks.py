@@ -29,13 +29,24 @@ def follow(kind: str, key, work, text: str, *, start: bool = False, auto: bool =
         task = runner.start(kind, owner, key, work)  # this session's active one, if it has one
     if task is None:
         return None
-    if task.key == key and task.status == RunStatus.FINISHED:
+    if _finished_for(task, key):
         return task.result
     if not task.done:
         st.fragment(run_every=POLL_SECONDS)(_live)(task.id, text)
     elif task.key == key:
         _ended(task, work)
     return None
+
+
+def finished_result(kind: str, key):
+    """This session's finished `kind` result for `key`, or None; draws nothing (for what a page must
+    know before drawing the controls above its follow())."""
+    task = state.task_runner().latest(state.session_id(), kind)
+    return task.result if task is not None and _finished_for(task, key) else None
+
+
+def _finished_for(task, key) -> bool:
+    return task.key == key and task.status == RunStatus.FINISHED
 
 
 def ended_without_result(kind: str, key) -> bool:
