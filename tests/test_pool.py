@@ -153,7 +153,9 @@ def test_four_sessions_six_jobs_two_workers(pool, shapes):
     from tl_core.jobs.pool import live_workers
     wait_for(lambda: live_workers(runner.conn) == 2, 120, "both workers to register")
     sessions = [new_session_token() for _ in range(4)]
-    cfg = tiny_cfg(strategy="scratch", epochs=2)
+    # 6 epochs: long enough for the two workers' jobs to overlap (with 2, one job ended before the
+    # other worker had started its own, and the overlap check below failed on a clean-clone CI run)
+    cfg = tiny_cfg(strategy="scratch", epochs=6)
     jobs = {s: [runner.submit(cfg, shapes, pool.runs_root / s, owner=s)] for s in sessions}
     for s in sessions[:2]:  # one active job per session: these two queue their second when free
         jobs[s][0].join(240)
