@@ -8,7 +8,8 @@ import streamlit as st
 
 from tl_core.base.config import RunConfig
 from tl_core.base.formatting import duration
-from tl_core.jobs import compare, sessions, settings
+from tl_core.jobs import compare, page_work, sessions, settings
+from tl_core.jobs.task_child import Call
 from tl_core.training import estimate as timing
 from tl_core.trust.verdict import render, wilson
 from ui import charts, state, tasks
@@ -40,7 +41,7 @@ def _speed(cfg: RunConfig, ds) -> timing.Speed | None:
                         help=t("cmp_measure_help"))
     # real training steps: a task in the server's job slots, never in this page script; its result is
     # read above on the run after it ends
-    tasks.follow("speed", key, lambda progress: timing.measure_speed(speed_cfg, ds).to_dict(),
+    tasks.follow("speed", key, Call(page_work.training_speed, (speed_cfg, ds)),
                  t("cmp_measuring", backbone=cfg.backbone), start=clicked)
     saved = _measured().get(key)
     return timing.Speed(**saved) if saved else None

@@ -11,7 +11,8 @@ from tl_core.base.messages import Message
 from tl_core.data import audit
 from tl_core.data.dataset import ingest_uploads, load_dataset
 from tl_core.data.decode import load_rgb
-from tl_core.jobs import sessions
+from tl_core.jobs import page_work, sessions
+from tl_core.jobs.task_child import Call
 from ui import charts, state, tasks
 from ui.buckets import make_classes_tab, offer_open_loaded
 from ui.text import say, t
@@ -178,13 +179,8 @@ def _audit_key(ds) -> str:
 def _features_audit(ds, key: str):
     """The audit with the chosen backbone's features, as a task in the server's job slots: None
     while it waits or runs (its place in line or progress shows here) or when it failed."""
-    cfg, items = state.config(), ds.train + ds.val
-
-    def work(progress):  # on the task's thread: no st.* here
-        from tl_core.training.features import embed  # deferred: torch, only when the audit compares features
-
-        return audit.audit(ds, embed(cfg, items, progress=progress))
-
+    cfg = state.config()
+    work = Call(page_work.audit_with_features, (cfg, ds))  # in a child process: ui.tasks
     return tasks.follow("audit_features", key, work, t("au_features_working", backbone=cfg.backbone), auto=True)
 
 

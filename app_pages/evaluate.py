@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 import streamlit.components.v1  # noqa: F401  (st.components.v1.html: the feature map's hover images)
 
-from tl_core.jobs import runs
+from tl_core.jobs import page_work, runs
+from tl_core.jobs.task_child import Call
 from tl_core.trust.metrics import evaluation
 from ui import charts, tasks, trust
 from ui.text import say, t
@@ -102,12 +103,6 @@ def _label_issues(run_dir: str, mtime: float) -> dict:
     return label_issues(run_dir)
 
 
-def _find_issues(run_dir: str, progress) -> dict:
-    from tl_core.trust.label_issues import label_issues  # deferred: torch (on a task's thread: no st.* here)
-
-    return label_issues(run_dir, progress)
-
-
 def _saved_or_task(info, saved_file: str, kind: str, read, compute):
     """The run's saved result (read back at once), else the `kind` task's result once its button
     ("ev_{kind}_button", key "ev_{kind}") was clicked and the task has finished; None until then."""
@@ -115,7 +110,7 @@ def _saved_or_task(info, saved_file: str, kind: str, read, compute):
     if (Path(run_dir) / saved_file).exists():
         return read(run_dir, _mtime(info.dir))
     clicked = st.button(t(f"ev_{kind}_button"), key=f"ev_{kind}")
-    return tasks.follow(kind, run_dir, lambda progress: compute(run_dir, progress), t(f"ev_{kind}_working"),
+    return tasks.follow(kind, run_dir, Call(compute, (run_dir,)), t(f"ev_{kind}_working"),
                         start=clicked)
 
 
@@ -127,7 +122,7 @@ def wrong_folder(info) -> None:
     st.caption(t("ev_issues_explain"))
     with user_errors():
         # out-of-fold probes on every image's features: a task in the server's job slots
-        result = _saved_or_task(info, LABEL_ISSUES_FILE, "issues", _label_issues, _find_issues)
+        result = _saved_or_task(info, LABEL_ISSUES_FILE, "issues", _label_issues, page_work.label_issues)
         if result is None:
             return
         issues = result["issues"]
@@ -203,12 +198,6 @@ def _curve(run_dir: str, mtime: float) -> dict:
     return run_curve(run_dir)
 
 
-def _measure_curve(run_dir: str, progress) -> dict:
-    from tl_core.trust.curve import run_curve  # deferred: torch (on a task's thread: no st.* here)
-
-    return run_curve(run_dir, progress)
-
-
 def data_curve(info) -> None:
     """Would more images help? Accuracy on 20-100% of the training images, and its reading."""
     from tl_core.trust.curve import CURVE_FILE, FRACTION_SEEDS
@@ -217,7 +206,7 @@ def data_curve(info) -> None:
     st.caption(t("ev_curve_explain", seeds=FRACTION_SEEDS))
     with user_errors():
         # a head solved on 20-100% of the training features, several draws: a task in the job slots
-        result = _saved_or_task(info, CURVE_FILE, "curve", _curve, _measure_curve)
+        result = _saved_or_task(info, CURVE_FILE, "curve", _curve, page_work.data_curve)
         if result is None:
             return
         if result["n"]:
@@ -226,16 +215,6 @@ def data_curve(info) -> None:
                             key="data_curve")
             st.caption(t("ev_curve_seconds", s=result["seconds"]))
         st.info(say(result["reading"]))
-
-
-def _map_points(run_dir: str, method: str, progress) -> dict:
-    """The map's heavy part, on a task's thread (no st.* here): every image's features under the
-    run's model, projected to 2-D, and a thumbnail of each for the hover."""
-    from tl_core.trust.embeddings import project, run_features  # deferred: torch
-
-    rf = run_features(run_dir, progress)
-    return {"xy": project(rf.features, method).tolist(), "labels": rf.labels.tolist(), "classes": rf.classes,
-            "paths": rf.paths, "splits": rf.splits, "thumbs": [trust.thumbnail_uri(p) for p in rf.paths]}
 
 
 def _map_html(points: dict, title: str) -> str:
@@ -254,7 +233,7 @@ def feature_map(info) -> None:
         run_dir = str(info.dir)
         key = f"{run_dir}|{method}|{_mtime(info.dir)}"
         with user_errors():
-            points = tasks.follow("map", key, lambda progress: _map_points(run_dir, method, progress),
+            points = tasks.follow("map", key, Call(page_work.map_points, (run_dir, method)),
                                   t("ev_map_working"), auto=True)
             if points is not None:
                 title = t(f"ev_map_{method}")

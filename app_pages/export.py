@@ -2,12 +2,12 @@
 every validation image; the backbone features for classical methods; the settings."""
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import streamlit as st
 
+from tl_core.jobs import page_work
+from tl_core.jobs.task_child import Call
 from tl_core.serving import export
 from ui import state, tasks
 from ui.text import t
@@ -17,12 +17,6 @@ from ui.widgets import pick_run, user_errors
 def _out_dir(run_dir: Path, fmt: str) -> Path:
     # exports go in the session workspace: the run folder stays as training left it
     return state.workspace() / "exports" / run_dir.name / fmt
-
-
-def _model_zip(run_dir: Path, fmt: str, out_dir: Path) -> tuple:
-    """On a task's thread (no st.* here): the zip, checked -> (bytes, file name, ExportResult)."""
-    result = export.export_run(run_dir, fmt, out_dir)
-    return Path(result.path).read_bytes(), Path(result.path).name, result
 
 
 def model_download(run_dir: Path, fmt: str) -> None:
@@ -35,7 +29,7 @@ def model_download(run_dir: Path, fmt: str) -> None:
         out_dir = _out_dir(run_dir, fmt)
         with user_errors():
             # the export and its check on every validation image: a task in the server's job slots
-            made = tasks.follow(f"export_{fmt}", key, lambda progress: _model_zip(run_dir, fmt, out_dir),
+            made = tasks.follow(f"export_{fmt}", key, Call(page_work.model_zip, (str(run_dir), fmt, str(out_dir))),
                                 t("ex_working_fmt", fmt=t(f"ex_{fmt}_title")), start=clicked)
             if made is not None:
                 st.session_state[key] = made
@@ -52,18 +46,6 @@ def model_download(run_dir: Path, fmt: str) -> None:
         st.caption(t("ex_unzip", name=name))
 
 
-def _embeddings_zip(run_dir: Path, out_dir: Path, progress) -> tuple:
-    """On a task's thread (no st.* here): the features of every image, zipped -> (bytes, check accuracy)."""
-    from tl_core.trust.embeddings import export_embeddings  # deferred: torch
-
-    out = export_embeddings(run_dir, out_dir, progress)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name in ("npz", "csv", "snippet"):
-            zf.write(out[name], f"{run_dir.name}-embeddings/{Path(out[name]).name}")
-    return buf.getvalue(), out["head_val_acc"]
-
-
 def embeddings_download(run_dir: Path) -> None:
     st.markdown(f"**{t('ex_emb_title')}**")
     st.caption(t("ex_emb_help"))
@@ -72,7 +54,7 @@ def embeddings_download(run_dir: Path) -> None:
         clicked = st.button(t("ex_emb_make"), key="ex_emb_make")
         out_dir = _out_dir(run_dir, "embeddings")
         with user_errors():
-            made = tasks.follow("embeddings", key, lambda progress: _embeddings_zip(run_dir, out_dir, progress),
+            made = tasks.follow("embeddings", key, Call(page_work.embeddings_zip, (str(run_dir), str(out_dir))),
                                 t("ex_emb_working"), start=clicked)
             if made is not None:
                 st.session_state[key] = made

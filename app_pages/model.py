@@ -12,6 +12,8 @@ from tl_core.base.atomic import write_bytes_atomic
 from tl_core.base.config import (AUGMENTATIONS, DEFAULT_AUGMENT, DEFAULT_LR, HEADS, OPTIMIZERS, STRATEGIES, ConfigError,
                                  RunConfig)
 from tl_core.data.audit import IMBALANCE_RATIO
+from tl_core.jobs import page_work
+from tl_core.jobs.task_child import Call
 from tl_core.models import catalog, engines, model
 from tl_core.models.catalog import preview_augmentations
 from tl_core.models.sources import hub, weights
@@ -88,17 +90,9 @@ def _speed_here(name: str, size: int) -> str:
     return t("m_speed_cell", rate=entry["rates"][best] or 0, engine=engines.LABELS[best])
 
 
-def _probe_shortlist(progress) -> bool:
-    """Every shortlisted backbone's images/s here (cached per machine); runs on a task's thread."""
-    for i, b in enumerate(catalog.CURATED):
-        progress(i, len(catalog.CURATED))
-        engines.probe_backbone(b.name, b.input_size)
-    return True
-
-
 def _measure_speed(clicked: bool) -> None:
     # export and timing of 10 backbones: a task in the server's job slots, never in this page script
-    tasks.follow("gallery_speed", "shortlist", _probe_shortlist, t("m_speed_working_all", n=len(catalog.CURATED)),
+    tasks.follow("gallery_speed", "shortlist", Call(page_work.shortlist_speeds), t("m_speed_working_all", n=len(catalog.CURATED)),
                  start=clicked)
 
 
@@ -276,7 +270,7 @@ def _measured_similarity(ds, backbone: str, pretrained: str):
     clicked = pretrained != "none" and st.button(t("adv_measure"), key="adv_measure", disabled=key in cache)
     cfg = state.config().replace(backbone=backbone, pretrained=pretrained)
     # features of up to 200 images and a cross-validated probe: a task in the job slots, not this script
-    measured = tasks.follow("similarity", key, lambda progress: similarity.measure(cfg, ds).to_dict(),
+    measured = tasks.follow("similarity", key, Call(page_work.similarity, (cfg, ds)),
                             t("adv_measuring", n=len(similarity.subset(ds))), start=clicked)
     if measured is not None and key not in cache:
         cache[key] = measured

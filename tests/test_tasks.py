@@ -1,9 +1,13 @@
-"""Heavy page work as tasks in the trainings' job slots (issue 20), on real threads with real
-tiny timm models: a hosted server's audit features wait behind a training, the cap counts both."""
+"""Heavy page work as tasks in the trainings' job slots (issue 20), with real tiny timm models: a
+hosted server's audit features wait behind a training, the cap counts both. The pages' work runs in
+child processes forked from the fork server (tl_core.jobs.task_child); plain callables on threads."""
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import tiny_cfg
@@ -12,8 +16,10 @@ from tl_core.base.events import EpochEnd
 from tl_core.base.messages import DataError
 from tl_core.base.status import RunStatus
 from tl_core.data import audit
+from tl_core.jobs import page_work
 from tl_core.jobs.job import JobManager
 from tl_core.jobs.settings import load_settings
+from tl_core.jobs.task_child import Call
 from tl_core.jobs.tasks import TaskRunner, make_tasks
 
 SLOW = dict(strategy="scratch", epochs=200)  # holds its slot until stopped
@@ -28,17 +34,9 @@ def _running_training(jm: JobManager, shapes, tmp_path):
     return job
 
 
-def _audit_features(shapes, seen: dict | None = None):
-    """The Data page's audit with features: embed every image (a real test_resnet), then audit."""
-    from tl_core.training.features import embed  # deferred: torch, as the page's own work does
-
-    def work(progress):
-        if seen is not None:
-            seen["started"] = True
-            seen["job_done_then"] = seen["job"].done
-        return audit.audit(shapes, embed(tiny_cfg(), shapes.train + shapes.val, progress=progress))
-
-    return work
+def _audit_features(shapes):
+    """The Data page's own work: embed every image (a real test_resnet) and audit, in a child."""
+    return Call(page_work.audit_with_features, (tiny_cfg(), shapes))
 
 
 def _end(task, seconds=120):
@@ -50,14 +48,13 @@ def test_hosted_audit_features_wait_behind_a_training_then_run(shapes, tmp_path)
     jm = JobManager(max_concurrent=1)
     tasks = make_tasks(load_settings({"TL_MODE": "hosted", "TL_RUNNER": "thread"}), jm)
     job = _running_training(jm, shapes, tmp_path)
-    seen = {"job": job}
-    task = tasks.start("audit_features", "session-a", "k", _audit_features(shapes, seen))
+    task = tasks.start("audit_features", "session-a", "k", _audit_features(shapes))
     time.sleep(1.0)  # the training still holds the only slot
-    assert (task.status, task.queue_position(), seen) == (RunStatus.QUEUED, 1, {"job": job})
+    assert (task.status, task.queue_position(), task.progress) == (RunStatus.QUEUED, 1, (0, 0))
     assert jm.running_count() == 1
     job.stop()
     _end(task)
-    assert task.status == RunStatus.FINISHED and seen["job_done_then"] is True, task.error
+    assert task.status == RunStatus.FINISHED, task.error
     n = len(shapes.train) + len(shapes.val)
     assert task.progress == (n, n) and task.result.counts == shapes.counts()
     assert jm.running_count() == 0 and task.queue_position() == 0
@@ -199,3 +196,94 @@ def test_a_second_click_reuses_the_running_task():
     release.set()
     assert _end(first).result == 1 and _end(other).status == RunStatus.FINISHED and len(calls) == 2
     assert tasks.start("speed", "a", "k2", work) is not first, "an ended task gives way to a new one"
+
+
+# ---------------------------------------------------------------- the pages' work in a child process
+
+
+def whoami(progress) -> int:
+    """A task's work that says where it ran (module-level: the child imports it by name)."""
+    for i in range(3):
+        progress(i + 1, 3)
+    return os.getpid()
+
+
+def forever(pid_file: str, progress) -> None:
+    """Work that never ends on its own; writes its process id first."""
+    Path(pid_file).write_text(str(os.getpid()))
+    while True:
+        progress(0, 1)
+        time.sleep(0.05)
+
+
+def fails(progress) -> None:
+    raise OSError("the cache file is damaged")
+
+
+def no_dataset(folder: str, progress):
+    from tl_core.data.dataset import load_dataset
+
+    return load_dataset(folder)
+
+
+def _pid_of(pid_file: Path) -> int:
+    deadline = time.time() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
+def _gone(pid: int, seconds: float = 10) -> bool:
+    import psutil
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_pages_work_runs_in_a_child_process_with_its_progress():
+    task = _end(TaskRunner(JobManager(max_concurrent=1)).start("map", "a", "k", Call(whoami)))
+    assert task.status == RunStatus.FINISHED, task.error
+    assert task.result != os.getpid() and task.progress == (3, 3)
+
+
+def test_stop_kills_the_child_at_once(tmp_path):
+    jm = JobManager(max_concurrent=1)
+    task = TaskRunner(jm).start("embeddings", "a", "k", Call(forever, (str(tmp_path / "pid"),)))
+    pid = _pid_of(tmp_path / "pid")
+    task.stop()
+    _end(task, 10)
+    assert task.status == RunStatus.STOPPED and _gone(pid) and jm.running_count() == 0
+    assert task.error.render("en") == "Stopped before finishing exporting the features."
+
+
+def test_a_child_killed_from_outside_ends_failed_and_frees_its_slot(tmp_path):
+    jm = JobManager(max_concurrent=1)
+    tasks = TaskRunner(jm)
+    task = tasks.start("map", "a", "k", Call(forever, (str(tmp_path / "pid"),)))
+    os.kill(_pid_of(tmp_path / "pid"), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    _end(task, 10)
+    assert task.status == RunStatus.FAILED and jm.running_count() == 0
+    assert "signal 9, SIGKILL: often the system ran out of memory" in task.error.render("en")
+    assert _end(tasks.start("map", "a", "k", Call(whoami))).status == RunStatus.FINISHED
+
+
+def test_a_child_failure_comes_back_as_a_sentence_with_its_traceback():
+    task = _end(TaskRunner(None).start("map", "a", "k", Call(fails)))
+    assert task.status == RunStatus.FAILED
+    assert task.error.render("en") == "Could not finish drawing the feature map (the cache file is damaged); try again."
+    assert "OSError" in task.detail and "in fails" in task.detail
+
+
+def test_a_user_error_in_a_child_keeps_its_own_sentence(tmp_path):
+    task = _end(TaskRunner(None).start("audit_features", "a", "k", Call(no_dataset, (str(tmp_path / "none"),))))
+    assert task.status == RunStatus.FAILED
+    with pytest.raises(DataError) as raised:
+        no_dataset(str(tmp_path / "none"), None)
+    assert task.error == raised.value.message

@@ -4,15 +4,10 @@ Plain inputs (lists, arrays, paths); no torch here.
 """
 from __future__ import annotations
 
-import base64
-import io
 import json
 
 import plotly.graph_objects as go
-from PIL import Image
 from plotly.colors import qualitative
-
-from tl_core.data.decode import load_rgb
 
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=340, legend=dict(orientation="h", y=-0.25))
 
@@ -56,15 +51,6 @@ def data_curve(n: list, overall: dict, per_class: dict, labels: dict) -> go.Figu
         fig.add_scatter(x=n, y=stats["mean"], mode="lines", name=name, line=dict(width=1, dash="dot"))
     fig.update_layout(xaxis=dict(title=labels["x"]), yaxis=dict(title=labels["y"], tickformat=".0%"), **_LAYOUT)
     return fig
-
-
-def thumbnail_uri(path: str, side: int = 72) -> str:
-    """A small JPEG of the image as a data: URI (for hover previews)."""
-    img = load_rgb(path, short_side=side)
-    left, top = (img.width - side) // 2, (img.height - side) // 2
-    buf = io.BytesIO()
-    img.crop((left, top, left + side, top + side)).save(buf, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def feature_map(xy, labels: list[int], classes: list[str], names: list[str], thumbs: list[str],

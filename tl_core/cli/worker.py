@@ -5,7 +5,7 @@ import os
 
 from tl_core.base.events import Finished
 from tl_core.jobs.launch import close_after_torchrun
-from tl_core.jobs.process import _die_with_parent, run_here, run_here_other_rank, wait_for_run_folder
+from tl_core.jobs.process import die_with_parent, run_here, run_here_other_rank, wait_for_run_folder
 from tl_core.jobs.settings import load_settings
 
 # Modules that load torch are imported inside the commands that use them: `python -m tl_core runs`
@@ -23,7 +23,7 @@ def cmd_worker(a) -> int:
 
 def cmd_run_job(a) -> int:
     if a.spare:
-        _die_with_parent()  # a spare outliving its server would wait forever
+        die_with_parent()  # a spare outliving its server would wait forever
     from tl_core.training import distributed  # deferred: torch (see the note at the top)
 
     if a.spare:

@@ -219,7 +219,7 @@ class _HereJob(Job):
         self._stop.set()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """The kernel kills this process when its parent dies (Linux): a killed pool worker takes its
     job with it, so the run ends Interrupted rather than training on unwatched."""
     try:
@@ -256,7 +256,7 @@ def run_here(run_dir: str | Path, cfg: RunConfig | None = None):
         return None  # already stopped while queued (or run before): nothing to do
     cfg = cfg or RunConfig.from_dict(info["config"])
     job = _HereJob(None, cfg, Dataset.load(run_dir / "dataset.json"), run_dir)
-    _die_with_parent()
+    die_with_parent()
     parent, done = os.getppid(), threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: job.stop())
@@ -282,6 +282,6 @@ def run_here_other_rank(run_dir: str | Path) -> None:
     info = runs.read_json(run_dir / "run.json")
     if info.get("status") not in (runs.QUEUED, runs.RUNNING):
         return  # stopped while queued: rank 0 skips it too
-    _die_with_parent()
+    die_with_parent()
     for _ in train(RunConfig.from_dict(info["config"]), Dataset.load(run_dir / "dataset.json")):
         pass

@@ -7,9 +7,13 @@ JobManager as trainings (one FIFO queue, one cap), so TL_MAX_JOBS is how many he
 server does at once, whoever asked for them.
 
 Local mode has one user, who must not wait ten minutes behind their own training for an audit:
-there a task starts at once, but still on its own thread through this same Task (one code path;
-the page only polls it). The work never touches the UI: it reports progress(done, total), and
-the page reads status, queue position, progress and the result or the error sentence.
+there a task starts at once, but still through this same Task (one code path; the page only polls
+it). The work never touches the UI: it reports progress(done, total), and the page reads status,
+queue position, progress and the result or the error sentence.
+
+Where the work runs: a `task_child.Call` (what the pages give) runs in a child process forked from
+a fork server (task_child says why: the web server's health check); a plain callable runs on the
+task's own thread (light work, and the tests of the line and the caps).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from collections.abc import Callable
 
 from tl_core.base.messages import Message, UserError, mentions_out_of_memory, short_error
 from tl_core.base.status import RunStatus
+from tl_core.jobs import task_child
 from tl_core.jobs.job import JobManager
 
 # what each kind does, in words (a parameter of the task.* sentences)
@@ -100,9 +105,14 @@ class Task:
         """(status, result, error) of running the work here."""
         what = WHAT[self.kind]
         try:
-            result = self._work(self._report)
-        except TaskStopped:
+            result = self._call_work()
+        except (TaskStopped, task_child.ChildStopped):
             return RunStatus.STOPPED, None, Message("task.stopped", {"what": what})
+        except task_child.ChildFailed as e:  # in a child: its text and traceback came back
+            self.detail = e.trace
+            if e.out_of_memory:
+                return RunStatus.FAILED, None, Message("task.out_of_memory", {"what": what})
+            return RunStatus.FAILED, None, Message("task.failed", {"what": what, "detail": e.detail})
         except UserError as e:  # the work's own sentence (no weights, a missing image folder...)
             return RunStatus.FAILED, None, e.message
         except Exception as e:  # anything else: one sentence for the user, the traceback for an admin
@@ -113,6 +123,14 @@ class Task:
         if self._stop.is_set():  # asked during work that reports no progress (the speed probe)
             return RunStatus.STOPPED, None, Message("task.stopped", {"what": what})
         return RunStatus.FINISHED, result, None
+
+    def _call_work(self):
+        if isinstance(self._work, task_child.Call):
+            return task_child.run(self._work, self._report_from_child, self._stop)
+        return self._work(self._report)
+
+    def _report_from_child(self, done: int, total: int) -> None:
+        self.progress = (int(done), int(total))  # a stop kills the child instead (task_child.run)
 
     def _end(self, status: RunStatus, result=None, error: Message | None = None) -> None:
         self.result, self.error = result, error
