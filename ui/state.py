@@ -82,7 +82,7 @@ def job_manager():
 
 @st.cache_resource
 def task_runner():
-    # heavy page work (audit features, speed probe, feature map, embeddings) as tasks on threads:
+    # heavy page work (audit features, speed probe, feature map, embeddings) as tasks in child processes:
     # hosted, in the trainings' own slots (TL_MAX_JOBS); local, at once (tl_core/jobs/tasks.py)
     return make_tasks(server_settings(), job_manager())
 

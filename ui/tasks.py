@@ -18,7 +18,7 @@ POLL_SECONDS = 0.5  # as the Train page: at least one refresh a second (bench/ui
 def follow(kind: str, key, work, text: str, *, start: bool = False, auto: bool = False):
     """This session's `kind` result for `key` once its task has finished, else None.
 
-    work(progress) runs on the task's thread (never st.* in it). start: a click asks for it now;
+    work: a task_child.Call (a child process runs it; never st.* in it). start: a click asks for it now;
     auto: start one when this session has none of this kind for `key` (a toggle that is on). While
     it waits or runs, its place in line or its progress bar (with `text`) is polled here, and the
     page reruns once when it ends. A failed or stopped one shows its sentence and "Try again".
