@@ -201,6 +201,13 @@ def test_a_second_click_reuses_the_running_task():
 # ---------------------------------------------------------------- the pages' work in a child process
 
 
+@pytest.fixture(autouse=True)
+def child_imports_this_module(monkeypatch):
+    """The work below is pickled by name (test_tasks.whoami...): a child must find this folder."""
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))
+
+
 def whoami(progress) -> int:
     """A task's work that says where it ran (module-level: the child imports it by name)."""
     for i in range(3):
@@ -251,6 +258,21 @@ def test_a_pages_work_runs_in_a_child_process_with_its_progress():
     task = _end(TaskRunner(JobManager(max_concurrent=1)).start("map", "a", "k", Call(whoami)))
     assert task.status == RunStatus.FINISHED, task.error
     assert task.result != os.getpid() and task.progress == (3, 3)
+
+
+def test_a_task_child_never_runs_the_servers_main_script(tmp_path, monkeypatch):
+    """Streamlit installs each page run as __main__; multiprocessing's children re-run __main__'s
+    file first (the app's router, its warm-ups and spares, in every task): a task child must not."""
+    import sys
+    import types
+
+    script, marker = tmp_path / "app.py", tmp_path / "app.py ran"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    task = _end(TaskRunner(None).start("map", "a", "k", Call(whoami)))
+    assert task.status == RunStatus.FINISHED and not marker.exists()
 
 
 def test_stop_kills_the_child_at_once(tmp_path):

@@ -11,7 +11,7 @@ from tl_core.base.events import TERMINAL, Failed
 from tl_core.base.messages import Message
 from tl_core.base.status import RunStatus
 from tl_core.jobs import runs
-from tl_core.jobs.process import _child_env, die_with_parent
+from tl_core.jobs.process import child_env, die_with_parent
 
 # `train --devices N` (the CLI) does not know its run folder before rank 0 makes it: rank 0 writes
 # the folder's path to the file this variable names, and the launcher reads it after torchrun.
@@ -23,7 +23,7 @@ def run_on_devices(run_dir: str | Path, devices: int) -> int:
     the torchrun agent dies with this process, and its ranks with it."""
     die_with_parent()
     cmd = [sys.executable, "-m", "tl_core", "run-job", str(run_dir), "--devices", str(devices)]
-    return subprocess.call(cmd, env=_child_env(), preexec_fn=die_with_parent)
+    return subprocess.call(cmd, env=child_env(), preexec_fn=die_with_parent)
 
 
 def note_run_dir(run_dir: Path, environ: dict) -> None:

@@ -83,7 +83,7 @@ class ProcessJob(Job):
         with open(self.run_dir / "process.log", "ab") as log:
             return subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir),
                                      "--devices", str(self.cfg.devices)],
-                                    stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+                                    stdout=log, stderr=subprocess.STDOUT, env=child_env())
 
     def _emit_all(self, events) -> None:
         for e in events:
@@ -151,12 +151,12 @@ def _spawn_spares() -> None:
         started = _spare_requests.get()
         with _spare_lock:
             if _spare is None or _spare[0].poll() is not None:
-                env = _child_env()
+                env = child_env()
                 try:
                     child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", "--spare"],
                                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL, env=env)
-                    _spare = (child, _same_run(env), os.getcwd())
+                    _spare = (child, same_run(env), os.getcwd())
                 except OSError:
                     _spare = None  # out of processes: the next run starts its child as before
         started.set()
@@ -171,14 +171,14 @@ def _take_spare() -> subprocess.Popen | None:
     if spare is None:
         return None
     child, env, cwd = spare
-    if child.poll() is None and env == _same_run(_child_env()) and cwd == os.getcwd():
+    if child.poll() is None and env == same_run(child_env()) and cwd == os.getcwd():
         return child
     child.kill()
     child.wait()
     return None
 
 
-def _same_run(env: dict) -> dict:
+def same_run(env: dict) -> dict:
     """The environment without what changes under a server while no run reads it: pytest's name of
     the current test, and the cache folder torch's compiler sets for itself once torch is imported
     (the server does import it, for a page's predictions; seen in the bench's first cold run)."""
@@ -199,7 +199,7 @@ def wait_for_run_folder() -> Path | None:
     return run_dir
 
 
-def _child_env() -> dict:
+def child_env() -> dict:
     # the child must import tl_core from the same checkout as this server, wherever it was started
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)

@@ -1,20 +1,26 @@
-"""A task's work in a child process of its own, forked from a fork server that imported torch once.
+"""A task's work in a child process of its own: `python -m tl_core.jobs.task_child`.
 
 Why: a task on a thread of the web server shares its interpreter. In the 20-session campaign of
 issue 20 (bench/faults.py) the audits, speed probes and exports running on the server's threads
 held the health check at p95 1,064 ms; the same server answered at p95 74 ms while a training ran
 in a child process (tl_core.jobs.settings). A child has its own GIL, and a Stop ends it at once.
 
-multiprocessing's fork server (the kept library): one clean process imports torch, timm and ONNX
-Runtime once; each task is a fork of it, so it starts in milliseconds with torch loaded, and never
-inherits the web server's threads (forking the server itself would copy its locks mid-use).
-The work is a `Call` of a module-level function (pickled by name) and its arguments; the child
-reports progress and sends back the result, a user's sentence, or the failure's text.
+Not multiprocessing: every multiprocessing child (fork server included) first re-runs the parent's
+`__main__`, and in the web server that is the app's own script (Streamlit installs each page run as
+`__main__`): the first campaign with a fork server ran app.py, its warm-ups and its spare training
+child, in every task. A plain subprocess reads the work from its stdin instead.
+
+The work is a `Call` of a module-level function (pickled by name) and its arguments. The child
+writes pickled frames on its stdout: ("progress", (done, total)) any number of times, then one of
+("result", value), ("user_error", Message), ("failed", (detail, traceback, out of memory?)).
+One spare child waits with torch, timm and ONNX Runtime imported, so a task starts at once
+(a fresh child spends seconds importing them); it is started again after each use.
 """
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.forkserver
+import os
+import pickle
+import subprocess
 import sys
 import threading
 import traceback
@@ -22,14 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tl_core.base.messages import Message, UserError, mentions_out_of_memory, short_error
-from tl_core.jobs.process import die_with_parent
+from tl_core.jobs.process import child_env, same_run, die_with_parent
 
-# imported once in the fork server, so a task's fork has them (a missing one is skipped quietly)
-PRELOAD = ["torch", "timm", "onnxruntime", "PIL.Image", "tl_core.jobs.page_work"]
-# multiprocessing re-runs the parent's __main__ script in every child: in the web server that is
-# streamlit's console script, whose import took 0.8 s of each task's start (0.18 s once preloaded)
-WEB_SERVER_MAIN = "streamlit.web.cli"
-POLL_S = 0.2  # how often the waiting thread looks at the stop flag
+IMPORTS = ("torch", "timm", "onnxruntime", "tl_core.jobs.page_work")  # what a spare has ready
+POLL_S = 0.2  # how often a stop is looked for
 KILL_WAIT_S = 10  # a killed child is reaped within this
 
 
@@ -53,54 +55,47 @@ class ChildStopped(Exception):
     """The stop flag was set: the child was killed."""
 
 
-_lock = threading.Lock()
-_context = None
-
-
-def context():
-    """The fork-server context, with PRELOAD set before its server first starts."""
-    global _context
-    with _lock:
-        if _context is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(PRELOAD + ([WEB_SERVER_MAIN] if WEB_SERVER_MAIN in sys.modules else []))
-            _context = ctx
-        return _context
-
-
-def warm_up() -> None:
-    """Start the fork server now (it imports torch: seconds), so the first task forks at once."""
-    context()
-    multiprocessing.forkserver.ensure_running()
-
-
 def run(call: Call, report: Callable[[int, int], None], stop: threading.Event):
     """call's result, computed in a child; raises UserError (its sentence), ChildStopped or ChildFailed."""
-    ctx = context()
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_main, args=(call, send), name="tl-task", daemon=True)
-    child.start()
-    send.close()  # the child holds the other end: EOF here once it is gone
+    child = _spares.take() or _start()
+    _spares.refill()  # the next task's child imports while this one works
+    watcher = threading.Thread(target=_kill_on_stop, args=(child, stop), daemon=True, name="tl-task-stop")
+    watcher.start()
     try:
-        return _follow(child, receive, report, stop)
-    finally:
-        receive.close()
-        if child.is_alive():
-            child.kill()
-        child.join(KILL_WAIT_S)
-
-
-def _follow(child, receive, report, stop: threading.Event):
-    while True:
-        if stop.is_set():
-            raise ChildStopped
-        if not receive.poll(POLL_S):
-            continue
         try:
-            what, payload = receive.recv()
-        except EOFError:  # gone without a word: killed (the OOM killer), or crashed in native code
-            child.join(KILL_WAIT_S)
-            raise ChildFailed(_how(child.exitcode)) from None  # SIGKILL's sentence says: often memory
+            pickle.dump(call, child.stdin)
+            child.stdin.close()
+        except OSError:
+            pass  # it died before reading: its frames (none) and exit status say so below
+        return _follow(child, report, stop)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(KILL_WAIT_S)
+        watcher.join(KILL_WAIT_S)
+
+
+def _start() -> subprocess.Popen:
+    # started from the calling thread: PR_SET_PDEATHSIG follows that thread, which waits for the child
+    return subprocess.Popen([sys.executable, "-m", "tl_core.jobs.task_child"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=child_env())
+
+
+def _kill_on_stop(child: subprocess.Popen, stop: threading.Event) -> None:
+    while child.poll() is None:
+        if stop.wait(POLL_S):
+            child.kill()
+            return
+
+
+def _follow(child: subprocess.Popen, report, stop: threading.Event):
+    while True:
+        try:
+            what, payload = pickle.load(child.stdout)
+        except (EOFError, pickle.UnpicklingError):  # gone: stopped, killed (the OOM killer) or crashed
+            if stop.is_set():
+                raise ChildStopped from None
+            raise ChildFailed(_how(child.wait(KILL_WAIT_S))) from None  # SIGKILL's sentence: often memory
         if what == "progress":
             report(*payload)
         elif what == "result":
@@ -117,23 +112,84 @@ def _how(exitcode: int | None) -> Message:
     return Message("job.how_exit", {"status": exitcode})
 
 
-def _child_main(call: Call, send) -> None:
-    """In the child: run the work, send progress, then exactly one outcome."""
-    die_with_parent()  # the fork server, which ends with the web server: a kill -9 ends its tasks too
-    # the parent sees a daemon (ended at its exit); here it may start DataLoader workers (CUDA)
-    multiprocessing.current_process()._config["daemon"] = False
+class _Spare:
+    """One child that has done its imports and waits on stdin; started by a thread that lives as
+    long as the server (PR_SET_PDEATHSIG follows the starting thread)."""
 
-    def progress(done: int, total: int) -> None:
-        send.send(("progress", (int(done), int(total))))
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._child: tuple[subprocess.Popen, dict, str] | None = None
+        self._wanted = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refill(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._keep, daemon=True, name="tl-task-spare")
+                self._thread.start()
+        self._wanted.set()
+
+    def take(self) -> subprocess.Popen | None:
+        """The spare, if alive and started with this environment and folder; a stale one is ended."""
+        with self._lock:
+            spare, self._child = self._child, None
+        if spare is None:
+            return None
+        child, env, cwd = spare
+        if child.poll() is None and env == same_run(child_env()) and cwd == os.getcwd():
+            return child
+        child.kill()
+        child.wait(KILL_WAIT_S)
+        return None
+
+    def _keep(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            with self._lock:
+                if self._child is None or self._child[0].poll() is not None:
+                    try:
+                        self._child = (_start(), same_run(child_env()), os.getcwd())
+                    except OSError:
+                        self._child = None  # out of processes: the next task starts its own
+
+
+_spares = _Spare()
+
+
+# ---------------------------------------------------------------- in the child
+
+
+def _main() -> None:
+    die_with_parent()  # the server (or its spare-keeping thread) gone: nobody reads the frames
+    frames = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a library's print goes to the server's log, never into the frames
+    for name in IMPORTS:
+        try:
+            __import__(name)
+        except ImportError:
+            pass  # optional (ONNX Runtime): the work imports what it needs
+    try:
+        call = pickle.load(sys.stdin.buffer)  # a spare waits here
+    except EOFError:
+        return  # let go unused
+
+    def send(frame) -> None:
+        frames.write(pickle.dumps(frame))  # whole, or nothing written: a frame never breaks halfway
+        frames.flush()
 
     try:
-        outcome = ("result", call.fn(*call.args, progress=progress))
+        outcome = ("result", call.fn(*call.args, progress=lambda done, total: send(("progress", (int(done), int(total))))))
     except UserError as e:
         outcome = ("user_error", e.message)
     except BaseException as e:  # noqa: BLE001  (every failure goes back as a sentence)
         oom = isinstance(e, MemoryError) or mentions_out_of_memory(str(e))
         outcome = ("failed", (short_error(e), traceback.format_exc(), oom))
     try:
-        send.send(outcome)
-    except Exception as e:  # a result that cannot be pickled: say so rather than die silently
-        send.send(("failed", (short_error(e), traceback.format_exc(), False)))
+        send(outcome)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:  # a result that cannot be pickled
+        send(("failed", (short_error(e), traceback.format_exc(), False)))
+
+
+if __name__ == "__main__":
+    _main()
