@@ -731,7 +731,7 @@ def _feature_note(text: str) -> str:
 
 class CapCounter(threading.Thread):
     """Every second: how many runs are Running under TL_RUNS (every session), from their folders,
-    and how many tasks compute in child processes of the server's fork server (tl_core.jobs.task_child):
+    and how many tasks compute in child processes (tl_core.jobs.task_child):
     one cap (TL_MAX_JOBS) counts both."""
 
     def __init__(self, root: Path, server_pid: int):
@@ -751,11 +751,12 @@ class CapCounter(threading.Thread):
 
 
 def task_children(server_pid: int) -> int:
-    """Live children of the server's fork server: the tasks computing now."""
+    """Task children of the server computing now: `tl_core.jobs.task_child` processes that use CPU
+    (the one spare waits on its stdin with its imports done, at 0%)."""
     try:
         kids = psutil.Process(server_pid).children(recursive=True)
-        servers = [k for k in kids if "multiprocessing.forkserver" in " ".join(k.cmdline())]
-        return sum(1 for f in servers for k in f.children() if k.status() != psutil.STATUS_ZOMBIE)
+        tasks = [k for k in kids if "tl_core.jobs.task_child" in " ".join(k.cmdline())]
+        return sum(1 for k in tasks if k.status() != psutil.STATUS_ZOMBIE and k.cpu_percent(0.2) > 5)
     except psutil.Error:
         return 0
 
