@@ -170,11 +170,16 @@ def _take_spare() -> subprocess.Popen | None:
         spare, _spare = _spare, None
     if spare is None:
         return None
-    child, env, cwd = spare
+    return usable_spare(*spare)
+
+
+def usable_spare(child: subprocess.Popen, env: dict, cwd: str) -> subprocess.Popen | None:
+    """child if it is alive and was started with this process's environment and folder; else it
+    is ended and None (a test or an admin may have changed TL_CACHE or TL_RUNS since)."""
     if child.poll() is None and env == same_run(child_env()) and cwd == os.getcwd():
         return child
     child.kill()
-    child.wait()
+    child.wait(30)  # a deadline: SIGKILL ends it at once
     return None
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tl_core.base.messages import Message, UserError, mentions_out_of_memory, short_error
-from tl_core.jobs.process import child_env, same_run, die_with_parent
+from tl_core.jobs.process import child_env, die_with_parent, same_run, usable_spare
 
 IMPORTS = ("torch", "timm", "onnxruntime", "tl_core.jobs.page_work")  # what a spare has ready
 POLL_S = 0.2  # how often a stop is looked for
@@ -133,14 +133,7 @@ class _Spare:
         """The spare, if alive and started with this environment and folder; a stale one is ended."""
         with self._lock:
             spare, self._child = self._child, None
-        if spare is None:
-            return None
-        child, env, cwd = spare
-        if child.poll() is None and env == same_run(child_env()) and cwd == os.getcwd():
-            return child
-        child.kill()
-        child.wait(KILL_WAIT_S)
-        return None
+        return usable_spare(*spare) if spare is not None else None
 
     def _keep(self) -> None:
         while True:
