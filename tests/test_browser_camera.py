@@ -286,3 +286,38 @@ def test_no_camera_is_one_sentence_not_a_blank_box(server, browser):
         assert page.get_by_role("status").filter(has_text=sentence).count() == 1
     finally:
         bare.close()
+
+
+# camera.js on its own in this browser: a fake Streamlit that acknowledges each live frame 20 ms
+# after it is sent, as the server's fragment run does, and a link to another page.
+LIVE_HARNESS = """async ([js, html]) => {
+  document.body.innerHTML = html + '<a id="away" href="/elsewhere" onclick="event.preventDefault()">away</a>';
+  const mod = await import(URL.createObjectURL(new Blob([js], {type: "text/javascript"})));
+  const root = document.querySelector(".tlcam").parentElement;
+  window.sent = [];
+  const component = {parentElement: root, data: {mode: "live", side: 64, labels: {}, ack: {}}};
+  component.setTriggerValue = (event, value) => {
+    window.sent.push(performance.now());
+    setTimeout(() => { component.data = {...component.data, ack: {stream: value.stream, seq: value.seq}};
+                       mod.default(component); }, 20);
+  };
+  mod.default(component);
+  document.getElementById("away").addEventListener("click", () => { window.clickedAt = performance.now(); });
+}"""
+
+
+def test_live_frames_stop_when_the_user_follows_a_link_away(server, pages):
+    """A live frame sent after a click on another page's link reaches the server behind the page
+    switch, and the new page is drawn blank (Streamlit 1.67 runs the old page's fragment after it):
+    the camera sends none once the link is clicked, and starts again if the page did not change."""
+    url, _ = server
+    page = pages(viewport={"width": 800, "height": 600})
+    page.goto(url + "/_stcore/health")  # this server's origin: a secure context with the fake camera
+    folder = Path(__file__).resolve().parent.parent / "ui" / "components"
+    page.evaluate(LIVE_HARNESS, [(folder / "camera.js").read_text(), (folder / "camera.html").read_text()])
+    page.wait_for_function("() => window.sent.length >= 5")  # frames flow, each after the last one's answer
+    page.click("#away")
+    page.wait_for_timeout(2000)
+    after = page.evaluate("() => window.sent.filter(t => t > window.clickedAt).length")
+    assert after == 0, f"{after} live frames were sent after the link was clicked"
+    page.wait_for_function("() => window.sent.some(t => t > window.clickedAt + 5000)", timeout=15_000)

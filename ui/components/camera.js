@@ -85,6 +85,26 @@ class Camera {
     });
     this.q(".tlcam-pick").addEventListener("change", (e) => { this.deviceId = e.target.value; this.start(); });
     this.timers.push(setInterval(() => this.tick(), 100));
+    // Live frames stop the moment the user follows a link to another page. A frame sent after
+    // that click reaches the server behind the page switch; Streamlit 1.67 then runs this page's
+    // fragment for it after the new page and the browser shows the new page blank
+    // (tests/test_browser_camera.py). Recorded batches are never dropped: live mode only.
+    this.onLeave = (e) => {
+      const link = e.type === "click" && e.target.closest ? e.target.closest("a[href]") : null;
+      if (e.type === "click" && (!link || link.target === "_blank")) return;
+      if (link && new URL(link.href, location.href).pathname === location.pathname) return;
+      this.left = { at: performance.now(), from: location.pathname };
+    };
+    document.addEventListener("click", this.onLeave, true); // capture: before Streamlit's own handler
+    window.addEventListener("popstate", this.onLeave);
+  }
+
+  leaving() {
+    if (!this.left) return false;
+    if (location.pathname !== this.left.from) return true; // gone: silent until unmounted
+    if (performance.now() - this.left.at < 5000) return true; // the switch is on its way
+    this.left = null; // the click did not change the page after all
+    return false;
   }
 
   message(text) {
@@ -227,7 +247,7 @@ class Camera {
 
   live() {
     if (this.inflight && performance.now() - this.inflight.sent > RESEND_MS) this.inflight = null; // dropped
-    if (this.paused || this.inflight || !this.send) return;
+    if (this.paused || this.inflight || !this.send || this.leaving()) return;
     const frame = this.grab(); // the latest picture; the ones taken while waiting were never kept
     if (!frame) return;
     this.seq += 1;
@@ -236,6 +256,8 @@ class Camera {
   }
 
   stop() {
+    document.removeEventListener("click", this.onLeave, true);
+    window.removeEventListener("popstate", this.onLeave);
     this.stopRecording();
     for (const t of this.timers) clearInterval(t);
     this.stopTracks();
