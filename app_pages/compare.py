@@ -41,7 +41,7 @@ def _speed(cfg: RunConfig, ds) -> timing.Speed | None:
                         help=t("cmp_measure_help"))
     # real training steps: a task in the server's job slots, never in this page script; its result is
     # read above on the run after it ends
-    tasks.follow("speed", key, Call(page_work.training_speed, (speed_cfg, ds)),
+    tasks.follow("speed", key, Call(page_work.training_speed, (speed_cfg.to_dict(), state.dataset_file())),
                  t("cmp_measuring", backbone=cfg.backbone), start=clicked)
     saved = _measured().get(key)
     return timing.Speed(**saved) if saved else None

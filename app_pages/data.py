@@ -180,8 +180,9 @@ def _features_audit(ds, key: str):
     """The audit with the chosen backbone's features, as a task in the server's job slots: None
     while it waits or runs (its place in line or progress shows here) or when it failed."""
     cfg = state.config()
-    work = Call(page_work.audit_with_features, (cfg, ds))  # in a child process: ui.tasks
-    return tasks.follow("audit_features", key, work, t("au_features_working", backbone=cfg.backbone), auto=True)
+    work = Call(page_work.audit_with_features, (cfg.to_dict(), state.dataset_file()))  # in a child process: ui.tasks
+    found = tasks.follow("audit_features", key, work, t("au_features_working", backbone=cfg.backbone), auto=True)
+    return audit.AuditReport.from_dict(found) if found is not None else None
 
 
 def _run_audit(ds, with_features: bool):

@@ -19,51 +19,62 @@ def _out_dir(run_dir: Path, fmt: str) -> Path:
     return state.workspace() / "exports" / run_dir.name / fmt
 
 
+def _made(key: str) -> dict | None:
+    """The zip this session made for `key`, while its file is still on the server (a hosted
+    session's workspace is cleared when idle): {"path", ...} from tl_core.jobs.page_work."""
+    made = st.session_state.get(key)
+    if made is not None and not Path(made["path"]).is_file():
+        del st.session_state[key]
+        st.info(t("ex_zip_gone"), icon=":material/info:")
+        return None
+    return made
+
+
+def _make(kind: str, key: str, work: Call, button: tuple[str, str], working: str) -> None:
+    """The button (its label, its key) that makes the zip as a task in the server's job slots; its
+    result is kept under `key`."""
+    clicked = st.button(button[0], key=button[1])
+    with user_errors():
+        made = tasks.follow(kind, key, work, working, start=clicked)
+        if made is not None and Path(made["path"]).is_file():  # a finished task's zip cleared since: make again
+            st.session_state[key] = made
+            st.rerun()  # the button above gives way to the download
+
+
 def model_download(run_dir: Path, fmt: str) -> None:
     """Make the zip on request (the check runs the export on every validation image), then offer it."""
     st.markdown(f"**{t(f'ex_{fmt}_title')}**")
     st.caption(t(f"ex_{fmt}_help"))
     key = f"ex_{fmt}::{run_dir}"
-    if key not in st.session_state:
-        clicked = st.button(t(f"ex_{fmt}_make"), key=f"ex_{fmt}_make")
-        out_dir = _out_dir(run_dir, fmt)
-        with user_errors():
-            # the export and its check on every validation image: a task in the server's job slots
-            made = tasks.follow(f"export_{fmt}", key, Call(page_work.model_zip, (str(run_dir), fmt, str(out_dir))),
-                                t("ex_working_fmt", fmt=t(f"ex_{fmt}_title")), start=clicked)
-            if made is not None:
-                st.session_state[key] = made
-                st.rerun()  # the button above gives way to the download
-    if key in st.session_state:
-        data, name, result = st.session_state[key]
-        if result.images == "validation":
-            st.success(t("ex_parity", n=result.n_images, agree=result.agreement, diff=result.max_abs_diff),
-                       icon=":material/check_circle:")
-        else:  # never call noise images validation images
-            st.warning(t("ex_parity_noise", n=result.n_images, diff=result.max_abs_diff))
-        st.download_button(t(f"ex_{fmt}_button"), data, file_name=name, mime="application/zip", key=f"dl_{fmt}",
-                           icon=":material/download:")
-        st.caption(t("ex_unzip", name=name))
+    made = _made(key)
+    if made is None:
+        work = Call(page_work.model_zip, (str(run_dir), fmt, str(_out_dir(run_dir, fmt))))
+        working = t("ex_working_fmt", fmt=t(f"ex_{fmt}_title"))
+        _make(f"export_{fmt}", key, work, (t(f"ex_{fmt}_make"), f"ex_{fmt}_make"), working)
+        return
+    check, name = made["check"], Path(made["path"]).name
+    if check["images"] == "validation":
+        st.success(t("ex_parity", n=check["n_images"], agree=check["agreement"], diff=check["max_abs_diff"]),
+                   icon=":material/check_circle:")
+    else:  # never call noise images validation images
+        st.warning(t("ex_parity_noise", n=check["n_images"], diff=check["max_abs_diff"]))
+    st.download_button(t(f"ex_{fmt}_button"), Path(made["path"]).read_bytes(), file_name=name,
+                       mime="application/zip", key=f"dl_{fmt}", icon=":material/download:")
+    st.caption(t("ex_unzip", name=name))
 
 
 def embeddings_download(run_dir: Path) -> None:
     st.markdown(f"**{t('ex_emb_title')}**")
     st.caption(t("ex_emb_help"))
     key = f"ex_emb::{run_dir}"
-    if key not in st.session_state:
-        clicked = st.button(t("ex_emb_make"), key="ex_emb_make")
-        out_dir = _out_dir(run_dir, "embeddings")
-        with user_errors():
-            made = tasks.follow("embeddings", key, Call(page_work.embeddings_zip, (str(run_dir), str(out_dir))),
-                                t("ex_emb_working"), start=clicked)
-            if made is not None:
-                st.session_state[key] = made
-                st.rerun()  # the button above gives way to the download
-    if key in st.session_state:
-        data, acc = st.session_state[key]
-        st.download_button(t("ex_emb_button"), data, file_name=f"{run_dir.name}-embeddings.zip",
-                           mime="application/zip", key="dl_emb", icon=":material/download:")
-        st.caption(t("ex_emb_check", acc=acc))
+    made = _made(key)
+    if made is None:
+        work = Call(page_work.embeddings_zip, (str(run_dir), str(_out_dir(run_dir, "embeddings"))))
+        _make("embeddings", key, work, (t("ex_emb_make"), "ex_emb_make"), t("ex_emb_working"))
+        return
+    st.download_button(t("ex_emb_button"), Path(made["path"]).read_bytes(), file_name=Path(made["path"]).name,
+                       mime="application/zip", key="dl_emb", icon=":material/download:")
+    st.caption(t("ex_emb_check", acc=made["head_val_acc"]))
 
 
 def settings_download(run_dir: Path) -> None:

@@ -270,7 +270,7 @@ def _measured_similarity(ds, backbone: str, pretrained: str):
     clicked = pretrained != "none" and st.button(t("adv_measure"), key="adv_measure", disabled=key in cache)
     cfg = state.config().replace(backbone=backbone, pretrained=pretrained)
     # features of up to 200 images and a cross-validated probe: a task in the job slots, not this script
-    measured = tasks.follow("similarity", key, Call(page_work.similarity, (cfg, ds)),
+    measured = tasks.follow("similarity", key, Call(page_work.similarity, (cfg.to_dict(), state.dataset_file())),
                             t("adv_measuring", n=len(similarity.subset(ds))), start=clicked)
     if measured is not None and key not in cache:
         cache[key] = measured

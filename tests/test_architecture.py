@@ -212,3 +212,29 @@ def test_python_m_tl_core_is_the_cli_package():
     assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     assert any(isinstance(n, ast.ImportFrom) and n.module == "tl_core.cli.main" for n in ast.walk(tree))
     assert not (PKG / "cli" / "__main__.py").exists()
+
+
+PICKLING = {"dump", "dumps", "load", "loads", "Pickler", "Unpickler"}
+
+
+def pickle_uses(source: str) -> list[int]:
+    """Lines that pickle or unpickle (pickle.load..., `from pickle import`, cloudpickle, dill);
+    naming pickle.UnpicklingError to refuse an unsafe weights file is not one."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in PICKLING and getattr(node.value, "id", "") == "pickle":
+            lines.append(node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.module in ("pickle", "cloudpickle", "dill"):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Import) and {a.name for a in node.names} & {"cloudpickle", "dill"}:
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_no_pickles_anywhere():
+    """DESIGN.md: no pickles. What crosses a process or a file is JSON, safetensors or ONNX."""
+    assert pickle_uses("import pickle\nx = pickle.loads(b'')\nfrom pickle import dumps\n") == [2, 3]
+    assert pickle_uses("import pickle\ntry:\n    pass\nexcept pickle.UnpicklingError:\n    pass\n") == []
+    files = [ROOT / "app.py"] + [p for d in ("tl_core", "ui", "app_pages", "bench") for p in (ROOT / d).rglob("*.py")]
+    found = {str(p.relative_to(ROOT)): pickle_uses(p.read_text(encoding="utf-8")) for p in files}
+    assert {name: lines for name, lines in found.items() if lines} == {}

@@ -1,6 +1,6 @@
 """Heavy page work as tasks in the trainings' job slots (issue 20), with real tiny timm models: a
 hosted server's audit features wait behind a training, the cap counts both. The pages' work runs in
-child processes forked from the fork server (tl_core.jobs.task_child); plain callables on threads."""
+child processes (tl_core.jobs.task_child); plain callables on threads."""
 from __future__ import annotations
 
 import os
@@ -34,9 +34,10 @@ def _running_training(jm: JobManager, shapes, tmp_path):
     return job
 
 
-def _audit_features(shapes):
+def _audit_features(shapes, folder: Path):
     """The Data page's own work: embed every image (a real test_resnet) and audit, in a child."""
-    return Call(page_work.audit_with_features, (tiny_cfg(), shapes))
+    shapes.save(folder / "dataset.json")
+    return Call(page_work.audit_with_features, (tiny_cfg().to_dict(), str(folder / "dataset.json")))
 
 
 def _end(task, seconds=120):
@@ -48,7 +49,7 @@ def test_hosted_audit_features_wait_behind_a_training_then_run(shapes, tmp_path)
     jm = JobManager(max_concurrent=1)
     tasks = make_tasks(load_settings({"TL_MODE": "hosted", "TL_RUNNER": "thread"}), jm)
     job = _running_training(jm, shapes, tmp_path)
-    task = tasks.start("audit_features", "session-a", "k", _audit_features(shapes))
+    task = tasks.start("audit_features", "session-a", "k", _audit_features(shapes, tmp_path))
     time.sleep(1.0)  # the training still holds the only slot
     assert (task.status, task.queue_position(), task.progress) == (RunStatus.QUEUED, 1, (0, 0))
     assert jm.running_count() == 1
@@ -56,7 +57,7 @@ def test_hosted_audit_features_wait_behind_a_training_then_run(shapes, tmp_path)
     _end(task)
     assert task.status == RunStatus.FINISHED, task.error
     n = len(shapes.train) + len(shapes.val)
-    assert task.progress == (n, n) and task.result.counts == shapes.counts()
+    assert task.progress == (n, n) and task.result["counts"] == shapes.counts()
     assert jm.running_count() == 0 and task.queue_position() == 0
 
 
@@ -65,7 +66,7 @@ def test_local_mode_audit_does_not_wait_behind_a_training(shapes, tmp_path):
     tasks = make_tasks(load_settings({"TL_MODE": "local"}), jm)
     job = _running_training(jm, shapes, tmp_path)
     try:
-        task = _end(tasks.start("audit_features", None, "k", _audit_features(shapes)))
+        task = _end(tasks.start("audit_features", None, "k", _audit_features(shapes, tmp_path)))
         assert task.status == RunStatus.FINISHED and not job.done, "it ran while the training held the slot"
     finally:
         job.stop()
@@ -227,6 +228,10 @@ def fails(progress) -> None:
     raise OSError("the cache file is damaged")
 
 
+def not_json(progress) -> set:
+    return {"a set"}  # JSON has no sets
+
+
 def no_dataset(folder: str, progress):
     from tl_core.data.dataset import load_dataset
 
@@ -309,3 +314,14 @@ def test_a_user_error_in_a_child_keeps_its_own_sentence(tmp_path):
     with pytest.raises(DataError) as raised:
         no_dataset(str(tmp_path / "none"), None)
     assert task.error == raised.value.message
+
+
+def test_a_call_and_its_result_travel_as_json_only():
+    """No pickles (DESIGN.md): the work goes by name with JSON arguments, the result comes back as JSON."""
+    with pytest.raises(TypeError):
+        Call(whoami, (object(),))  # refused in the page, where the mistake is
+    with pytest.raises(TypeError):
+        Call(lambda progress: 1)  # a child cannot import it by name
+    task = _end(TaskRunner(None).start("map", "a", "k", Call(not_json)))
+    assert task.status == RunStatus.FAILED
+    assert "is not JSON serializable" in task.error.render("en") and "not_json" not in task.error.render("en")

@@ -142,7 +142,7 @@ def dataset():
     if "dataset" not in st.session_state:
         restored = _restored_dataset()  # None: nothing loaded yet (the key stays unset)
         if restored is not None:
-            st.session_state.dataset = restored
+            st.session_state.dataset = st.session_state.dataset_saved = restored
     return st.session_state.get("dataset")
 
 
@@ -159,6 +159,18 @@ def _restored_dataset():
 def set_dataset(ds) -> None:
     st.session_state.dataset = ds
     _keep("dataset", ds.to_dict())
+    st.session_state.dataset_saved = ds
+
+
+def dataset_file() -> str:
+    """The loaded dataset's saved JSON (a task child reads it there: a path travels on its stdin,
+    not ten thousand items converted on every page run)."""
+    ds = dataset()
+    path = _saved_path("dataset", st.session_state.get("url_dataset") or "none")
+    if st.session_state.get("dataset_saved") is not ds or not path.is_file():
+        set_dataset(ds)  # one given to the session some other way (a test's session state)
+        path = _saved_path("dataset", st.session_state["url_dataset"])
+    return str(path)
 
 
 def config() -> RunConfig:

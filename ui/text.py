@@ -782,6 +782,7 @@ EN.update({
     "ex_emb_make": "Export the features", "ex_emb_working": "Computing the features of every image…",
     "ex_emb_button": "Download the features (.zip)",
     "ex_emb_check": "sklearn_check.py reproduces the head's validation accuracy ({acc:.1%}).",
+    "ex_zip_gone": "The zip made earlier is no longer on the server (old files are cleared): make it again.",
     "ex_code_help": "The predict.py inside the ONNX zip.",
 })
 ES.update({
@@ -869,6 +870,7 @@ ES.update({
     "ex_emb_make": "Exportar las características", "ex_emb_working": "Calculando las características de cada imagen…",
     "ex_emb_button": "Descargar las características (.zip)",
     "ex_emb_check": "sklearn_check.py reproduce la exactitud en validación de la cabeza ({acc:.1%}).",
+    "ex_zip_gone": "El zip creado antes ya no está en el servidor (los archivos antiguos se borran): créalo de nuevo.",
     "ex_code_help": "El predict.py del zip ONNX.",
 })
 

@@ -68,6 +68,10 @@ class AuditReport:
                 "imbalance": round(self.imbalance, 3), "class_weights_on": self.class_weights_on,
                 "imbalance_ratio": IMBALANCE_RATIO}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "AuditReport":
+        return cls([Pair(**p) for p in d["pairs"]], d["counts"], d["imbalance"], d["class_weights_on"])
+
     def by_where(self) -> dict:
         out: dict[str, list] = {}
         for p in self.pairs:

@@ -1,28 +1,36 @@
 """The heavy work the app's pages ask for, as module-level functions a task runs in a child process.
 
-Each is fn(*args, progress) -> a picklable result (tl_core.jobs.task_child pickles the function by
-name and its arguments and result by value); none touches the UI. The pages wrap them in
-`task_child.Call(fn, args)` and hand that to ui.tasks.follow. The heavy imports are deferred: the
-pages import this module, and the web server loads no torch (the fork server preloads it).
+Each is fn(*args, progress) -> a JSON result, with JSON arguments (a RunConfig as its to_dict(),
+a dataset as the path of its saved JSON, a file as its path): tl_core.jobs.task_child sends the function by name and the rest as
+JSON lines. None touches the UI. The pages wrap them in `task_child.Call(fn, args)` and hand that
+to ui.tasks.follow. The heavy imports are deferred: the pages import this module, and the web
+server loads no torch (a task child has it imported).
 """
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import zipfile
 from pathlib import Path
 
+from tl_core.base.atomic import open_atomic, read_json
 from tl_core.base.config import RunConfig
 from tl_core.data.dataset import Dataset
 from tl_core.data.decode import load_rgb
 
 
-def audit_with_features(cfg: RunConfig, ds: Dataset, progress):
-    """The Data page's audit, with the chosen backbone's features of every image."""
-    from tl_core.data import audit  # deferred: torch (the pages import this module)
-    from tl_core.training.features import embed  # deferred: torch (the fork server has it loaded)
+def _dataset(path: str) -> Dataset:
+    return Dataset.from_dict(read_json(path))
 
-    return audit.audit(ds, embed(cfg, ds.train + ds.val, progress=progress))
+
+def audit_with_features(cfg: dict, dataset_file: str, progress) -> dict:
+    """The Data page's audit (AuditReport.to_dict()), with the chosen backbone's features of every image."""
+    from tl_core.data import audit  # deferred: torch (the pages import this module)
+    from tl_core.training.features import embed  # deferred: torch (a task child has it imported)
+
+    ds = _dataset(dataset_file)
+    return audit.audit(ds, embed(RunConfig.from_dict(cfg), ds.train + ds.val, progress=progress)).to_dict()
 
 
 def shortlist_speeds(progress) -> bool:
@@ -35,38 +43,38 @@ def shortlist_speeds(progress) -> bool:
     return True
 
 
-def similarity(cfg: RunConfig, ds: Dataset, progress) -> dict:
+def similarity(cfg: dict, dataset_file: str, progress) -> dict:
     """The Model page's advice: how close the dataset is to the backbone's pretraining."""
     from tl_core.trust import similarity as measured  # deferred: torch (the pages import this module)
 
-    return measured.measure(cfg, ds).to_dict()
+    return measured.measure(RunConfig.from_dict(cfg), _dataset(dataset_file)).to_dict()
 
 
-def training_speed(cfg: RunConfig, ds: Dataset, progress) -> dict:
+def training_speed(cfg: dict, dataset_file: str, progress) -> dict:
     """The Compare page's estimate: real training steps of cfg on a few of the images."""
     from tl_core.training import estimate  # deferred: torch (the pages import this module)
 
-    return estimate.measure_speed(cfg, ds).to_dict()
+    return estimate.measure_speed(RunConfig.from_dict(cfg), _dataset(dataset_file)).to_dict()
 
 
-def model_zip(run_dir: str, fmt: str, out_dir: str, progress) -> tuple:
-    """The checked export zip -> (its bytes, its file name, the ExportResult)."""
+def model_zip(run_dir: str, fmt: str, out_dir: str, progress) -> dict:
+    """The checked export zip -> {"path": the zip, "check": the ExportResult's fields}."""
     from tl_core.serving import export  # deferred: torch (the pages import this module)
 
     result = export.export_run(run_dir, fmt, out_dir)
-    return Path(result.path).read_bytes(), Path(result.path).name, result
+    return {"path": str(result.path), "check": dataclasses.asdict(result)}
 
 
-def embeddings_zip(run_dir: str, out_dir: str, progress) -> tuple:
-    """Every image's features under the run's model, zipped -> (bytes, the check's accuracy)."""
+def embeddings_zip(run_dir: str, out_dir: str, progress) -> dict:
+    """Every image's features under the run's model, zipped in out_dir -> {"path", "head_val_acc"}."""
     from tl_core.trust.embeddings import export_embeddings  # deferred: torch (the pages import this module)
 
     out = export_embeddings(run_dir, out_dir, progress)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    target = Path(out_dir) / f"{Path(run_dir).name}-embeddings.zip"
+    with open_atomic(target) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in ("npz", "csv", "snippet"):
             zf.write(out[name], f"{Path(run_dir).name}-embeddings/{Path(out[name]).name}")
-    return buf.getvalue(), out["head_val_acc"]
+    return {"path": str(target), "head_val_acc": out["head_val_acc"]}
 
 
 def label_issues(run_dir: str, progress) -> dict:

@@ -10,16 +10,18 @@ Not multiprocessing: every multiprocessing child (fork server included) first re
 `__main__`): the first campaign with a fork server ran app.py, its warm-ups and its spare training
 child, in every task. A plain subprocess reads the work from its stdin instead.
 
-The work is a `Call` of a module-level function (pickled by name) and its arguments. The child
-writes pickled frames on its stdout: ("progress", (done, total)) any number of times, then one of
-("result", value), ("user_error", Message), ("failed", (detail, traceback, out of memory?)).
+The work is a `Call`: a module-level function, sent by its name, and JSON arguments, as one JSON
+line on the child's stdin (no pickles: DESIGN.md). The child writes JSON lines on its stdout:
+{"progress": [done, total]} any number of times, then one of {"result": value},
+{"user_error": Message.to_dict()} or {"failed": {"detail", "trace", "oom"}}.
 One spare child waits with torch, timm and ONNX Runtime imported, so a task starts at once
 (a fresh child spends seconds importing them); it is started again after each use.
 """
 from __future__ import annotations
 
+import importlib
+import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -37,10 +39,23 @@ KILL_WAIT_S = 10  # a killed child is reaped within this
 
 @dataclass(frozen=True)
 class Call:
-    """fn(*args, progress=report) in a child process; fn must be a module-level function."""
+    """fn(*args, progress=report) in a child process: fn a module-level function, args and its
+    result JSON values (a RunConfig or Dataset travels as its to_dict())."""
 
     fn: Callable
     args: tuple = ()
+
+    def __post_init__(self):
+        if "<" in self.fn.__qualname__ or "." in self.fn.__qualname__:
+            raise TypeError(f"{self.fn.__qualname__} is not a module-level function: a child cannot import it")
+        json.dumps(self.args)  # a TypeError here, in the page, names what cannot travel
+
+    def to_line(self) -> bytes:
+        return _line({"fn": f"{self.fn.__module__}:{self.fn.__qualname__}", "args": list(self.args)})
+
+
+def _line(value) -> bytes:
+    return json.dumps(value).encode() + b"\n"
 
 
 class ChildFailed(Exception):
@@ -63,7 +78,7 @@ def run(call: Call, report: Callable[[int, int], None], stop: threading.Event):
     watcher.start()
     try:
         try:
-            pickle.dump(call, child.stdin)
+            child.stdin.write(call.to_line())
             child.stdin.close()
         except OSError:
             pass  # it died before reading: its frames (none) and exit status say so below
@@ -90,20 +105,31 @@ def _kill_on_stop(child: subprocess.Popen, stop: threading.Event) -> None:
 
 def _follow(child: subprocess.Popen, report, stop: threading.Event):
     while True:
-        try:
-            what, payload = pickle.load(child.stdout)
-        except (EOFError, pickle.UnpicklingError):  # gone: stopped, killed (the OOM killer) or crashed
+        frame = _read_frame(child.stdout)
+        if frame is None:  # gone: stopped, killed (the OOM killer) or crashed
             if stop.is_set():
-                raise ChildStopped from None
-            raise ChildFailed(_how(child.wait(KILL_WAIT_S))) from None  # SIGKILL's sentence: often memory
-        if what == "progress":
-            report(*payload)
-        elif what == "result":
-            return payload
-        elif what == "user_error":
-            raise UserError(payload)
+                raise ChildStopped
+            raise ChildFailed(_how(child.wait(KILL_WAIT_S)))  # SIGKILL's sentence: often memory
+        if "progress" in frame:
+            report(*frame["progress"])
+        elif "result" in frame:
+            return frame["result"]
+        elif "user_error" in frame:
+            raise UserError(Message.from_dict(frame["user_error"]))
         else:
-            raise ChildFailed(*payload)
+            failed = frame["failed"]
+            raise ChildFailed(failed["detail"], failed["trace"], failed["oom"])
+
+
+def _read_frame(stream) -> dict | None:
+    """The next whole line's frame, or None at the end (a line cut short by a kill counts as the end)."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 def _how(exitcode: int | None) -> Message:
@@ -162,26 +188,28 @@ def _main() -> None:
             __import__(name)
         except ImportError:
             pass  # optional (ONNX Runtime): the work imports what it needs
-    try:
-        call = pickle.load(sys.stdin.buffer)  # a spare waits here
-    except EOFError:
+    line = sys.stdin.buffer.readline()  # a spare waits here
+    if not line:
         return  # let go unused
 
-    def send(frame) -> None:
-        frames.write(pickle.dumps(frame))  # whole, or nothing written: a frame never breaks halfway
+    def send(frame: bytes) -> None:
+        frames.write(frame)  # encoded before: a frame is written whole or not at all
         frames.flush()
 
+    def progress(done, total) -> None:
+        send(_line({"progress": [int(done), int(total)]}))
+
     try:
-        outcome = ("result", call.fn(*call.args, progress=lambda done, total: send(("progress", (int(done), int(total))))))
+        call = json.loads(line)
+        module, name = call["fn"].split(":")
+        result = getattr(importlib.import_module(module), name)(*call["args"], progress=progress)
+        outcome = _line({"result": result})  # a result that JSON cannot carry fails here, as the work
     except UserError as e:
-        outcome = ("user_error", e.message)
+        outcome = _line({"user_error": e.message.to_dict()})
     except BaseException as e:  # noqa: BLE001  (every failure goes back as a sentence)
         oom = isinstance(e, MemoryError) or mentions_out_of_memory(str(e))
-        outcome = ("failed", (short_error(e), traceback.format_exc(), oom))
-    try:
-        send(outcome)
-    except (pickle.PicklingError, TypeError, AttributeError) as e:  # a result that cannot be pickled
-        send(("failed", (short_error(e), traceback.format_exc(), False)))
+        outcome = _line({"failed": {"detail": short_error(e), "trace": traceback.format_exc(), "oom": oom}})
+    send(outcome)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ there a task starts at once, but still through this same Task (one code path; th
 it). The work never touches the UI: it reports progress(done, total), and the page reads status,
 queue position, progress and the result or the error sentence.
 
-Where the work runs: a `task_child.Call` (what the pages give) runs in a child process forked from
-a fork server (task_child says why: the web server's health check); a plain callable runs on the
+Where the work runs: a `task_child.Call` (what the pages give) runs in a child process of its
+own (task_child says why: the web server's health check); a plain callable runs on the
 task's own thread (light work, and the tests of the line and the caps).
 """
 from __future__ import annotations
