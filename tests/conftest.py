@@ -31,6 +31,14 @@ def _feature_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TL_CACHE", str(tmp_path_factory.getbasetemp() / "tl_cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_native_bf16(monkeypatch):
+    # CI's CPU changes from run to run: on one with native bf16 an automatic run times a training
+    # step and says which precision it chose (a Note). Every test sees a CPU without it, except
+    # those that set TL_NATIVE_BF16=1 to test that path on purpose.
+    monkeypatch.setenv("TL_NATIVE_BF16", "0")
+
+
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory) -> Path:
     """3 learnable classes (shape + colour), 24 images each, 48 px."""

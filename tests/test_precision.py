@@ -40,8 +40,9 @@ def test_timing_a_step_leaves_the_model_as_it_was():
     assert [p.requires_grad for p in model.parameters()] == flags and not model.training
 
 
-def test_automatic_measures_once_then_reads_the_cache(monkeypatch):
+def test_automatic_measures_once_then_reads_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("TL_NATIVE_BF16", "1")  # the decision path of a CPU with native bf16 (timing is real)
+    monkeypatch.setenv("TL_CACHE", str(tmp_path))  # an empty cache: no other test's timing in it
     cfg = tiny_cfg(strategy="full")
     assert precision.cached_timing(cfg.backbone, 48) is None
     on, why = precision.choose(cfg, build_model(cfg, 3), 48, 3, cuda=False)
