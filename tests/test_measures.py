@@ -7,6 +7,7 @@ import hashlib
 import math
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -54,10 +55,15 @@ def test_cpu_sampler_sees_another_process_keep_a_core_busy():
 
 
 def test_cpu_sampler_leaves_out_a_niced_process_which_gives_its_core_back():
+    # what the rest of the machine keeps busy anyway (a benchmark, another test run), over the same time
+    since = device.cpu_sample()
+    time.sleep(1.5)
+    background = device.others_busy_cores(since)
     since = device.cpu_sample()
     spin = "import os, time\nos.nice(19)\nend = time.time() + 1.5\nwhile time.time() < end: pass"
     subprocess.run([sys.executable, "-c", spin], check=True)
-    assert device.others_busy_cores(since) < 0.5  # a background helper leaves a run all its threads
+    # a background helper leaves a run all its threads
+    assert device.others_busy_cores(since) - background < 0.5, background
 
 
 def test_file_key_is_the_sha1_of_the_bytes(tmp_path):
