@@ -26,7 +26,8 @@ DATA = {"hymenoptera": ROOT.parent / "shared" / "data" / "hymenoptera_data",
 
 
 def one_run(cfg, ds) -> dict:
-    """train() once -> final val accuracy, train images/s after the first epoch, wall seconds, precision."""
+    """train() once -> final val accuracy, train images/s after the first epoch, wall seconds, and the
+    precision note's kind (precision.bf16_asked when bf16 trained)."""
     from tl_core.base.events import EpochEnd, Finished, Note
     from tl_core.training.train import train
 
@@ -37,9 +38,9 @@ def one_run(cfg, ds) -> dict:
         raise RuntimeError(f"the run did not finish: {events[-1]}")
     ends = [e for e in events if isinstance(e, EpochEnd)]
     rates = [e.metrics["images_per_s"] for e in ends[1:]] or [ends[-1].metrics["images_per_s"]]
-    notes = [str(e.message) for e in events if isinstance(e, Note)]
+    precision = [e.kind for e in events if isinstance(e, Note) and e.kind.startswith("precision.")]
     return {"val_acc": ends[-1].metrics["val/acc"], "images_per_s": median(rates), "seconds": seconds,
-            "precision_notes": [n for n in notes if "bf16" in n or "fp32" in n]}
+            "precision": precision}
 
 
 def measure(datasets: list[str], strategies: list[str], backbone: str, epochs: int, seeds: list[int]) -> list[dict]:
