@@ -5,7 +5,7 @@ The same run (EfficientNet-Lite0 from its packaged ImageNet weights, partial, la
 (the default) and with `activation_cache=False` (the plain loop, `train --no-activation-cache`).
 Each path has its own fresh TL_CACHE: the first run is cold (engine probe, features for the
 solved starting head), a second run on the same cache is warm. Wall time of the whole train()
-call, and validation accuracy.
+call, the seconds spent in each phase (where the speed-up can come from), and validation accuracy.
 
     .venv/bin/python -m bench.partial_cache [--data hymenoptera,trashnet] [--epochs 10] [--states cold,warm]
 
@@ -33,7 +33,7 @@ def one_run(cfg, ds, cache: Path) -> dict:
     os.environ["TL_CACHE"] = str(cache)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    events = list(train(cfg, ds))
+    events, phases = timed_events(train(cfg, ds))
     wall = time.perf_counter() - t0
     last = events[-1]
     assert isinstance(last, Finished), last
@@ -41,7 +41,22 @@ def one_run(cfg, ds, cache: Path) -> dict:
     # equal accuracies would say nothing about the two loops
     last_epoch = [e for e in events if isinstance(e, EpochEnd)][-1]
     return {"wall_s": wall, "acc": last.metrics["val/acc"], "best_epoch": last.best_epoch,
-            "last_acc": last_epoch.metrics["val/acc"], "load": load}
+            "last_acc": last_epoch.metrics["val/acc"], "load": load, "phases_s": phases}
+
+
+def timed_events(events) -> tuple[list, dict]:
+    """(the events, seconds per phase): the time before each event is charged to its phase (a
+    Progress's phase: weights, features, activations, train, val; else the event's type)."""
+    from tl_core.base.events import Progress
+
+    out, phases, last = [], {}, time.perf_counter()
+    for e in events:
+        now = time.perf_counter()
+        key = e.phase if isinstance(e, Progress) else type(e).__name__
+        phases[key] = round(phases.get(key, 0.0) + now - last, 2)
+        last = now
+        out.append(e)
+    return out, phases
 
 
 def measure(name: str, epochs: int, states: list[str]) -> list[dict]:
@@ -79,6 +94,9 @@ def main(argv=None) -> list[dict]:
               f"{r['cached_wall_s']:.1f} | {r['speedup']:.2f} | {r['plain_acc']:.1%} | {r['cached_acc']:.1%} | "
               f"{r['acc_points']:+.1f} | {r['cached_load']:.1f} / {r['plain_load']:.1f} | "
               f"{r['plain_best_epoch']} / {r['cached_best_epoch']} | {r['plain_last_acc']:.1%} / {r['cached_last_acc']:.1%} |")
+    print("\nseconds per phase (the time before each event, charged to its phase):")
+    for r in rows:
+        print(f"- {r['data']}, {r['cache']}: plain {r['plain_phases_s']}; cached {r['cached_phases_s']}")
     return rows
 
 
