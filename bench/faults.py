@@ -54,6 +54,7 @@ from tl_core.base.config import DEFAULT_LR, RunConfig  # noqa: E402
 from tl_core.data.synthetic import make_shapes_dataset  # noqa: E402
 from tl_core.jobs import run_check, runs  # noqa: E402
 from tl_core.jobs.settings import new_session_token  # noqa: E402
+from tl_core.jobs.task_child import WORKING  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -751,12 +752,12 @@ class CapCounter(threading.Thread):
 
 
 def task_children(server_pid: int) -> int:
-    """Task children of the server computing now: `tl_core.jobs.task_child` processes that use CPU
-    (the one spare waits on its stdin with its imports done, at 0%)."""
+    """Task children of the server that hold work now: named task_child.WORKING once they read it.
+    Not "uses CPU": the spare imports torch while the task that took the last one works, and the
+    2026-12-01 campaign counted that as a third task under a cap of 2."""
     try:
         kids = psutil.Process(server_pid).children(recursive=True)
-        tasks = [k for k in kids if "tl_core.jobs.task_child" in " ".join(k.cmdline())]
-        return sum(1 for k in tasks if k.status() != psutil.STATUS_ZOMBIE and k.cpu_percent(0.2) > 5)
+        return sum(1 for k in kids if k.name() == WORKING and k.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return 0
 

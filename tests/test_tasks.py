@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_cfg
+from conftest import tiny_cfg, wait_for
 
 from tl_core.base.events import EpochEnd
 from tl_core.base.messages import DataError
@@ -325,3 +325,19 @@ def test_a_call_and_its_result_travel_as_json_only():
     task = _end(TaskRunner(None).start("map", "a", "k", Call(not_json)))
     assert task.status == RunStatus.FAILED
     assert "is not JSON serializable" in task.error.render("en") and "not_json" not in task.error.render("en")
+
+
+def test_a_task_child_says_whether_it_waits_or_works(tmp_path):
+    """ps and the fault campaign tell the spare (imports done, no work) from a child holding work."""
+    import psutil
+
+    from tl_core.jobs import task_child
+
+    task = TaskRunner(None).start("map", "a", "k", Call(forever, (str(tmp_path / "pid"),)))
+    try:
+        assert psutil.Process(_pid_of(tmp_path / "pid")).name() == task_child.WORKING
+        spare = wait_for(lambda: task_child._spares._child, 60, "the next spare")[0]
+        assert wait_for(lambda: psutil.Process(spare.pid).name() == task_child.WAITING, 60, "the spare's name")
+    finally:
+        task.stop()
+        _end(task, 10)

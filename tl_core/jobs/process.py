@@ -233,6 +233,15 @@ def die_with_parent() -> None:
         pass  # not Linux: the watcher's parent check below still ends it
 
 
+def name_process(name: str) -> None:
+    """This process's name as ps, top and psutil show it (Linux, 15 characters): a task child says
+    whether it waits as the spare or works (bench/faults.py counts the working ones against the cap)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(15, name.encode()[:15])  # 15 = PR_SET_NAME
+    except (OSError, AttributeError):
+        pass  # not Linux: the name stays "python"
+
+
 def _watch(job: Job, parent: int, done: threading.Event) -> None:
     """Beat the heartbeat, turn the stop file (or SIGTERM) into the stop flag, die with the parent."""
     while not done.wait(runs.HEARTBEAT_EVERY_S if not job._stop.is_set() else 1.0):

@@ -30,10 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tl_core.base.messages import Message, UserError, mentions_out_of_memory, short_error
-from tl_core.jobs.process import child_env, die_with_parent, same_run, usable_spare
+from tl_core.jobs.process import child_env, die_with_parent, name_process, same_run, usable_spare
 
 IMPORTS = ("torch", "timm", "onnxruntime", "tl_core.jobs.page_work")  # what a spare has ready
 POLL_S = 0.2  # how often a stop is looked for
+WAITING, WORKING = "tl-task-spare", "tl-task-work"  # a child's process name before and after it gets work
 KILL_WAIT_S = 10  # a killed child is reaped within this
 
 
@@ -181,6 +182,7 @@ _spares = _Spare()
 
 def _main() -> None:
     die_with_parent()  # the server (or its spare-keeping thread) gone: nobody reads the frames
+    name_process(WAITING)
     frames = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a library's print goes to the server's log, never into the frames
     for name in IMPORTS:
@@ -191,6 +193,7 @@ def _main() -> None:
     line = sys.stdin.buffer.readline()  # a spare waits here
     if not line:
         return  # let go unused
+    name_process(WORKING)
 
     def send(frame: bytes) -> None:
         frames.write(frame)  # encoded before: a frame is written whole or not at all
