@@ -321,6 +321,11 @@ def test_export_page(finished_run):
     assert not at.exception, at.exception
     rerun_until(at, "largest probability difference")
     assert "largest probability difference" in texts(at) and "validation images" in texts(at)
+    made = list(Path(os.environ["TL_WORKSPACE"]).rglob("exports/*/onnx/*.zip"))
+    assert len(made) == 1, made
+    made[0].unlink()  # a hosted session's workspace cleared while the page was open
+    at.run()
+    assert "no longer on the server" in texts(at) and at.button(key="ex_onnx_make")
 
 
 def test_a_run_finishing_meanwhile_does_not_move_the_chosen_run(finished_run):
