@@ -238,3 +238,11 @@ def test_no_pickles_anywhere():
     files = [ROOT / "app.py"] + [p for d in ("tl_core", "ui", "app_pages", "bench") for p in (ROOT / d).rglob("*.py")]
     found = {str(p.relative_to(ROOT)): pickle_uses(p.read_text(encoding="utf-8")) for p in files}
     assert {name: lines for name, lines in found.items() if lines} == {}
+
+
+def test_the_reliability_report_holds_every_hand_written_section():
+    """docs/RELIABILITY.md is generated (`python -m tests.reliability`) with docs/reliability/*.md
+    appended: a section written into the report alone would vanish at the next regeneration."""
+    report = (ROOT / "docs" / "RELIABILITY.md").read_text(encoding="utf-8")
+    parts = sorted((ROOT / "docs" / "reliability").glob("*.md"))
+    assert parts and [p.name for p in parts if p.read_text(encoding="utf-8").strip() not in report] == []
