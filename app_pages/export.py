@@ -21,7 +21,8 @@ def _out_dir(run_dir: Path, fmt: str) -> Path:
 
 def _made(key: str) -> dict | None:
     """The zip this session made for `key`, while its file is still on the server (a hosted
-    session's workspace is cleared when idle): {"path", ...} from tl_core.jobs.page_work."""
+    session's workspace is cleared when idle): {"path", ...} from tl_core.jobs.page_work. Its
+    download button reads the file only when clicked, not on every rerun of the page."""
     made = st.session_state.get(key)
     if made is not None and not Path(made["path"]).is_file():
         del st.session_state[key]
@@ -58,7 +59,7 @@ def model_download(run_dir: Path, fmt: str) -> None:
                    icon=":material/check_circle:")
     else:  # never call noise images validation images
         st.warning(t("ex_parity_noise", n=check["n_images"], diff=check["max_abs_diff"]))
-    st.download_button(t(f"ex_{fmt}_button"), Path(made["path"]).read_bytes(), file_name=name,
+    st.download_button(t(f"ex_{fmt}_button"), Path(made["path"]).read_bytes, file_name=name,
                        mime="application/zip", key=f"dl_{fmt}", icon=":material/download:")
     st.caption(t("ex_unzip", name=name))
 
@@ -72,7 +73,7 @@ def embeddings_download(run_dir: Path) -> None:
         work = Call(page_work.embeddings_zip, (str(run_dir), str(_out_dir(run_dir, "embeddings"))))
         _make("embeddings", key, work, (t("ex_emb_make"), "ex_emb_make"), t("ex_emb_working"))
         return
-    st.download_button(t("ex_emb_button"), Path(made["path"]).read_bytes(), file_name=Path(made["path"]).name,
+    st.download_button(t("ex_emb_button"), Path(made["path"]).read_bytes, file_name=Path(made["path"]).name,
                        mime="application/zip", key="dl_emb", icon=":material/download:")
     st.caption(t("ex_emb_check", acc=made["head_val_acc"]))
 

@@ -17,30 +17,21 @@ import argparse
 import json
 import os
 import statistics
-from pathlib import Path
 
 from .common import ROOT, clock, cpu_model, median
+from .engines import _run
 
 DATA = {"hymenoptera": ROOT.parent / "shared" / "data" / "hymenoptera_data",
         "trashnet": ROOT.parent / "shared" / "data" / "trashnet"}
 
 
 def one_run(cfg, ds) -> dict:
-    """train() once -> final val accuracy, train images/s after the first epoch, wall seconds, and the
-    precision note's kind (precision.bf16_asked when bf16 trained)."""
-    from tl_core.base.events import EpochEnd, Finished, Note
-    from tl_core.training.train import train
-
-    t = clock()
-    events = list(train(cfg, ds))
-    seconds = clock() - t
-    if not isinstance(events[-1], Finished):
-        raise RuntimeError(f"the run did not finish: {events[-1]}")
-    ends = [e for e in events if isinstance(e, EpochEnd)]
+    """train() once (bench.engines._run) -> final val accuracy, train images/s after the first epoch,
+    wall seconds, and the run's notes (the precision it trained in among them)."""
+    seconds, ends, _, notes = _run(cfg, ds)
     rates = [e.metrics["images_per_s"] for e in ends[1:]] or [ends[-1].metrics["images_per_s"]]
-    precision = [e.kind for e in events if isinstance(e, Note) and e.kind.startswith("precision.")]
     return {"val_acc": ends[-1].metrics["val/acc"], "images_per_s": median(rates), "seconds": seconds,
-            "precision": precision}
+            "notes": [str(n) for n in notes]}
 
 
 def measure(datasets: list[str], strategies: list[str], backbone: str, epochs: int, seeds: list[int]) -> list[dict]:
