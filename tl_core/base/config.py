@@ -58,7 +58,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # only used on CUDA
-    channels_last: bool = True  # only used on CUDA
+    # CUDA: always; CPU: where one training step measured faster in it (training/precision.py)
+    channels_last: bool = True
     feature_cache: bool = True  # feature_extraction: embed once, train the head on tensors
     # partial: the frozen stages run once on a few augmented views per image and only the tail
     # trains on their cached output (tl_core/training/activations.py); False: the plain loop

@@ -151,7 +151,7 @@ class ActivationLoop:
         for x, _ in loader:
             run.check_stop()
             with torch.inference_mode(), run.autocast():
-                a = run_parts(self.plan.prefix, normalize(x.to(run.device))).float()
+                a = run_parts(self.plan.prefix, run.in_layout(normalize(x.to(run.device)))).float()
             out.append(a.to(torch.float16 if a.abs().max() < FP16_MAX else torch.bfloat16).cpu())
             done += len(x)
             rate = done / (time.perf_counter() - t0)
@@ -160,7 +160,7 @@ class ActivationLoop:
         return torch.cat([o.to(dtype) for o in out])
 
     def _forward(self, acts: torch.Tensor) -> torch.Tensor:
-        x = run_parts(self.plan.tail, acts.to(self.run.device, torch.float32))
+        x = run_parts(self.plan.tail, self.run.in_layout(acts.to(self.run.device, torch.float32)))
         return self.run.model.forward_head(x)
 
     def train_epoch(self, epoch: int):

@@ -9,6 +9,12 @@ in bf16, tf_efficientnet_lite0 only 1.16x (issue 21). So with RunConfig.cpu_bf16
 it is at least SPEEDUP times faster. cpu_bf16=True or False (the Model page, `train --bf16` /
 `--no-bf16`) decides instead.
 
+Memory layout, measured the same way: the same step is timed with the model and its input in
+channels_last. On the project's AMD EPYC (AVX-512 BF16) one step of batch 32 at 224 px ran 1.27x
+(resnet18) and 1.50x (tf_efficientnet_lite0) faster in fp32 and 1.31x / 1.52x in bf16; the numbers
+are the same, only the order in memory differs. channels_last trains where it measured at least
+LAYOUT_GAIN faster; RunConfig.channels_last=False keeps the default layout everywhere.
+
 Accuracy: issue 21 asks to keep bf16 off where it costs more than 1 point of validation accuracy;
 BENCHMARKS.md holds what was measured (and on which CPU).
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -30,10 +37,22 @@ SPEEDUP = 1.2  # bf16 must make a training step at least this much faster (issue
 # without native bf16 (most) or as chosen is the Model page's sentence only, not a note per run
 QUIET = ("precision.fp32_not_native", "precision.fp32_asked")
 STEP_IMAGES = 8  # per timed step: a real batch's shape, seconds at most even for a large backbone
+# channels_last must be this much faster: a margin over one timed step's noise (the layouts
+# measured 1.27-1.52x apart where it pays, see the top)
+LAYOUT_GAIN = 1.05
+CL = "_cl"  # the timing key's suffix for a step in channels_last: "fp32_cl", "bf16_cl"
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How a CPU (or GPU) training step runs: bf16 autocast?, channels_last?, and the sentence why."""
+    bf16: bool
+    channels_last: bool
+    note: Message | None
 
 
 def _path():
-    return cache_dir() / "train_precision.json"
+    return cache_dir() / "train_step.json"  # train_precision.json before layouts were timed too
 
 
 def _key(backbone: str, input_size: int) -> str:
@@ -41,7 +60,8 @@ def _key(backbone: str, input_size: int) -> str:
 
 
 def cached_timing(backbone: str, input_size: int) -> dict | None:
-    """{"fp32": s, "bf16": s} per training step, measured earlier on this machine; None if never."""
+    """Seconds per training step ({"fp32", "fp32_cl"} and, on a CPU with native bf16, {"bf16",
+    "bf16_cl"}), measured earlier on this machine; None if never."""
     try:
         return json.loads(_path().read_text()).get(_key(backbone, input_size))
     except (OSError, ValueError):
@@ -73,22 +93,34 @@ def _step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool
     return best
 
 
-def measure_step(model: nn.Module, input_size: int, num_classes: int) -> dict:
-    """One full training step of `model` (every parameter) timed in fp32 and in bf16 on this CPU,
-    seconds each. BatchNorm statistics are put back: the timing must not change the model."""
+def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool = True) -> dict:
+    """One full training step of `model` (every parameter) timed on this CPU in fp32 (and in bf16
+    when `bf16`), each in the default layout and in channels_last: seconds per step, keyed as
+    cached_timing. BatchNorm statistics and the layout are put back: timing must not change the model."""
     was_training, flags = model.training, {n: p.requires_grad for n, p in model.named_parameters()}
     buffers = {k: v.clone() for k, v in model.state_dict().items() if k in dict(model.named_buffers())}
     model.train()
     model.requires_grad_(True)
     x = torch.randn(STEP_IMAGES, 3, input_size, input_size)
     y = torch.randint(num_classes, (STEP_IMAGES,))
+    timing = {}
     try:
-        return {"fp32": _step_seconds(model, x, y, False), "bf16": _step_seconds(model, x, y, True)}
+        for name in ("fp32", "bf16") if bf16 else ("fp32",):
+            for suffix, layout in (("", torch.contiguous_format), (CL, torch.channels_last)):
+                model.to(memory_format=layout)
+                timing[name + suffix] = _step_seconds(model, x.contiguous(memory_format=layout), y, name == "bf16")
+        return timing
     finally:
+        model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
         model.load_state_dict(buffers, strict=False)
         for n, p in model.named_parameters():
             p.requires_grad_(flags[n])
+
+
+def _best(timing: dict, name: str) -> float:
+    """The faster layout's seconds for precision `name`."""
+    return min(timing[k] for k in (name, name + CL) if k in timing)
 
 
 def decide(cfg: RunConfig, cuda: bool, timing: dict | None, native: bool | None = None) -> tuple[bool, Message | None]:
@@ -103,24 +135,49 @@ def decide(cfg: RunConfig, cuda: bool, timing: dict | None, native: bool | None 
         return on, Message("precision.bf16_asked" if on else "precision.fp32_asked")
     if not native:
         return False, Message("precision.fp32_not_native")
-    if timing is None:
+    if not timing or not {"bf16", "bf16" + CL} & set(timing):  # bf16 not timed (timed when not native)
         return False, Message("precision.not_measured", {"min": SPEEDUP})
-    speedup = timing["fp32"] / timing["bf16"]
+    speedup = _best(timing, "fp32") / _best(timing, "bf16")
     kind = "precision.bf16_measured" if speedup >= SPEEDUP else "precision.fp32_measured"
     return speedup >= SPEEDUP, Message(kind, {"backbone": cfg.backbone, "speedup": speedup, "min": SPEEDUP})
 
 
-def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, cuda: bool) -> tuple[bool, Message | None]:
-    """decide(), timing the training step first where the choice needs it and it was never timed."""
+def channels_last(cfg: RunConfig, cuda: bool, timing: dict | None, bf16: bool) -> bool:
+    """Train in channels_last? On a GPU as configured; on the CPU where one step of the chosen
+    precision measured at least LAYOUT_GAIN faster in it (never where it was not measured)."""
+    if cuda or not cfg.channels_last:
+        return cfg.channels_last and cuda
+    name = "bf16" if bf16 else "fp32"
+    if not timing or name + CL not in timing or name not in timing:
+        return False
+    return timing[name] / timing[name + CL] >= LAYOUT_GAIN
+
+
+def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, cuda: bool) -> StepPlan:
+    """decide() and channels_last(), timing the training step first where a choice needs it and it
+    was never timed on this machine."""
     timing = None
-    if not cuda and cfg.cpu_bf16 is None and native_bf16():
+    if not cuda and (cfg.channels_last or (cfg.cpu_bf16 is None and native_bf16())):
         timing = cached_timing(cfg.backbone, input_size)
         if timing is None:
-            timing = measure_step(model, input_size, num_classes)
+            timing = measure_step(model, input_size, num_classes, bf16=native_bf16())
             _store(cfg.backbone, input_size, timing)
-    return decide(cfg, cuda, timing)
+    bf16, note = decide(cfg, cuda, timing)
+    return StepPlan(bf16, channels_last(cfg, cuda, timing, bf16), note)
 
 
 def describe(cfg: RunConfig, input_size: int, cuda: bool = False) -> Message | None:
     """What the Model page says before the run: decide() on what was measured so far (no timing)."""
     return decide(cfg, cuda, cached_timing(cfg.backbone, input_size))[1]
+
+
+def describe_layout(cfg: RunConfig, input_size: int) -> Message | None:
+    """The Model page's sentence on the memory layout, where a step was timed on this CPU."""
+    timing = cached_timing(cfg.backbone, input_size)
+    bf16 = decide(cfg, False, timing)[0]
+    name = "bf16" if bf16 else "fp32"
+    if not cfg.channels_last or not timing or name + CL not in timing:
+        return None
+    gain = timing[name] / timing[name + CL]
+    return Message("layout.channels_last" if gain >= LAYOUT_GAIN else "layout.default",
+                   {"backbone": cfg.backbone, "gain": gain, "min": LAYOUT_GAIN})

@@ -105,7 +105,7 @@ def init_head_from_probe(run):
     solver = _solve_setup(loop)
     solver.step(MAX_ITER)
     _install(loop.head, solver)
-    if not (run.cuda and run.cfg.channels_last):  # the CPU embedding pass switched to channels_last
-        run.model.to(memory_format=torch.contiguous_format)
+    # the CPU embedding pass switched the model to channels_last: back to the layout it trains in
+    run.model.to(memory_format=torch.channels_last if run.channels_last else torch.contiguous_format)
     train_acc = solver.probe().accuracy(loop.x_train.cpu(), loop.y_train.cpu())
     yield Note.of(Message("head.fine_tune_from_solved", {"acc": train_acc, "l2": solver.l2}))

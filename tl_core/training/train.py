@@ -106,10 +106,11 @@ class Run:
         self.groups = apply_strategy(self.model, cfg)
         # bf16 autocast for the training steps where it pays (a solved or SGD head on cached
         # features has no training step through the backbone: nothing to decide there)
-        self.cpu_bf16, self.precision_note = (False, None) if cfg.strategy == "feature_extraction" else \
+        step = precision.StepPlan(False, False, None) if cfg.strategy == "feature_extraction" else \
             precision.choose(cfg, self.model, self.pp.input_size, len(self.classes), self.device.type == "cuda")
+        self.cpu_bf16, self.channels_last, self.precision_note = step.bf16, step.channels_last, step.note
         self.model.to(self.device)
-        if self.cuda and cfg.channels_last:
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.class_weights = class_weights_for(cfg, dataset)
         weight = torch.tensor(self.class_weights, device=self.device) if self.class_weights else None
@@ -128,6 +129,10 @@ class Run:
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
+
+    def in_layout(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch in the memory layout the model trains in (precision.StepPlan)."""
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def autocast(self):
         if self.cuda and self.cfg.amp:
@@ -250,9 +255,7 @@ class ImageLoop:
     def _to_device(self, x, y):
         run = self.run
         x = self.normalize(x.to(run.device, non_blocking=True))
-        if run.cuda and run.cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x, y.to(run.device, non_blocking=True)
+        return run.in_layout(x), y.to(run.device, non_blocking=True)
 
     def train_epoch(self, epoch: int):
         run = self.run
