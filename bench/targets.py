@@ -121,15 +121,17 @@ def bf16_rows() -> list[Row]:
     out = []
     for backbone, target in (("resnet18", ">= 2"), ("tf_efficientnet_lite0", "")):
         cfg = RunConfig(backbone=backbone, strategy="full", pretrained="none")
-        timing = precision.measure_step(build_model(cfg, 4), 224, 4, bf16=native_bf16())
+        timing = precision.measure_step(build_model(cfg, 4), 224, 4, bf16=native_bf16(),
+                                        images=precision.step_images(cfg))
         bf16, why = precision.decide(cfg, False, timing)
-        chosen = ("bf16" if bf16 else "fp32") + (precision.CL if precision.channels_last(cfg, False, timing, bf16) else "")
-        out.append(Row(f"one training step fp32 (default layout) / as trained now ({chosen}), {backbone}",
-                       timing["fp32"], timing[chosen], "s", target,
+        layout = precision.CL if precision.channels_last(cfg, False, timing) else ""
+        chosen = ("bf16" if bf16 else "fp32") + layout
+        out.append(Row(f"one training step (batch {precision.step_images(cfg)}) fp32 in the default layout / as "
+                       f"trained now ({chosen}), {backbone}", timing["fp32"], timing[chosen], "s", target,
                        note=f"native bf16 here: {native_bf16()}; decision: {why}; load {load()}"))
-        if "bf16_cl" in timing:
-            out.append(Row(f"one training step fp32 / bf16, both channels_last, {backbone}", timing["fp32_cl"],
-                           timing["bf16_cl"], "s", "", note="bf16's own share of the speed-up"))
+        if "bf16" + layout in timing:
+            out.append(Row(f"one training step fp32 / bf16, both in the same layout, {backbone}", timing["fp32" + layout],
+                           timing["bf16" + layout], "s", "", note="bf16's own share of the speed-up"))
     # Row.ratio is ours / ref: here the old fp32 step / the step as trained now, its speed-up
     return out
 

@@ -34,8 +34,9 @@ def test_timing_a_step_leaves_the_model_as_it_was():
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
-    timing = precision.measure_step(model, 48, 3)
-    assert set(timing) == {"fp32", "fp32_cl", "bf16", "bf16_cl"} and min(timing.values()) > 0
+    timing = precision.measure_step(model, 48, 3, images=4)
+    assert len(timing) == 3 and {"fp32", "fp32_cl"} < set(timing) and min(timing.values()) > 0
+    assert ("bf16_cl" in timing) is (timing["fp32"] / timing["fp32_cl"] >= precision.LAYOUT_GAIN)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm stats too
     assert all(p.is_contiguous() for p in model.parameters())  # the default layout again
     assert [p.requires_grad for p in model.parameters()] == flags and not model.training
@@ -45,24 +46,24 @@ def test_automatic_measures_once_then_reads_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("TL_NATIVE_BF16", "1")  # the decision path of a CPU with native bf16 (timing is real)
     monkeypatch.setenv("TL_CACHE", str(tmp_path))  # an empty cache: no other test's timing in it
     cfg = tiny_cfg(strategy="full")
-    assert precision.cached_timing(cfg.backbone, 48) is None
+    assert precision.cached_timing(cfg, 48) is None
     plan = precision.choose(cfg, build_model(cfg, 3), 48, 3, cuda=False)
-    stored = precision.cached_timing(cfg.backbone, 48)
+    stored = precision.cached_timing(cfg, 48)
     assert stored and plan.note.kind in ("precision.bf16_measured", "precision.fp32_measured")
-    fastest = {name: min(stored[name], stored[name + "_cl"]) for name in ("fp32", "bf16")}
-    assert plan.bf16 is (fastest["fp32"] / fastest["bf16"] >= precision.SPEEDUP)
-    name = "bf16" if plan.bf16 else "fp32"
-    assert plan.channels_last is (stored[name] / stored[name + "_cl"] >= precision.LAYOUT_GAIN)
+    assert plan.channels_last is (stored["fp32"] / stored["fp32_cl"] >= precision.LAYOUT_GAIN)
+    bf16 = stored["bf16_cl" if plan.channels_last else "bf16"]
+    assert plan.bf16 is (min(stored["fp32"], stored["fp32_cl"]) / bf16 >= precision.SPEEDUP)
     assert precision.describe(cfg, 48) == plan.note  # the Model page says the same before the next run
     assert precision.describe_layout(cfg, 48).kind == ("layout.channels_last" if plan.channels_last else "layout.default")
     again = precision.choose(cfg, build_model(cfg, 3), 48, 3, cuda=False)
-    assert again == plan and precision.cached_timing(cfg.backbone, 48) == stored  # read, not timed again
+    assert again == plan and precision.cached_timing(cfg, 48) == stored  # read, not timed again
+    assert precision.cached_timing(cfg.replace(batch_size=cfg.batch_size + 1), 48) is None  # per batch size
 
 
 def test_a_run_trains_in_bf16_when_the_stored_step_timing_says_it_pays(shapes, monkeypatch):
     monkeypatch.setenv("TL_NATIVE_BF16", "1")
     cfg = tiny_cfg(strategy="full", epochs=1, backbone="test_efficientnet")
-    precision._store(cfg.backbone, 48, {"fp32": 2.0, "bf16": 1.0})  # as measured on a CPU where it pays
+    precision._store(cfg, 48, {"fp32": 2.0, "bf16": 1.0})  # as measured on a CPU where it pays
     events = list(train(cfg, shapes))
     assert isinstance(events[-1], Finished), events[-1]
     assert "precision.bf16_measured" in {e.kind for e in events if isinstance(e, Note)}
@@ -70,18 +71,18 @@ def test_a_run_trains_in_bf16_when_the_stored_step_timing_says_it_pays(shapes, m
     assert not [e for e in fp32 if isinstance(e, Note)]  # fp32 as chosen: the Model page says so, no note
 
 
-@pytest.mark.parametrize("timing, bf16, cuda, wanted, expected", [
-    (None, False, False, True, False),  # never measured: the default layout
-    ({"fp32": 1.3, "fp32_cl": 1.0}, False, False, True, True),
-    ({"fp32": 1.02, "fp32_cl": 1.0}, False, False, True, False),  # within one step's noise
-    ({"fp32": 1.3, "fp32_cl": 1.0}, False, False, False, False),  # RunConfig.channels_last=False
-    ({"fp32": 1.0, "fp32_cl": 2.0, "bf16": 1.3, "bf16_cl": 1.0}, True, False, True, True),  # by bf16's own timing
-    ({"fp32": 1.0, "fp32_cl": 2.0, "bf16": 1.3, "bf16_cl": 1.0}, False, False, True, False),
-    (None, False, True, True, True),  # a GPU: as configured
+@pytest.mark.parametrize("timing, cuda, wanted, expected", [
+    (None, False, True, False),  # never measured: the default layout
+    ({"fp32": 1.3, "fp32_cl": 1.0}, False, True, True),
+    ({"fp32": 1.3, "fp32_cl": 1.0, "bf16_cl": 0.5}, False, True, True),
+    ({"fp32": 1.02, "fp32_cl": 1.0}, False, True, False),  # within one step's noise
+    ({"fp32": 1.3, "fp32_cl": 1.0}, False, False, False),  # RunConfig.channels_last=False
+    ({"fp32": 1.0, "fp32_cl": 2.0, "bf16": 0.5}, False, True, False),
+    (None, True, True, True),  # a GPU: as configured
 ])
-def test_channels_last_trains_only_where_it_measured_faster(timing, bf16, cuda, wanted, expected):
+def test_channels_last_trains_only_where_it_measured_faster(timing, cuda, wanted, expected):
     cfg = tiny_cfg(strategy="full", channels_last=wanted)
-    assert precision.channels_last(cfg, cuda, timing, bf16) is expected
+    assert precision.channels_last(cfg, cuda, timing) is expected
 
 
 @pytest.mark.parametrize("strategy", ["full", "partial"])
@@ -92,7 +93,7 @@ def test_channels_last_trains_the_same_numbers(shapes, monkeypatch, tmp_path, st
     cfg = tiny_cfg(strategy=strategy, unfreeze=1, epochs=1, backbone="test_resnet")
     finals, layouts = {}, {}
     for name, timing in (("default", {"fp32": 1.0, "fp32_cl": 2.0}), ("channels_last", {"fp32": 2.0, "fp32_cl": 1.0})):
-        precision._store(cfg.backbone, 48, timing)
+        precision._store(cfg, 48, timing)
         seen = []
         with monkeypatch.context() as patch:
             patch.setattr(torch.nn.Conv2d, "forward", _recording(torch.nn.Conv2d.forward, seen))

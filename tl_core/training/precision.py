@@ -36,7 +36,9 @@ SPEEDUP = 1.2  # bf16 must make a training step at least this much faster (issue
 # what a run's notes repeat: bf16 in use, or why not on a CPU that has it; plain fp32 on a CPU
 # without native bf16 (most) or as chosen is the Model page's sentence only, not a note per run
 QUIET = ("precision.fp32_not_native", "precision.fp32_asked")
-STEP_IMAGES = 8  # per timed step: a real batch's shape, seconds at most even for a large backbone
+# per timed step: the run's own batch (the bf16 gain grows with it: Lite0 on the EPYC, in
+# channels_last, 1.11x at 8 images, 1.23x at 16, 1.40x at 32), at most this many
+MAX_STEP_IMAGES = 32
 # channels_last must be this much faster: a margin over one timed step's noise (the layouts
 # measured 1.27-1.52x apart where it pays, see the top)
 LAYOUT_GAIN = 1.05
@@ -55,60 +57,68 @@ def _path():
     return cache_dir() / "train_step.json"  # train_precision.json before layouts were timed too
 
 
-def _key(backbone: str, input_size: int) -> str:
-    return f"{machine_key()}/{backbone}/{input_size}"
+def step_images(cfg: RunConfig) -> int:
+    return max(2, min(cfg.batch_size, MAX_STEP_IMAGES))
 
 
-def cached_timing(backbone: str, input_size: int) -> dict | None:
-    """Seconds per training step ({"fp32", "fp32_cl"} and, on a CPU with native bf16, {"bf16",
-    "bf16_cl"}), measured earlier on this machine; None if never."""
+def _key(cfg: RunConfig, input_size: int) -> str:
+    return f"{machine_key()}/{cfg.backbone}/{input_size}/{step_images(cfg)}"
+
+
+def cached_timing(cfg: RunConfig, input_size: int) -> dict | None:
+    """Seconds per training step of cfg's backbone and batch, measured earlier on this machine
+    (measure_step's keys); None if never."""
     try:
-        return json.loads(_path().read_text()).get(_key(backbone, input_size))
+        return json.loads(_path().read_text()).get(_key(cfg, input_size))
     except (OSError, ValueError):
         return None
 
 
-def _store(backbone: str, input_size: int, timing: dict) -> None:
+def _store(cfg: RunConfig, input_size: int, timing: dict) -> None:
     try:
         table = json.loads(_path().read_text())
     except (OSError, ValueError):
         table = {}
-    table[_key(backbone, input_size)] = timing
+    table[_key(cfg, input_size)] = timing
     _path().parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(_path(), table)
 
 
-def _step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool, repeats: int = 1) -> float:
-    """The best of `repeats` timed training steps (forward, backward), after one untimed step."""
+def _step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool) -> float:
+    """One timed training step (forward, backward), after one untimed step of the same shape (the
+    first builds oneDNN's kernels for it)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    best = float("inf")
-    for i in range(repeats + 1):
+    for timed in (False, True):
         t = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = nn.functional.cross_entropy(model(x).float(), y)
         grads = torch.autograd.grad(loss, params)  # no optimizer step: the weights stay as they are
         del grads
-        if i:
-            best = min(best, time.perf_counter() - t)
-    return best
+    return time.perf_counter() - t
 
 
-def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool = True) -> dict:
-    """One full training step of `model` (every parameter) timed on this CPU in fp32 (and in bf16
-    when `bf16`), each in the default layout and in channels_last: seconds per step, keyed as
-    cached_timing. BatchNorm statistics and the layout are put back: timing must not change the model."""
+def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool = True,
+                 images: int = MAX_STEP_IMAGES) -> dict:
+    """One full training step of `model` (every parameter) timed on this CPU, seconds each: fp32 in
+    the default layout ("fp32") and in channels_last ("fp32_cl"); then, when `bf16`, bf16 in the
+    faster of the two ("bf16" or "bf16_cl"; three steps, not four: the layouts order the same way in
+    both precisions). BatchNorm statistics and the layout are put back: timing must not change the model."""
     was_training, flags = model.training, {n: p.requires_grad for n, p in model.named_parameters()}
     buffers = {k: v.clone() for k, v in model.state_dict().items() if k in dict(model.named_buffers())}
     model.train()
     model.requires_grad_(True)
-    x = torch.randn(STEP_IMAGES, 3, input_size, input_size)
-    y = torch.randint(num_classes, (STEP_IMAGES,))
-    timing = {}
+    x = torch.randn(images, 3, input_size, input_size)
+    y = torch.randint(num_classes, (images,))
+
+    def timed(bf16_on: bool, layout) -> float:
+        model.to(memory_format=layout)
+        return _step_seconds(model, x.contiguous(memory_format=layout), y, bf16_on)
+
     try:
-        for name in ("fp32", "bf16") if bf16 else ("fp32",):
-            for suffix, layout in (("", torch.contiguous_format), (CL, torch.channels_last)):
-                model.to(memory_format=layout)
-                timing[name + suffix] = _step_seconds(model, x.contiguous(memory_format=layout), y, name == "bf16")
+        timing = {"fp32": timed(False, torch.contiguous_format), "fp32" + CL: timed(False, torch.channels_last)}
+        if bf16:
+            cl = timing["fp32"] / timing["fp32" + CL] >= LAYOUT_GAIN
+            timing["bf16" + (CL if cl else "")] = timed(True, torch.channels_last if cl else torch.contiguous_format)
         return timing
     finally:
         model.to(memory_format=torch.contiguous_format)
@@ -142,15 +152,14 @@ def decide(cfg: RunConfig, cuda: bool, timing: dict | None, native: bool | None 
     return speedup >= SPEEDUP, Message(kind, {"backbone": cfg.backbone, "speedup": speedup, "min": SPEEDUP})
 
 
-def channels_last(cfg: RunConfig, cuda: bool, timing: dict | None, bf16: bool) -> bool:
-    """Train in channels_last? On a GPU as configured; on the CPU where one step of the chosen
-    precision measured at least LAYOUT_GAIN faster in it (never where it was not measured)."""
+def channels_last(cfg: RunConfig, cuda: bool, timing: dict | None) -> bool:
+    """Train in channels_last? On a GPU as configured; on the CPU where one fp32 step measured at
+    least LAYOUT_GAIN faster in it (never where it was not measured; bf16 is timed in that layout)."""
     if cuda or not cfg.channels_last:
         return cfg.channels_last and cuda
-    name = "bf16" if bf16 else "fp32"
-    if not timing or name + CL not in timing or name not in timing:
+    if not timing or not {"fp32", "fp32" + CL} <= set(timing):
         return False
-    return timing[name] / timing[name + CL] >= LAYOUT_GAIN
+    return timing["fp32"] / timing["fp32" + CL] >= LAYOUT_GAIN
 
 
 def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, cuda: bool) -> StepPlan:
@@ -158,26 +167,24 @@ def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, 
     was never timed on this machine."""
     timing = None
     if not cuda and (cfg.channels_last or (cfg.cpu_bf16 is None and native_bf16())):
-        timing = cached_timing(cfg.backbone, input_size)
+        timing = cached_timing(cfg, input_size)
         if timing is None:
-            timing = measure_step(model, input_size, num_classes, bf16=native_bf16())
-            _store(cfg.backbone, input_size, timing)
+            timing = measure_step(model, input_size, num_classes, bf16=native_bf16(), images=step_images(cfg))
+            _store(cfg, input_size, timing)
     bf16, note = decide(cfg, cuda, timing)
-    return StepPlan(bf16, channels_last(cfg, cuda, timing, bf16), note)
+    return StepPlan(bf16, channels_last(cfg, cuda, timing), note)
 
 
 def describe(cfg: RunConfig, input_size: int, cuda: bool = False) -> Message | None:
     """What the Model page says before the run: decide() on what was measured so far (no timing)."""
-    return decide(cfg, cuda, cached_timing(cfg.backbone, input_size))[1]
+    return decide(cfg, cuda, cached_timing(cfg, input_size))[1]
 
 
 def describe_layout(cfg: RunConfig, input_size: int) -> Message | None:
     """The Model page's sentence on the memory layout, where a step was timed on this CPU."""
-    timing = cached_timing(cfg.backbone, input_size)
-    bf16 = decide(cfg, False, timing)[0]
-    name = "bf16" if bf16 else "fp32"
-    if not cfg.channels_last or not timing or name + CL not in timing:
+    timing = cached_timing(cfg, input_size)
+    if not cfg.channels_last or not timing or "fp32" + CL not in timing:
         return None
-    gain = timing[name] / timing[name + CL]
+    gain = timing["fp32"] / timing["fp32" + CL]
     return Message("layout.channels_last" if gain >= LAYOUT_GAIN else "layout.default",
                    {"backbone": cfg.backbone, "gain": gain, "min": LAYOUT_GAIN})
