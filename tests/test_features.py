@@ -323,6 +323,36 @@ def test_a_helper_is_paused_while_a_run_trains_and_resumed_after(fresh_cache):
     assert not list((fresh_cache / background.HELPERS_FOLDER).iterdir())
 
 
+def test_a_helper_is_at_the_lowest_priority_before_its_own_imports(fresh_cache, monkeypatch):
+    """background.start's helper imports torch for seconds: at normal priority meanwhile, a run
+    starting then counted that core busy and trained on one thread. The module started here never
+    lowers its own priority, so only the launch can have done it."""
+    from tl_core.base import background
+
+    monkeypatch.setenv("TL_BACKGROUND_PROBE", "1")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    helper = background.start("http.server", "--bind", "127.0.0.1", "0")
+    try:
+        stat = _wait_for(lambda: _nice_and_policy(helper.pid), lambda v: v[0] == 19, 10)
+        assert stat == (19, os.SCHED_IDLE)
+    finally:
+        helper.kill()
+        helper.wait()
+
+
+def _nice_and_policy(pid: int) -> tuple[int, int]:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]), os.sched_getscheduler(pid)
+
+
+def _wait_for(read, done, seconds: float):
+    end = time.monotonic() + seconds
+    while True:
+        value = read()
+        if done(value) or time.monotonic() > end:
+            return value
+        time.sleep(0.02)
+
+
 def _switching(monkeypatch, min_gain: float) -> None:
     """Every first pass long enough to weigh a switch; ONNX Runtime wins when `min_gain` lets it."""
     monkeypatch.setattr(features, "SWITCH_WHEN_LEFT_S", 0.0)

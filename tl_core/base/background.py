@@ -35,12 +35,21 @@ def start(module: str, *args: str) -> subprocess.Popen | None:
     could be started (the next run simply goes without what it would have prepared)."""
     if not enabled():
         return None
-    try:
-        return subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL,
+    try:  # through this module's main: the helper is at the lowest priority before its imports
+        return subprocess.Popen([sys.executable, "-m", __name__, module, *args], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)  # outlives a CLI run that ends first
     except OSError:
         return None
+
+
+def lowest_priority() -> None:
+    """This process at nice 19 and in Linux's idle class: the user's runs come first."""
+    os.nice(19 - os.nice(0))
+    try:  # Linux's idle class: runs only on a core nobody else wants (nice 19 still takes slices)
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass  # another OS, or not allowed: nice 19 alone
 
 
 @contextlib.contextmanager
@@ -50,11 +59,7 @@ def low_priority_alone(lock: Path):
     folder, where the helper is listed while it works, for training runs to pause it (run_active)."""
     import fcntl  # POSIX only, like the processes start() makes
 
-    os.nice(19)  # the user's runs come first: a helper only uses idle CPU
-    try:  # Linux's idle class: runs only on a core nobody else wants (nice 19 still takes slices)
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        pass  # another OS, or not allowed: nice 19 alone
+    lowest_priority()
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "ab") as f:  # a lock file, never written: not a data file
         try:
@@ -149,3 +154,14 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+if __name__ == "__main__":  # python -m tl_core.base.background MODULE ARGS...: how start() runs a helper
+    # lowest priority first, then the helper's own imports (torch, timm: seconds of CPU): at normal
+    # priority a run starting meanwhile counted that core as busy and trained on one thread
+    # (bench.partial_cache, hymenoptera: the frozen pass 9.9 s instead of 4.3)
+    import runpy
+
+    lowest_priority()
+    sys.argv = sys.argv[1:]
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
