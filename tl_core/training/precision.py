@@ -5,8 +5,8 @@ BF16 or AMX); elsewhere PyTorch emulates it and it is slower than fp32. Even nat
 depends on the backbone: on the project's AMX Xeon one training step of resnet18 ran 2.7x faster
 in bf16, tf_efficientnet_lite0 only 1.16x (issue 21). So with RunConfig.cpu_bf16 left automatic
 (None), one training step of the backbone is timed in fp32 and in bf16 on this CPU, once per
-(machine, backbone, input size), cached next to the engine probe (TL_CACHE), and bf16 trains when
-it is at least SPEEDUP times faster. cpu_bf16=True or False (the Model page, `train --bf16` /
+(machine, backbone, input size, batch), cached next to the engine probe (TL_CACHE), and bf16 trains
+when it is at least SPEEDUP times faster. cpu_bf16=True or False (the Model page, `train --bf16` /
 `--no-bf16`) decides instead.
 
 Memory layout, measured the same way: the same step is timed with the model and its input in
