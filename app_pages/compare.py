@@ -164,6 +164,11 @@ else:
 if groups:
     ids = [g["id"] for g in groups]
     current = state.current_group_id()
+    if current in ids and st.session_state.get("cmp_followed") != current:
+        # a keyed selectbox keeps its value over `index`: without this the picker stayed on the
+        # previous comparison, the page polled nothing, and a second comparison's Start button
+        # never came back in the browser (bench.app_speed)
+        st.session_state.cmp_pick = st.session_state.cmp_followed = current
     pick = st.selectbox(t("cmp_pick"), ids, index=ids.index(current) if current in ids else 0, key="cmp_pick",
                         format_func=lambda i: f"{i} · {next(g['backbone'] for g in groups if g['id'] == i)}")
     path = compare.groups_root(state.runs_root()) / f"{pick}.json"

@@ -243,3 +243,17 @@ def test_advisor_measures_similarity_and_links_to_the_comparison(server):
     at.button(key="adv_apply").click().run()
     assert at.session_state["config"].strategy == expected
     assert any("compare" in str(getattr(p, "proto", "")).lower() for p in at.get("page_link"))
+
+
+def test_a_second_comparison_is_the_one_shown_and_followed(server, dataset):
+    """The picker follows the comparison just started: it kept the first one, so the page polled
+    nothing, and in the browser the Start button of a second comparison never came back (bench.app_speed)."""
+    at = session("app_pages/compare.py", dataset=dataset, config=CFG)
+    run_comparison(at, ["feature_extraction"])
+    first = at.session_state["compare_group"]
+    assert at.selectbox(key="cmp_pick").value == first
+    at.button(key="cmp_start").click().run()
+    assert not at.exception, at.exception
+    second = at.session_state["compare_group"]
+    assert second != first and at.selectbox(key="cmp_pick").value == second
+    assert at.session_state["cmp_polling"], "the running comparison is the one the page polls"

@@ -380,6 +380,51 @@ def test_an_unmeasured_long_pass_goes_on_with_onnx_runtime_after_two_batches(sha
     np.testing.assert_allclose(switched.features.numpy(), plain.features.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def _pass_bf16(model, pp, items):
+    """_pass with bf16 allowed, as precision.frozen_pass_bf16 allows it (automatic on native bf16)."""
+    gen = features.embed_events(model, pp, items, features._Pass("test_resnet", torch.device("cpu"), 16,
+                                                                 allow_bf16=True))
+    out = []
+    while True:
+        try:
+            out.append(next(gen))
+        except StopIteration as end:
+            return out, end.value
+
+
+def test_an_unmeasured_pass_goes_on_in_bf16_where_allowed_and_faster_without_exporting(
+        shapes, pretrained_run, fresh_cache, monkeypatch):
+    monkeypatch.setenv("TL_NATIVE_BF16", "1")
+    model, pp = _model(pretrained_run)
+    items = (shapes.train + shapes.val)[:64]  # four batches of 16
+    monkeypatch.setattr(features, "SWITCH_BF16_WHEN_LEFT_S", 0.0)
+    monkeypatch.setattr(features, "SWITCH_BF16_MIN_GAIN", 0.0)  # whatever bf16's speed on this CPU
+    _, switched = _pass_bf16(model, pp, items)
+    assert switched.choice.engine == "bf16" and switched.choice.reason.kind == "engine.switched_bf16"
+    assert switched.choice.reason.params["done"] == 32
+    assert not engines.onnx_path(features.model_key(model, pp)).exists()  # nothing exported
+    store = FeatureStore()
+    key = features.model_key(model, pp)
+    assert len(store.get(key, ["bf16"], [it.sha1 for it in items])) == 32  # stored as bf16's, not as exact
+    store.close()
+    monkeypatch.setenv("TL_CACHE", str(fresh_cache.parent / "fp32"))
+    monkeypatch.setattr(features, "SWITCH_BF16_MIN_GAIN", float("inf"))  # bf16 never fast enough
+    _, plain = _pass_bf16(model, pp, items)
+    assert plain.choice.engine == "torch"
+    np.testing.assert_allclose(switched.features.numpy()[:32], plain.features.numpy()[:32], rtol=1e-5, atol=1e-6)
+    error = np.abs(switched.features.numpy() - plain.features.numpy()).max() / np.abs(plain.features.numpy()).max()
+    assert 0 < error <= features.SWITCH_BF16_MAX_ERROR  # the last two batches really are bf16's
+
+
+@pytest.mark.parametrize("asked, native, allowed", [
+    (None, True, True), (None, False, False), (True, False, True), (False, True, False)])
+def test_the_frozen_pass_may_use_bf16_when_automatic_on_native_bf16_or_asked(monkeypatch, asked, native, allowed):
+    from tl_core.training import precision
+
+    monkeypatch.setenv("TL_NATIVE_BF16", "1" if native else "0")
+    assert precision.frozen_pass_bf16(tiny_cfg(cpu_bf16=asked)) is allowed
+
+
 def test_a_short_unmeasured_pass_stays_on_pytorch_and_exports_nothing(shapes, pretrained_run, fresh_cache):
     model, pp = _model(pretrained_run)
     _, embedded = _pass(model, pp, (shapes.train + shapes.val)[:64])  # a second of work, not SWITCH_WHEN_LEFT_S

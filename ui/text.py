@@ -117,8 +117,9 @@ EN = {
     "m_bf16": "Training precision on this CPU",
     "m_bf16_auto": "Automatic", "m_bf16_on": "bfloat16 (faster, slightly less exact)", "m_bf16_off": "fp32",
     "m_bf16_help": "This CPU computes bfloat16 natively. Automatic: fine-tuning runs in bf16 autocast when one "
-                   "training step of this backbone measured at least 1.2x faster than fp32. bfloat16: feature "
-                   "extraction may also use it when faster. Features differ from fp32 by up to a few percent.",
+                   "training step of this backbone measured at least 1.2x faster than fp32, and feature "
+                   "extraction uses it where it measured faster (as bfloat16 does). fp32: never. Features differ "
+                   "from fp32 by up to a few percent.",
     "m_bf16_figures": "Measured here for {name}: bfloat16 {bf16:.0f} images/s vs {fp32:.0f} for the fastest exact "
                       "engine; features differ by up to {err:.1%}.",
     "m_top1_source": "Accuracy and sizes from timm's published results tables.",
@@ -459,9 +460,9 @@ ES = {
     "m_bf16": "Formato numérico del entrenamiento en esta CPU",
     "m_bf16_auto": "Automática", "m_bf16_on": "bfloat16 (más rápido, algo menos exacto)", "m_bf16_off": "fp32",
     "m_bf16_help": "Esta CPU calcula bfloat16 de forma nativa. Automática: el ajuste fino usa autocast bf16 si un "
-                   "paso de entrenamiento de esta red fue al menos 1,2 veces más rápido que en fp32. bfloat16: la "
-                   "extracción de características también puede usarlo si es más rápido. Las características "
-                   "difieren de fp32 hasta en un pequeño porcentaje.",
+                   "paso de entrenamiento de esta red fue al menos 1,2 veces más rápido que en fp32, y la "
+                   "extracción de características lo usa donde fue más rápido (igual que con bfloat16). fp32: "
+                   "nunca. Las características difieren de fp32 hasta en un pequeño porcentaje.",
     "m_bf16_figures": "Medido aquí para {name}: bfloat16 {bf16:.0f} imágenes/s frente a {fp32:.0f} del motor "
                       "exacto más rápido; las características difieren hasta un {err:.1%}.",
     "m_top1_source": "Exactitud y tamaños según las tablas de resultados publicadas por timm.",

@@ -413,6 +413,14 @@ _kinds({
                         "este ordenador, PyTorch fp32 ({torch_rate:.0f} imágenes/s) habría necesitado {left_s:.0f} s "
                         "más, así que este entrenamiento exportó el modelo ({export_s:.0f} s) y ONNX Runtime "
                         "calculó las mismas características a {onnx_rate:.0f} imágenes/s."),
+    "engine.switched_bf16": ("PyTorch bfloat16 after the first {done} images: the engines had not been measured "
+                             "on this computer, and on this CPU's native bfloat16 the same batch ran at "
+                             "{bf16_rate:.0f} images/s against {torch_rate:.0f} in fp32, with features within "
+                             "{error:.1%} of fp32 (no export needed).",
+                             "PyTorch bfloat16 tras las primeras {done} imágenes: los motores aún no se habían "
+                             "medido en este ordenador, y con el bfloat16 nativo de esta CPU el mismo lote fue a "
+                             "{bf16_rate:.0f} imágenes/s frente a {torch_rate:.0f} en fp32, con características a "
+                             "menos de un {error:.1%} de fp32 (sin exportar nada)."),
     "engine.cuda": ("the GPU.", "la GPU."),
     "engine.distributed": ("PyTorch on every process alike (several processes share the pass).",
                            "PyTorch igual en todos los procesos (varios procesos se reparten el cálculo)."),

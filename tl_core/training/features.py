@@ -29,7 +29,7 @@ from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform
 from tl_core.models import engines
 from tl_core.models.heads import classifier_params, head_module
 from tl_core.models.model import build_model
-from tl_core.training import distributed
+from tl_core.training import distributed, precision
 from tl_core.training.device import pick_device
 from tl_core.training.feature_cache import CacheWriteError, FeatureStore, cache_root  # noqa: F401  (public)
 from tl_core.training.steps import StepSchedule, loader_kwargs, make_optimizer, val_metrics
@@ -155,7 +155,7 @@ def embed_events(model: torch.nn.Module, pp, items: list[Item], opts: _Pass):
             choice = _plan(model, pp, key, len(missing), opts)
             engine, choice = _engine(choice, model, pp, key, opts)
             writer = _Writer(store, key, opts.cuda_tag if opts.cuda else choice.engine)  # after any fallback
-            switch = _ColdSwitch(model, pp, key, choice, writer)
+            switch = _ColdSwitch(model, pp, key, choice, writer, opts.allow_bf16)
             rate = yield from _compute(distributed.shard(missing), engine, pp, opts, found, writer, cached, switch)
             choice = switch.choice
             if distributed.active():  # --devices N: each rank computed 1/N
@@ -259,26 +259,38 @@ class _Writer:
 SWITCH_WHEN_LEFT_S = 2 * engines.EXPORT_GUESS_S
 SWITCH_MIN_GAIN = 1.0  # ONNX Runtime's images/s over PyTorch's on the same batch, to switch
 SWITCH_MAX_ERROR = 1e-3  # max relative difference of the two engines' features on that batch
-_UNMEASURED = ("engine.not_measured", "engine.switched")  # passes after which a background probe is wanted
+# bf16 (where allowed, see precision.frozen_pass_bf16) has no export to pay for: worth trying when
+# the rest takes longer than the try (two batches); its features differ from fp32 by a few percent
+# (the probe: 2.9% relative for Lite0), more than this means something is wrong
+SWITCH_BF16_WHEN_LEFT_S = 2.0
+SWITCH_BF16_MIN_GAIN = 1.2  # as for training (precision.SPEEDUP): less exact only where clearly faster
+SWITCH_BF16_MAX_ERROR = 0.1
+_UNMEASURED = ("engine.not_measured", "engine.switched", "engine.switched_bf16")  # a probe is wanted after these
 
 
 class _ColdSwitch:
     """Decides once, after the second batch (the first one pays one-time set-up costs), whether the
     rest of an unmeasured CPU pass runs on ONNX Runtime. `choice` is what computed the pass."""
 
-    def __init__(self, model, pp, key: str, choice: engines.Choice, writer: _Writer):
+    def __init__(self, model, pp, key: str, choice: engines.Choice, writer: _Writer, allow_bf16: bool = False):
         self.model, self.pp, self.key, self.choice, self.writer = model, pp, key, choice, writer
-        self.wanted = (choice.reason is not None and choice.reason.kind == "engine.not_measured"
-                       and "onnx" in engines.candidates(False))
+        unmeasured = choice.reason is not None and choice.reason.kind == "engine.not_measured"
+        self.try_onnx = unmeasured and "onnx" in engines.candidates(False)
+        self.try_bf16 = unmeasured and allow_bf16 and "bf16" in engines.candidates(True)
         self.batches = 0
 
     def next_engine(self, engine, x: torch.Tensor, out: np.ndarray, batch_s: float, done: int, left: int):
-        """The engine for the next batches: `engine`, or ONNX Runtime when it computed `x` faster and alike."""
+        """The engine for the next batches: `engine`, or PyTorch bf16 (where allowed: no export to pay
+        for, tried first) or ONNX Runtime when it computed `x` faster and alike."""
         self.batches += 1
-        if not self.wanted or self.batches != 2:
+        if self.batches != 2:
             return engine
         torch_rate = len(x) / max(batch_s, 1e-9)
-        if left / torch_rate < SWITCH_WHEN_LEFT_S:
+        if self.try_bf16 and left / torch_rate >= SWITCH_BF16_WHEN_LEFT_S:
+            bf16 = self._bf16(x, out, torch_rate, done, left)
+            if bf16 is not None:
+                return bf16
+        if not self.try_onnx or left / torch_rate < SWITCH_WHEN_LEFT_S:
             return engine
         try:
             t0 = time.perf_counter()
@@ -299,6 +311,24 @@ class _ColdSwitch:
                                                                  "left_s": left / torch_rate, "export_s": export_s,
                                                                  "onnx_rate": onnx_rate}))
         return onnx
+
+    def _bf16(self, x: torch.Tensor, out: np.ndarray, torch_rate: float, done: int, left: int):
+        """PyTorch bf16 for the rest, when its second call on `x` (the first builds its kernels) was
+        SWITCH_BF16_MIN_GAIN faster than fp32 with features alike; else None."""
+        bf16 = engines.build("bf16", engines.Pooled(self.model), engines.example_batch(self.pp.input_size, 2),
+                             engines.onnx_path(self.key))
+        bf16(x)
+        t = time.perf_counter()
+        theirs = bf16(x).float().numpy()
+        bf16_rate = len(x) / max(time.perf_counter() - t, 1e-9)
+        error = float(np.abs(theirs - out).max() / max(float(np.abs(out).max()), 1e-12))
+        if error > SWITCH_BF16_MAX_ERROR or bf16_rate < SWITCH_BF16_MIN_GAIN * torch_rate:
+            return None
+        self.writer.engine = "bf16"
+        self.choice = engines.Choice("bf16", {"torch": round(torch_rate, 1), "bf16": round(bf16_rate, 1)}, error,
+                                     Message("engine.switched_bf16", {"done": done, "torch_rate": torch_rate,
+                                                                      "bf16_rate": bf16_rate, "error": error}))
+        return bf16
 
 
 def _compute(items: list[Item], engine, pp, opts: _Pass, found: dict, writer: _Writer, cached: int,
@@ -344,7 +374,7 @@ class FeatureLoop:
     def prepare(self):
         """Embed the train and validation images (embed_events: cached, engine planned, progress)."""
         run = self.run
-        opts = _Pass(run.cfg.backbone, run.device, run.cfg.batch_size, run.cfg.cpu_bf16, run.cfg.amp,
+        opts = _Pass(run.cfg.backbone, run.device, run.cfg.batch_size, precision.frozen_pass_bf16(run.cfg), run.cfg.amp,
                      run.cfg.channels_last, run.check_stop, loader_kwargs(run))
         done = yield from embed_events(run.model, run.pp, run.dataset.train + run.dataset.val, opts)
         self.choice = done.choice
