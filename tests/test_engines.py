@@ -73,11 +73,12 @@ def _cached(key: str, engine: str, sha1: str):
 def test_feature_cache_key_holds_engine_and_precision(shapes, monkeypatch):
     monkeypatch.setenv("TL_NATIVE_BF16", "1")
     cfg = tiny_cfg(strategy="feature_extraction", epochs=1, seed=7)
-    # a probe that found bf16 fastest here: it is used only when the run asks for it
+    # a probe that found bf16 fastest here: it is used only where the run allows it (asked, or
+    # automatic on a CPU with native bf16; precision.frozen_pass_bf16), never when fp32 is chosen
     engines.save_probe(cfg.backbone, 48, {"rates": {"torch": 10.0, "onnx": 20.0, "bf16": 30.0}, "errors": {},
                                           "export_s": 0.1})
     bf16 = list(train(cfg.replace(cpu_bf16=True), shapes))
-    fp32 = list(train(cfg, shapes))  # bf16 features never serve an fp32 run: computed again
+    fp32 = list(train(cfg.replace(cpu_bf16=False), shapes))  # bf16 features never serve an fp32 run: computed again
     assert isinstance(fp32[-1], ev.Finished) and isinstance(bf16[-1], ev.Finished)
     assert "ONNX Runtime fp32" in _feature_note(fp32) and "PyTorch bfloat16" in _feature_note(bf16)
     key, sha = _weights_key(cfg), shapes.val[0].sha1
