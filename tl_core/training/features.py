@@ -260,11 +260,13 @@ SWITCH_WHEN_LEFT_S = 2 * engines.EXPORT_GUESS_S
 SWITCH_MIN_GAIN = 1.0  # ONNX Runtime's images/s over PyTorch's on the same batch, to switch
 SWITCH_MAX_ERROR = 1e-3  # max relative difference of the two engines' features on that batch
 # bf16 (where allowed, see precision.frozen_pass_bf16) has no export to pay for: worth trying when
-# the rest takes longer than the try (two batches); its features differ from fp32 by a few percent
-# (the probe: 2.9% relative for Lite0), more than this means something is wrong
+# the rest takes longer than the try (two batches). Its features differ from fp32: the largest
+# difference over a batch, relative to the largest feature, was 2.9% on the probe's random images,
+# 5.1% on hymenoptera's and 12.4% on TrashNet's second batch (Lite0, the EPYC), with validation
+# accuracy equal or better (BENCHMARKS.md); beyond this bound something is wrong (overflow, NaN)
 SWITCH_BF16_WHEN_LEFT_S = 2.0
 SWITCH_BF16_MIN_GAIN = 1.2  # as for training (precision.SPEEDUP): less exact only where clearly faster
-SWITCH_BF16_MAX_ERROR = 0.1
+SWITCH_BF16_MAX_ERROR = 0.25
 _UNMEASURED = ("engine.not_measured", "engine.switched", "engine.switched_bf16")  # a probe is wanted after these
 
 
