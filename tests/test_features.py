@@ -30,9 +30,11 @@ def fresh_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _pass(model, pp, items):
-    """(events, Embedded) of one embed_events pass on the CPU."""
-    gen = features.embed_events(model, pp, items, features._Pass("test_resnet", torch.device("cpu"), 16))
+def _pass(model, pp, items, allow_bf16: bool = False):
+    """(events, Embedded) of one embed_events pass on the CPU (bf16 allowed as
+    precision.frozen_pass_bf16 allows it: automatic on a CPU with native bf16, or asked)."""
+    gen = features.embed_events(model, pp, items, features._Pass("test_resnet", torch.device("cpu"), 16,
+                                                                 allow_bf16=allow_bf16))
     out = []
     while True:
         try:
@@ -380,18 +382,6 @@ def test_an_unmeasured_long_pass_goes_on_with_onnx_runtime_after_two_batches(sha
     np.testing.assert_allclose(switched.features.numpy(), plain.features.numpy(), rtol=1e-4, atol=1e-5)
 
 
-def _pass_bf16(model, pp, items):
-    """_pass with bf16 allowed, as precision.frozen_pass_bf16 allows it (automatic on native bf16)."""
-    gen = features.embed_events(model, pp, items, features._Pass("test_resnet", torch.device("cpu"), 16,
-                                                                 allow_bf16=True))
-    out = []
-    while True:
-        try:
-            out.append(next(gen))
-        except StopIteration as end:
-            return out, end.value
-
-
 def test_an_unmeasured_pass_goes_on_in_bf16_where_allowed_and_faster_without_exporting(
         shapes, pretrained_run, fresh_cache, monkeypatch):
     monkeypatch.setenv("TL_NATIVE_BF16", "1")
@@ -399,7 +389,7 @@ def test_an_unmeasured_pass_goes_on_in_bf16_where_allowed_and_faster_without_exp
     items = (shapes.train + shapes.val)[:64]  # four batches of 16
     monkeypatch.setattr(features, "SWITCH_BF16_WHEN_LEFT_S", 0.0)
     monkeypatch.setattr(features, "SWITCH_BF16_MIN_GAIN", 0.0)  # whatever bf16's speed on this CPU
-    _, switched = _pass_bf16(model, pp, items)
+    _, switched = _pass(model, pp, items, allow_bf16=True)
     assert switched.choice.engine == "bf16" and switched.choice.reason.kind == "engine.switched_bf16"
     assert switched.choice.reason.params["done"] == 32
     assert not engines.onnx_path(features.model_key(model, pp)).exists()  # nothing exported
@@ -409,7 +399,7 @@ def test_an_unmeasured_pass_goes_on_in_bf16_where_allowed_and_faster_without_exp
     store.close()
     monkeypatch.setenv("TL_CACHE", str(fresh_cache.parent / "fp32"))
     monkeypatch.setattr(features, "SWITCH_BF16_MIN_GAIN", float("inf"))  # bf16 never fast enough
-    _, plain = _pass_bf16(model, pp, items)
+    _, plain = _pass(model, pp, items, allow_bf16=True)
     assert plain.choice.engine == "torch"
     np.testing.assert_allclose(switched.features.numpy()[:32], plain.features.numpy()[:32], rtol=1e-5, atol=1e-6)
     error = np.abs(switched.features.numpy() - plain.features.numpy()).max() / np.abs(plain.features.numpy()).max()
