@@ -106,8 +106,11 @@ class Run:
         self.groups = apply_strategy(self.model, cfg)
         # bf16 autocast for the training steps where it pays (a solved or SGD head on cached
         # features has no training step through the backbone: nothing to decide there)
-        step = precision.StepPlan(False, False, None) if cfg.strategy == "feature_extraction" else \
-            precision.choose(cfg, self.model, self.pp.input_size, len(self.classes), self.device.type == "cuda")
+        # several CPU ranks: no timing, each rank's own could disagree (DDP needs the same layout
+        # everywhere; a CI run failed when one rank chose channels_last and the other did not)
+        same_everywhere = distributed.active() and self.device.type != "cuda"
+        step = precision.StepPlan(False, False, None) if cfg.strategy == "feature_extraction" or same_everywhere \
+            else precision.choose(cfg, self.model, self.pp.input_size, len(self.classes), self.device.type == "cuda")
         self.cpu_bf16, self.channels_last, self.precision_note = step.bf16, step.channels_last, step.note
         self.model.to(self.device)
         if self.channels_last:
