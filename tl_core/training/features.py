@@ -265,9 +265,14 @@ SWITCH_MAX_ERROR = 1e-3  # max relative difference of the two engines' features 
 # 5.1% on hymenoptera's and 12.4% on TrashNet's second batch (Lite0, the EPYC), with validation
 # accuracy equal or better (BENCHMARKS.md); beyond this bound something is wrong (overflow, NaN)
 SWITCH_BF16_WHEN_LEFT_S = 2.0
-SWITCH_BF16_MIN_GAIN = 1.2  # as for training (precision.SPEEDUP): less exact only where clearly faster
+SWITCH_BF16_MIN_GAIN = precision.SPEEDUP  # as for training: less exact only where clearly faster
 SWITCH_BF16_MAX_ERROR = 0.25
 _UNMEASURED = ("engine.not_measured", "engine.switched", "engine.switched_bf16")  # a probe is wanted after these
+
+
+def _relative_difference(theirs: np.ndarray, ours: np.ndarray) -> float:
+    """The largest difference of two engines' features, relative to the largest feature."""
+    return float(np.abs(theirs - ours).max() / max(float(np.abs(ours).max()), 1e-12))
 
 
 class _ColdSwitch:
@@ -289,7 +294,7 @@ class _ColdSwitch:
             return engine
         torch_rate = len(x) / max(batch_s, 1e-9)
         if self.try_bf16 and left / torch_rate >= SWITCH_BF16_WHEN_LEFT_S:
-            bf16 = self._bf16(x, out, torch_rate, done, left)
+            bf16 = self._bf16(x, out, torch_rate, done)
             if bf16 is not None:
                 return bf16
         if not self.try_onnx or left / torch_rate < SWITCH_WHEN_LEFT_S:
@@ -304,7 +309,7 @@ class _ColdSwitch:
             onnx_rate = len(x) / max(time.perf_counter() - t1, 1e-9)
         except engines.EngineError:
             return engine  # the background probe after the run records why; this pass stays on PyTorch
-        error = float(np.abs(theirs - out).max() / max(float(np.abs(out).max()), 1e-12))
+        error = _relative_difference(theirs, out)
         if error > SWITCH_MAX_ERROR or onnx_rate <= SWITCH_MIN_GAIN * torch_rate:
             return engine
         self.writer.engine = "onnx"
@@ -314,7 +319,7 @@ class _ColdSwitch:
                                                                  "onnx_rate": onnx_rate}))
         return onnx
 
-    def _bf16(self, x: torch.Tensor, out: np.ndarray, torch_rate: float, done: int, left: int):
+    def _bf16(self, x: torch.Tensor, out: np.ndarray, torch_rate: float, done: int):
         """PyTorch bf16 for the rest, when its second call on `x` (the first builds its kernels) was
         SWITCH_BF16_MIN_GAIN faster than fp32 with features alike; else None."""
         bf16 = engines.build("bf16", engines.Pooled(self.model), engines.example_batch(self.pp.input_size, 2),
@@ -323,7 +328,7 @@ class _ColdSwitch:
         t = time.perf_counter()
         theirs = bf16(x).float().numpy()
         bf16_rate = len(x) / max(time.perf_counter() - t, 1e-9)
-        error = float(np.abs(theirs - out).max() / max(float(np.abs(out).max()), 1e-12))
+        error = _relative_difference(theirs, out)
         if error > SWITCH_BF16_MAX_ERROR or bf16_rate < SWITCH_BF16_MIN_GAIN * torch_rate:
             return None
         self.writer.engine = "bf16"
