@@ -74,6 +74,23 @@ def test_ddp_two_cpu_processes_match_one(shapes, shapes_dir, tmp_path):
     assert epochs[-1].metrics["train/acc"] > 0.6, "both ranks' halves were learned (metrics summed over ranks)"
 
 
+def test_ddp_cpu_ranks_train_as_rank_0_decided(shapes_dir, tmp_path, monkeypatch):
+    # rank 0 reads (or times) the training step and every rank trains as it decided; here a timing
+    # stored on this machine says bf16 and channels_last pay, so two ranks train in bf16 as one
+    # process would (before, several CPU ranks always trained in fp32, default layout)
+    from tl_core.training import precision
+
+    cfg = tiny_cfg(strategy="full", epochs=1, augment="none", device="cpu")
+    monkeypatch.setenv("TL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TL_NATIVE_BF16", "1")
+    precision._store(cfg, cfg.image_size, {"fp32": 2.0, "fp32_cl": 1.0, "bf16_cl": 0.5})
+    result = _cli_ddp(cfg, shapes_dir, tmp_path / "two", tmp_path / "cache")
+    assert result["status"] == "Finished"
+    run_dir = next(d for d in (tmp_path / "two").iterdir() if (d / "run.json").is_file())
+    notes = {e.kind for e in runs.read_events(run_dir) if isinstance(e, ev.Note)}
+    assert "precision.bf16_measured" in notes, notes
+
+
 def test_ddp_feature_extraction_shards_the_embedding_pass(shapes, shapes_dir, tmp_path, monkeypatch):
     # the embedding pass is split between the ranks and gathered: the same features, so the same head
     cfg = tiny_cfg(strategy="feature_extraction", epochs=5, augment="none", device="cpu")

@@ -397,6 +397,9 @@ def test_an_unmeasured_pass_goes_on_in_bf16_where_allowed_and_faster_without_exp
     key = features.model_key(model, pp)
     assert len(store.get(key, ["bf16"], [it.sha1 for it in items])) == 32  # stored as bf16's, not as exact
     store.close()
+    again, _ = _pass(model, pp, items, allow_bf16=True)  # all from the cache: its note names what computed them
+    note = [e for e in again if isinstance(e, ev.Note) and e.kind == "features.from_cache"][0]
+    assert note.params["engine"] in ("PyTorch fp32 + PyTorch bfloat16", "PyTorch bfloat16 + PyTorch fp32")
     monkeypatch.setenv("TL_CACHE", str(fresh_cache.parent / "fp32"))
     monkeypatch.setattr(features, "SWITCH_BF16_MIN_GAIN", float("inf"))  # bf16 never fast enough
     _, plain = _pass(model, pp, items, allow_bf16=True)

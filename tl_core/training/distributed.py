@@ -139,6 +139,17 @@ def same_weights(model: torch.nn.Module) -> None:
         dist.broadcast(t.data, 0)
 
 
+def main_decides(decide):
+    """What rank 0's `decide()` returns, on every rank (one process: decide()). For a choice that
+    each rank could make differently from its own timing, e.g. the memory layout, which DDP needs
+    the same everywhere. The wait has the group's deadline (TL_DDP_TIMEOUT_S)."""
+    if not active():
+        return decide()
+    box = [decide() if is_main() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def train_sampler(dataset, seed: int):
     """This rank's share of each epoch (None for one process: the loader shuffles as before)."""
     if not active():

@@ -14,6 +14,7 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +148,9 @@ def embed_events(model: torch.nn.Module, pp, items: list[Item], opts: _Pass):
     key = model_key(model, pp)
     store = FeatureStore()
     try:
-        found = {s: v for s, (v, _) in store.get(key, opts.engines_read(), [it.sha1 for it in items]).items()}
+        hits = store.get(key, opts.engines_read(), [it.sha1 for it in items])
+        found = {s: v for s, (v, _) in hits.items()}
+        cached_by = Counter(engine for _, engine in hits.values())  # what computed the cached features
         missing = list({it.sha1: it for it in items if it.sha1 not in found}.values())
         cached = len({it.sha1 for it in items}) - len(missing)
         choice, rate = engines.Choice("torch", {}), 0.0
@@ -168,7 +171,7 @@ def embed_events(model: torch.nn.Module, pp, items: list[Item], opts: _Pass):
                 yield Note.of(writer.failed)
             if choice.reason is not None and choice.reason.kind in _UNMEASURED and distributed.is_main():
                 probe_after_this_run(opts.backbone, pp.input_size)  # for the next pass
-        yield Note.of(engine_note(choice, rate, len(missing), cached))
+        yield Note.of(engine_note(choice, rate, len(missing), cached, cached_by))
         rows = [found[it.sha1] for it in items]
         features = torch.from_numpy(np.stack(rows).astype(np.float32, copy=False)) if rows else torch.empty(0, 0)
         return Embedded(features, choice, rate, len(missing), cached)
@@ -424,12 +427,16 @@ class FeatureLoop:
         return val_metrics(self.run, [(logits, self.y_val.cpu())])
 
 
-def engine_note(choice: engines.Choice, rate: float, computed: int, cached: int) -> Message:
-    """What the Train page and the CLI show about the feature pass: the engine and why, in one line."""
+def engine_note(choice: engines.Choice, rate: float, computed: int, cached: int,
+                cached_by: Counter | None = None) -> Message:
+    """What the Train page and the CLI show about the feature pass: the engine and why, in one line.
+    Features read from the cache name the engines that computed them, most images first (a first
+    pass that switched to bf16 after two batches stored both)."""
     if computed:
         return Message("features.computed", {"n": computed, "engine": choice.label, "rate": rate, "cached": cached,
                                              "reason": choice.reason or ""})
-    return Message("features.from_cache", {"engine": choice.label, "cached": cached})
+    label = " + ".join(engines.LABELS.get(e, e) for e, _ in (cached_by or Counter()).most_common()) or choice.label
+    return Message("features.from_cache", {"engine": label, "cached": cached})
 
 
 # ---- the warm-up: a model's engines measured and its ONNX file exported before the first click ----

@@ -104,13 +104,14 @@ class Run:
         self.threads = configure_threads(None if self.cuda else sample)
         self.pp = preprocess_for(self.model, cfg.image_size)
         self.groups = apply_strategy(self.model, cfg)
-        # bf16 autocast for the training steps where it pays (a solved or SGD head on cached
-        # features has no training step through the backbone: nothing to decide there)
-        # several CPU ranks: no timing, each rank's own could disagree (DDP needs the same layout
-        # everywhere; a CI run failed when one rank chose channels_last and the other did not)
-        same_everywhere = distributed.active() and self.device.type != "cuda"
-        step = precision.StepPlan(False, False, None) if cfg.strategy == "feature_extraction" or same_everywhere \
-            else precision.choose(cfg, self.model, self.pp.input_size, len(self.classes), self.device.type == "cuda")
+        # bf16 autocast and channels_last for the training steps where they pay (a solved or SGD
+        # head on cached features has no training step through the backbone: nothing to decide).
+        # Several ranks train as rank 0 decided: each rank's own timing could disagree, and DDP
+        # needs the same layout everywhere (a CI run failed when one rank chose channels_last and
+        # the other did not)
+        step = precision.StepPlan(False, False, None) if cfg.strategy == "feature_extraction" else \
+            distributed.main_decides(lambda: precision.choose(cfg, self.model, self.pp.input_size, len(self.classes),
+                                                              self.device.type == "cuda"))
         self.cpu_bf16, self.channels_last, self.precision_note = step.bf16, step.channels_last, step.note
         self.model.to(self.device)
         if self.channels_last:
