@@ -139,7 +139,10 @@ def test_walk_through(server, page, debug_shot):
     goto(page, "Export")
     page.get_by_role("button", name="Make the ONNX zip").click()
     page.get_by_text("largest probability difference").wait_for(timeout=120_000)
-    settle(page)
+    # a longer quiet spell: the download button's file is made when clicked, under an id that a
+    # later rerun replaces, and a click still holding the old id makes no download (Streamlit's
+    # media_file_manager.remove_deferred); one CI run clicked within the task's last reruns
+    settle(page, 2000)
     with page.expect_download() as info:
         page.get_by_role("button", name="Download the ONNX zip").click()
     target = tmp / "export.zip"
