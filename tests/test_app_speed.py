@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import tiny_cfg
+from conftest import tiny_cfg, wait_for
 
 from tl_core.base.events import EpochEnd, Progress
 from tl_core.base.status import RunStatus
@@ -56,14 +56,47 @@ def _train_one(shapes, tmp_path) -> ProcessJob:
     return job
 
 
-def test_the_spare_child_trains_the_next_run_and_another_is_kept(shapes, tmp_path, spare, monkeypatch):
+def _trained_by(job, pid: int) -> bool:
+    """job's child was process `pid`, which wrote its run folder, output included."""
+    return job.child_pid == pid and runs.read_json(job.run_dir / "run.json")["pid"] == pid \
+        and (job.run_dir / "process.log").exists()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_the_spare_trains_runs_back_to_back_then_gives_way_to_a_fresh_one(shapes, tmp_path, spare, monkeypatch):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))  # torch sets it in the server by itself
-    job = _train_one(shapes, tmp_path)
+    assert _trained_by(_train_one(shapes, tmp_path), spare)
+    assert process.spare_pid() == spare  # it waits for the next run (a comparison's next member)
+    monkeypatch.setattr(process, "REUSE_GRACE_S", 0.5)
+    assert _trained_by(_train_one(shapes, tmp_path), spare)  # no imports again
+    # nobody took it within the grace: let go, and a fresh spare (imports only) in its place
+    wait_for(lambda: _gone(spare), 60, "the trained child to exit")
+    wait_for(lambda: process.spare_pid() not in (None, spare), 60, "a fresh spare")
+
+
+@pytest.mark.parametrize("why", ["served its runs", "the run failed"])
+def test_a_child_that_served_its_runs_or_failed_one_is_not_kept(shapes, tmp_path, spare, monkeypatch, why):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    manager = make_runner(load_settings({"TL_RUNS": str(tmp_path)}))
+    if why == "served its runs":
+        monkeypatch.setattr(process, "MAX_RUNS_PER_CHILD", 1)
+        cfg = tiny_cfg(strategy="scratch", epochs=1)
+    else:  # the loss is not a number after the first steps: Failed
+        cfg = tiny_cfg(strategy="scratch", epochs=1, lr=1e12)
+    job = manager.submit(cfg, shapes, tmp_path)
+    job.join(300)
     assert job.child_pid == spare
-    assert runs.read_json(job.run_dir / "run.json")["pid"] == spare  # the spare wrote the run folder
-    assert (job.run_dir / "process.log").exists()  # its output went to this run's folder
-    process.keep_spare(wait_s=10)  # the job asked for the next one as it ended: already there
-    assert process.spare_pid() not in (None, spare)
+    assert job.status == (RunStatus.FINISHED if why == "served its runs" else RunStatus.FAILED), job.events()[-1:]
+    assert process.spare_pid() != spare  # let go as the run ended, not kept for the grace
+    wait_for(lambda: _gone(spare), 60, "the child to exit")
+    wait_for(lambda: process.spare_pid() not in (None, spare), 60, "a fresh spare")
 
 
 def test_a_spare_started_with_another_environment_is_not_used(shapes, tmp_path, spare, monkeypatch):

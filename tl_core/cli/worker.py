@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from tl_core.base.events import Finished
 from tl_core.jobs.launch import close_after_torchrun
@@ -26,12 +27,10 @@ def cmd_run_job(a) -> int:
         die_with_parent()  # a spare outliving its server would wait forever
     from tl_core.training import distributed  # deferred: torch (see the note at the top)
 
-    if a.spare:
+    if a.spare:  # one device only: the server hands several-device runs to a child of their own
         _import_what_a_run_needs()
-        a.run_dir = wait_for_run_folder()
-        if a.run_dir is None:
-            return 0  # the server let this spare go unused
-    elif a.run_dir is None:
+        return _serve_handed_runs()
+    if a.run_dir is None:
         raise SystemExit("run-job needs a run folder (or --spare)")
     if a.devices > 1 and not distributed.under_torchrun():
         code = distributed.launch(a.argv, a.devices)
@@ -44,6 +43,22 @@ def cmd_run_job(a) -> int:
     last = run_here(a.run_dir)
     distributed.finish()
     return 0 if last is None or isinstance(last, Finished) else 1
+
+
+def _serve_handed_runs() -> int:
+    """A spare: train each run folder the server hands over on stdin, one after another, until it
+    lets this process go (EOF; tl_core.jobs.process._hand_back decides whether it serves another)."""
+    import gc
+
+    import torch  # deferred: loaded by the imports above already
+
+    while (run_dir := wait_for_run_folder()) is not None:
+        run_here(run_dir)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # between runs a SIGTERM ends the process again
+        gc.collect()  # the last run's model and optimizer: before the next one builds its own
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return 0
 
 
 def _import_what_a_run_needs() -> None:

@@ -8,6 +8,13 @@ A child's imports (torch, timm, torchvision) take about 5 s of one core on the 2
 the sample's whole feature-extraction run. So the server keeps one spare child that has done them
 already (`run-job --spare`) and hands it the next run folder on its stdin: the app starts it when
 it launches and again after each run (`keep_spare`); TL_SPARE_CHILD=0 switches it off.
+
+A spare that has finished a run waits on as the spare for REUSE_GRACE_S: runs back to back (a
+comparison's four members, a queue) then skip the imports. Measured on the 2-core EPYC, a 4-strategy
+Compare on the sample waited 5.9 s before each of its last three members (a fresh spare still
+importing), 17.6 s of the app's 58 s against the CLI's 44 s (issue 21). An idle server lets the
+trained child go after the grace and starts a fresh one, so it does not hold a trained process's
+memory; a child serves at most MAX_RUNS_PER_CHILD runs, and only runs that finished.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from tl_core.base import background
@@ -54,10 +62,11 @@ class ProcessJob(Job):
 
     def _follow_child(self) -> None:
         tail = runs.EventTail(self.run_dir)
-        child = self._start_child()
+        child, spare = self._start_child()
         self.child_pid = child.pid
         asked = False
-        while child.poll() is None:
+        # a spare stays alive after its run (it may serve the next): the run is over when its folder is closed
+        while child.poll() is None and not (spare is not None and self._closed()):
             if self._stop.is_set() and not asked:
                 runs.request_stop(self.run_dir)
                 asked = True
@@ -67,23 +76,39 @@ class ProcessJob(Job):
         if not self.done:  # no terminal event: the child died (killed, or a crash in native code)
             self._record([Failed.of(_died(child.returncode), detail=f"exit status {child.returncode}")])
         background.resume_helpers(background.cache_dir())  # the child paused them; it may have been killed
-        keep_spare()  # after the run, not during it: the spare's imports would slow this run down
+        if spare is not None and child.poll() is None and self.status == RunStatus.FINISHED:
+            _hand_back(spare)  # the next run skips the imports
+        else:
+            if spare is not None:
+                _let_go(spare)
+            keep_spare()  # after the run, not during it: the spare's imports would slow this run down
 
-    def _start_child(self) -> subprocess.Popen:
-        """The spare child if one is ready for this environment, else a new one; either way its
-        output goes to the run folder's process.log (the child's tracebacks, for an admin)."""
+    def _closed(self) -> bool:
+        """The run's last event was read and its run.json closed (the child writes that right after)."""
+        if not self.done:
+            return False
+        try:
+            return runs.read_json(self.run_dir / "run.json").get("ended") is not None
+        except (OSError, ValueError):
+            return False
+
+    def _start_child(self) -> tuple[subprocess.Popen, "_Spare | None"]:
+        """(the child, the spare it is when it was one): the spare child if one is ready for this
+        environment, else a new one; either way its output goes to the run folder's process.log
+        (the child's tracebacks, for an admin)."""
         spare = _take_spare() if self.cfg.devices == 1 else None
         if spare is not None:
             try:
-                spare.stdin.write(f"{self.run_dir.resolve()}\n".encode())
-                spare.stdin.close()
-                return spare
+                spare.child.stdin.write(f"{self.run_dir.resolve()}\n".encode())
+                spare.child.stdin.flush()  # kept open: after this run the child may serve the next
+                spare.served += 1
+                return spare.child, spare
             except OSError:  # it died while waiting (killed by hand): start one as usual
-                spare.kill()
+                spare.child.kill()
         with open(self.run_dir / "process.log", "ab") as log:
             return subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", str(self.run_dir),
                                      "--devices", str(self.cfg.devices)],
-                                    stdout=log, stderr=subprocess.STDOUT, env=child_env())
+                                    stdout=log, stderr=subprocess.STDOUT, env=child_env()), None
 
     def _emit_all(self, events) -> None:
         for e in events:
@@ -101,8 +126,25 @@ def _died(returncode: int) -> Message:
     return Message("job.child_died", {"how": how})
 
 
+# How long a child that has just finished a run waits as the spare before a fresh one replaces
+# it: a comparison submits its next member within about 1 s of the last one's end.
+REUSE_GRACE_S = 10.0
+# Runs one child serves at most: a bound on what a long-lived process can accumulate (memory
+# the allocator keeps, state a library leaves behind)
+MAX_RUNS_PER_CHILD = 8
+
+
+@dataclass
+class _Spare:
+    """A `run-job --spare` child, the environment and folder it was started with, runs it served."""
+    child: subprocess.Popen
+    env: dict
+    cwd: str
+    served: int = 0
+
+
 _spare_lock = threading.Lock()
-_spare: tuple[subprocess.Popen, dict, str] | None = None  # (process, its environment, its cwd)
+_spare: _Spare | None = None
 _spare_requests: queue.Queue[threading.Event] = queue.Queue()
 _spawner: threading.Thread | None = None
 
@@ -132,7 +174,7 @@ def keep_spare(wait_s: float = 0.0) -> None:
 def spare_pid() -> int | None:
     """The spare child's process id while one is alive (for tests and `ps`)."""
     with _spare_lock:
-        return _spare[0].pid if _spare is not None and _spare[0].poll() is None else None
+        return _spare.child.pid if _spare is not None and _spare.child.poll() is None else None
 
 
 def end_spare() -> None:
@@ -141,8 +183,48 @@ def end_spare() -> None:
     with _spare_lock:
         spare, _spare = _spare, None
     if spare is not None:
-        spare[0].stdin.close()
-        spare[0].wait(30)  # a deadline: it is done importing within seconds, then reads EOF
+        _let_go(spare, wait_s=30)
+
+
+def _let_go(spare: _Spare, wait_s: float = 0.0) -> None:
+    """Close the child's stdin: it exits once it reads EOF (after its imports or its last run).
+    Reaped by a thread, so the caller (a job's thread, which a comparison joins) does not wait
+    for the interpreter's exit, unless asked to, up to `wait_s`."""
+    try:
+        spare.child.stdin.close()
+    except OSError:
+        pass  # already gone
+    reaper = threading.Thread(target=spare.child.wait, args=(60,), daemon=True, name="tl-spare-reaper")
+    reaper.start()
+    reaper.join(wait_s)
+
+
+def _hand_back(spare: _Spare) -> None:
+    """A child that has just finished a run becomes the spare for REUSE_GRACE_S (unless it served
+    its MAX_RUNS_PER_CHILD or a spare is there already); then a fresh one replaces it."""
+    global _spare
+    with _spare_lock:
+        kept = spare.served < MAX_RUNS_PER_CHILD and (_spare is None or _spare.child.poll() is not None)
+        if kept:
+            _spare = spare
+    if not kept:
+        _let_go(spare)
+        keep_spare()
+        return
+    timer = threading.Timer(REUSE_GRACE_S, _retire, args=(spare, spare.served))
+    timer.daemon = True
+    timer.start()
+
+
+def _retire(spare: _Spare, served: int) -> None:
+    """After the grace: the trained child, if no run took it meanwhile, gives way to a fresh spare."""
+    global _spare
+    with _spare_lock:
+        if _spare is not spare or spare.served != served:
+            return  # a run took it (or it was let go; or it is back from a later run, with a timer of its own)
+        _spare = None
+    _let_go(spare)
+    keep_spare()
 
 
 def _spawn_spares() -> None:
@@ -150,27 +232,27 @@ def _spawn_spares() -> None:
     while True:
         started = _spare_requests.get()
         with _spare_lock:
-            if _spare is None or _spare[0].poll() is not None:
+            if _spare is None or _spare.child.poll() is not None:
                 env = child_env()
                 try:
                     child = subprocess.Popen([sys.executable, "-m", "tl_core", "run-job", "--spare"],
                                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL, env=env)
-                    _spare = (child, same_run(env), os.getcwd())
+                    _spare = _Spare(child, same_run(env), os.getcwd())
                 except OSError:
                     _spare = None  # out of processes: the next run starts its child as before
         started.set()
 
 
-def _take_spare() -> subprocess.Popen | None:
+def _take_spare() -> _Spare | None:
     """The spare child, if it is alive and was started with this process's environment and folder
     (a test or an admin may have changed TL_CACHE or TL_RUNS since); a stale one is ended."""
     global _spare
     with _spare_lock:
         spare, _spare = _spare, None
-    if spare is None:
+    if spare is None or usable_spare(spare.child, spare.env, spare.cwd) is None:
         return None
-    return usable_spare(*spare)
+    return spare
 
 
 def usable_spare(child: subprocess.Popen, env: dict, cwd: str) -> subprocess.Popen | None:
@@ -191,8 +273,9 @@ def same_run(env: dict) -> dict:
 
 
 def wait_for_run_folder() -> Path | None:
-    """In a spare child, after its imports: the run folder the server hands over on stdin (None
-    when the server closed it unused). From then on its output goes to that folder's process.log."""
+    """In a spare child, after its imports or its last run: the run folder the server hands over
+    on stdin (None when the server let it go). From then on its output goes to that folder's
+    process.log."""
     line = sys.stdin.readline().rstrip("\n")
     if not line:
         return None
