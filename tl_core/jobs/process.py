@@ -194,9 +194,18 @@ def _let_go(spare: _Spare, wait_s: float = 0.0) -> None:
         spare.child.stdin.close()
     except OSError:
         pass  # already gone
-    reaper = threading.Thread(target=spare.child.wait, args=(60,), daemon=True, name="tl-spare-reaper")
+    reaper = threading.Thread(target=_reap, args=(spare.child,), daemon=True, name="tl-spare-reaper")
     reaper.start()
     reaper.join(wait_s)
+
+
+def _reap(child: subprocess.Popen, deadline_s: float = 60.0) -> None:
+    """Wait for a let-go child to exit; one still there after `deadline_s` is killed."""
+    try:
+        child.wait(deadline_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(30)  # SIGKILL ends it at once
 
 
 def _hand_back(spare: _Spare) -> None:
