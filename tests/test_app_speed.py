@@ -3,6 +3,7 @@ thread of the server; the Train page rebuilds its charts only when events arrive
 from __future__ import annotations
 
 import os
+import threading
 
 from conftest import tiny_cfg, wait_for
 
@@ -39,6 +40,10 @@ def test_the_default_local_runner_trains_in_a_child_process(shapes, tmp_path):
 @pytest.fixture
 def spare(monkeypatch, tmp_path):
     """The spare child switched on (the suite keeps it off), started and waited for; let go after."""
+    # runs that earlier tests' pages started in this process end first: one ending under
+    # TL_SPARE_CHILD=1 would start a spare of its own (a CI run saw it replace ours)
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("tl-job-")], 300,
+             "earlier tests' runs to end")
     monkeypatch.setenv("TL_SPARE_CHILD", "1")
     monkeypatch.setenv("TL_RUNS", str(tmp_path))
     process.keep_spare(wait_s=10)

@@ -152,6 +152,12 @@ def test_warm_up_leaves_the_next_run_its_measured_engine_with_no_export(shapes, 
     assert plan.reason.kind in ("engine.faster", "engine.torch_fastest"), plan.reason  # measured, no export due
     events = list(train(cfg, shapes))
     assert isinstance(events[-1], ev.Finished) and "not been measured" not in _feature_note(events)
+    # ... and timed the training step: the first fine-tuning run starts training without a probe
+    from tl_core.training import precision
+
+    assert precision.cached_timing(cfg, 64) is not None
+    monkeypatch.setattr(precision, "measure_step", lambda *a, **k: pytest.fail("timed again at the run's start"))
+    assert isinstance(list(train(cfg.replace(strategy="full"), shapes))[-1], ev.Finished)
     # a second helper for the same config finds the lock held or the work done: it changes nothing
     before = engines.onnx_path(key).stat().st_mtime_ns
     assert background.start("tl_core.training.features", json.dumps(cfg.to_dict())).wait(timeout=300) == 0

@@ -1,6 +1,7 @@
 """`python -m tl_core worker` and `run-job`: serve the job queue; train one queued run folder here."""
 from __future__ import annotations
 
+import gc
 import os
 import signal
 
@@ -48,9 +49,7 @@ def cmd_run_job(a) -> int:
 def _serve_handed_runs() -> int:
     """A spare: train each run folder the server hands over on stdin, one after another, until it
     lets this process go (EOF; tl_core.jobs.process._hand_back decides whether it serves another)."""
-    import gc
-
-    import torch  # deferred: loaded by the imports above already
+    import torch  # deferred: torch (see the note at the top); imported by then already
 
     while (run_dir := wait_for_run_folder()) is not None:
         run_here(run_dir)

@@ -465,11 +465,22 @@ def warm_up_lock(cfg: RunConfig) -> Path:
     return engines.cache_dir() / f"warm_up.{hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]}.lock"
 
 
+def prepare_training_step(cfg: RunConfig, between_steps=None) -> bool:
+    """Time cfg's training step ahead (precision.time_ahead) on the CPU: the first fine-tuning run
+    of this backbone then starts training at once. Nothing on a GPU (its precision is AMP's setting)."""
+    if torch.cuda.is_available() and cfg.device != "cpu":
+        return False
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, 2)
+    return precision.time_ahead(cfg, model, preprocess_for(model, cfg.image_size).input_size, between_steps)
+
+
 def _warm_up_main(cfg_json: str) -> None:
     cfg = RunConfig.from_dict(json.loads(cfg_json))
     with background.low_priority_alone(warm_up_lock(cfg)) as mine:
         if mine:
             prepare_engine(cfg, between_steps=engines.yield_to_runs)
+            prepare_training_step(cfg, between_steps=engines.yield_to_runs)
 
 
 if __name__ == "__main__":  # python -m tl_core.training.features CONFIG_JSON: the warm-up (background.start)

@@ -98,11 +98,12 @@ def _step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool
 
 
 def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool = True,
-                 images: int = MAX_STEP_IMAGES) -> dict:
+                 images: int = MAX_STEP_IMAGES, between=None) -> dict:
     """One full training step of `model` (every parameter) timed on this CPU, seconds each: fp32 in
     the default layout ("fp32") and in channels_last ("fp32_cl"); then, when `bf16`, bf16 in the
     faster of the two ("bf16" or "bf16_cl"; three timed steps, not four: the layouts ranked the
-    same in both precisions for resnet18 and Lite0 on the EPYC). BatchNorm statistics and the layout are put back: timing must not change the model."""
+    same in both precisions for resnet18 and Lite0 on the EPYC). BatchNorm statistics and the layout are put back: timing must not change the model.
+    `between`, if given, is called before each timed step (a background helper waits there while a run trains)."""
     was_training, flags = model.training, {n: p.requires_grad for n, p in model.named_parameters()}
     buffers = {k: v.clone() for k, v in model.state_dict().items() if k in dict(model.named_buffers())}
     model.train()
@@ -111,6 +112,8 @@ def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool
     y = torch.randint(num_classes, (images,))
 
     def timed(bf16_on: bool, layout) -> float:
+        if between is not None:
+            between()
         model.to(memory_format=layout)
         return _step_seconds(model, x.contiguous(memory_format=layout), y, bf16_on)
 
@@ -173,6 +176,19 @@ def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, 
             _store(cfg, input_size, timing)
     bf16, note = decide(cfg, cuda, timing)
     return StepPlan(bf16, channels_last(cfg, cuda, timing), note)
+
+
+def time_ahead(cfg: RunConfig, model: nn.Module, input_size: int, between=None) -> bool:
+    """Time and keep the training step of cfg's backbone and batch where choose() would time it at
+    the start of the first fine-tuning run (9-17 s for Lite0 at batch 32 on the 2-core EPYC); the
+    app's launch warm-up does it for the default model, so that run starts at once (issue 21: never
+    block a run on a probe). -> True when it timed (False: kept already, or no timing needed here)."""
+    needed = cfg.channels_last or (cfg.cpu_bf16 is None and native_bf16())
+    if not needed or cached_timing(cfg, input_size) is not None:
+        return False
+    _store(cfg, input_size, measure_step(model, input_size, 2, bf16=native_bf16(), images=step_images(cfg),
+                                         between=between))
+    return True
 
 
 def frozen_pass_bf16(cfg: RunConfig) -> bool:
