@@ -165,11 +165,16 @@ def channels_last(cfg: RunConfig, cuda: bool, timing: dict | None) -> bool:
     return timing["fp32"] / timing["fp32" + CL] >= LAYOUT_GAIN
 
 
+def _needs_timing(cfg: RunConfig, cuda: bool) -> bool:
+    """Does a CPU choice depend on the timed step: the layout (channels_last allowed) or bf16 (automatic, native)?"""
+    return not cuda and (cfg.channels_last or (cfg.cpu_bf16 is None and native_bf16()))
+
+
 def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, cuda: bool) -> StepPlan:
     """decide() and channels_last(), timing the training step first where a choice needs it and it
     was never timed on this machine."""
     timing = None
-    if not cuda and (cfg.channels_last or (cfg.cpu_bf16 is None and native_bf16())):
+    if _needs_timing(cfg, cuda):
         timing = cached_timing(cfg, input_size)
         if timing is None:
             timing = measure_step(model, input_size, num_classes, bf16=native_bf16(), images=step_images(cfg))
@@ -183,8 +188,7 @@ def time_ahead(cfg: RunConfig, model: nn.Module, input_size: int, between=None) 
     the start of the first fine-tuning run (9-17 s for Lite0 at batch 32 on the 2-core EPYC); the
     app's launch warm-up does it for the default model, so that run starts at once (issue 21: never
     block a run on a probe). -> True when it timed (False: kept already, or no timing needed here)."""
-    needed = cfg.channels_last or (cfg.cpu_bf16 is None and native_bf16())
-    if not needed or cached_timing(cfg, input_size) is not None:
+    if not _needs_timing(cfg, cuda=False) or cached_timing(cfg, input_size) is not None:
         return False
     _store(cfg, input_size, measure_step(model, input_size, 2, bf16=native_bf16(), images=step_images(cfg),
                                          between=between))
