@@ -76,12 +76,11 @@ class ProcessJob(Job):
         if not self.done:  # no terminal event: the child died (killed, or a crash in native code)
             self._record([Failed.of(_died(child.returncode), detail=f"exit status {child.returncode}")])
         background.resume_helpers(background.cache_dir())  # the child paused them; it may have been killed
-        if spare is not None and child.poll() is None and self.status == RunStatus.FINISHED:
-            _hand_back(spare)  # the next run skips the imports
-        else:
-            if spare is not None:
-                _let_go(spare)
-            keep_spare()  # after the run, not during it: the spare's imports would slow this run down
+        # after the run, not during it: a fresh spare's imports would slow this run down
+        if spare is None:
+            keep_spare()
+        else:  # the next run skips the imports, if this child may serve it
+            _hand_back(spare, reusable=child.poll() is None and self.status == RunStatus.FINISHED)
 
     def _closed(self) -> bool:
         """The run's last event was read and its run.json closed (the child writes that right after)."""
@@ -208,12 +207,13 @@ def _reap(child: subprocess.Popen, deadline_s: float = 60.0) -> None:
         child.wait(30)  # SIGKILL ends it at once
 
 
-def _hand_back(spare: _Spare) -> None:
-    """A child that has just finished a run becomes the spare for REUSE_GRACE_S (unless it served
-    its MAX_RUNS_PER_CHILD or a spare is there already); then a fresh one replaces it."""
+def _hand_back(spare: _Spare, reusable: bool) -> None:
+    """A child that has just finished a run becomes the spare for REUSE_GRACE_S (unless its run did
+    not finish, it served its MAX_RUNS_PER_CHILD or a spare is there already); then, or else at
+    once, a fresh one replaces it."""
     global _spare
     with _spare_lock:
-        kept = spare.served < MAX_RUNS_PER_CHILD and (_spare is None or _spare.child.poll() is not None)
+        kept = reusable and spare.served < MAX_RUNS_PER_CHILD and (_spare is None or _spare.child.poll() is not None)
         if kept:
             _spare = spare
     if not kept:

@@ -441,7 +441,14 @@ def engine_note(choice: engines.Choice, rate: float, computed: int, cached: int,
 
 # ---- the warm-up: a model's engines measured and its ONNX file exported before the first click ----
 
-def prepare_engine(cfg: RunConfig, between_steps=None) -> engines.Choice:
+def warm_up_model(cfg: RunConfig) -> torch.nn.Module:
+    """The model the warm-up measures, built once for both of its steps (seeded as train() seeds:
+    a randomly initialised backbone gets the same feature key)."""
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg, 2)
+
+
+def prepare_engine(cfg: RunConfig, model: torch.nn.Module, between_steps=None) -> engines.Choice:
     """Measure this machine's engines on `cfg`'s backbone weights and keep the exported ONNX file
     where the next feature pass with these weights looks for it (engines.onnx_path(model_key)).
 
@@ -450,8 +457,7 @@ def prepare_engine(cfg: RunConfig, between_steps=None) -> engines.Choice:
     fp32 and 148 in ONNX Runtime after a 15.5 s export (issue 21). The app starts this at launch
     (ui.state.warm_up_default_engine), so a newcomer's first click finds the fast engine ready.
     """
-    torch.manual_seed(cfg.seed)  # as train() seeds: a randomly initialised backbone gets the same key
-    model = build_model(cfg, 2).eval()
+    model.eval()
     pp = preprocess_for(model, cfg.image_size)
     module, onnx_file = engines.Pooled(model), engines.onnx_path(model_key(model, pp))
     choice = engines.probe(module, cfg.backbone, pp.input_size, onnx_file, allow_bf16=False,
@@ -465,13 +471,12 @@ def warm_up_lock(cfg: RunConfig) -> Path:
     return engines.cache_dir() / f"warm_up.{hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]}.lock"
 
 
-def prepare_training_step(cfg: RunConfig, between_steps=None) -> bool:
+def prepare_training_step(cfg: RunConfig, model: torch.nn.Module, between_steps=None) -> bool:
     """Time cfg's training step ahead (precision.time_ahead) on the CPU: the first fine-tuning run
-    of this backbone then starts training at once. Nothing on a GPU (its precision is AMP's setting)."""
+    of this backbone then starts training at once. Nothing on a GPU (its precision is AMP's setting;
+    not pick_device, which refuses a missing GPU with an error a background helper has no one to show)."""
     if torch.cuda.is_available() and cfg.device != "cpu":
         return False
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, 2)
     return precision.time_ahead(cfg, model, preprocess_for(model, cfg.image_size).input_size, between_steps)
 
 
@@ -479,8 +484,9 @@ def _warm_up_main(cfg_json: str) -> None:
     cfg = RunConfig.from_dict(json.loads(cfg_json))
     with background.low_priority_alone(warm_up_lock(cfg)) as mine:
         if mine:
-            prepare_engine(cfg, between_steps=engines.yield_to_runs)
-            prepare_training_step(cfg, between_steps=engines.yield_to_runs)
+            model = warm_up_model(cfg)
+            prepare_engine(cfg, model, between_steps=engines.yield_to_runs)
+            prepare_training_step(cfg, model, between_steps=engines.yield_to_runs)  # measure_step puts it back
 
 
 if __name__ == "__main__":  # python -m tl_core.training.features CONFIG_JSON: the warm-up (background.start)
