@@ -114,8 +114,9 @@ def _bf16_option(backbone: str, strategy: str) -> bool | None:
                          fp32=entry["rates"][exact] or 0, err=entry["errors"]["bf16"]))
     if strategy != "feature_extraction":  # a head on cached features trains no step through the backbone
         cfg = state.config().replace(cpu_bf16=choice, strategy=strategy, backbone=backbone)
-        for note in (precision.describe(cfg, catalog.input_size(backbone)),
-                     precision.describe_layout(cfg, catalog.input_size(backbone))):
+        size = catalog.input_size(backbone)
+        for note in (precision.describe(cfg, size), precision.describe_layers(cfg, size),
+                     precision.describe_layout(cfg, size)):
             if note is not None:
                 st.caption(say(note))
     return choice

@@ -83,7 +83,7 @@ def test_ddp_cpu_ranks_train_as_rank_0_decided(shapes_dir, tmp_path, monkeypatch
     cfg = tiny_cfg(strategy="full", epochs=1, augment="none", device="cpu")
     monkeypatch.setenv("TL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TL_NATIVE_BF16", "1")
-    precision._store(cfg, cfg.image_size, {"fp32": 2.0, "fp32_cl": 1.0, "bf16_cl": 0.5})
+    precision._store(cfg, cfg.image_size, {"fp32": 2.0, "fp32_cl": 1.0, "bf16_cl": 0.5, "fp32_layers": []})
     result = _cli_ddp(cfg, shapes_dir, tmp_path / "two", tmp_path / "cache")
     assert result["status"] == "Finished"
     run_dir = next(d for d in (tmp_path / "two").iterdir() if (d / "run.json").is_file())

@@ -35,11 +35,14 @@ def test_timing_a_step_leaves_the_model_as_it_was():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
     timing = precision.measure_step(model, 48, 3, images=4)
-    assert len(timing) == 3 and {"fp32", "fp32_cl"} < set(timing) and min(timing.values()) > 0
+    seconds = {k: v for k, v in timing.items() if k != precision.LAYERS}
+    assert len(seconds) == 3 and {"fp32", "fp32_cl"} < set(seconds) and min(seconds.values()) > 0
+    assert isinstance(timing[precision.LAYERS], list)  # the layers pinned to fp32 for the bf16 step
     assert ("bf16_cl" in timing) is (timing["fp32"] / timing["fp32_cl"] >= precision.LAYOUT_GAIN)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm stats too
     assert all(p.is_contiguous() for p in model.parameters())  # the default layout again
     assert [p.requires_grad for p in model.parameters()] == flags and not model.training
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in model.modules())  # the fp32 pins are gone
 
 
 def test_automatic_measures_once_then_reads_the_cache(monkeypatch, tmp_path):
@@ -63,7 +66,7 @@ def test_automatic_measures_once_then_reads_the_cache(monkeypatch, tmp_path):
 def test_a_run_trains_in_bf16_when_the_stored_step_timing_says_it_pays(shapes, monkeypatch):
     monkeypatch.setenv("TL_NATIVE_BF16", "1")
     cfg = tiny_cfg(strategy="full", epochs=1, backbone="test_efficientnet")
-    precision._store(cfg, 48, {"fp32": 2.0, "bf16": 1.0})  # as measured on a CPU where it pays
+    precision._store(cfg, 48, {"fp32": 2.0, "bf16": 1.0, "fp32_layers": []})  # as measured on a CPU where it pays
     events = list(train(cfg, shapes))
     assert isinstance(events[-1], Finished), events[-1]
     assert "precision.bf16_measured" in {e.kind for e in events if isinstance(e, Note)}

@@ -489,6 +489,10 @@ _kinds({
                                 "of {backbone} on this CPU (at least {min:.1f}x needed).",
                                 "Entrenamiento en fp32: bfloat16 fue solo {speedup:.2f} veces más rápido en un paso de "
                                 "entrenamiento de {backbone} en esta CPU (hace falta al menos {min:.1f})."),
+    "precision.layers_fp32": ("{n} depthwise convolutions stay in fp32 inside the bfloat16 step: each measured at least "
+                              "{gain:.1f}x faster in fp32 on this CPU.",
+                              "{n} convoluciones depthwise siguen en fp32 dentro del paso en bfloat16: cada una fue al "
+                              "menos {gain:.1f} veces más rápida en fp32 en esta CPU."),
     "precision.bf16_asked": ("Training in bfloat16, as chosen.", "Entrenamiento en bfloat16, como se eligió."),
     "precision.fp32_asked": ("Training in fp32, as chosen.", "Entrenamiento en fp32, como se eligió."),
     "layout.channels_last": ("Memory layout: channels-last, one training step of {backbone} measured {gain:.2f}x "

@@ -15,6 +15,10 @@ channels_last. On the project's AMD EPYC (AVX-512 BF16) one step of batch 32 at 
 are the same, only the order in memory differs. channels_last trains where it measured at least
 LAYOUT_GAIN faster; RunConfig.channels_last=False keeps the default layout everywhere.
 
+Layers: inside a bf16 step some layers are slower than in fp32 (5x5 depthwise convolutions on
+the EPYC, 4-14x); layer_precision finds them as part of the timing, pins them to fp32, and the bf16
+step is timed with them pinned.
+
 Accuracy: issue 21 asks to keep bf16 off where it costs more than 1 point of validation accuracy;
 BENCHMARKS.md holds what was measured (and on which CPU).
 """
@@ -31,6 +35,7 @@ from tl_core.base.atomic import write_json_atomic
 from tl_core.base.config import RunConfig
 from tl_core.base.messages import Message
 from tl_core.models.engines import cache_dir, machine_key, native_bf16
+from tl_core.training import layer_precision
 
 SPEEDUP = 1.2  # bf16 must make a training step at least this much faster (issue 21)
 # what a run's notes repeat: bf16 in use, or why not on a CPU that has it; plain fp32 on a CPU
@@ -43,6 +48,7 @@ MAX_STEP_IMAGES = 32
 # measured 1.27-1.52x apart where it pays, see the top)
 LAYOUT_GAIN = 1.05
 CL = "_cl"  # the timing key's suffix for a step in channels_last: "fp32_cl", "bf16_cl"
+LAYERS = "fp32_layers"  # the timing key of the layers pinned to fp32 in the bf16 step (layer_precision)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,13 @@ class StepPlan:
     bf16: bool
     channels_last: bool
     note: Message | None
+    fp32_layers: tuple[str, ...] = ()  # inside bf16 autocast, these modules run in fp32
+
+    def layers_note(self) -> Message | None:
+        """The sentence on the layers kept in fp32, where there are any."""
+        if not (self.bf16 and self.fp32_layers):
+            return None
+        return Message("precision.layers_fp32", {"n": len(self.fp32_layers), "gain": layer_precision.LAYER_GAIN})
 
 
 def _path():
@@ -67,11 +80,15 @@ def _key(cfg: RunConfig, input_size: int) -> str:
 
 def cached_timing(cfg: RunConfig, input_size: int) -> dict | None:
     """Seconds per training step of cfg's backbone and batch, measured earlier on this machine
-    (measure_step's keys); None if never."""
+    (measure_step's keys); None if never, or if bf16 was timed before its slow layers were pinned
+    (that bf16 time is too slow: time it again)."""
     try:
-        return json.loads(_path().read_text()).get(_key(cfg, input_size))
+        timing = json.loads(_path().read_text()).get(_key(cfg, input_size))
     except (OSError, ValueError):
         return None
+    if timing and {"bf16", "bf16" + CL} & set(timing) and LAYERS not in timing:
+        return None
+    return timing
 
 
 def _store(cfg: RunConfig, input_size: int, timing: dict) -> None:
@@ -102,7 +119,9 @@ def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool
     """One full training step of `model` (every parameter) timed on this CPU, seconds each: fp32 in
     the default layout ("fp32") and in channels_last ("fp32_cl"); then, when `bf16`, bf16 in the
     faster of the two ("bf16" or "bf16_cl"; three timed steps, not four: the layouts ranked the
-    same in both precisions for resnet18 and Lite0 on the EPYC). BatchNorm statistics and the layout are put back: timing must not change the model.
+    same in both precisions for resnet18 and Lite0 on the EPYC), with the layers that measured
+    slower in bf16 pinned to fp32 (their names under "fp32_layers").
+    BatchNorm statistics and the layout are put back: timing must not change the model.
     `between`, if given, is called before each timed step (a background helper waits there while a run trains)."""
     was_training, flags = model.training, {n: p.requires_grad for n, p in model.named_parameters()}
     buffers = {k: v.clone() for k, v in model.state_dict().items() if k in dict(model.named_buffers())}
@@ -121,7 +140,15 @@ def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool
         timing = {"fp32": timed(False, torch.contiguous_format), "fp32" + CL: timed(False, torch.channels_last)}
         if bf16:
             cl = timing["fp32"] / timing["fp32" + CL] >= LAYOUT_GAIN
-            timing["bf16" + (CL if cl else "")] = timed(True, torch.channels_last if cl else torch.contiguous_format)
+            layout = torch.channels_last if cl else torch.contiguous_format
+            model.to(memory_format=layout)
+            timing[LAYERS] = layer_precision.slow_in_bf16(model, input_size, images, layout, between)
+            handles = layer_precision.keep_fp32(model, timing[LAYERS])
+            try:
+                timing["bf16" + (CL if cl else "")] = timed(True, layout)
+            finally:
+                for h in handles:
+                    h.remove()
         return timing
     finally:
         model.to(memory_format=torch.contiguous_format)
@@ -167,7 +194,8 @@ def channels_last(cfg: RunConfig, cuda: bool, timing: dict | None) -> bool:
 
 def _needs_timing(cfg: RunConfig, cuda: bool) -> bool:
     """Does a CPU choice depend on the timed step: the layout (channels_last allowed) or bf16 (automatic, native)?"""
-    return not cuda and (cfg.channels_last or (cfg.cpu_bf16 is None and native_bf16()))
+    # bf16 asked for is timed too: the timing finds the layers to keep in fp32
+    return not cuda and (cfg.channels_last or (cfg.cpu_bf16 is not False and native_bf16()))
 
 
 def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, cuda: bool) -> StepPlan:
@@ -179,8 +207,13 @@ def choose(cfg: RunConfig, model: nn.Module, input_size: int, num_classes: int, 
         if timing is None:
             timing = measure_step(model, input_size, num_classes, bf16=native_bf16(), images=step_images(cfg))
             _store(cfg, input_size, timing)
+    return _plan(cfg, cuda, timing)
+
+
+def _plan(cfg: RunConfig, cuda: bool, timing: dict | None) -> StepPlan:
     bf16, note = decide(cfg, cuda, timing)
-    return StepPlan(bf16, channels_last(cfg, cuda, timing), note)
+    layers = tuple(timing.get(LAYERS, ())) if bf16 and timing else ()
+    return StepPlan(bf16, channels_last(cfg, cuda, timing), note, layers)
 
 
 def time_ahead(cfg: RunConfig, model: nn.Module, input_size: int, between=None) -> bool:
@@ -207,6 +240,11 @@ def frozen_pass_bf16(cfg: RunConfig) -> bool:
 def describe(cfg: RunConfig, input_size: int, cuda: bool = False) -> Message | None:
     """What the Model page says before the run: decide() on what was measured so far (no timing)."""
     return decide(cfg, cuda, cached_timing(cfg, input_size))[1]
+
+
+def describe_layers(cfg: RunConfig, input_size: int) -> Message | None:
+    """The Model page's sentence on the layers kept in fp32 in a bf16 step, where any were measured."""
+    return _plan(cfg, False, cached_timing(cfg, input_size)).layers_note()
 
 
 def describe_layout(cfg: RunConfig, input_size: int) -> Message | None:

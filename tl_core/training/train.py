@@ -40,7 +40,7 @@ from tl_core.models import engines
 from tl_core.models.checkpoint import save_model, save_preprocess
 from tl_core.models.model import build_model, count_params, source_sentence
 from tl_core.models.strategies import apply_strategy, set_train_mode
-from tl_core.training import activations, distributed, features, precision
+from tl_core.training import activations, distributed, features, layer_precision, precision
 from tl_core.training.activations import ActivationLoop
 from tl_core.training.balance import class_weights_for
 from tl_core.training.device import configure_threads, cpu_sample, pick_device, usable_cores  # noqa: F401
@@ -113,9 +113,12 @@ class Run:
             distributed.main_decides(lambda: precision.choose(cfg, self.model, self.pp.input_size, len(self.classes),
                                                               self.device.type == "cuda"))
         self.cpu_bf16, self.channels_last, self.precision_note = step.bf16, step.channels_last, step.note
+        self.layers_note = step.layers_note()
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if self.cpu_bf16:  # the layers measured slower in bf16 than in fp32 on this CPU (layer_precision)
+            layer_precision.keep_fp32(self.model, step.fp32_layers)
         self.class_weights = class_weights_for(cfg, dataset)
         weight = torch.tensor(self.class_weights, device=self.device) if self.class_weights else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
@@ -383,6 +386,8 @@ def _train(cfg: RunConfig, dataset: Dataset, stop: threading.Event, run_dir: Pat
             yield Note.of(Message("train.distributed", {"n": distributed.world(), "device": run.device.type}))
         if run.precision_note is not None and run.precision_note.kind not in precision.QUIET:
             yield Note.of(run.precision_note)
+        if run.layers_note is not None:
+            yield Note.of(run.layers_note)
         if cfg.starts_from_probe:
             yield from init_head_from_probe(run)
             distributed.same_weights(run.model)
