@@ -124,6 +124,19 @@ def verdict(rows: list, group: dict) -> None:
         show(sentence)
     if group.get("ended") and group.get("started") and group.get("estimate_s"):
         st.caption(t("cmp_time_vs", est=duration(group["estimate_s"]), actual=duration(group["ended"] - group["started"])))
+    use_best(rows, v.ranking[0], group["id"])
+
+
+def use_best(rows: list, strategy: str, group_id: str) -> None:
+    """A button that makes the top finished run this session's run and opens Evaluate (before, Evaluate
+    opened the newest run after a comparison: its last member, from scratch)."""
+    best = next((r for r in rows if r["strategy"] == strategy and r.get("status") == "Finished"), None)
+    if best is None or not best.get("run_dir"):
+        return
+    if st.button(t("cmp_use_best", strategy=t(f"strat_{strategy}")), key=f"cmp_use_{group_id}",
+                 help=t("cmp_use_best_help"), icon=":material/arrow_forward:"):
+        state.follow_run(best["run_dir"])
+        st.switch_page("app_pages/evaluate.py", query_params=dict(st.query_params))
 
 
 def live(group_path) -> None:

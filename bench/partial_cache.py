@@ -58,11 +58,15 @@ def timed_events(events) -> tuple[list, dict]:
     Progress's phase: weights, features, activations, train, val; else the event's type)."""
     from tl_core.base.events import Progress
 
+    import torch
+
     out, phases, last = [], {}, time.perf_counter()
     for e in events:
         now = time.perf_counter()
         key = e.phase if isinstance(e, Progress) else type(e).__name__
         phases[key] = round(phases.get(key, 0.0) + now - last, 2)
+        # the run's threads in each phase: a run that starts while a helper is busy takes fewer
+        phases[f"{key} threads"] = sorted(set(phases.get(f"{key} threads", [])) | {torch.get_num_threads()})
         last = now
         out.append(e)
     return out, phases

@@ -2,6 +2,7 @@
 refuses without the teacher token; two student sessions never see each other's runs."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 from tl_core.base.config import RunConfig  # noqa: E402
 from tl_core.data.dataset import load_dataset  # noqa: E402
 from tl_core.data.synthetic import make_shapes_dataset  # noqa: E402
+from tl_core.jobs import compare  # noqa: E402
 
 APP = str(ROOT / "app.py")
 TIMEOUT = 120
@@ -96,10 +98,16 @@ def test_the_group_runs_and_the_leaderboard_shows(server, dataset):
     assert board["Energy (Wh)"].notna().all()
     assert len(at.get("plotly_chart")) == 1, "one chart of every run's validation curve"
     assert "Verdict" in texts(at)
-    # each member is an ordinary run: the Evaluate page lists all four
-    at.switch_page("app_pages/evaluate.py").run()
+    # the top of the leaderboard becomes this session's run: Evaluate opens it (before, it opened the
+    # newest run, the comparison's last member), and lists all four members, ordinary runs
+    group = compare.read_group(compare.groups_root(Path(os.environ["TL_RUNS"])) / f"{at.session_state['compare_group']}.json")
+    rows = compare.results(group)
+    top = compare.verdict_for(rows).ranking[0]
+    at.button(key=f"cmp_use_{group['id']}").click().run()
     assert not at.exception, at.exception
+    assert at.selectbox(key="ev_run").value == Path(next(r["run_dir"] for r in rows if r["strategy"] == top)).name
     assert len(at.selectbox(key="ev_run").options) == 4
+    assert "Run: finished" in texts(at)  # the sidebar names it too (it said "Run: none yet")
     page = texts(at)
     assert "energy" in page and ("estimated" in page or "measured" in page)  # time and energy are shown
 

@@ -50,7 +50,7 @@ def test_the_layers_pinned_are_those_measured_slower_in_bf16(monkeypatch):
     names = sorted(layer_precision.depthwise_convs(model))
 
     def seconds(bf16_over_fp32):
-        return lambda conv, x, pinned: 1.0 if pinned else bf16_over_fp32
+        return lambda conv, x, pinned, layout: 1.0 if pinned else bf16_over_fp32
     monkeypatch.setattr(layer_precision, "_layer_seconds", seconds(layer_precision.LAYER_GAIN * 1.01))
     assert layer_precision.slow_in_bf16(model, 48, 2) == names
     monkeypatch.setattr(layer_precision, "_layer_seconds", seconds(layer_precision.LAYER_GAIN * 0.99))

@@ -66,6 +66,24 @@ def test_cpu_sampler_leaves_out_a_niced_process_which_gives_its_core_back():
     assert device.others_busy_cores(since) - background < 0.5, background
 
 
+def test_cpu_sampler_leaves_out_a_niced_process_busy_in_the_kernel():
+    # the kernel books a niced process's system time as anyone's (an engine probe's: half a core)
+    since = device.cpu_sample()
+    time.sleep(1.5)
+    background = device.others_busy_cores(since)
+    copy = ("import os, time\nos.nice(19)\nend = time.time() + 4\n"
+            "with open('/dev/zero', 'rb', buffering=0) as f:\n    while time.time() < end: f.read(1 << 22)")
+    child = subprocess.Popen([sys.executable, "-c", copy])
+    try:
+        time.sleep(0.5)  # its start-up, at normal priority
+        since = device.cpu_sample()
+        time.sleep(1.5)
+        busy = device.others_busy_cores(since)  # while it runs, as a helper does beside a run
+    finally:
+        child.wait(timeout=30)
+    assert busy - background < 0.5, (busy, background)
+
+
 def test_file_key_is_the_sha1_of_the_bytes(tmp_path):
     f = tmp_path / "weights.bin"
     f.write_bytes(b"x" * (3 << 20))  # several of file_digest's internal blocks

@@ -247,6 +247,13 @@ def set_job(job) -> None:
     sync_job_param()
 
 
+def follow_run(run_dir) -> None:
+    """Make a run that already ended (a comparison's member) this session's run: current_job()
+    finds its folder, and Evaluate, Predict and Export open it by default."""
+    st.session_state.job_id = st.session_state.job_run = Path(run_dir).name
+    sync_job_param()
+
+
 def current_job():
     """-> (job or None, run folder or None) for this session's last job."""
     job_id = st.session_state.get("job_id")

@@ -312,6 +312,9 @@ EN = {
                          "(McNemar's) says the images they disagree on are more one-sided than chance.",
     "cmp_curves": "Validation accuracy of every run", "cmp_no_verdict": "The verdict appears when the first run ends.",
     "cmp_time_vs": "Announced {est}, took {actual}.",
+    "cmp_use_best": "Evaluate, predict and export with {strategy}",
+    "cmp_use_best_help": "The top of the leaderboard becomes this session's run: the Evaluate, Predict and Export "
+                         "pages open it.",
     "cmp_pick": "Comparison", "cmp_none": "No comparison yet.",
     "cmp_status_Waiting": "waiting",
     "go_compare": "Compare all strategies on my data",
@@ -665,6 +668,9 @@ ES = {
     "cmp_curves": "Exactitud en validación de cada entrenamiento",
     "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
     "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
+    "cmp_use_best": "Evaluar, predecir y exportar con {strategy}",
+    "cmp_use_best_help": "El primero de la clasificación pasa a ser el entrenamiento de esta sesión: las páginas "
+                         "Evaluar, Predecir y Exportar lo abren.",
     "cmp_pick": "Comparación", "cmp_none": "Aún no hay comparaciones.",
     "cmp_status_Waiting": "en espera",
     "go_compare": "Comparar todas las estrategias con mis datos",

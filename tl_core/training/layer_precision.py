@@ -54,10 +54,11 @@ def _input_shapes(model: nn.Module, names: list[str], input_size: int) -> dict[s
     return shapes
 
 
-def _layer_seconds(conv: nn.Module, x: torch.Tensor, pinned: bool) -> float:
-    """Forward and backward of one layer under bf16 autocast, pinned to fp32 or not; the faster
-    of two timed passes after one untimed (which builds oneDNN's kernels for the shape)."""
-    layer = copy.deepcopy(conv)
+def _layer_seconds(conv: nn.Module, x: torch.Tensor, pinned: bool, layout) -> float:
+    """Forward and backward of a copy of one layer (in `layout`) under bf16 autocast, pinned to fp32
+    or not; the faster of two timed passes after one untimed (which builds oneDNN's kernels for the
+    shape)."""
+    layer = copy.deepcopy(conv).to(memory_format=layout)
     handles = keep_fp32(layer, [""]) if pinned else []
     best = float("inf")
     try:
@@ -90,11 +91,11 @@ def slow_in_bf16(model: nn.Module, input_size: int, images: int, layout=torch.co
     for names in by_shape.values():
         if between is not None:
             between()
-        conv = convs[names[0]].to(memory_format=layout)
+        conv = convs[names[0]]
         # what the layer receives inside a bf16 step: a bf16 activation that needs its gradient
         x = torch.randn((images,) + shapes[names[0]][1:], dtype=torch.bfloat16).contiguous(memory_format=layout)
         x.requires_grad_(True)
-        if _layer_seconds(conv, x, pinned=False) >= LAYER_GAIN * _layer_seconds(conv, x, pinned=True):
+        if _layer_seconds(conv, x, False, layout) >= LAYER_GAIN * _layer_seconds(conv, x, True, layout):
             slow.extend(names)
     return sorted(slow)
 
