@@ -342,6 +342,23 @@ def test_a_helper_is_at_the_lowest_priority_before_its_own_imports(fresh_cache, 
         helper.wait()
 
 
+def test_a_helper_waits_for_the_run_before_its_own_imports(fresh_cache, monkeypatch, tmp_path):
+    """A helper started by one run's end imported torch and timm (seconds of CPU) beside the next
+    run, unpaused: it was listed for pausing only once imported. It now waits first."""
+    from tl_core.base import background
+
+    (tmp_path / "importing_helper.py").write_text(  # stands in for a helper's heavy imports
+        "import os, sys\nopen(os.path.join(sys.argv[1], 'imported'), 'w').close()\n")
+    monkeypatch.setenv("TL_BACKGROUND_PROBE", "1")
+    monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{tmp_path}")
+    with background.run_active(fresh_cache):
+        helper = background.start("importing_helper", str(tmp_path))
+        time.sleep(2.0)
+        assert not (tmp_path / "imported").exists()  # not imported while the run trains
+    assert helper.wait(timeout=30) == 0 and (tmp_path / "imported").exists()
+    assert not list((fresh_cache / background.HELPERS_FOLDER).glob("*"))  # its early listing went with it
+
+
 def _nice_and_policy(pid: int) -> tuple[int, int]:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16]), os.sched_getscheduler(pid)
 

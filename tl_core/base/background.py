@@ -160,8 +160,19 @@ if __name__ == "__main__":  # python -m tl_core.base.background MODULE ARGS...: 
     # lowest priority first, then the helper's own imports (torch, timm: seconds of CPU): at normal
     # priority a run starting meanwhile counted that core as busy and trained on one thread
     # (bench.partial_cache, hymenoptera: the frozen pass 9.9 s instead of 4.3)
+    import atexit
     import runpy
 
     lowest_priority()
+    # Before those imports too: wait while a run trains on this cache, and be listed so that a run
+    # starting meanwhile pauses this process. Unlisted, an engine probe's imports ran beside the
+    # run that followed the one that started it, even in the idle class: its frozen pass took
+    # 12.2 s instead of 8.1 (bench.partial_cache, hymenoptera, warm)
+    yield_to_runs(cache_dir())
+    early = cache_dir() / HELPERS_FOLDER / str(os.getpid())
+    with contextlib.suppress(OSError):
+        early.parent.mkdir(parents=True, exist_ok=True)
+        early.touch()  # an empty marker: not a data file
+        atexit.register(early.unlink, missing_ok=True)
     sys.argv = sys.argv[1:]
     runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
