@@ -5,10 +5,11 @@ import torch
 from conftest import tiny_cfg
 from safetensors.torch import load_file
 
-from tl_core.base.events import Finished, Note
+from tl_core.base.events import Finished, Note, Progress
 from tl_core.jobs import runs
 from tl_core.models.model import build_model
 from tl_core.models.strategies import apply_strategy, trainable_names
+from tl_core.training import activation_store
 from tl_core.training.activations import split_at_freeze
 from tl_core.training.train import seed_everything, train
 
@@ -77,3 +78,52 @@ def test_over_the_cap_falls_back_to_the_plain_loop(shapes, tmp_path, monkeypatch
     events, _ = _trained(tiny_cfg(strategy="partial", unfreeze=1, epochs=1), shapes, tmp_path, "capped")
     assert "train.activations_too_big" in _notes(events) and "train.activations" not in _notes(events)
     assert not any(getattr(e, "phase", "") == "activations" for e in events)
+
+
+def _phases(events) -> set[str]:
+    return {e.phase for e in events if isinstance(e, Progress)}
+
+
+def test_a_second_run_reads_the_kept_activations_and_trains_the_same(shapes, pretrained_run, tmp_path, monkeypatch):
+    # another learning rate or more epochs on the same photos: the frozen stages do not run again,
+    # and what is read back is exactly what the run would have computed (same weights at the end)
+    monkeypatch.setenv("TL_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_cfg(strategy="partial", unfreeze=2, epochs=2, pretrained=f"run:{pretrained_run}", head_init="random")
+    first, first_weights = _trained(cfg, shapes, tmp_path, "first")
+    assert "train.activations" in _notes(first) and "activations" in _phases(first)
+    assert len(list((tmp_path / "cache" / "activations").glob("*.pt"))) == 1
+    second, second_weights = _trained(cfg, shapes, tmp_path, "second")
+    assert "train.activations_kept" in _notes(second) and "activations" not in _phases(second)
+    assert all(torch.equal(first_weights[k], second_weights[k]) for k in first_weights)
+    # another seed draws other views: computed, not read
+    third, _ = _trained(cfg.replace(seed=cfg.seed + 1), shapes, tmp_path, "third")
+    assert "train.activations_kept" not in _notes(third) and "activations" in _phases(third)
+
+
+def test_kept_activations_are_evicted_oldest_first_and_a_damaged_file_is_computed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("TL_CACHE", str(tmp_path))
+    monkeypatch.setenv("TL_ACTIVATION_STORE_MB", "1")
+    block = torch.zeros(2, 40, 16, 16, 16, dtype=torch.float16)  # 0.62 MB: one fits under 1 MB, two do not
+    val = torch.zeros(5, 16, 16, 16, dtype=torch.float16)
+    assert activation_store.save("old", block, val)
+    assert activation_store.load("old", 2, 40, 5) is not None
+    assert activation_store.save("new", block, val)
+    assert activation_store.load("old", 2, 40, 5) is None and activation_store.load("new", 2, 40, 5) is not None
+    assert activation_store.load("new", 3, 40, 5) is None  # not the shape the run needs
+    (activation_store.root() / "new.pt").write_bytes(b"not a tensor file")
+    assert activation_store.load("new", 2, 40, 5) is None and not (activation_store.root() / "new.pt").exists()
+
+
+def test_a_view_depends_on_its_seed_not_on_what_drew_random_numbers_before(shapes):
+    from tl_core.data.transforms import preprocess_for, train_transform
+    from tl_core.training.activations import SeededViews
+
+    cfg = tiny_cfg(strategy="partial")
+    pp = preprocess_for(build_model(cfg, 3), cfg.image_size)
+    view = SeededViews(shapes.train, pp, train_transform(pp, "strong", normalize=False), seed=0, view=1)
+    torch.manual_seed(1)
+    first = view[3][0]
+    torch.rand(1000)  # another thread or step drew random numbers meanwhile
+    assert torch.equal(view[3][0], first)
+    other = SeededViews(shapes.train, pp, train_transform(pp, "strong", normalize=False), seed=0, view=2)
+    assert not torch.equal(other[3][0], first)

@@ -457,6 +457,12 @@ _kinds({
                              "la imagen sin cambios. Usa ajuste fino (parcial o completo) para aumentar datos."),
     "train.distributed": ("Training on {n} processes ({device}, DistributedDataParallel).",
                           "Entrenando en {n} procesos ({device}, DistributedDataParallel)."),
+    "train.activations_kept": ("Partial fine-tuning from cached activations: the frozen stages' activations of these "
+                               "{n} photos ({views} view(s) of each training photo) were kept from an earlier run; "
+                               "training starts at once.",
+                               "Ajuste fino parcial a partir de activaciones guardadas: las activaciones de las etapas "
+                               "congeladas para estas {n} fotos ({views} vista(s) de cada foto de entrenamiento) se "
+                               "guardaron en un entrenamiento anterior; el entrenamiento empieza ya."),
     "train.activations": ("Partial fine-tuning from cached activations: the frozen stages run once, on {views} "
                           "augmented view(s) of each training image ({mb:.0f} MB kept in memory); each epoch trains "
                           "only the last stages.",

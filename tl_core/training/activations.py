@@ -13,6 +13,7 @@ EfficientNets, MobileNets, ConvNeXts...; checked numerically on a random batch, 
 loop runs: a ViT adds its position embedding between children) and when the cache fits under
 TL_ACTIVATION_CACHE_MB (default 1024); otherwise the plain loop runs, with a note saying why.
 RunConfig.activation_cache=False (`train --no-activation-cache`) always runs the plain loop.
+The activations are also kept on disk for the next run on the same photos (activation_store).
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ import time
 import torch
 from torch import nn
 
-from tl_core.base.events import Progress
+from tl_core.base.events import Note, Progress
 from tl_core.base.messages import Message
 from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, train_transform
 from tl_core.models.strategies import set_train_mode
-from tl_core.training import distributed
+from tl_core.training import activation_store, distributed
+from tl_core.training.features import model_key
 from tl_core.training.steps import StepSchedule, epoch_metrics, loader_kwargs, make_optimizer, train_step, val_metrics
 
 VIEWS = 4  # augmented views cached per training image (issue 21: V = 4)
@@ -110,6 +112,21 @@ def plan(run) -> tuple[Plan | None, Message | None]:
     return Plan(split[0], split[1], views, mb), None
 
 
+class SeededViews(ImageDataset):
+    """One augmented view of each image, drawn from a seed of its own (run seed, view, image): the
+    same photos give the same views in every run with that seed, whatever else used the random
+    generator before, so activations kept on disk are exactly what this run would compute."""
+
+    def __init__(self, items, pp, transform, seed: int, view: int):
+        super().__init__(items, pp, transform)
+        self.base = (seed * 1_000_003 + view) * 1_000_003
+
+    def __getitem__(self, i):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.base + i)
+            return super().__getitem__(i)
+
+
 class ActivationLoop:
     """Epochs over cached activations at the freeze boundary: only the tail runs (see the top)."""
 
@@ -128,19 +145,28 @@ class ActivationLoop:
         self.train_acts = self.val_acts = None
 
     def prepare(self):
-        """Run the frozen stages once: V augmented views of each training image, then validation."""
+        """Run the frozen stages once: V augmented views of each training image, then validation;
+        or read them back from an earlier run on the same photos (activation_store)."""
         run, p = self.run, self.plan
-        items, pp = run.dataset.train, run.pp
-        total, done, t0 = p.views * len(items) + len(run.dataset.val), 0, time.perf_counter()
+        items, val, pp = run.dataset.train, run.dataset.val, run.pp
+        key = activation_store.key(model_key(run.model, pp), len(p.prefix), bool(run.cpu_bf16), run.fp32_layers,
+                                   run.cfg.augment, run.cfg.seed, p.views, items, val)
+        kept = activation_store.load(key, p.views, len(items), len(val))
+        if kept is not None:
+            self.train_acts, self.val_acts = kept
+            yield Note.of(Message("train.activations_kept", {"views": p.views, "n": len(items) + len(val)}))
+            return
+        total, done, t0 = p.views * len(items) + len(val), 0, time.perf_counter()
         views = []
-        for _ in range(p.views):
-            acts = yield from self._pass(ImageDataset(items, pp, train_transform(pp, run.cfg.augment, normalize=False)),
-                                         done, total, t0)
+        for v in range(p.views):
+            transform = train_transform(pp, run.cfg.augment, normalize=False)
+            acts = yield from self._pass(SeededViews(items, pp, transform, run.cfg.seed, v), done, total, t0)
             views.append(acts)
             done += len(items)
         self.train_acts = torch.stack(views)  # (V, n, C, H, W)
-        self.val_acts = yield from self._pass(ImageDataset(run.dataset.val, pp, eval_transform(pp, normalize=False)),
+        self.val_acts = yield from self._pass(ImageDataset(val, pp, eval_transform(pp, normalize=False)),
                                               done, total, t0)
+        activation_store.save(key, self.train_acts, self.val_acts)
 
     def _pass(self, dataset, done: int, total: int, t0: float):
         """The prefix's output for every image of `dataset`, in order, as one float16 tensor."""

@@ -116,6 +116,14 @@ def _step_seconds(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool
 
 def measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool = True,
                  images: int = MAX_STEP_IMAGES, between=None) -> dict:
+    """_measure_step, its random batches drawn aside: the run's random numbers stay as they were,
+    so a run gives the same result whether its step was timed now or read from the cache."""
+    with torch.random.fork_rng(devices=[]):
+        return _measure_step(model, input_size, num_classes, bf16, images, between)
+
+
+def _measure_step(model: nn.Module, input_size: int, num_classes: int, bf16: bool,
+                  images: int, between) -> dict:
     """One full training step of `model` (every parameter) timed on this CPU, seconds each: fp32 in
     the default layout ("fp32") and in channels_last ("fp32_cl"); then, when `bf16`, bf16 in the
     faster of the two ("bf16" or "bf16_cl"; three timed steps, not four: the layouts ranked the

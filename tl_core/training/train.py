@@ -114,6 +114,7 @@ class Run:
                                                               self.device.type == "cuda"))
         self.cpu_bf16, self.channels_last, self.precision_note = step.bf16, step.channels_last, step.note
         self.layers_note = step.layers_note()
+        self.fp32_layers = step.fp32_layers if self.cpu_bf16 else ()
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
