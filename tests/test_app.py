@@ -220,6 +220,25 @@ def test_bf16_is_offered_only_on_a_cpu_with_native_bf16(env, monkeypatch, native
         assert any("Training in fp32: this CPU has no native bfloat16" in c.value for c in at.caption)
 
 
+def test_model_page_says_which_layers_stay_in_fp32(env, monkeypatch, tmp_path):
+    from tl_core.models import catalog
+    from tl_core.training import precision
+
+    monkeypatch.setenv("TL_NATIVE_BF16", "1")
+    monkeypatch.setenv("TL_CACHE", str(tmp_path))  # this made-up timing stays out of other tests' cache
+    at = app("app_pages/model.py")
+    at.radio(key="m_strategy").set_value("full").run()
+    cfg = at.session_state["config"]
+    # as the step timing stores it on a CPU where bf16 pays and two layers were slower in it
+    precision._store(cfg, catalog.input_size(cfg.backbone),
+                     {"fp32": 2.0, "fp32_cl": 1.5, "bf16_cl": 0.5, "fp32_layers": ["blocks.5.0.conv_dw", "blocks.5.1.conv_dw"]})
+    at.run()
+    assert not at.exception, at.exception
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("Training in bfloat16") for c in captions), captions
+    assert any(c.startswith("2 depthwise convolutions stay in fp32") for c in captions), captions
+
+
 def test_model_page_builds_config(env):
     at = app("app_pages/model.py")
     at.selectbox(key="m_backbone").set_value("test_resnet").run()
