@@ -1,6 +1,12 @@
 """Partial fine-tuning from cached activations (tl_core/training/activations.py), on tiny timm models."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 from conftest import tiny_cfg
 from safetensors.torch import load_file
@@ -127,3 +133,24 @@ def test_a_view_depends_on_its_seed_not_on_what_drew_random_numbers_before(shape
     assert torch.equal(view[3][0], first)
     other = SeededViews(shapes.train, pp, train_transform(pp, "strong", normalize=False), seed=0, view=2)
     assert not torch.equal(other[3][0], first)
+
+
+_FULL_DISK = r"""
+import json, os, resource, signal, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+from tl_core.training import activation_store
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+block = torch.zeros(2, 40, 16, 16, 16, dtype=torch.float16)  # 0.62 MB: more than the disk takes
+kept = activation_store.save("full", block, block[0])
+print(json.dumps({"kept": kept, "files": os.listdir(activation_store.root())}))
+"""
+
+
+def test_a_full_disk_when_activations_are_kept_loses_nothing(tmp_path):
+    # torch.save reports the failed write as a RuntimeError, not an OSError: the run must go on
+    out = subprocess.run([sys.executable, "-c", _FULL_DISK, str(Path(__file__).resolve().parents[1])],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "TL_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == {"kept": False, "files": []}  # no half file left

@@ -87,7 +87,7 @@ def save(k: str, train: torch.Tensor, val: torch.Tensor) -> bool:
         root().mkdir(parents=True, exist_ok=True)
         with open_atomic(root() / f"{k}{SUFFIX}", "wb") as f:
             torch.save({"train": train.contiguous(), "val": val.contiguous()}, f)
-    except OSError:
+    except (OSError, RuntimeError):  # torch.save reports a failed write as a RuntimeError
         return False  # a full or read-only disk: this run already has its activations
     evict(keep=k)
     return True
