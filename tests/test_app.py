@@ -231,7 +231,8 @@ def test_model_page_says_which_layers_stay_in_fp32(env, monkeypatch, tmp_path):
     cfg = at.session_state["config"]
     # as the step timing stores it on a CPU where bf16 pays and two layers were slower in it
     precision._store(cfg, catalog.input_size(cfg.backbone),
-                     {"fp32": 2.0, "fp32_cl": 1.5, "bf16_cl": 0.5, "fp32_layers": ["blocks.5.0.conv_dw", "blocks.5.1.conv_dw"]})
+                     {"fp32": 2.0, "fp32_cl": 1.5, "bf16_cl": 0.5,
+                      "fp32_layers": ["blocks.5.0.conv_dw", "blocks.5.1.conv_dw"]})
     at.run()
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]

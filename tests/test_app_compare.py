@@ -100,7 +100,8 @@ def test_the_group_runs_and_the_leaderboard_shows(server, dataset):
     assert "Verdict" in texts(at)
     # the top of the leaderboard becomes this session's run: Evaluate opens it (before, it opened the
     # newest run, the comparison's last member), and lists all four members, ordinary runs
-    group = compare.read_group(compare.groups_root(Path(os.environ["TL_RUNS"])) / f"{at.session_state['compare_group']}.json")
+    groups = compare.groups_root(Path(os.environ["TL_RUNS"]))
+    group = compare.read_group(groups / f"{at.session_state['compare_group']}.json")
     rows = compare.results(group)
     top = compare.verdict_for(rows).ranking[0]
     at.button(key=f"cmp_use_{group['id']}").click().run()
