@@ -47,8 +47,11 @@ PROBE_IMAGES = 16  # per timed batch: long enough to time (0.1-0.5 s), short eno
 EXPORT_GUESS_S = 8.0
 # torch.export is not thread-safe: two exports at once in one process fail ("Trying to pop empty mode
 # stack"), as when two hosted sessions click Export in the same second (two task threads of one web
-# server). Every ONNX export of the project holds this lock.
-EXPORT_LOCK = threading.Lock()
+# server). Every ONNX export of the project holds this lock. Reentrant: a whole ONNX export_run holds
+# it too, its predictor's build and parity check included (CPython 3.11's ast.parse is not
+# thread-safe either: "AST constructor recursion depth mismatch" in one of three concurrent exports
+# in CI, 2026-12-01), and the export itself takes it again.
+EXPORT_LOCK = threading.RLock()
 
 
 class EngineError(RuntimeError):

@@ -68,6 +68,13 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResu
     """
     if fmt not in ("onnx", "safetensors"):
         raise ExportError("export.unknown_format", fmt=fmt)
+    if fmt != "onnx":
+        return _export_run(run_dir, fmt, out_dir)
+    with engines.EXPORT_LOCK:  # one whole ONNX export at a time in this process (engines.EXPORT_LOCK)
+        return _export_run(run_dir, fmt, out_dir)
+
+
+def _export_run(run_dir: str | Path, fmt: str, out_dir: str | Path) -> ExportResult:
     pred = Predictor(Path(run_dir))
     out_dir = Path(out_dir)
     folder = out_dir / f"{pred.run_dir.name}-{fmt}"
