@@ -34,7 +34,10 @@ def test_timing_a_step_leaves_the_model_as_it_was():
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
+    rng = torch.get_rng_state()
     timing = precision.measure_step(model, 48, 3, images=4)
+    # the run's random numbers too: it ends the same whether its step was timed now or read from the cache
+    assert torch.equal(torch.get_rng_state(), rng)
     seconds = {k: v for k, v in timing.items() if k != precision.LAYERS}
     assert len(seconds) == 3 and {"fp32", "fp32_cl"} < set(seconds) and min(seconds.values()) > 0
     assert isinstance(timing[precision.LAYERS], list)  # the layers pinned to fp32 for the bf16 step

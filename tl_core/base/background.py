@@ -67,9 +67,7 @@ def low_priority_alone(lock: Path):
         except OSError:
             yield False  # another process is preparing the same thing now
             return
-        listed = lock.parent / HELPERS_FOLDER / str(os.getpid())
-        listed.parent.mkdir(exist_ok=True)
-        listed.touch()  # an empty marker: not a data file
+        listed = list_this_helper(lock.parent)
         try:
             if runs_active(lock.parent):
                 yield_to_runs(lock.parent)  # started by a run's end while another run trains
@@ -107,6 +105,14 @@ def resume_helpers(cache: Path) -> None:
     """Let the paused helpers go on, unless a training run is still on."""
     if not runs_active(cache):
         _signal_helpers(cache, signal.SIGCONT)
+
+
+def list_this_helper(cache: Path) -> Path:
+    """List this process in `cache` as a helper that runs pause (run_active); -> the listing to remove."""
+    listed = cache / HELPERS_FOLDER / str(os.getpid())
+    listed.parent.mkdir(parents=True, exist_ok=True)
+    listed.touch()  # an empty marker: not a data file
+    return listed
 
 
 def _signal_helpers(cache: Path, sig: int) -> None:
@@ -169,10 +175,7 @@ if __name__ == "__main__":  # python -m tl_core.base.background MODULE ARGS...: 
     # run that followed the one that started it, even in the idle class: its frozen pass took
     # 12.2 s instead of 8.1 (bench.partial_cache, hymenoptera, warm)
     yield_to_runs(cache_dir())
-    early = cache_dir() / HELPERS_FOLDER / str(os.getpid())
     with contextlib.suppress(OSError):
-        early.parent.mkdir(parents=True, exist_ok=True)
-        early.touch()  # an empty marker: not a data file
-        atexit.register(early.unlink, missing_ok=True)
+        atexit.register(list_this_helper(cache_dir()).unlink, missing_ok=True)
     sys.argv = sys.argv[1:]
     runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)

@@ -2,9 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from tl_core.base.messages import ConfigError  # noqa: F401  (public here too: tl_core.base.config.ConfigError)
+
+
+def megabytes(name: str, default: float) -> float:
+    """A size setting from the environment, in MB: `default` when unset or not a number, never below 0
+    (a typo in TL_..._MB must not fail a run)."""
+    try:
+        return max(0.0, float(os.environ.get(name, default)))
+    except ValueError:
+        return default
 
 STRATEGIES = ("feature_extraction", "partial", "full", "scratch")
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")

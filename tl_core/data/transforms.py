@@ -6,7 +6,6 @@ the model; the pixels all go through data.load_rgb so training and prediction ma
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import asdict, dataclass
 
@@ -15,6 +14,7 @@ import timm
 import torch
 from torchvision import transforms as T
 
+from tl_core.base.config import megabytes
 from tl_core.data.dataset import Item
 from tl_core.data.decode import load_rgb
 
@@ -117,8 +117,8 @@ class DecodedCache:
     """
 
     def __init__(self, budget_bytes: int | None = None):
-        mb = int(os.environ.get("TL_DECODED_CACHE_MB", "512"))
-        self.budget = budget_bytes if budget_bytes is not None else mb * 1024**2
+        mb = megabytes("TL_DECODED_CACHE_MB", 512)
+        self.budget = budget_bytes if budget_bytes is not None else int(mb * 1024**2)
         self.used = 0
         self.users = 0  # runs currently training
         self._items: dict = {}

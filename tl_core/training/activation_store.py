@@ -24,6 +24,7 @@ import torch
 
 from tl_core.base import background
 from tl_core.base.atomic import open_atomic
+from tl_core.base.config import megabytes
 
 SUFFIX = ".pt"
 
@@ -33,10 +34,7 @@ def root() -> Path:
 
 
 def cap_bytes() -> int:
-    try:
-        return int(os.environ.get("TL_ACTIVATION_STORE_MB", "1000")) * 1024**2
-    except ValueError:
-        return 1000 * 1024**2
+    return int(megabytes("TL_ACTIVATION_STORE_MB", 1000) * 1024**2)
 
 
 def _photos(items) -> list:

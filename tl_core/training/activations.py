@@ -18,12 +18,12 @@ The activations are also kept on disk for the next run on the same photos (activ
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import torch
 from torch import nn
 
+from tl_core.base.config import megabytes
 from tl_core.base.events import Note, Progress
 from tl_core.base.messages import Message
 from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, train_transform
@@ -39,7 +39,7 @@ FP16_MAX = 60_000.0  # float16's largest finite value is 65504: keep a margin
 
 
 def cap_mb() -> int:
-    return int(os.environ.get("TL_ACTIVATION_CACHE_MB", "1024"))
+    return int(megabytes("TL_ACTIVATION_CACHE_MB", 1024))
 
 
 def feature_parts(model: nn.Module) -> list[nn.Module]:

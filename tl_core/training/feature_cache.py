@@ -8,7 +8,6 @@ safetensors file per backbone, rewritten whole on every new image) is removed on
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from tl_core.base import background
+from tl_core.base.config import megabytes
 
 DEFAULT_CAP_MB = 2000.0
 BUSY_TIMEOUT_S = 10.0  # another process writing: wait this long at most, then go on without the cache
@@ -38,11 +38,7 @@ def cache_root() -> Path:
 
 def cap_bytes() -> int:
     """TL_FEATURE_CACHE_MB as bytes (a bad value: the default)."""
-    try:
-        mb = float(os.environ.get("TL_FEATURE_CACHE_MB", DEFAULT_CAP_MB))
-    except ValueError:
-        mb = DEFAULT_CAP_MB
-    return int(max(0.0, mb) * 1e6)
+    return int(megabytes("TL_FEATURE_CACHE_MB", DEFAULT_CAP_MB) * 1e6)
 
 
 class FeatureStore:
