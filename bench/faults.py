@@ -326,9 +326,9 @@ _SUMMARY = """() => {
   const h1 = document.querySelector('[data-testid=stMain] h1');
   if (h1) out.push('page "' + text(h1) + '"');
   document.querySelectorAll('[data-testid=stMain] [data-testid=stAlertContainer]').forEach(e => out.push('"' + text(e) + '"'));
-  document.querySelectorAll('[data-testid=stFileUploaderFile]').forEach(e => {
-    if (e.querySelector('[data-testid=stFileUploaderFileErrorMessage], [data-testid=stIconMaterial]'))
-      out.push('uploader: "' + text(e) + '"'); });
+  // Streamlit 1.67 shows a chosen file as a chip, aria-invalid when its upload failed
+  document.querySelectorAll('[data-testid=stFileChip][aria-invalid=true]').forEach(e =>
+      out.push('uploader: failed "' + (e.getAttribute('aria-label') || text(e)) + '"'));
   const side = document.querySelector('[data-testid=stSidebar]');
   if (side) side.innerText.split('\\n').filter(l => /^(Data|Model|Run):/.test(l)).forEach(l => out.push('sidebar "' + l + '"'));
   return out.join('; ');
@@ -366,15 +366,17 @@ async def after_restart(page, out: Path, name: str) -> str:
 
 
 # What the page said each time a chosen zip vanished from the uploader before it was read (no file
-# in the uploader, no dataset): the sessions case chooses it again and reports how often.
+# chip in the uploader 30 s after the choice, no dataset): the sessions case chooses it again and
+# reports how often. Until 2026-12-01 evening this looked for Streamlit's old file row
+# (stFileUploaderFile), which 1.67 no longer draws: every slow upload counted as vanished and was
+# chosen a second time (the 11-19 "vanished" zips of the campaigns in docs/RELIABILITY.md).
 LOST_UPLOADS: list[str] = []
 
 
 async def upload_zip(page, zip_path: Path, wait_ready: bool = True, again_if_lost: bool = False) -> None:
     await page.get_by_role("tab", name="Upload a zip").click()
     # the tab's click reruns the page (st.tabs on_change="rerun"): a person choosing a file takes longer
-    # than that rerun; the bench waits for it too. The suspected cause, not verified, of the 11 zips that
-    # vanished on 2026-12-01: chosen within milliseconds of the click, while its rerun ran at load 13.
+    # than that rerun; the bench waits for it too
     await settle(page, 300)
     uploader = page.get_by_test_id("stFileUploader").filter(has_text="Choose a .zip")
     await uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(zip_path))
@@ -386,7 +388,7 @@ async def upload_zip(page, zip_path: Path, wait_ready: bool = True, again_if_los
     while not await ready.count():
         if time.monotonic() > end:
             raise TimeoutError(f"no 'Ready: {n} images' within 300 s")
-        lost = not await uploader.get_by_test_id("stFileUploaderFile").count()
+        lost = not await uploader.get_by_test_id("stFileChip").count()  # the chosen file's chip (1.67)
         if again_if_lost and lost and time.monotonic() - chosen_at > 30 and not await _script_running(page):
             LOST_UPLOADS.append(await summary(page))
             await uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(zip_path))

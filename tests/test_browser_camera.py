@@ -195,7 +195,7 @@ def every_page_fits(pages, url: str, page, tmp: Path) -> None:
             assert wide <= width + 1, f"/{path} is {wide} px wide on a {width} px screen"
 
 
-def newly_saved_dataset(folder: Path, before: set, deadline_s: float = 120) -> dict:
+def newly_saved_dataset(page, folder: Path, before: set, deadline_s: float = 120) -> dict:
     """The dataset the page saved after `before` was listed (the session's datasets folder)."""
     end = time.time() + deadline_s
     while time.time() < end:
@@ -203,7 +203,21 @@ def newly_saved_dataset(folder: Path, before: set, deadline_s: float = 120) -> d
         if new:
             return json.loads(max(new, key=lambda p: p.stat().st_mtime).read_text())
         time.sleep(0.5)
-    raise AssertionError(f"no new dataset saved in {folder} within {deadline_s:.0f} s")
+    raise AssertionError(f"no new dataset saved in {folder} within {deadline_s:.0f} s; the page shows: "
+                         + uploader_and_alerts(page))
+
+
+def uploader_and_alerts(page) -> str:
+    """What a person would look at when an upload seems to do nothing: the zip uploader's file chips
+    (aria-invalid when the upload failed), the page's message boxes, and whether a run is going."""
+    return page.evaluate("""() => {
+      const chips = [...document.querySelectorAll('.st-key-upload_zip [data-testid=stFileChip]')]
+        .map(c => c.getAttribute('aria-label') + (c.getAttribute('aria-invalid') ? ' (failed)' : ''));
+      const alerts = [...document.querySelectorAll('[data-testid=stMain] [data-testid=stAlertContainer]')]
+        .map(a => a.innerText.trim().slice(0, 160));
+      const running = !!document.querySelector('[data-testid=stStatusWidget]');
+      return `chips ${JSON.stringify(chips)}; alerts ${JSON.stringify(alerts)}; script running ${running}`;
+    }""")
 
 
 def zip_round_trip(page, tmp: Path) -> None:
@@ -213,12 +227,16 @@ def zip_round_trip(page, tmp: Path) -> None:
         page.get_by_role("button", name="Download these classes as a zip").click()
     target = tmp / "classes.zip"
     info.value.save_as(target)
+    settle(page)  # the download button's click reruns the page; a person's next click comes after it
     saved_before = set((tmp / "workspace" / session(page) / "datasets").glob("*.json"))
     page.get_by_role("tab", name="Upload a zip").click()
-    page.locator(".st-key-upload_zip").get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(target))
+    settle(page)  # ... and so does the tab's (a file dialog takes longer than that)
+    uploader = page.locator(".st-key-upload_zip")
+    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(target))
+    uploader.get_by_test_id("stFileChip").wait_for()  # the choice registered: the file is shown
     page.get_by_text(f"Ready: {sum(want.values())} images in 3 classes").wait_for()
     # "Ready: N images" already showed the buckets' dataset (same counts): wait for the zip's own
-    saved = newly_saved_dataset(tmp / "workspace" / session(page) / "datasets", saved_before)
+    saved = newly_saved_dataset(page, tmp / "workspace" / session(page) / "datasets", saved_before)
     assert "buckets-" not in saved["root"]  # the zip's folder, not the buckets' own
     loaded = {c: sum(1 for split in ("train", "val") for it in saved[split] if it["label"] == i)
               for i, c in enumerate(saved["classes"])}
