@@ -714,7 +714,7 @@ async def case_disk_full(c: Campaign) -> None:
         subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
         await train_to_the_end(page)  # the same images again, with room: the stored rows serve
         second = says(await main_text(page), 2000)
-        note = re.search(r"[^.]*cache[^.]*\.", first)
+        note = re.search(r"The feature cache could not be written.*?kept\.", first) or re.search(r"[^.]*cache[^.]*\.", first)
         c.row(name, f"the run finishes; the page notes: '{note.group(0).strip() if note else first[:200]}'",
               f"cache after the full disk: {full}; after making room and training again: {cache_state(mnt)}",
               f"second run's feature note: '{_feature_note(second)}'", load_at)
@@ -725,7 +725,9 @@ async def case_disk_full(c: Campaign) -> None:
 
 
 def _feature_note(text: str) -> str:
-    m = re.search(r"[^.]*(from the cache|cached|images/s)[^.]*\.", text)
+    # the run's features line ("Features of N images computed with ... (M read from the cache).");
+    # a looser match picked up the head chart's axis labels before it
+    m = re.search(r"Features of [^.]*\.", text) or re.search(r"[^.]*(from the cache|cached|images/s)[^.]*\.", text)
     return m.group(0).strip() if m else text[:160]
 
 
