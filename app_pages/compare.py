@@ -124,16 +124,18 @@ def verdict(rows: list, group: dict) -> None:
         show(sentence)
     if group.get("ended") and group.get("started") and group.get("estimate_s"):
         st.caption(t("cmp_time_vs", est=duration(group["estimate_s"]), actual=duration(group["ended"] - group["started"])))
-    use_best(rows, v.ranking[0], group["id"])
+    use_best(rows, v.ranking[0], group["id"], too_close=v.winner is None)
 
 
-def use_best(rows: list, strategy: str, group_id: str) -> None:
+def use_best(rows: list, strategy: str, group_id: str, too_close: bool = False) -> None:
     """A button that makes the top finished run this session's run and opens Evaluate (before, Evaluate
-    opened the newest run after a comparison: its last member, from scratch)."""
+    opened the newest run after a comparison: its last member, from scratch). When the verdict is
+    too close to call, its label says the pick is only the highest accuracy, not a winner."""
     best = next((r for r in rows if r["strategy"] == strategy and r.get("status") == "Finished"), None)
     if best is None or not best.get("run_dir"):
         return
-    if st.button(t("cmp_use_best", strategy=t(f"strat_{strategy}")), key=f"cmp_use_{group_id}",
+    label = t("cmp_use_top_close" if too_close else "cmp_use_best", strategy=t(f"strat_{strategy}"))
+    if st.button(label, key=f"cmp_use_{group_id}",
                  help=t("cmp_use_best_help"), icon=":material/arrow_forward:"):
         state.follow_run(best["run_dir"])
         st.switch_page("app_pages/evaluate.py", query_params=dict(st.query_params))

@@ -7,7 +7,7 @@ each, the difference in points, and the training images/s (median over the epoch
 first). The rule in tl_core.training.precision turns bf16 on only where a training step is
 measured >= 1.2x faster on a CPU with native bf16; this says whether that costs accuracy.
 
-    python -m bench.bf16_accuracy [--epochs 4] [--seeds 0] [--backbone tf_efficientnet_lite0]
+    python -m bench.bf16_accuracy [--epochs 4] [--seeds 0] [--backbone tf_efficientnet_lite0] [--pretrained auto]
 
 Needs ../shared/data (not a test). Results: a markdown table on stdout and build/bf16_accuracy.json.
 """
@@ -34,7 +34,8 @@ def one_run(cfg, ds) -> dict:
             "notes": [str(n) for n in notes]}
 
 
-def measure(datasets: list[str], strategies: list[str], backbone: str, epochs: int, seeds: list[int]) -> list[dict]:
+def measure(datasets: list[str], strategies: list[str], backbone: str, epochs: int, seeds: list[int],
+            pretrained: str = "auto") -> list[dict]:
     from tl_core.base.config import RunConfig
     from tl_core.data.dataset import load_dataset
 
@@ -44,9 +45,11 @@ def measure(datasets: list[str], strategies: list[str], backbone: str, epochs: i
         for strategy in strategies:
             for seed in seeds:
                 row = {"dataset": name, "strategy": strategy, "seed": seed, "backbone": backbone, "epochs": epochs,
+                       "pretrained": pretrained,
                        "train_images": len(ds.train), "val_images": len(ds.val)}
                 for bf16 in ((False, True) if seed % 2 == 0 else (True, False)):
-                    cfg = RunConfig(backbone=backbone, strategy=strategy, epochs=epochs, seed=seed, cpu_bf16=bf16)
+                    cfg = RunConfig(backbone=backbone, strategy=strategy, epochs=epochs, seed=seed, cpu_bf16=bf16,
+                                    pretrained=pretrained)
                     row["bf16" if bf16 else "fp32"] = one_run(cfg, ds)
                 row["points"] = 100 * (row["bf16"]["val_acc"] - row["fp32"]["val_acc"])
                 row["speedup"] = row["bf16"]["images_per_s"] / row["fp32"]["images_per_s"]
@@ -76,11 +79,14 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--backbone", default="tf_efficientnet_lite0")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--seeds", default="0")
+    # offline only the default backbone's weights are packaged: "none" compares the precisions of
+    # another backbone (resnet18) trained from its random start
+    p.add_argument("--pretrained", default="auto")
     args = p.parse_args(argv)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     t = clock()
     rows = measure(args.datasets.split(","), args.strategies.split(","), args.backbone, args.epochs,
-                   [int(s) for s in args.seeds.split(",")])
+                   [int(s) for s in args.seeds.split(",")], args.pretrained)
     print(f"\n{cpu_model()}, {os.cpu_count()} cores; load average at start {load}; took {clock() - t:.0f} s\n")
     print(markdown(rows))
     out = ROOT / "build" / "bf16_accuracy.json"

@@ -103,7 +103,10 @@ def test_the_group_runs_and_the_leaderboard_shows(server, dataset):
     groups = compare.groups_root(Path(os.environ["TL_RUNS"]))
     group = compare.read_group(groups / f"{at.session_state['compare_group']}.json")
     rows = compare.results(group)
-    top = compare.verdict_for(rows).ranking[0]
+    v = compare.verdict_for(rows)
+    top = v.ranking[0]
+    # the button never calls a pick the winner when the verdict is too close to call
+    assert ("too close to call" in at.button(key=f"cmp_use_{group['id']}").label) == (v.winner is None)
     at.button(key=f"cmp_use_{group['id']}").click().run()
     assert not at.exception, at.exception
     assert at.selectbox(key="ev_run").value == Path(next(r["run_dir"] for r in rows if r["strategy"] == top)).name

@@ -313,6 +313,7 @@ EN = {
     "cmp_curves": "Validation accuracy of every run", "cmp_no_verdict": "The verdict appears when the first run ends.",
     "cmp_time_vs": "Announced {est}, took {actual}.",
     "cmp_use_best": "Evaluate, predict and export with {strategy}",
+    "cmp_use_top_close": "Evaluate, predict and export with {strategy} (the highest accuracy, though too close to call)",
     "cmp_use_best_help": "The top of the leaderboard becomes this session's run: the Evaluate, Predict and Export "
                          "pages open it.",
     "cmp_pick": "Comparison", "cmp_none": "No comparison yet.",
@@ -669,6 +670,7 @@ ES = {
     "cmp_no_verdict": "El veredicto aparece cuando termina el primer entrenamiento.",
     "cmp_time_vs": "Anunciado {est}, tardó {actual}.",
     "cmp_use_best": "Evaluar, predecir y exportar con {strategy}",
+    "cmp_use_top_close": "Evaluar, predecir y exportar con {strategy} (la exactitud más alta, aunque la diferencia no es concluyente)",
     "cmp_use_best_help": "El primero de la clasificación pasa a ser el entrenamiento de esta sesión: las páginas "
                          "Evaluar, Predecir y Exportar lo abren.",
     "cmp_pick": "Comparación", "cmp_none": "Aún no hay comparaciones.",
