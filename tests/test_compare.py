@@ -72,6 +72,16 @@ def test_a_clear_gap_names_the_winner_and_the_margin():
     assert "40.0 points" in render(v.messages)[0]
 
 
+def test_the_head_start_is_said_only_when_pretraining_got_there_first():
+    # (seconds since the start, validation accuracy) per epoch: both reach scratch's best (60%)
+    first = decide([Member("full", 90, 100, curve=((3.0, 0.9),)), Member("scratch", 60, 100, curve=((5.0, 0.6),))])
+    later = decide([Member("full", 90, 100, curve=((8.0, 0.9),)), Member("scratch", 60, 100, curve=((5.0, 0.6),))])
+    assert first.pretraining == later.pretraining == "helped"
+    assert any("reached scratch's best accuracy" in m for m in render(first.messages))
+    assert not any("reached scratch's best accuracy" in m for m in render(later.messages))
+    assert later.sooner["seconds"] == 8.0  # the times stay in the verdict's data
+
+
 def _scored(strategy, right_paths, n=100):
     right = tuple((f"val/{i:03d}.jpg", f"val/{i:03d}.jpg" in right_paths) for i in range(n))
     return Member(strategy, sum(r for _, r in right), n, right=right)

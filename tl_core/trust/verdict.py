@@ -128,6 +128,14 @@ def _sooner(best: Member, scratch: Member) -> dict | None:
             "scratch_seconds": theirs[0], "scratch_epoch": theirs[1]}
 
 
+def _got_there_first(sooner: dict | None) -> bool:
+    """Did the pretrained member reach scratch's best accuracy in less time? Only then is it said:
+    a one-epoch comparison reaches it in epoch 1 on both sides, and the pretrained member's epoch
+    (its head solved first) can take longer, which the sentence under "Pretraining helped" read as
+    a head start."""
+    return sooner is not None and sooner["seconds"] < sooner["scratch_seconds"]
+
+
 def _winner_messages(ranked: list[Member]) -> tuple[str | None, list, float, list]:
     leader = ranked[0]
     if len(ranked) == 1:
@@ -159,7 +167,7 @@ def _pretraining(members: list[Member]) -> dict:
     out = {"best_pretrained": best.strategy, "gain_points": gain, "sooner": _sooner(best, scratch)}
     if best.acc > scratch.acc and apart(best, scratch):
         out.update(pretraining="helped", messages=[("helped", {"strategy": best.strategy, "points": gain})])
-        if out["sooner"]:
+        if _got_there_first(out["sooner"]):
             out["messages"].append(("sooner", {"strategy": best.strategy, **out["sooner"]}))
     elif scratch.acc > best.acc and apart(best, scratch):
         # scratch beats every pretrained member beyond the noise: the pretrained features hurt here
