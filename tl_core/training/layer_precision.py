@@ -27,10 +27,12 @@ from torch import nn
 LAYER_GAIN = 1.5
 
 
-def depthwise_convs(model: nn.Module) -> dict[str, nn.Conv2d]:
-    """The model's depthwise convolutions (one filter per channel) by module name."""
+def depthwise_convs(model: nn.Module, trained_only: bool = False) -> dict[str, nn.Conv2d]:
+    """The model's depthwise convolutions (one filter per channel) by module name; `trained_only`:
+    those whose weights train (a frozen one runs forward only, where bf16 was not the slow part)."""
     return {name: m for name, m in model.named_modules()
-            if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels}
+            if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+            and (m.weight.requires_grad or not trained_only)}
 
 
 def _input_shapes(model: nn.Module, names: list[str], input_size: int) -> dict[str, tuple]:
@@ -76,11 +78,12 @@ def _layer_seconds(conv: nn.Module, x: torch.Tensor, pinned: bool, layout) -> fl
 
 
 def slow_in_bf16(model: nn.Module, input_size: int, images: int, layout=torch.contiguous_format,
-                 between=None) -> list[str]:
+                 between=None, trained_only: bool = False) -> list[str]:
     """The names of the depthwise convolutions that measured at least LAYER_GAIN faster pinned to
     fp32 than in bf16, at `images` per batch and in `layout`. Layers of one shape are timed once.
-    `between`, if given, is called before each layer's timing (a background helper waits there)."""
-    convs = depthwise_convs(model)
+    `between`, if given, is called before each layer's timing (a background helper waits there);
+    `trained_only`: only the layers whose weights train are timed (and can be pinned)."""
+    convs = depthwise_convs(model, trained_only)
     shapes = _input_shapes(model, list(convs), input_size)
     by_shape: dict[tuple, list[str]] = {}
     for name, conv in convs.items():
