@@ -51,7 +51,10 @@ def _photos(items) -> list:
 def key(weights: str, boundary: int, bf16: bool, fp32_layers, augment: str, seed: int, views: int,
         train_items, val_items) -> str:
     """Same key <=> the frozen stages give the same activations for every view of every photo."""
+    # "batchnorm": the frozen pass folds it into the convolutions (models.fold): files written before
+    # that hold activations rounded differently, so they are not read as this pass's
     what = {"weights": weights, "boundary": boundary, "bf16": bf16, "fp32_layers": sorted(fp32_layers),
+            "batchnorm": "folded",
             "augment": augment, "seed": seed, "views": views,
             "train": _photos(train_items), "val": _photos(val_items)}
     return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]

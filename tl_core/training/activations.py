@@ -27,6 +27,7 @@ from tl_core.base.config import megabytes
 from tl_core.base.events import Note, Progress
 from tl_core.base.messages import Message
 from tl_core.data.transforms import BatchNormalize, ImageDataset, eval_transform, train_transform
+from tl_core.models.fold import fold_batchnorm
 from tl_core.models.strategies import set_train_mode
 from tl_core.training import activation_store, distributed
 from tl_core.training.features import model_key
@@ -157,6 +158,7 @@ class ActivationLoop:
             yield Note.of(Message("train.activations_kept", {"views": p.views, "n": len(items) + len(val)}))
             return
         total, done, t0 = p.views * len(items) + len(val), 0, time.perf_counter()
+        self.frozen = self._frozen_stages()
         views = []
         for v in range(p.views):
             transform = train_transform(pp, run.cfg.augment, normalize=False)
@@ -168,6 +170,16 @@ class ActivationLoop:
                                               done, total, t0)
         activation_store.save(key, self.train_acts, self.val_acts)
 
+    def _frozen_stages(self) -> nn.Module:
+        """The frozen stages as one module, their BatchNorm folded into the convolutions (models.fold:
+        the same activations to float rounding, computed faster), in the run's memory layout."""
+        run = self.run
+        run.model.eval()
+        stages = nn.Sequential(*self.plan.prefix)
+        example = torch.randn(2, 3, run.pp.input_size, run.pp.input_size, device=run.device)
+        return fold_batchnorm(stages, run.in_layout(example)).to(
+            memory_format=torch.channels_last if run.channels_last else torch.contiguous_format)
+
     def _pass(self, dataset, done: int, total: int, t0: float):
         """The prefix's output for every image of `dataset`, in order, as one float16 tensor."""
         run = self.run
@@ -177,7 +189,7 @@ class ActivationLoop:
         for x, _ in loader:
             run.check_stop()
             with torch.inference_mode(), run.autocast():
-                a = run_parts(self.plan.prefix, run.in_layout(normalize(x.to(run.device)))).float()
+                a = self.frozen(run.in_layout(normalize(x.to(run.device)))).float()
             out.append(a.to(torch.float16 if a.abs().max() < FP16_MAX else torch.bfloat16).cpu())
             done += len(x)
             rate = done / (time.perf_counter() - t0)
