@@ -156,8 +156,10 @@ def test_warm_up_leaves_the_next_run_its_measured_engine_with_no_export(shapes, 
     from tl_core.training import precision
 
     assert precision.cached_timing(cfg, 64) is not None
+    assert precision.cached_timing(cfg.replace(strategy="partial"), 64) is not None  # its own step, the default cut
     monkeypatch.setattr(precision, "measure_step", lambda *a, **k: pytest.fail("timed again at the run's start"))
     assert isinstance(list(train(cfg.replace(strategy="full"), shapes))[-1], ev.Finished)
+    assert isinstance(list(train(cfg.replace(strategy="partial"), shapes))[-1], ev.Finished)
     # a second helper for the same config finds the lock held or the work done: it changes nothing
     before = engines.onnx_path(key).stat().st_mtime_ns
     assert background.start("tl_core.training.features", json.dumps(cfg.to_dict())).wait(timeout=300) == 0

@@ -487,6 +487,8 @@ def _warm_up_main(cfg_json: str) -> None:
             model = warm_up_model(cfg)
             prepare_engine(cfg, model, between_steps=engines.yield_to_runs)
             prepare_training_step(cfg, model, between_steps=engines.yield_to_runs)  # measure_step puts it back
+            # partial fine-tuning times its own step (precision.every_parameter): the Model page's default cut
+            prepare_training_step(cfg.replace(strategy="partial"), model, between_steps=engines.yield_to_runs)
 
 
 if __name__ == "__main__":  # python -m tl_core.training.features CONFIG_JSON: the warm-up (background.start)
