@@ -68,3 +68,27 @@ def test_fine_tuning_starts_from_the_solved_head(shapes, pretrained_run, monkeyp
     assert isinstance(events[-1], Finished)
     assert not tiny_cfg(strategy="full", pretrained="none").starts_from_probe  # nothing to probe
     assert not tiny_cfg(strategy="scratch").starts_from_probe
+
+
+def test_the_l2_search_is_remembered_per_set_of_features(shapes, pretrained_run, monkeypatch, tmp_path):
+    """Feature extraction, then fine-tuning on the same photos: the same features, so the same search;
+    it runs once and is replayed (the live chart too), and features that changed are searched again."""
+    from tl_core.training import l2_memory
+
+    monkeypatch.setenv("TL_CACHE", str(tmp_path))  # nothing kept yet
+    searched = []
+    real_search = l2_memory.l2_search
+    monkeypatch.setattr(l2_memory, "l2_search", lambda *a, **k: searched.append(a[0].shape) or real_search(*a, **k))
+    cfg = tiny_cfg(strategy="feature_extraction", pretrained=f"run:{pretrained_run}", seed=3)
+    first = list(train(cfg, shapes))
+    assert len(searched) == 1 and isinstance(first[-1], Finished)
+    again = list(train(cfg, shapes))
+    partial = list(train(cfg.replace(strategy="partial", epochs=1), shapes))
+    assert len(searched) == 1 and isinstance(partial[-1], Finished)  # replayed, not searched again
+    chart = [[(e.l2, e.cv_acc, e.chosen) for e in run if isinstance(e, HeadSearch)] for run in (first, again)]
+    assert chart[0] == chart[1] and chart[0]
+    chosen = chart[0][-1][2]
+    start = next(e for e in partial if isinstance(e, Note) and e.kind == "head.fine_tune_from_solved")
+    assert start.params["l2"] == chosen
+    list(train(cfg.replace(seed=4), shapes))  # another seed: other folds, so another search
+    assert len(searched) == 2
