@@ -154,3 +154,37 @@ def test_a_full_disk_when_activations_are_kept_loses_nothing(tmp_path):
                          capture_output=True, text=True, timeout=120, env={**os.environ, "TL_CACHE": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1]) == {"kept": False, "files": []}  # no half file left
+
+
+def test_the_frozen_pass_runs_with_batchnorm_folded_and_computes_the_same(shapes, monkeypatch, tmp_path):
+    """The frozen stages run once per view as a copy with each BatchNorm folded into its convolution
+    (models.fold): no BatchNorm runs in that pass, and its activations are the stages' own."""
+    import threading
+
+    from torch import nn
+
+    from tl_core.training import activations
+    from tl_core.training.train import Run
+
+    monkeypatch.setenv("TL_CACHE", str(tmp_path))  # computed here, not read back from an earlier test
+    cfg = tiny_cfg(strategy="partial", unfreeze=1, epochs=1, backbone="test_efficientnet", cpu_bf16=False)
+    run = Run(cfg, shapes, None, threading.Event())
+    p, _ = activations.plan(run)
+    loop = activations.ActivationLoop(run, p)
+    used = []
+    make_frozen = activations.ActivationLoop._frozen_stages
+
+    def spy(self):
+        frozen = make_frozen(self)
+        frozen.register_forward_hook(lambda m, args, out: used.append(m) and None)
+        return frozen
+    monkeypatch.setattr(activations.ActivationLoop, "_frozen_stages", spy)
+    list(loop.prepare())
+    assert used and all(m is used[0] for m in used)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in used[0].modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in p.prefix[-1].modules())  # the model keeps its own
+    x = run.in_layout(torch.randn(3, 3, run.pp.input_size, run.pp.input_size))
+    run.model.eval()
+    with torch.inference_mode():
+        ours, theirs = activations.run_parts(p.prefix, x), used[0](x)
+    assert (ours - theirs).abs().max() <= 1e-4 * ours.abs().max()
