@@ -7,6 +7,10 @@ project's AMD EPYC (2 cores), tf_efficientnet_lite0 at batch 32, 224 px, channel
 features pass went from 156 to 213 images/s in bf16 and from 67 to 100 in fp32, largest
 difference 7e-6 of the largest feature in fp32; BatchNorm was 29% of the frozen stages' forward.
 
+The fold itself is PyTorch's (torch.nn.utils.fusion.fuse_conv_bn_eval); which BatchNorm follows which
+convolution is read from one forward pass (hooks), not from a torch.fx trace as in
+torch.fx.experimental.optimization.fuse, which needs a model that traces symbolically.
+
 Used by the PyTorch feature engines (models.engines.TorchEngine) and by partial fine-tuning's
 frozen pass (training.activations); never by training, where BatchNorm may still learn, nor for
 checkpoints and exports, which keep the model as it is.
