@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .common import helpers_gone
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = {"hymenoptera": ROOT.parent / "shared" / "data" / "hymenoptera_data",
         "trashnet": ROOT.parent / "shared" / "data" / "trashnet"}
@@ -105,6 +107,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--states", default="cold,warm")
     a = ap.parse_args(argv)
+    print(f"waited {helpers_gone():.0f} s for helpers left by earlier runs to end", file=sys.stderr, flush=True)
     rows = [r for name in a.data.split(",") for r in measure(name, a.epochs, a.states.split(","))]
     print(f"| data (partial, last 2 stages, {a.epochs} epochs) | cache | plain s | cached s | plain/cached "
           "(target >= 2.5) | acc plain | acc cached | points | load (1 min) |")

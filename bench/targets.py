@@ -33,7 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before timm is imported; benchmarks never download
 
-from .common import ROOT, Row, machine, table  # noqa: E402
+from .common import ROOT, Row, helpers_gone, machine, table  # noqa: E402
 
 TRASHNET = ROOT.parent / "shared" / "data" / "trashnet"
 PARTS = ("app", "features", "partial", "bf16", "faults")
@@ -164,8 +164,10 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="epochs of the app-vs-CLI runs")
     ap.add_argument("--quick", action="store_true", help="a smoke run: fewer epochs, hymenoptera only")
     a = ap.parse_args(argv)
+    waited = helpers_gone()
     info = machine()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    print(f"waited {waited:.0f} s for helpers left by earlier runs to end", flush=True)
     plan = {"app": lambda: app_rows(1 if a.quick else a.epochs, "full,feature_extraction,compare"),
             "features": feature_rows,
             "partial": lambda: partial_rows(3 if a.quick else 10, "hymenoptera" if a.quick else "hymenoptera,trashnet"),
