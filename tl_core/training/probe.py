@@ -185,11 +185,16 @@ def best_l2(scores: list[tuple[float, float]]) -> float:
     return max(scores, key=lambda s: (s[1], s[0]))[0]
 
 
+def too_few_to_search(y: torch.Tensor) -> bool:
+    """Too few images (or a single class) to cross-validate an L2 strength."""
+    return len(y) < 4 or len(y.unique()) < 2
+
+
 def choose_l2(x: torch.Tensor, y: torch.Tensor, num_classes: int, folds: int = 5, seed: int = 0,
               grid=L2_GRID) -> float:
     """The L2 strength with the best k-fold cross-validated accuracy on (x, y): training data only."""
-    if len(y) < 4 or len(y.unique()) < 2:
-        return grid[len(grid) // 2]  # too few images to cross-validate: a middle value
+    if too_few_to_search(y):
+        return grid[len(grid) // 2]  # a middle value
     return best_l2([(l2, score) for l2, _, score in l2_search(x, y, num_classes, folds, seed, grid)])
 
 

@@ -22,7 +22,7 @@ from tl_core.base.events import HeadSearch, Note, Progress
 from tl_core.base.messages import Message
 from tl_core.training.features import FeatureLoop
 from tl_core.training.l2_memory import remembered_search
-from tl_core.training.probe import L2_GRID, MAX_ITER, ProbeSolver, best_l2, choose_l2
+from tl_core.training.probe import L2_GRID, MAX_ITER, ProbeSolver, best_l2, choose_l2, too_few_to_search
 
 CV_FOLDS = 5
 
@@ -37,13 +37,9 @@ def _solve_setup(loop: FeatureLoop, l2: float | None = None) -> ProbeSolver:
     return ProbeSolver(x, y, len(run.classes), l2, sample_weight=weight)
 
 
-def _too_few(y: torch.Tensor) -> bool:
-    return len(y) < 4 or len(y.unique()) < 2  # choose_l2 then takes a middle value: nothing to search
-
-
 def _chosen_l2(x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: int) -> float:
     """choose_l2, from the search an earlier run on these features kept where there is one (l2_memory)."""
-    if _too_few(y):
+    if too_few_to_search(y):  # choose_l2 takes a middle value: nothing to search or keep
         return choose_l2(x, y, num_classes, CV_FOLDS, seed=seed)
     return best_l2([(l2, score) for l2, _, score in remembered_search(x, y, num_classes, CV_FOLDS, seed)])
 
@@ -52,7 +48,7 @@ def search_l2(loop: FeatureLoop):
     """choose_l2 with its progress: yields a HeadSearch after each strength; returns the chosen one."""
     run = loop.run
     x, y = loop.x_train.cpu(), loop.y_train.cpu()
-    if _too_few(y):
+    if too_few_to_search(y):
         return choose_l2(x, y, len(run.classes), CV_FOLDS, seed=run.cfg.seed)  # too few to cross-validate
     tried, accs, scores = [], [], []
     for l2, acc, score in remembered_search(x, y, len(run.classes), CV_FOLDS, run.cfg.seed):
