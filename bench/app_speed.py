@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import test_browser as tb  # noqa: E402  (reuses the walk-through's browser helpers)
 from app_server import start_app, stop_app  # noqa: E402
 
+from .common import helpers_gone  # noqa: E402
+
 SAMPLE = ROOT / "assets" / "samples" / "recycling"
 LABEL = {"full": "Full fine-tuning", "feature_extraction": "Feature extraction", "partial": "Partial fine-tuning"}
 
@@ -114,10 +116,7 @@ def app_seconds(page, scenario: str) -> float:
 
 def warm_up_done(deadline_s: float = 300) -> None:
     """Wait (with a deadline) until no app warm-up process (tl_core.training.features) is left."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end and subprocess.run(["pgrep", "-f", "tl_core.training.features"],
-                                                    stdout=subprocess.DEVNULL).returncode == 0:
-        time.sleep(0.5)
+    helpers_gone(deadline_s, "tl_core.training.features")
 
 
 def app_quiet(server_pid: int, deadline_s: float = 180) -> None:

@@ -51,26 +51,22 @@ def threads_like_ours() -> int:
     return configure_threads(cpu_sample())
 
 
-# what a helper left by an earlier run or bench runs as (tl_core.base.background, the app's warm-up)
-HELPER_MODULES = ("tl_core.base.background", "tl_core.training.features")
-
-
-def helpers_gone(deadline_s: float = 300.0) -> float:
-    """Wait, up to `deadline_s`, until no tl_core helper process is left (an engine probe or warm-up
-    an earlier bench started, under another TL_CACHE, so no run of this bench pauses it); -> seconds
-    waited. Beside one, a cold TrashNet feature run measured 1.008x the plain pass, not 0.40-0.49."""
+def helpers_gone(deadline_s: float = 300.0, what: str = "-m tl_core.base.background") -> float:
+    """Wait, up to `deadline_s`, until no process whose command line contains `what` is left: by
+    default any tl_core helper (background.start runs each as `-m tl_core.base.background MODULE`),
+    such as an engine probe an earlier bench started under another TL_CACHE, which no run of this
+    bench pauses; -> seconds waited. Beside one, a cold TrashNet feature run measured 1.008x the
+    plain pass, not 0.40-0.49."""
     import psutil
 
-    def helpers() -> list:
-        found = []
+    def left() -> bool:
         for proc in psutil.process_iter(["cmdline"]):
-            cmd = " ".join(proc.info.get("cmdline") or [])
-            if proc.pid != os.getpid() and any(f"-m {m}" in cmd for m in HELPER_MODULES):
-                found.append(proc.pid)
-        return found
+            if proc.pid != os.getpid() and what in " ".join(proc.info.get("cmdline") or []):
+                return True
+        return False
     t0 = time.monotonic()
-    while helpers() and time.monotonic() - t0 < deadline_s:
-        time.sleep(1.0)
+    while left() and time.monotonic() - t0 < deadline_s:
+        time.sleep(0.5)
     return time.monotonic() - t0
 
 
