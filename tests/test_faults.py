@@ -182,6 +182,27 @@ def test_events_file_unwritable_mid_run_still_ends_failed(shapes, tmp_path, monk
     assert job.done and job.status == RunStatus.FAILED and "could not be recorded" in job.events()[-1].message
 
 
+def test_a_job_timeout_between_two_events_ends_the_run_folder_failed(shapes, tmp_path, monkeypatch, case):
+    case("rq's job timeout (SIGALRM) lands while an event of epoch 2 is being written, outside train()",
+         "events.jsonl and run.json both end Failed with the TL_JOB_TIMEOUT_S sentence; epoch 1's checkpoint is kept")
+    from rq.timeouts import JobTimeoutException
+
+    real, seen = runs.append_event, []
+
+    def alarm_in_epoch_two(run_dir, event):
+        seen.append(event)
+        if isinstance(event, ev.Progress) and event.phase == "train" and event.epoch == 2:
+            raise JobTimeoutException("Task exceeded maximum timeout value (15 seconds)")
+        real(run_dir, event)
+    monkeypatch.setattr(runs, "append_event", alarm_in_epoch_two)
+    job = JobManager(1).submit(tiny_cfg(strategy="scratch", epochs=3, image_size=32), shapes, tmp_path / "runs")
+    job.join(60)
+    case.observe(f"status {job.status}: {job.events()[-1].message}")
+    last = runs.read_events(job.run_dir)[-1]
+    assert job.status == RunStatus.FAILED and isinstance(last, ev.Failed) and "TL_JOB_TIMEOUT_S" in last.message
+    assert assert_consistent(job.run_dir, "Failed") and (job.run_dir / "model.safetensors").exists()
+
+
 def test_failure_before_training_releases_the_slot(shapes, tmp_path, monkeypatch, case):
     case("run.json cannot be updated when the job starts", "that job Failed; the next queued job still runs")
     real = runs.mark_running

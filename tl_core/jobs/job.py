@@ -169,13 +169,22 @@ class Job:
             for e in runs.record(self.run_dir, events):
                 self._emit(e)
         except BaseException as e:  # e.g. the disk filled while recording: still end as Failed
-            failed = Failed.of(Message("job.not_recorded", {"detail": f"{type(e).__name__}: {e}"}),
-                               detail=traceback.format_exc())
+            # also rq's job timeout, when its alarm lands between two events rather than inside
+            # train() (which turns it into Failed itself): _explained gives it its own sentence
+            failed = _explained(Failed.of(Message("job.not_recorded", {"detail": f"{type(e).__name__}: {e}"}),
+                                          detail=traceback.format_exc()))
             self._emit(failed)
-            try:
-                runs.finish_run(self.run_dir, failed)
-            except OSError:
-                pass  # the UI still has the Failed event; run.json stays as it was
+            _end_run_folder(self.run_dir, failed)
+
+
+def _end_run_folder(run_dir: Path, failed: Failed) -> None:
+    """Write `failed` as the run folder's last event and status, as far as the disk still allows:
+    readers (the pool's web tier, `runs`) take the last event in events.jsonl as the run's end."""
+    for write in (runs.append_event, runs.finish_run):
+        try:
+            write(run_dir, failed)
+        except OSError:
+            pass  # the UI still has the Failed event; the file stays as it was
 
 
 class JobManager:
