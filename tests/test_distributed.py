@@ -123,6 +123,29 @@ def _only_model_key(cache: Path) -> str:
 # ------------------------------------------------------------------ a rank that dies or goes silent
 
 
+@pytest.mark.parametrize("text, says", [
+    ("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Timed out waiting 10000ms for recv operation to complete",
+     "did not answer for 10 s"),
+    ("Application timeout caused pair closure", "did not answer for 10 s"),  # gloo, without its name
+    ("[../third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:40211: Connection reset by peer",
+     "went away (Read error [127.0.0.1]:40211: Connection reset by peer)"),
+    ("mat1 and mat2 shapes cannot be multiplied (4x8 and 9x3)", None),  # the run's own error: not a peer's
+])
+def test_the_errors_of_a_peer_rank_get_their_sentence(tmp_path, monkeypatch, text, says):
+    import torch.distributed as dist
+
+    from tl_core.base.messages import render
+    from tl_core.training import distributed
+
+    monkeypatch.setenv("TL_DDP_TIMEOUT_S", "10")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        said = distributed.peer_failure(RuntimeError(text))
+    finally:
+        dist.destroy_process_group()
+    assert (said is None) if says is None else (says in render(said)), said
+
+
 
 
 def _parent_of(pid: int) -> int:

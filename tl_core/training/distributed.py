@@ -103,13 +103,18 @@ def init(device_pref: str) -> torch.device:
     return torch.device("cuda", local) if cuda else torch.device("cpu")
 
 
+# words of the errors a rank gets when another dies or goes silent. Not every one names its library:
+# gloo's timeout comes as a bare RuntimeError "Application timeout caused pair closure" on some waits
+# (seen once in 2 CPU-rank runs under CI load; usually "[.../gloo/.../pair.cc] Timed out waiting ...")
+_PEER_WORDS = ("gloo", "nccl", "connection closed", "connection reset", "broken pipe", "pair closure")
+
+
 def peer_failure(e: BaseException) -> Message | None:
     """The sentence for an error that means another rank of this run died or went silent; None
     for any other error (and outside torchrun)."""
     text = str(e).strip()
     lowered = text.lower()
-    dist_error = isinstance(e, getattr(dist, "DistError", ())) or any(
-        w in lowered for w in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe"))
+    dist_error = isinstance(e, getattr(dist, "DistError", ())) or any(w in lowered for w in _PEER_WORDS)
     if not (active() and (dist_error or _torn_down.is_set())):
         return None
     if "timed out" in lowered or "timeout" in lowered:
