@@ -447,6 +447,28 @@ def _texts(at) -> str:
     return "\n".join(str(e.value) for kind in ("success", "info", "warning", "error", "caption") for e in getattr(at, kind))
 
 
+def test_a_pool_job_ends_when_its_run_json_is_closed_too(tmp_path, shapes):
+    # the worker writes the last event, then run.json: a reader between the two must not see an end
+    # that run.json (the run lists, `runs`) does not show yet; and a worker that died between them
+    # must not leave the job running forever
+    from tl_core.base.messages import Message
+    from tl_core.jobs.pool import PoolJob
+
+    failed = ev.Failed.of(Message("job.timeout"))
+    closing, died = (runs.create_run(tmp_path, tiny_cfg(), shapes.classes, shapes.to_dict()) for _ in range(2))
+    for run_dir in (closing, died):
+        runs.mark_running(run_dir)  # this process trains it
+        runs.append_event(run_dir, failed)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    runs.update_run(died, pid=gone.pid)
+    between, after_death = PoolJob(None, "a", closing, None), PoolJob(None, "b", died, None)
+    assert between.status == RunStatus.RUNNING and not between.done
+    assert after_death.status == RunStatus.FAILED and after_death.done
+    runs.finish_run(closing, failed)
+    assert between.status == RunStatus.FAILED and between.done
+
+
 @needs_redis
 def test_a_job_past_its_timeout_ends_failed_not_running_forever(pool, shapes):
     from tl_core.jobs.pool import PoolRunner
