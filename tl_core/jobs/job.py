@@ -178,8 +178,8 @@ class Job:
 
 
 def _end_run_folder(run_dir: Path, failed: Failed) -> None:
-    """Write `failed` as the run folder's last event and status, as far as the disk still allows:
-    readers (the pool's web tier, `runs`) take the last event in events.jsonl as the run's end."""
+    """Write `failed` as the run folder's last event, then its status, as far as the disk still
+    allows: the pool's web tier reads the run's end from events.jsonl, the run lists from run.json."""
     for write in (runs.append_event, runs.finish_run):
         try:
             write(run_dir, failed)

@@ -158,6 +158,7 @@ class PoolJob:
         self._tail = runs.EventTail(self.run_dir)
         self._unserved_since: float | None = None  # monotonic time this process first saw no worker
         self._unreachable_since: float | None = None  # ... first saw Redis not answer
+        self._ended: RunStatus | None = None  # once the run folder is closed it stays so: no more reads
 
     def events(self, since: int = 0) -> list:
         return self._tail.since(since)
@@ -165,6 +166,8 @@ class PoolJob:
     @property
     def status(self) -> RunStatus:
         """The run's status, from its run folder (and, while Queued, from Redis)."""
+        if self._ended is not None:
+            return self._ended
         last = self._tail.events[-1] if self._tail.read() or self._tail.events else None
         try:
             info = runs.read_json(self.run_dir / "run.json")
@@ -173,8 +176,10 @@ class PoolJob:
         if isinstance(last, TERMINAL):
             # as job.Job's: ended once run.json is closed too, which the worker writes right after the
             # last event (a reader that saw Failed found run.json still Running: test_pool, in CI)
-            closed = info is None or not runs.run_status(info, self.run_dir).active
-            return status_after(last) if closed else RunStatus.RUNNING
+            if info is None or not runs.run_status(info, self.run_dir).active:
+                self._ended = status_after(last)
+                return self._ended
+            return RunStatus.RUNNING
         if info is None:
             return RunStatus.INTERRUPTED
         if info.get("status") == runs.QUEUED:  # waiting in Redis, not in the process that made it
